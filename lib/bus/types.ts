@@ -1,0 +1,74 @@
+/**
+ * The bus carries room traffic between instances (isolates, processes,
+ * machines). One interface; one file per transport.
+ *
+ * @module
+ */
+
+/** A room message travelling between instances. */
+export interface Envelope {
+  /** Id of the instance that published it; an instance ignores its own envelopes. */
+  origin: string;
+  /**
+   * Sequence number, starting at 1, so receivers can detect loss: per origin,
+   * or per origin and room on transports that deliver only subscribed rooms.
+   */
+  seq: number;
+  /**
+   * Which per-room stream `seq` counts in, on transports with per-room
+   * sequences: a publisher that forgot a room's counter restarts it at 1 under
+   * a higher epoch, which receivers treat as a restart rather than duplicates.
+   */
+  epoch?: number;
+  /** Room the message belongs to. */
+  room: string;
+  /** The `message` frame exactly as members receive it (already serialized once). */
+  frame: string;
+}
+
+/** Health of a bus transport, as reported by `/healthz`. */
+export interface BusHealth {
+  /** `degraded` while the transport is down: local delivery goes on, remote does not. */
+  status: "ok" | "degraded";
+  /** Transport name: `memory`, `broadcast`, `redis`. */
+  transport: string;
+  /** Envelopes whose sequence numbers showed a gap since start. */
+  gaps: number;
+  /** Last failure, if the transport is degraded. */
+  detail?: string;
+}
+
+/** Receives envelopes that other instances published. */
+export type EnvelopeHandler = (envelope: Envelope) => void;
+
+/**
+ * A transport for room traffic between instances.
+ *
+ * Contract: `publish` never delivers to this instance's own handler;
+ * `subscribe(room)` resolves once envelopes for `room` published afterwards by
+ * any instance will reach the handler; transports that broadcast everything
+ * may resolve at once.
+ */
+export interface Bus {
+  /** Random id of this instance (also sent to clients in `welcome`). */
+  readonly instanceId: string;
+  /** Largest serialized envelope the transport carries, in bytes. */
+  readonly maxEnvelopeBytes: number;
+  /** Sets the one handler for envelopes from other instances. */
+  onEnvelope(handler: EnvelopeHandler): void;
+  /**
+   * Sends a room frame to the other instances, stamping it with this
+   * instance's `origin` and next `seq`. Must not throw for transport faults
+   * (they show in {@linkcode Bus.health}); callers check the frame against
+   * `maxEnvelopeBytes` first.
+   */
+  publish(room: string, frame: string): void;
+  /** Starts receiving a room's envelopes (called on the first local join). */
+  subscribe(room: string): Promise<void>;
+  /** Stops receiving a room's envelopes (called when the last local member leaves). */
+  unsubscribe(room: string): Promise<void>;
+  /** Current health. */
+  health(): BusHealth;
+  /** Releases every resource; idempotent. */
+  close(): Promise<void>;
+}

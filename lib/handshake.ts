@@ -1,0 +1,107 @@
+/**
+ * What the `/ws` handshake reads from a request, before any upgrade: the
+ * credential and where it came from, the client address, and whether the
+ * Origin is allowed. Everything here is pure: it reads headers and returns.
+ *
+ * @module
+ */
+import { parse as parseCookie } from "cookie";
+
+/** Where a credential was found. */
+export type TokenSource = "header" | "subprotocol" | "query" | "cookie" | "ticket";
+
+/** A credential found in a request. */
+export interface Credential {
+  /** The JWT, or the one-time ticket when `source` is `ticket`. */
+  value: string;
+  /** Where it came from (logged; the value never is). */
+  source: TokenSource;
+}
+
+/** The subprotocol that carries a token: `Sec-WebSocket-Protocol: bearer, <jwt>`. */
+export const BEARER_PROTOCOL = "bearer";
+
+/** Parses `Sec-WebSocket-Protocol` into its offered entries. */
+export function offeredProtocols(req: Request): string[] {
+  const header = req.headers.get("sec-websocket-protocol");
+  if (header === null) return [];
+  return header.split(",").map((p) => p.trim()).filter((p) => p.length > 0);
+}
+
+/**
+ * Finds the credential, in this order: `Authorization: Bearer`, the `bearer`
+ * subprotocol, `?ticket=`, `?token=`, the auth cookie. The first source that is
+ * present wins, even if its value is bad: falling through to a weaker source
+ * would let a stale cookie mask a rejected header.
+ */
+export function findCredential(
+  req: Request,
+  url: URL,
+  cookieName: string,
+  protocols: readonly string[],
+): Credential | null {
+  const authorization = req.headers.get("authorization");
+  if (authorization !== null) {
+    const match = /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(authorization);
+    return { value: match?.[1] ?? "", source: "header" };
+  }
+  const bearerAt = protocols.indexOf(BEARER_PROTOCOL);
+  if (bearerAt !== -1) {
+    return { value: protocols[bearerAt + 1] ?? "", source: "subprotocol" };
+  }
+  const ticket = url.searchParams.get("ticket");
+  if (ticket !== null) return { value: ticket, source: "ticket" };
+  const token = url.searchParams.get("token");
+  if (token !== null) return { value: token, source: "query" };
+  const cookieHeader = req.headers.get("cookie");
+  if (cookieHeader !== null) {
+    const value = parseCookie(cookieHeader)[cookieName];
+    if (value !== undefined) return { value, source: "cookie" };
+  }
+  return null;
+}
+
+/**
+ * The client's address. `X-Forwarded-For` is only believed behind a proxy we
+ * were told about (`TRUST_PROXY=1`); we take its last entry, the one our proxy
+ * added, since earlier entries are whatever the client sent.
+ */
+export function clientAddress(
+  req: Request,
+  remote: Deno.Addr | undefined,
+  trustProxy: boolean,
+): string {
+  if (trustProxy) {
+    const forwarded = req.headers.get("x-forwarded-for");
+    const last = forwarded?.split(",").map((s) => s.trim()).filter(Boolean).pop();
+    if (last) return last.slice(0, 64);
+  }
+  if (remote && (remote.transport === "tcp" || remote.transport === "udp")) return remote.hostname;
+  return "unknown";
+}
+
+/**
+ * Cross-site WebSocket hijacking check. Browsers always send `Origin` on a
+ * WebSocket handshake; its absence means a non-browser client, which is
+ * allowed. With no allow-list configured, only same-origin pages may connect.
+ */
+export function originAllowed(
+  origin: string | null,
+  host: string | null,
+  allowed: readonly string[] | undefined,
+): boolean {
+  if (origin === null) return true;
+  if (allowed === undefined) {
+    try {
+      return host !== null && new URL(origin).host === host.toLowerCase();
+    } catch {
+      return false;
+    }
+  }
+  return allowed.includes("*") || allowed.includes(origin);
+}
+
+/** True for loopback addresses: the only ones dev-mode endpoints answer. */
+export function isLoopback(address: string): boolean {
+  return address === "::1" || address.startsWith("127.") || address === "::ffff:127.0.0.1";
+}

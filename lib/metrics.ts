@@ -1,0 +1,148 @@
+/**
+ * Counters the server keeps, and their Prometheus exposition through
+ * prom-client. Hot-path counters are plain numbers bumped in place; they are
+ * copied into prom-client only when `/metrics` is scraped.
+ *
+ * @module
+ */
+import client from "prom-client";
+import type { AuthFailureReason } from "./codes.ts";
+
+/** Plain counters, cheap enough to bump per frame. */
+export class Counters {
+  joins = 0;
+  leaves = 0;
+  messagesIn = 0;
+  messagesOut = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  rateLimited = 0;
+  floodClosed = 0;
+  framesTooBig = 0;
+  slowConsumers = 0;
+  badRequests = 0;
+  connectionsTotal = 0;
+  readonly denials = new Map<string, number>();
+  readonly authFailures = new Map<AuthFailureReason, number>();
+  readonly refusals = new Map<number, number>();
+
+  /** Adds one to a keyed counter. */
+  static bump<K>(map: Map<K, number>, key: K): void {
+    map.set(key, (map.get(key) ?? 0) + 1);
+  }
+}
+
+/** Live values read at scrape time. */
+export interface Gauges {
+  connections(): number;
+  rooms(): number;
+  busGaps(): number;
+  busUp(): boolean;
+}
+
+/** The server's Prometheus registry. */
+export class Metrics {
+  readonly counters = new Counters();
+  readonly registry = new client.Registry();
+  readonly #handshake: client.Histogram;
+
+  /** @param gauges live values */
+  constructor(gauges: Gauges) {
+    const registers = [this.registry];
+    const c = this.counters;
+    const counter = (name: string, help: string, read: () => number) =>
+      new client.Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    const labelled = <K>(name: string, help: string, label: string, map: Map<K, number>) =>
+      new client.Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers,
+        collect() {
+          this.reset();
+          for (const [key, value] of map) this.inc({ [label]: String(key) }, value);
+        },
+      });
+    new client.Gauge({
+      name: "realtime_connections",
+      help: "Open WebSocket connections on this isolate",
+      registers,
+      collect() {
+        this.set(gauges.connections());
+      },
+    });
+    new client.Gauge({
+      name: "realtime_rooms",
+      help: "Rooms with members on this isolate",
+      registers,
+      collect() {
+        this.set(gauges.rooms());
+      },
+    });
+    new client.Gauge({
+      name: "realtime_bus_up",
+      help: "1 when the bus to other instances is healthy",
+      registers,
+      collect() {
+        this.set(gauges.busUp() ? 1 : 0);
+      },
+    });
+    counter("realtime_bus_gaps_total", "Envelopes lost between instances", gauges.busGaps);
+    counter("realtime_connections_total", "Connections accepted", () => c.connectionsTotal);
+    counter("realtime_joins_total", "Rooms joined", () => c.joins);
+    counter("realtime_leaves_total", "Rooms left (by request or on close)", () => c.leaves);
+    counter("realtime_messages_in_total", "Frames received from clients", () => c.messagesIn);
+    counter("realtime_messages_out_total", "Frames sent to clients", () => c.messagesOut);
+    counter("realtime_bytes_in_total", "Bytes received from clients", () => c.bytesIn);
+    counter("realtime_bytes_out_total", "Bytes sent to clients", () => c.bytesOut);
+    counter(
+      "realtime_rate_limited_total",
+      "Frames refused by the rate limiter",
+      () => c.rateLimited,
+    );
+    counter(
+      "realtime_flood_closed_total",
+      "Connections closed 4429 for flooding",
+      () => c.floodClosed,
+    );
+    counter("realtime_frames_too_big_total", "Connections closed 1009", () => c.framesTooBig);
+    counter(
+      "realtime_slow_consumers_total",
+      "Connections closed 1008 as slow consumers",
+      () => c.slowConsumers,
+    );
+    counter("realtime_bad_requests_total", "Frames answered bad_request", () => c.badRequests);
+    labelled("realtime_join_denials_total", "Joins refused", "code", c.denials);
+    labelled("realtime_auth_failures_total", "Failed authentications", "reason", c.authFailures);
+    labelled("realtime_handshake_refusals_total", "Handshakes refused", "status", c.refusals);
+    this.#handshake = new client.Histogram({
+      name: "realtime_handshake_seconds",
+      help: "Time from request to upgrade for accepted WebSocket handshakes",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+  }
+
+  /** Records one accepted handshake's latency. */
+  observeHandshake(seconds: number): void {
+    this.#handshake.observe(seconds);
+  }
+
+  /** The exposition text. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** The exposition content type. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * The wire protocol: JSON text frames, one message per frame. The zod schemas
+ * here are the single source of the message types; clients, server and tests
+ * all take their types from them.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { ErrorCode } from "./codes.ts";
+
+/** Longest room name, in characters. */
+export const MAX_ROOM_NAME_LENGTH = 128;
+/** Longest request `id`, in characters. */
+export const MAX_REQUEST_ID_LENGTH = 64;
+/** Longest token accepted in a `refresh` (and at the handshake), in characters. */
+export const MAX_TOKEN_LENGTH = 8192;
+
+const ROOM_NAME_PATTERN = /^[A-Za-z0-9_\-.:@/]{1,128}$/;
+
+/** A room name: 1–128 characters of `A-Z a-z 0-9 _ - . : @ /`. */
+export const RoomName = z.string().regex(
+  ROOM_NAME_PATTERN,
+  "room must be 1-128 characters of A-Z a-z 0-9 _ - . : @ /",
+);
+
+/** A client-chosen request id, echoed in the reply. */
+export const RequestId = z.string().min(1).max(MAX_REQUEST_ID_LENGTH);
+
+/** Any JSON value. */
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | JsonValue[]
+  | { [key: string]: JsonValue };
+
+const Payload = z.custom<JsonValue>((v) => v !== undefined, "payload is required");
+
+/** `{"type":"join","room":R}`: join a room the token or policy grants. */
+export const JoinRequest = z.strictObject({
+  type: z.literal("join"),
+  room: RoomName,
+  id: RequestId.optional(),
+});
+/** `{"type":"leave","room":R}`: leave a joined room. */
+export const LeaveRequest = z.strictObject({
+  type: z.literal("leave"),
+  room: RoomName,
+  id: RequestId.optional(),
+});
+/** `{"type":"message","room":R,"payload":P}`: publish to a joined room. */
+export const PublishRequest = z.strictObject({
+  type: z.literal("message"),
+  room: RoomName,
+  payload: Payload,
+  id: RequestId.optional(),
+});
+/** `{"type":"ping"}`: app-level liveness check; answered with `pong`. */
+export const PingRequest = z.strictObject({
+  type: z.literal("ping"),
+  id: RequestId.optional(),
+});
+/** `{"type":"refresh","token":T}`: replace the connection's token before it expires. */
+export const RefreshRequest = z.strictObject({
+  type: z.literal("refresh"),
+  token: z.string().min(1).max(MAX_TOKEN_LENGTH),
+  id: RequestId.optional(),
+});
+
+/** Every message a client may send, discriminated on `type`. */
+export const ClientMessage = z.discriminatedUnion("type", [
+  JoinRequest,
+  LeaveRequest,
+  PublishRequest,
+  PingRequest,
+  RefreshRequest,
+]);
+/** A parsed client message. */
+export type ClientMessage = z.infer<typeof ClientMessage>;
+
+const CLIENT_TYPES: ReadonlySet<string> = new Set(["join", "leave", "message", "ping", "refresh"]);
+
+/** Server → client messages. Documented here; built by the `encode*` helpers below. */
+export const ServerMessage = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("welcome"),
+    connectionId: z.string(),
+    userId: z.string(),
+    expiresAt: z.number().nullable(),
+    instanceId: z.string(),
+  }),
+  z.object({ type: z.literal("joined"), room: z.string(), id: z.string().optional() }),
+  z.object({
+    type: z.literal("left"),
+    room: z.string(),
+    id: z.string().optional(),
+    reason: z.enum(["revoked"]).optional(),
+  }),
+  z.object({
+    type: z.literal("message"),
+    room: z.string(),
+    payload: z.unknown(),
+    from: z.string(),
+    ts: z.number(),
+  }),
+  z.object({ type: z.literal("ack"), id: z.string() }),
+  z.object({ type: z.literal("pong"), id: z.string().optional() }),
+  z.object({ type: z.literal("expiring"), expiresAt: z.number() }),
+  z.object({
+    type: z.literal("refreshed"),
+    expiresAt: z.number().nullable(),
+    id: z.string().optional(),
+  }),
+  z.object({
+    type: z.literal("error"),
+    code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]),
+    message: z.string(),
+    id: z.string().optional(),
+    room: z.string().optional(),
+    retryAfterMs: z.number().optional(),
+  }),
+]);
+/** A message the server sends. */
+export type ServerMessage = z.infer<typeof ServerMessage>;
+
+/** Result of {@linkcode parseClientFrame}. */
+export type ParseResult =
+  | { ok: true; message: ClientMessage }
+  | { ok: false; error: string; id?: string };
+
+/** True when a JSON text could smuggle a `__proto__` key past a plain substring test. */
+function mayHideProtoKey(text: string): boolean {
+  return text.includes("__proto__") || text.includes("\\u");
+}
+
+/** Thrown inside the reviver to stop parsing at the first forbidden key. */
+class ProtoKeyError extends Error {}
+
+function rejectProtoKeys(key: string, value: unknown): unknown {
+  if (key === "__proto__") throw new ProtoKeyError();
+  return value;
+}
+
+/** Pulls a usable `id` out of an object that failed the schema, so the error can carry it. */
+function idOf(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null || !("id" in value)) return undefined;
+  const result = RequestId.safeParse(value.id);
+  return result.success ? result.data : undefined;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String).join(".");
+  return path ? `${path}: ${issue.message}` : issue.message;
+}
+
+/**
+ * Parses and validates one text frame from a client. Never throws.
+ *
+ * Objects with a `__proto__` key anywhere are refused: they are harmless to us
+ * but a classic prototype-pollution vector for the other clients that receive
+ * the payload.
+ *
+ * @example
+ * ```ts
+ * import { parseClientFrame } from "./protocol.ts";
+ * const r = parseClientFrame('{"type":"join","room":"lobby"}');
+ * if (r.ok) console.log(r.message.type); // "join"
+ * ```
+ */
+export function parseClientFrame(text: string): ParseResult {
+  let value: unknown;
+  try {
+    value = mayHideProtoKey(text) ? JSON.parse(text, rejectProtoKeys) : JSON.parse(text);
+  } catch (err) {
+    if (err instanceof ProtoKeyError) return { ok: false, error: "__proto__ keys are not allowed" };
+    return { ok: false, error: "frame is not valid JSON" };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return { ok: false, error: "frame must be a JSON object" };
+  }
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== "string" || !CLIENT_TYPES.has(type)) {
+    const id = idOf(value);
+    const error = typeof type === "string"
+      ? `unknown type ${JSON.stringify(type.slice(0, 32))}`
+      : "type must be a string";
+    return id === undefined ? { ok: false, error } : { ok: false, error, id };
+  }
+  const result = ClientMessage.safeParse(value);
+  if (result.success) return { ok: true, message: result.data };
+  const error = result.error.issues.slice(0, 3).map(describeIssue).join("; ");
+  const id = idOf(value);
+  return id === undefined ? { ok: false, error } : { ok: false, error, id };
+}
+
+/** Options for {@linkcode encodeError}. */
+export interface ErrorFields {
+  id?: string | undefined;
+  room?: string | undefined;
+  retryAfterMs?: number | undefined;
+}
+
+/** Serializes an `error` frame. */
+export function encodeError(code: ErrorCode, message: string, fields: ErrorFields = {}): string {
+  const out: Record<string, unknown> = { type: "error", code, message };
+  if (fields.id !== undefined) out.id = fields.id;
+  if (fields.room !== undefined) out.room = fields.room;
+  if (fields.retryAfterMs !== undefined) out.retryAfterMs = fields.retryAfterMs;
+  return JSON.stringify(out);
+}
+
+/**
+ * Serializes a room `message` frame once, so that fan-out to N members costs
+ * one `JSON.stringify` rather than N.
+ */
+export function encodeRoomMessage(
+  room: string,
+  payloadJson: string,
+  from: string,
+  ts: number,
+): string {
+  return `{"type":"message","room":${JSON.stringify(room)},"payload":${payloadJson},"from":${
+    JSON.stringify(from)
+  },"ts":${ts}}`;
+}
+
+/** Serializes any other server message. */
+export function encode(message: ServerMessage): string {
+  return JSON.stringify(message);
+}

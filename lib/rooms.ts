@@ -1,0 +1,112 @@
+/**
+ * Room membership for this isolate, and the fan-out of room messages to local
+ * members and, through the bus, to other instances.
+ *
+ * @module
+ */
+import type { Bus } from "./bus/types.ts";
+
+/** Something that can receive room frames: a session. */
+export interface Member {
+  /** Sends one serialized frame; must not throw. */
+  send(frame: string): void;
+}
+
+interface RoomState {
+  members: Set<Member>;
+  /** Resolves when the bus delivers this room's envelopes from other instances. */
+  ready: Promise<void>;
+  /** Joins waiting for `ready`; the room is not dropped while any wait. */
+  pending: number;
+}
+
+/** Options for {@linkcode RoomManager}. */
+export interface RoomManagerOptions {
+  /** Carries messages to other instances. */
+  bus: Bus;
+  /** Called when the bus fails to unsubscribe (logged by the caller). */
+  onBusError?: (err: unknown, room: string) => void;
+}
+
+/**
+ * Rooms of this isolate. A room exists while it has members (or joins in
+ * flight) and is deleted with its last member, bus subscription included.
+ */
+export class RoomManager {
+  readonly #rooms = new Map<string, RoomState>();
+  readonly #bus: Bus;
+  readonly #onBusError: (err: unknown, room: string) => void;
+
+  /** @param options the bus and an error hook */
+  constructor(options: RoomManagerOptions) {
+    this.#bus = options.bus;
+    this.#onBusError = options.onBusError ?? (() => {});
+    this.#bus.onEnvelope((envelope) => this.deliverLocal(envelope.room, envelope.frame));
+  }
+
+  /** Rooms with at least one member or join in flight. */
+  get size(): number {
+    return this.#rooms.size;
+  }
+
+  /** Local members of a room. */
+  memberCount(room: string): number {
+    return this.#rooms.get(room)?.members.size ?? 0;
+  }
+
+  /**
+   * Adds `member` once the room's bus subscription is in place, so that
+   * anything published anywhere after this resolves reaches the member.
+   * Rejects (and adds nothing) when the bus cannot subscribe.
+   */
+  async join(room: string, member: Member): Promise<void> {
+    let state = this.#rooms.get(room);
+    if (state === undefined) {
+      state = { members: new Set(), ready: this.#bus.subscribe(room), pending: 0 };
+      this.#rooms.set(room, state);
+    }
+    if (state.members.has(member)) return;
+    state.pending++;
+    try {
+      await state.ready;
+    } catch (err) {
+      state.pending--;
+      this.#dropIfEmpty(room, state, false);
+      throw err;
+    }
+    state.pending--;
+    state.members.add(member);
+  }
+
+  /** Removes `member`; the last one out deletes the room. Returns whether it was a member. */
+  leave(room: string, member: Member): boolean {
+    const state = this.#rooms.get(room);
+    if (state === undefined || !state.members.delete(member)) return false;
+    this.#dropIfEmpty(room, state, true);
+    return true;
+  }
+
+  #dropIfEmpty(room: string, state: RoomState, subscribed: boolean): void {
+    if (state.members.size > 0 || state.pending > 0 || this.#rooms.get(room) !== state) return;
+    this.#rooms.delete(room);
+    if (subscribed) this.#bus.unsubscribe(room).catch((err) => this.#onBusError(err, room));
+  }
+
+  /**
+   * Delivers a serialized frame to local members and hands it to the bus for
+   * the other instances. Returns the number of local recipients.
+   */
+  publish(room: string, frame: string): number {
+    const delivered = this.deliverLocal(room, frame);
+    this.#bus.publish(room, frame);
+    return delivered;
+  }
+
+  /** Delivers a frame to this isolate's members only. */
+  deliverLocal(room: string, frame: string): number {
+    const state = this.#rooms.get(room);
+    if (state === undefined) return 0;
+    for (const member of state.members) member.send(frame);
+    return state.members.size;
+  }
+}

@@ -1,0 +1,604 @@
+/**
+ * The HTTP side of the server: routes, the `/ws` handshake (every check before
+ * the upgrade), and ownership of the shared services (rooms, limiters,
+ * tickets, metrics). `createServer` returns a fetch handler, so the same code
+ * runs under `Deno.serve`, `deno serve --parallel` and in tests.
+ *
+ * @module
+ */
+import type { AuditSink } from "./audit.ts";
+import { logtapeAuditSink } from "./audit.ts";
+import type { Principal, TokenVerifier } from "./auth.ts";
+import { AuthError, createJwtVerifier, withVerifiedTokenCache } from "./auth.ts";
+import { MemoryBus } from "./bus/memory.ts";
+import type { Bus, BusHealth } from "./bus/types.ts";
+import type { Clock, TimerId } from "./clock.ts";
+import { systemClock } from "./clock.ts";
+import { CloseCode } from "./codes.ts";
+import type { AuthFailureReason } from "./codes.ts";
+import type { Config } from "./config.ts";
+import { mintToken } from "./dev.ts";
+import {
+  BEARER_PROTOCOL,
+  clientAddress,
+  findCredential,
+  isLoopback,
+  offeredProtocols,
+  originAllowed,
+} from "./handshake.ts";
+import {
+  apiError,
+  bearer,
+  BodyTooLargeError,
+  json,
+  readBodyLimited,
+  refuse,
+  secretsEqual,
+} from "./http.ts";
+import { Counters, Metrics } from "./metrics.ts";
+import { encodeRoomMessage, RoomName } from "./protocol.ts";
+import { RateLimiter } from "./rate_limiter.ts";
+import { RoomPolicy } from "./room_policy.ts";
+import { RoomManager } from "./rooms.ts";
+import { Session } from "./session.ts";
+import type { SessionContext } from "./session.ts";
+import { TicketStore } from "./tickets.ts";
+import { z } from "zod";
+
+/** Options for {@linkcode createServer}. Only `config` is required. */
+export interface ServerOptions {
+  /** Validated configuration (see `loadConfig`). */
+  config: Config;
+  /** Token verifier. @default jose with the config's keys, behind a verified-token cache */
+  verifier?: TokenVerifier;
+  /** Transport to other instances. @default an isolated in-memory bus */
+  bus?: Bus;
+  /** Room policy. @default the file named by `ROOM_POLICY`, or none */
+  policy?: RoomPolicy;
+  /** @default systemClock */
+  clock?: Clock;
+  /** Where audit records go. @default LogTape category ["realtime","audit"] */
+  audit?: AuditSink;
+  /** Dev mode's HMAC secret; generated when the config has no key. */
+  devSecret?: Uint8Array;
+  /** Extra routes served before the 404 (the client module, the demo page). */
+  routes?: Record<string, (req: Request) => Response | Promise<Response>>;
+}
+
+/** What `/healthz` reports. */
+export interface Health {
+  status: "ok" | "degraded";
+  uptimeMs: number;
+  connections: number;
+  rooms: number;
+  instanceId: string;
+  bus: BusHealth;
+}
+
+/** Counts of everything the server holds, for tests and `/healthz`. */
+export interface ServerStats {
+  connections: number;
+  rooms: number;
+  users: number;
+  limiterKeys: number;
+  handshakeLimiterKeys: number;
+  tickets: number;
+}
+
+/** Options for {@linkcode RealtimeServer.shutdown}. */
+export interface ShutdownOptions {
+  /** How long to wait for buffered frames to drain. @default config.shutdownGraceMs */
+  graceMs?: number;
+}
+
+/** A running server: a fetch handler plus lifecycle. */
+export interface RealtimeServer {
+  /** The fetch handler for `Deno.serve`. */
+  handler(req: Request, info?: Deno.ServeHandlerInfo<Deno.Addr>): Promise<Response>;
+  /** This isolate's id (also in `welcome`). */
+  readonly instanceId: string;
+  /** Dev mode's secret, when in dev mode (to mint tokens on the console). */
+  readonly devSecret: Uint8Array | undefined;
+  /** Publishes to a room as a backend would (`from` defaults to `"server"`). Returns local recipients. */
+  publish(room: string, payload: unknown, from?: string): number;
+  /** Current counts. */
+  stats(): ServerStats;
+  /** Liveness report. */
+  health(): Health;
+  /** Prometheus registry wrapper. */
+  readonly metrics: Metrics;
+  /**
+   * Graceful shutdown: refuse new work with 503, close every socket with 1001
+   * "server going away", wait up to the grace period for buffered frames.
+   */
+  shutdown(options?: ShutdownOptions): Promise<void>;
+  /** Releases timers and the bus; call after `shutdown`. Idempotent. */
+  close(): Promise<void>;
+}
+
+const SWEEP_INTERVAL_MS = 30_000;
+const PublishBody = z.strictObject({
+  room: RoomName,
+  payload: z.custom<unknown>((v) => v !== undefined, "payload is required"),
+});
+const DevTokenQuery = z.object({
+  sub: z.string().regex(/^[A-Za-z0-9_\-.@]{1,64}$/, "sub must be 1-64 of A-Z a-z 0-9 _ - . @")
+    .default("dev-user"),
+  rooms: z.string().max(1024).default("*"),
+  ttl: z.coerce.number().int().min(10).max(86_400).default(3600),
+});
+
+async function loadPolicy(path: string | undefined): Promise<RoomPolicy> {
+  if (path === undefined) return new RoomPolicy();
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    throw new TypeError(`ROOM_POLICY: cannot read ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return RoomPolicy.parse(text);
+  } catch (err) {
+    throw new TypeError(`ROOM_POLICY: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Builds the server. Keys are imported and the room policy is loaded here,
+ * so configuration mistakes surface at start-up, not at the first connection.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from "./server.ts";
+ * import { loadConfig } from "./config.ts";
+ * const server = await createServer({ config: loadConfig({ JWT_SECRET: "a".repeat(32), PORT: "0" }) });
+ * const http = Deno.serve({ port: 0, onListen() {} }, server.handler);
+ * // ...
+ * await server.shutdown();
+ * await http.shutdown();
+ * await server.close();
+ * ```
+ */
+export async function createServer(options: ServerOptions): Promise<RealtimeServer> {
+  const { config, clock = systemClock, audit = logtapeAuditSink(), routes = {} } = options;
+  const devSecret = config.devMode
+    ? options.devSecret ?? crypto.getRandomValues(new Uint8Array(32))
+    : undefined;
+  const verifier = options.verifier ?? withVerifiedTokenCache(
+    await createJwtVerifier(config.jwt, devSecret ? { clock, devSecret } : { clock }),
+    { clock },
+  );
+  const policy = options.policy ?? await loadPolicy(config.roomPolicyPath);
+  const bus = options.bus ?? new MemoryBus();
+  const startedAt = clock.now();
+  const sessions = new Set<Session>();
+  const perUser = new Map<string, number>();
+  let pendingHandshakes = 0;
+  let draining = false;
+  let closed = false;
+
+  const rooms = new RoomManager({
+    bus,
+    onBusError: (err, room) =>
+      audit.record("bus_error", { room, error: err instanceof Error ? err.message : String(err) }),
+  });
+  const limiter = new RateLimiter({
+    capacity: config.rateLimit.capacity,
+    refillPerSec: config.rateLimit.refillPerSec,
+    clock,
+  });
+  const handshakeLimiter = new RateLimiter({
+    capacity: config.handshakesPerMinutePerIp,
+    refillPerSec: config.handshakesPerMinutePerIp / 60,
+    maxKeys: 100_000,
+    clock,
+  });
+  const tickets = new TicketStore({ ttlMs: config.ticketTtlMs, clock });
+  const metrics = new Metrics({
+    connections: () => sessions.size,
+    rooms: () => rooms.size,
+    busGaps: () => bus.health().gaps,
+    busUp: () => bus.health().status === "ok",
+  });
+  const counters = metrics.counters;
+  const sweeper: TimerId = clock.setInterval(() => {
+    limiter.sweep();
+    handshakeLimiter.sweep();
+    tickets.sweep();
+  }, SWEEP_INTERVAL_MS);
+
+  const ctx: SessionContext = {
+    rooms,
+    limiter,
+    verifier,
+    policy,
+    clock,
+    audit,
+    counters,
+    instanceId: bus.instanceId,
+    maxEnvelopeBytes: bus.maxEnvelopeBytes,
+    limits: {
+      maxMessageBytes: config.maxMessageBytes,
+      maxRoomsPerConnection: config.maxRoomsPerConnection,
+      maxBufferedBytes: config.maxBufferedBytes,
+      maxViolations: config.rateLimit.maxViolations,
+      expiryWarningMs: config.expiryWarningMs,
+    },
+    onEnd(session) {
+      sessions.delete(session);
+      const left = (perUser.get(session.userId) ?? 1) - 1;
+      if (left <= 0) perUser.delete(session.userId);
+      else perUser.set(session.userId, left);
+    },
+  };
+
+  function authFailed(reason: AuthFailureReason, ip: string, source: string | undefined): Response {
+    Counters.bump(counters.authFailures, reason);
+    Counters.bump(counters.refusals, 401);
+    audit.record("auth_failure", { reason, ip, source });
+    const challenge = reason === "missing"
+      ? 'Bearer realm="realtime"'
+      : 'Bearer realm="realtime", error="invalid_token"';
+    return refuse(401, reason === "missing" ? "missing token" : "invalid token", {
+      "www-authenticate": challenge,
+    });
+  }
+
+  function refused(
+    status: number,
+    message: string,
+    ip: string,
+    headers: HeadersInit = {},
+  ): Response {
+    Counters.bump(counters.refusals, status);
+    audit.record("handshake_refused", { status, reason: message, ip });
+    return refuse(status, message, headers);
+  }
+
+  async function authenticate(
+    req: Request,
+    url: URL,
+    ip: string,
+    origin: string | null,
+    protocols: readonly string[],
+  ): Promise<{ principal: Principal; source: Session["info"]["source"] } | Response> {
+    const credential = findCredential(req, url, config.authCookie, protocols);
+    if (credential === null || credential.value === "") {
+      return authFailed("missing", ip, credential?.source);
+    }
+    if (credential.source === "ticket") {
+      const redeemed = tickets.redeem(credential.value, origin);
+      if (!redeemed.ok) return authFailed(redeemed.reason, ip, "ticket");
+      return { principal: redeemed.principal, source: "ticket" };
+    }
+    try {
+      return { principal: await verifier.verify(credential.value), source: credential.source };
+    } catch (err) {
+      return authFailed(err instanceof AuthError ? err.reason : "malformed", ip, credential.source);
+    }
+  }
+
+  async function handshake(
+    req: Request,
+    url: URL,
+    info: Deno.ServeHandlerInfo<Deno.Addr> | undefined,
+  ): Promise<Response> {
+    const started = performance.now();
+    const ip = clientAddress(req, info?.remoteAddr, config.trustProxy);
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return refused(426, "expected a WebSocket upgrade", ip, { upgrade: "websocket" });
+    }
+    if (draining) return refused(503, "server is shutting down", ip, { "retry-after": "1" });
+    const wait = handshakeLimiter.take(ip);
+    if (wait > 0) {
+      return refused(429, "too many connection attempts", ip, {
+        "retry-after": String(Math.ceil(wait / 1000)),
+      });
+    }
+    // Every header is read before the upgrade: afterwards Deno answers "Request closed".
+    const origin = req.headers.get("origin");
+    if (!originAllowed(origin, req.headers.get("host"), config.allowedOrigins)) {
+      return refused(403, "origin not allowed", ip);
+    }
+    if (sessions.size + pendingHandshakes >= config.maxConnections) {
+      return refused(503, "connection limit reached", ip, { "retry-after": "5" });
+    }
+    const protocols = offeredProtocols(req);
+    const batch = url.searchParams.get("batch") === "1";
+    pendingHandshakes++;
+    let auth: Awaited<ReturnType<typeof authenticate>>;
+    try {
+      auth = await authenticate(req, url, ip, origin, protocols);
+    } finally {
+      pendingHandshakes--;
+    }
+    if (auth instanceof Response) return auth;
+    const { principal, source } = auth;
+    if (draining) return refused(503, "server is shutting down", ip, { "retry-after": "1" });
+    if (sessions.size >= config.maxConnections) {
+      return refused(503, "connection limit reached", ip, { "retry-after": "5" });
+    }
+    const userConnections = perUser.get(principal.userId) ?? 0;
+    if (userConnections >= config.maxConnectionsPerUser) {
+      return refused(429, "too many connections for this user", ip, { "retry-after": "5" });
+    }
+    const { socket, response } = Deno.upgradeWebSocket(req, {
+      // Chromium drops a connection whose offered subprotocol is not answered.
+      ...(protocols.includes(BEARER_PROTOCOL) ? { protocol: BEARER_PROTOCOL } : {}),
+      idleTimeout: Math.max(1, Math.round(config.heartbeatMs / 1000)),
+    });
+    const session = new Session(ctx, socket, principal, { ip, origin, source, batch });
+    sessions.add(session);
+    perUser.set(principal.userId, userConnections + 1);
+    counters.connectionsTotal++;
+    audit.record("connect", {
+      user: principal.userId,
+      connection: session.id,
+      ip,
+      origin,
+      source,
+    });
+    metrics.observeHandshake((performance.now() - started) / 1000);
+    return response;
+  }
+
+  async function issueTicket(req: Request, ip: string): Promise<Response> {
+    const origin = req.headers.get("origin");
+    const cors = corsHeaders(origin);
+    if (!originAllowed(origin, req.headers.get("host"), config.allowedOrigins)) {
+      return apiError(403, "forbidden", "origin not allowed");
+    }
+    const wait = handshakeLimiter.take(ip);
+    if (wait > 0) {
+      return apiError(429, "rate_limited", "too many requests", {
+        ...cors,
+        "retry-after": String(Math.ceil(wait / 1000)),
+      });
+    }
+    const token = bearer(req);
+    if (token === null) {
+      Counters.bump(counters.authFailures, "missing");
+      audit.record("auth_failure", { reason: "missing", ip, source: "ticket_request" });
+      return apiError(401, "unauthorized", "missing bearer token", {
+        ...cors,
+        "www-authenticate": 'Bearer realm="realtime"',
+      });
+    }
+    let principal: Principal;
+    try {
+      principal = await verifier.verify(token);
+    } catch (err) {
+      const reason = err instanceof AuthError ? err.reason : "malformed";
+      Counters.bump(counters.authFailures, reason);
+      audit.record("auth_failure", { reason, ip, source: "ticket_request" });
+      return apiError(401, "unauthorized", "invalid token", {
+        ...cors,
+        "www-authenticate": 'Bearer realm="realtime", error="invalid_token"',
+      });
+    }
+    const issued = tickets.issue(principal, config.ticketBindOrigin ? origin : null);
+    if (issued === null) return apiError(503, "unavailable", "too many outstanding tickets", cors);
+    audit.record("ticket_issued", { user: principal.userId, ip, origin });
+    return json(200, issued, cors);
+  }
+
+  function corsHeaders(origin: string | null): Record<string, string> {
+    if (origin === null || config.allowedOrigins === undefined) return {};
+    if (!originAllowed(origin, null, config.allowedOrigins)) return {};
+    return { "access-control-allow-origin": origin, vary: "Origin" };
+  }
+
+  function preflight(req: Request): Response {
+    const origin = req.headers.get("origin");
+    const cors = corsHeaders(origin);
+    if (!("access-control-allow-origin" in cors)) return new Response(null, { status: 403 });
+    return new Response(null, {
+      status: 204,
+      headers: {
+        ...cors,
+        "access-control-allow-methods": "POST",
+        "access-control-allow-headers": "authorization, content-type",
+        "access-control-max-age": "600",
+      },
+    });
+  }
+
+  async function publishApi(req: Request, ip: string): Promise<Response> {
+    if (config.apiKey === undefined && config.adminRole === undefined) {
+      return apiError(404, "not_found", "the publish API is disabled: set API_KEY or ADMIN_ROLE");
+    }
+    const credential = bearer(req);
+    if (credential === null) {
+      return apiError(401, "unauthorized", "missing bearer credential", {
+        "www-authenticate": 'Bearer realm="realtime"',
+      });
+    }
+    let from = "server";
+    if (config.apiKey !== undefined && secretsEqual(credential, config.apiKey)) {
+      from = "server";
+    } else if (config.adminRole !== undefined && credential.includes(".")) {
+      let principal: Principal;
+      try {
+        principal = await verifier.verify(credential);
+      } catch (err) {
+        const reason = err instanceof AuthError ? err.reason : "malformed";
+        Counters.bump(counters.authFailures, reason);
+        audit.record("auth_failure", { reason, ip, source: "publish_api" });
+        return apiError(401, "unauthorized", "invalid credential", {
+          "www-authenticate": 'Bearer realm="realtime", error="invalid_token"',
+        });
+      }
+      if (!principal.roles.includes(config.adminRole)) {
+        audit.record("deny", { user: principal.userId, ip, source: "publish_api" });
+        return apiError(403, "forbidden", `the token lacks the ${config.adminRole} role`);
+      }
+      from = principal.userId;
+    } else {
+      Counters.bump(counters.authFailures, "bad_signature");
+      audit.record("auth_failure", { reason: "bad_api_key", ip, source: "publish_api" });
+      return apiError(401, "unauthorized", "invalid credential", {
+        "www-authenticate": 'Bearer realm="realtime", error="invalid_token"',
+      });
+    }
+    let text: string;
+    try {
+      text = await readBodyLimited(req, config.maxMessageBytes);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        return apiError(413, "payload_too_large", `body over ${config.maxMessageBytes} bytes`);
+      }
+      return apiError(400, "bad_request", "the body could not be read");
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return apiError(400, "bad_request", "body is not valid JSON");
+    }
+    const parsed = PublishBody.safeParse(value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return apiError(400, "bad_request", `${issue?.path.join(".") || "body"}: ${issue?.message}`);
+    }
+    const frame = encodeRoomMessage(
+      parsed.data.room,
+      JSON.stringify(parsed.data.payload),
+      from,
+      clock.now(),
+    );
+    if (frame.length > bus.maxEnvelopeBytes) {
+      return apiError(413, "payload_too_large", "message too large for the bus");
+    }
+    const recipients = rooms.publish(parsed.data.room, frame);
+    audit.record("publish_api", { from, room: parsed.data.room, recipients, ip });
+    return json(202, { recipients });
+  }
+
+  async function devToken(req: Request, url: URL, ip: string): Promise<Response> {
+    // Loopback peer and loopback Host: the second defeats DNS rebinding.
+    const host = (req.headers.get("host") ?? "").replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+    if (
+      devSecret === undefined || !isLoopback(ip) ||
+      !["localhost", "127.0.0.1", "::1"].includes(host)
+    ) {
+      return apiError(404, "not_found", "not found");
+    }
+    const query = DevTokenQuery.safeParse(Object.fromEntries(url.searchParams));
+    if (!query.success) {
+      return apiError(400, "bad_request", query.error.issues[0]?.message ?? "bad query");
+    }
+    const rooms = query.data.rooms.split(",").map((r) => r.trim()).filter(Boolean);
+    const token = await mintToken(devSecret, {
+      sub: query.data.sub,
+      rooms,
+      ttlSec: query.data.ttl,
+    });
+    return json(200, { token, expiresAt: Math.floor(clock.now() / 1000) + query.data.ttl });
+  }
+
+  async function metricsRoute(req: Request): Promise<Response> {
+    if (config.metricsToken !== undefined) {
+      const given = bearer(req);
+      if (given === null || !secretsEqual(given, config.metricsToken)) {
+        return apiError(401, "unauthorized", "metrics need the METRICS_TOKEN bearer", {
+          "www-authenticate": 'Bearer realm="metrics"',
+        });
+      }
+    }
+    return new Response(await metrics.render(), {
+      headers: { "content-type": metrics.contentType, "cache-control": "no-store" },
+    });
+  }
+
+  function health(): Health {
+    const busHealth = bus.health();
+    return {
+      status: busHealth.status === "ok" ? "ok" : "degraded",
+      uptimeMs: clock.now() - startedAt,
+      connections: sessions.size,
+      rooms: rooms.size,
+      instanceId: bus.instanceId,
+      bus: busHealth,
+    };
+  }
+
+  async function handler(
+    req: Request,
+    info?: Deno.ServeHandlerInfo<Deno.Addr>,
+  ): Promise<Response> {
+    const url = new URL(req.url);
+    const path = url.pathname;
+    try {
+      if (path === "/ws") {
+        if (req.method !== "GET") return refuse(405, "use GET", { allow: "GET" });
+        return await handshake(req, url, info);
+      }
+      if (path === "/healthz" && req.method === "GET") return json(200, health());
+      if (path === "/metrics" && req.method === "GET") return await metricsRoute(req);
+      const ip = clientAddress(req, info?.remoteAddr, config.trustProxy);
+      if (path === "/ticket") {
+        if (req.method === "OPTIONS") return preflight(req);
+        if (req.method !== "POST") {
+          return apiError(405, "method_not_allowed", "use POST", { allow: "POST" });
+        }
+        if (draining) return apiError(503, "unavailable", "server is shutting down");
+        return await issueTicket(req, ip);
+      }
+      if (path === "/api/publish") {
+        if (req.method !== "POST") {
+          return apiError(405, "method_not_allowed", "use POST", { allow: "POST" });
+        }
+        if (draining) return apiError(503, "unavailable", "server is shutting down");
+        return await publishApi(req, ip);
+      }
+      if (path === "/dev/token" && req.method === "GET") return await devToken(req, url, ip);
+      const route = routes[path];
+      if (route !== undefined && (req.method === "GET" || req.method === "HEAD")) {
+        return await route(req);
+      }
+      return apiError(404, "not_found", "not found");
+    } catch (err) {
+      audit.record("bus_error", { error: err instanceof Error ? err.message : String(err), path });
+      return apiError(500, "internal", "internal error");
+    }
+  }
+
+  return {
+    handler,
+    instanceId: bus.instanceId,
+    devSecret,
+    metrics,
+    publish(room, payload, from = "server") {
+      const frame = encodeRoomMessage(room, JSON.stringify(payload), from, clock.now());
+      return rooms.publish(room, frame);
+    },
+    stats: () => ({
+      connections: sessions.size,
+      rooms: rooms.size,
+      users: perUser.size,
+      limiterKeys: limiter.size,
+      handshakeLimiterKeys: handshakeLimiter.size,
+      tickets: tickets.size,
+    }),
+    health,
+    async shutdown(shutdownOptions = {}) {
+      const { graceMs = config.shutdownGraceMs } = shutdownOptions;
+      draining = true;
+      const open = [...sessions];
+      for (const session of open) session.close(CloseCode.GoingAway, "server going away");
+      // Real time, not the injected clock: this waits for real sockets.
+      const deadline = performance.now() + graceMs;
+      while (performance.now() < deadline && open.some((s) => !s.socketClosed)) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      draining = true;
+      clock.clearInterval(sweeper);
+      for (const session of [...sessions]) session.close(CloseCode.GoingAway, "server going away");
+      await bus.close();
+    },
+  };
+}

@@ -1,0 +1,457 @@
+/**
+ * One session per WebSocket: its principal, memberships, timers and counters.
+ * Everything a connection owns lives here and is released by one idempotent
+ * `#end`, whichever path gets there first (client close, error, heartbeat
+ * timeout, token expiry, flooding, slow consumer, shutdown).
+ *
+ * @module
+ */
+import type { AuditSink } from "./audit.ts";
+import type { Principal, TokenVerifier } from "./auth.ts";
+import { AuthError } from "./auth.ts";
+import type { Clock, TimerId } from "./clock.ts";
+import { CloseCode, ErrorCode } from "./codes.ts";
+import { Counters } from "./metrics.ts";
+import type { ClientMessage, ErrorFields } from "./protocol.ts";
+import { encode, encodeError, encodeRoomMessage, parseClientFrame } from "./protocol.ts";
+import type { RateLimiter } from "./rate_limiter.ts";
+import type { RoomAccess, RoomPolicy } from "./room_policy.ts";
+import type { Member, RoomManager } from "./rooms.ts";
+import type { TokenSource } from "./handshake.ts";
+
+/** Window over which rate-limit violations are counted towards a 4429 close. */
+export const FLOOD_WINDOW_MS = 10_000;
+/** setTimeout's largest delay; longer token lifetimes are waited out in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Shared services a session uses; owned by the server. */
+export interface SessionContext {
+  readonly rooms: RoomManager;
+  readonly limiter: RateLimiter;
+  readonly verifier: TokenVerifier;
+  readonly policy: RoomPolicy;
+  readonly clock: Clock;
+  readonly audit: AuditSink;
+  readonly counters: Counters;
+  readonly instanceId: string;
+  readonly maxEnvelopeBytes: number;
+  readonly limits: {
+    readonly maxMessageBytes: number;
+    readonly maxRoomsPerConnection: number;
+    readonly maxBufferedBytes: number;
+    readonly maxViolations: number;
+    readonly expiryWarningMs: number;
+  };
+  /** Called exactly once when the session ends. */
+  onEnd(session: Session): void;
+}
+
+/** Facts about the handshake, for the session and the audit log. */
+export interface SessionInfo {
+  readonly ip: string;
+  readonly origin: string | null;
+  readonly source: TokenSource;
+  /** Opt-in write coalescing (`?batch=1`). */
+  readonly batch: boolean;
+}
+
+const encoder = new TextEncoder();
+
+function byteLength(text: string, limit: number): number {
+  // Cheap bounds first: UTF-8 takes 1–3 bytes per UTF-16 unit.
+  if (text.length > limit || text.length * 3 <= limit) return text.length;
+  return encoder.encode(text).length;
+}
+
+/** A connected, authenticated client. */
+export class Session implements Member {
+  /** Random id, sent in `welcome`. */
+  readonly id: string = crypto.randomUUID();
+  readonly #ctx: SessionContext;
+  readonly #ws: WebSocket;
+  readonly info: SessionInfo;
+  readonly openedAt: number;
+  #principal: Principal;
+  #access: (room: string) => RoomAccess;
+  readonly #memberships = new Map<string, RoomAccess>();
+  readonly #joining = new Set<string>();
+  #ended = false;
+  #violations = 0;
+  #violationWindowStart = 0;
+  #warnTimer: TimerId | undefined;
+  #expiryTimer: TimerId | undefined;
+  #batch: string[] | null = null;
+  messagesIn = 0;
+  messagesOut = 0;
+
+  /**
+   * @param ctx shared services
+   * @param ws the upgraded socket (not yet open)
+   * @param principal who the token names
+   * @param info handshake facts
+   */
+  constructor(ctx: SessionContext, ws: WebSocket, principal: Principal, info: SessionInfo) {
+    this.#ctx = ctx;
+    this.#ws = ws;
+    this.#principal = principal;
+    this.#access = ctx.policy.forPrincipal(principal);
+    this.info = info;
+    this.openedAt = ctx.clock.now();
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => this.#open();
+    ws.onmessage = (event) => this.#receive(event.data);
+    ws.onclose = (event) => this.#end(event.code, event.reason, "client");
+    ws.onerror = () => this.#end(CloseCode.InternalError, "socket error", "error");
+  }
+
+  /** The user id (`sub`). */
+  get userId(): string {
+    return this.#principal.userId;
+  }
+
+  /** Rooms this session belongs to. */
+  get rooms(): ReadonlyMap<string, RoomAccess> {
+    return this.#memberships;
+  }
+
+  /** Whether the session has ended. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Bytes queued in the socket, not yet written to the network. */
+  get bufferedAmount(): number {
+    return this.#ended && this.#ws.readyState === WebSocket.CLOSED ? 0 : this.#ws.bufferedAmount;
+  }
+
+  /** True once the socket is fully closed. */
+  get socketClosed(): boolean {
+    return this.#ws.readyState === WebSocket.CLOSED;
+  }
+
+  #open(): void {
+    if (this.#ended) return;
+    this.send(encode({
+      type: "welcome",
+      connectionId: this.id,
+      userId: this.userId,
+      expiresAt: this.#principal.expiresAt,
+      instanceId: this.#ctx.instanceId,
+    }));
+    this.#scheduleExpiry();
+  }
+
+  /** Sends a frame; a full socket buffer ends the session as a slow consumer. */
+  send(frame: string): void {
+    if (this.#ended) return;
+    if (this.#batch !== null || this.info.batch) {
+      this.#enqueue(frame);
+      return;
+    }
+    this.#write(frame);
+  }
+
+  #enqueue(frame: string): void {
+    if (this.#batch === null) {
+      this.#batch = [frame];
+      // Flushed within the same event-loop turn, after the current fan-out.
+      queueMicrotask(() => this.#flush());
+    } else {
+      this.#batch.push(frame);
+    }
+  }
+
+  #flush(): void {
+    const frames = this.#batch;
+    this.#batch = null;
+    if (frames === null || this.#ended) return;
+    this.#write(frames.length === 1 ? frames[0]! : frames.join("\n"), frames.length);
+  }
+
+  #write(frame: string, count = 1): void {
+    if (this.#ws.readyState !== WebSocket.OPEN) return;
+    try {
+      this.#ws.send(frame);
+    } catch {
+      return; // the socket is closing; its close event ends the session
+    }
+    this.messagesOut += count;
+    this.#ctx.counters.messagesOut += count;
+    this.#ctx.counters.bytesOut += frame.length;
+    if (this.#ws.bufferedAmount > this.#ctx.limits.maxBufferedBytes) {
+      this.#ctx.counters.slowConsumers++;
+      this.#ctx.audit.record("slow_consumer", {
+        user: this.userId,
+        connection: this.id,
+        bufferedBytes: this.#ws.bufferedAmount,
+      });
+      this.close(CloseCode.PolicyViolation, "slow consumer: too much unread data");
+    }
+  }
+
+  #error(code: ErrorCode, message: string, fields?: ErrorFields): void {
+    this.send(encodeError(code, message, fields));
+  }
+
+  #receive(data: unknown): void {
+    if (this.#ended) return;
+    const { counters, limits } = this.#ctx;
+    this.messagesIn++;
+    counters.messagesIn++;
+    if (typeof data !== "string") {
+      const size = data instanceof ArrayBuffer ? data.byteLength : 0;
+      counters.bytesIn += size;
+      if (size > limits.maxMessageBytes) return this.#tooBig(size);
+      counters.badRequests++;
+      return this.#error(ErrorCode.BadRequest, "binary frames are not supported; send JSON text");
+    }
+    const size = byteLength(data, limits.maxMessageBytes);
+    counters.bytesIn += size;
+    if (size > limits.maxMessageBytes) return this.#tooBig(size);
+
+    const retryAfterMs = this.#ctx.limiter.take(this.userId);
+    const parsed = parseClientFrame(data);
+    if (retryAfterMs > 0) {
+      return this.#rateLimited(retryAfterMs, parsed.ok ? parsed.message.id : parsed.id);
+    }
+    if (!parsed.ok) {
+      counters.badRequests++;
+      return this.#error(ErrorCode.BadRequest, parsed.error, { id: parsed.id });
+    }
+    this.#handle(parsed.message);
+  }
+
+  #tooBig(size: number): void {
+    this.#ctx.counters.framesTooBig++;
+    this.#ctx.audit.record("frame_too_big", {
+      user: this.userId,
+      connection: this.id,
+      bytes: size,
+    });
+    this.close(CloseCode.MessageTooBig, `message over ${this.#ctx.limits.maxMessageBytes} bytes`);
+  }
+
+  #rateLimited(retryAfterMs: number, id: string | undefined): void {
+    const { clock, counters, limits } = this.#ctx;
+    counters.rateLimited++;
+    const now = clock.now();
+    if (now - this.#violationWindowStart > FLOOD_WINDOW_MS) {
+      this.#violationWindowStart = now;
+      this.#violations = 0;
+      this.#ctx.audit.record("rate_limited", { user: this.userId, connection: this.id });
+    }
+    if (++this.#violations > limits.maxViolations) {
+      counters.floodClosed++;
+      this.#ctx.audit.record("flood_closed", { user: this.userId, connection: this.id });
+      this.close(CloseCode.RateLimited, "rate limit exceeded repeatedly");
+      return;
+    }
+    this.#error(ErrorCode.RateLimited, "rate limit exceeded", { id, retryAfterMs });
+  }
+
+  #handle(message: ClientMessage): void {
+    switch (message.type) {
+      case "message":
+        return this.#publish(message.room, message.payload, message.id);
+      case "join":
+        void this.#join(message.room, message.id);
+        return;
+      case "leave":
+        return this.#leave(message.room, message.id);
+      case "ping":
+        return this.send(
+          encode(message.id === undefined ? { type: "pong" } : { type: "pong", id: message.id }),
+        );
+      case "refresh":
+        void this.#refresh(message.token, message.id);
+        return;
+    }
+  }
+
+  #publish(room: string, payload: unknown, id: string | undefined): void {
+    const access = this.#memberships.get(room);
+    if (access === undefined) {
+      return this.#error(ErrorCode.NotJoined, "join the room before publishing", { id, room });
+    }
+    if (access !== "publish") {
+      return this.#error(ErrorCode.Forbidden, "this room is read-only for you", { id, room });
+    }
+    const frame = encodeRoomMessage(
+      room,
+      JSON.stringify(payload),
+      this.userId,
+      this.#ctx.clock.now(),
+    );
+    if (frame.length > this.#ctx.maxEnvelopeBytes) {
+      return this.#error(ErrorCode.PayloadTooLarge, "message too large for the bus", { id, room });
+    }
+    this.#ctx.rooms.publish(room, frame);
+    if (id !== undefined) this.send(encode({ type: "ack", id }));
+  }
+
+  async #join(room: string, id: string | undefined): Promise<void> {
+    const reply = id === undefined
+      ? { type: "joined" as const, room }
+      : { type: "joined" as const, room, id };
+    if (this.#memberships.has(room)) return this.send(encode(reply));
+    if (this.#joining.has(room)) {
+      return this.#error(ErrorCode.BadRequest, "a join for this room is in progress", { id, room });
+    }
+    const access = this.#access(room);
+    if (access === "none") {
+      Counters.bump(this.#ctx.counters.denials, ErrorCode.Forbidden);
+      this.#ctx.audit.record("deny", { user: this.userId, connection: this.id, room });
+      return this.#error(ErrorCode.Forbidden, "you may not join this room", { id, room });
+    }
+    if (this.#memberships.size + this.#joining.size >= this.#ctx.limits.maxRoomsPerConnection) {
+      Counters.bump(this.#ctx.counters.denials, ErrorCode.TooManyRooms);
+      return this.#error(
+        ErrorCode.TooManyRooms,
+        `at most ${this.#ctx.limits.maxRoomsPerConnection} rooms per connection`,
+        { id, room },
+      );
+    }
+    this.#joining.add(room);
+    try {
+      await this.#ctx.rooms.join(room, this);
+    } catch {
+      this.#joining.delete(room);
+      return this.#error(ErrorCode.Internal, "the room could not be joined; try again", {
+        id,
+        room,
+      });
+    }
+    this.#joining.delete(room);
+    if (this.#ended) {
+      this.#ctx.rooms.leave(room, this);
+      return;
+    }
+    this.#memberships.set(room, access);
+    this.#ctx.counters.joins++;
+    this.#ctx.audit.record("join", { user: this.userId, connection: this.id, room, access });
+    this.send(encode(reply));
+  }
+
+  #leave(room: string, id: string | undefined, reason?: "revoked"): void {
+    if (!this.#memberships.delete(room)) {
+      return this.#error(ErrorCode.NotJoined, "not a member of this room", { id, room });
+    }
+    this.#ctx.rooms.leave(room, this);
+    this.#ctx.counters.leaves++;
+    this.#ctx.audit.record("leave", { user: this.userId, connection: this.id, room, reason });
+    const left: { type: "left"; room: string; id?: string; reason?: "revoked" } = {
+      type: "left",
+      room,
+    };
+    if (id !== undefined) left.id = id;
+    if (reason !== undefined) left.reason = reason;
+    this.send(encode(left));
+  }
+
+  async #refresh(token: string, id: string | undefined): Promise<void> {
+    let principal: Principal;
+    try {
+      principal = await this.#ctx.verifier.verify(token);
+    } catch (err) {
+      if (this.#ended) return;
+      const reason = err instanceof AuthError ? err.reason : "malformed";
+      this.#ctx.audit.record("refresh_failed", { user: this.userId, connection: this.id, reason });
+      return this.#error(
+        ErrorCode.Unauthorized,
+        "refresh token rejected; the connection keeps its current expiry",
+        { id },
+      );
+    }
+    if (this.#ended) return;
+    if (principal.userId !== this.userId) {
+      this.#ctx.audit.record("refresh_failed", {
+        user: this.userId,
+        connection: this.id,
+        reason: "subject_changed",
+      });
+      return this.close(CloseCode.Forbidden, "refresh token names another user");
+    }
+    this.#principal = principal;
+    this.#access = this.#ctx.policy.forPrincipal(principal);
+    for (const [room] of this.#memberships) {
+      const access = this.#access(room);
+      if (access === "none") this.#leave(room, undefined, "revoked");
+      else this.#memberships.set(room, access);
+    }
+    this.#scheduleExpiry();
+    this.#ctx.audit.record("refresh", {
+      user: this.userId,
+      connection: this.id,
+      expiresAt: principal.expiresAt,
+    });
+    this.send(encode(
+      id === undefined
+        ? { type: "refreshed", expiresAt: principal.expiresAt }
+        : { type: "refreshed", expiresAt: principal.expiresAt, id },
+    ));
+  }
+
+  #clearExpiry(): void {
+    const { clock } = this.#ctx;
+    if (this.#warnTimer !== undefined) clock.clearTimeout(this.#warnTimer);
+    if (this.#expiryTimer !== undefined) clock.clearTimeout(this.#expiryTimer);
+    this.#warnTimer = this.#expiryTimer = undefined;
+  }
+
+  #scheduleExpiry(): void {
+    this.#clearExpiry();
+    const exp = this.#principal.expiresAt;
+    if (exp === null) return;
+    const { clock, limits } = this.#ctx;
+    const expMs = exp * 1000;
+    const warnIn = expMs - limits.expiryWarningMs - clock.now();
+    if (limits.expiryWarningMs > 0 && warnIn < MAX_TIMER_MS) {
+      this.#warnTimer = clock.setTimeout(() => {
+        this.#warnTimer = undefined;
+        this.send(encode({ type: "expiring", expiresAt: exp }));
+      }, Math.max(0, warnIn));
+    }
+    const expireIn = expMs - clock.now();
+    this.#expiryTimer = clock.setTimeout(() => {
+      this.#expiryTimer = undefined;
+      if (clock.now() < expMs) return this.#scheduleExpiry(); // a lifetime longer than one timer
+      this.#ctx.audit.record("expiry", { user: this.userId, connection: this.id });
+      this.close(CloseCode.TokenExpired, "token expired");
+    }, Math.max(0, Math.min(expireIn, MAX_TIMER_MS)));
+  }
+
+  /** Closes the socket with `code` and releases everything at once. */
+  close(code: number, reason: string): void {
+    if (this.#ended) return;
+    this.#flush();
+    try {
+      this.#ws.close(code, reason);
+    } catch {
+      // already closing
+    }
+    this.#end(code, reason, "server");
+  }
+
+  #end(code: number, reason: string, by: "client" | "server" | "error"): void {
+    if (this.#ended) return; // close can fire twice (idle timeout: 1001 then 1005)
+    this.#ended = true;
+    this.#batch = null;
+    this.#clearExpiry();
+    for (const room of this.#memberships.keys()) {
+      this.#ctx.rooms.leave(room, this);
+      this.#ctx.counters.leaves++;
+    }
+    this.#memberships.clear();
+    this.#ctx.audit.record("disconnect", {
+      user: this.userId,
+      connection: this.id,
+      code,
+      reason,
+      by,
+      durationMs: this.#ctx.clock.now() - this.openedAt,
+      messagesIn: this.messagesIn,
+      messagesOut: this.messagesOut,
+    });
+    this.#ctx.onEnd(this);
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Entry point: read config, build the server, serve.
+ *
+ * Works two ways:
+ * - `deno task start` (`deno run main.ts`): calls `Deno.serve` itself and
+ *   shuts down gracefully on SIGINT/SIGTERM.
+ * - `deno task start:parallel` (`deno serve --parallel main.ts`, one isolate
+ *   per core): `deno serve` uses the default export's `fetch`.
+ *
+ * @module
+ */
+import { ConfigError, loadConfigFromEnv } from "./lib/config.ts";
+import type { Config } from "./lib/config.ts";
+import { createBus } from "./lib/bus/from_config.ts";
+import { configureLogging } from "./lib/log.ts";
+import { createServer } from "./lib/server.ts";
+import { mintToken } from "./lib/dev.ts";
+import { staticRoutes } from "./lib/static_routes.ts";
+import { getLogger } from "@logtape/logtape";
+
+function configOrExit(): Config {
+  try {
+    return loadConfigFromEnv();
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof TypeError) {
+      console.error(`config error: ${err.message}`);
+      Deno.exit(1);
+    }
+    throw err;
+  }
+}
+
+const config = configOrExit();
+await configureLogging(config.log);
+const log = getLogger(["realtime", "server"]);
+const bus = await createBus(config);
+const server = await createServer({ config, bus, routes: await staticRoutes(config) }).catch(
+  (err: Error) => {
+    console.error(`config error: ${err.message}`);
+    Deno.exit(1);
+  },
+);
+
+if (server.devSecret !== undefined) {
+  const token = await mintToken(server.devSecret, { sub: "dev-user", rooms: ["*"], ttlSec: 3600 });
+  const base = `${config.hostname === "0.0.0.0" ? "localhost" : config.hostname}:${config.port}`;
+  console.warn(
+    [
+      "",
+      "!!! DEV MODE: no JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL is set.",
+      "!!! Tokens are signed with a random secret that dies with this process.",
+      "!!! Never run like this in production (DENO_ENV=production refuses to).",
+      "",
+      `Demo:      http://${base}/`,
+      `Token:     ${token}`,
+      `Connect:   ws://${base}/ws?token=<token>   (more tokens: GET http://${base}/dev/token?sub=alice)`,
+      "",
+    ].join("\n"),
+  );
+}
+
+/**
+ * The `deno serve` entry: the same handler, one per isolate. Only filled in
+ * serve mode (set by `deno task start:parallel`), so that `deno run` neither
+ * warns about it nor binds the port twice.
+ */
+const entry: Partial<Deno.ServeDefaultExport> = config.serveMode
+  ? { fetch: (req, info) => server.handler(req, info) }
+  : {};
+export default entry;
+
+if (import.meta.main && !config.serveMode) {
+  const http = Deno.serve({
+    port: config.port,
+    hostname: config.hostname,
+    onListen({ hostname, port }) {
+      log.info("listening", {
+        hostname,
+        port,
+        instanceId: server.instanceId,
+      });
+      console.error(`Listening on http://${hostname}:${port}/`);
+    },
+  }, server.handler);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down", { signal });
+    await server.shutdown();
+    await http.shutdown();
+    await server.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", () => void stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));
+}

@@ -1,0 +1,197 @@
+import assert from "node:assert/strict";
+import { MemoryAuditSink } from "../lib/audit.ts";
+import { Client, connect, rawHandshake, startServer, token } from "./_helpers.ts";
+
+Deno.test("each token source is accepted: header, subprotocol, query, cookie", async () => {
+  const ts = await startServer();
+  try {
+    const t = await token("alice");
+    const byHeader = await connect(ts.wsUrl, { headers: { authorization: `Bearer ${t}` } });
+    assert.equal(byHeader.welcome.userId, "alice");
+    const byProtocol = await connect(ts.wsUrl, { protocols: ["bearer", t] });
+    assert.equal(byProtocol.client.ws.protocol, "bearer", "server answers the bearer protocol");
+    const byQuery = await connect(`${ts.wsUrl}?token=${t}`);
+    const byCookie = await connect(ts.wsUrl, {
+      headers: { cookie: `other=1; realtime_token=${t}` },
+    });
+    for (const { client } of [byHeader, byProtocol, byQuery, byCookie]) await client.close();
+    const sources = ts.audit.of("connect").map((f) => f.source);
+    assert.deepEqual(sources, ["header", "subprotocol", "query", "cookie"]);
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("welcome carries connection id, user id, expiry and instance id", async () => {
+  const ts = await startServer();
+  try {
+    const t = await token("alice", { ttlSec: 600 });
+    const { client, welcome } = await connect(`${ts.wsUrl}?token=${t}`);
+    assert.equal(typeof welcome.connectionId, "string");
+    assert.equal(welcome.userId, "alice");
+    assert.ok(typeof welcome.expiresAt === "number" && welcome.expiresAt > Date.now() / 1000);
+    assert.equal(welcome.instanceId, ts.server.instanceId);
+    await client.close();
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("the token is never echoed in the subprotocol answer, a body or the audit log", async () => {
+  const audit = new MemoryAuditSink();
+  const ts = await startServer({}, { audit });
+  try {
+    const t = await token("alice");
+    const ok = await rawHandshake(ts.port, "/ws", { "sec-websocket-protocol": `bearer, ${t}` });
+    assert.equal(ok.status, 101);
+    assert.equal(ok.headers.get("sec-websocket-protocol"), "bearer");
+    const bad = t.slice(0, -4) + "AAAA";
+    const refused = await rawHandshake(ts.port, `/ws?token=${bad}`);
+    assert.equal(refused.status, 401);
+    assert.ok(!refused.body.includes(bad.split(".")[2]!));
+    const log = JSON.stringify(audit.records);
+    assert.ok(!log.includes(t.split(".")[2]!), "no signature in the audit log");
+    assert.ok(!log.includes(bad.split(".")[2]!));
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("refusals: 401 missing/invalid with WWW-Authenticate, 426, 405, 404", async () => {
+  const ts = await startServer();
+  try {
+    const missing = await rawHandshake(ts.port, "/ws");
+    assert.equal(missing.status, 401);
+    assert.match(missing.headers.get("www-authenticate") ?? "", /^Bearer realm="realtime"$/);
+    assert.equal(missing.body.trim(), "missing token");
+    const invalid = await rawHandshake(ts.port, "/ws?token=not-a-jwt");
+    assert.equal(invalid.status, 401);
+    assert.match(invalid.headers.get("www-authenticate") ?? "", /error="invalid_token"/);
+    assert.equal(invalid.body.trim(), "invalid token");
+    const plain = await fetch(`${ts.httpUrl}/ws`);
+    assert.equal(plain.status, 426);
+    assert.equal(plain.headers.get("upgrade"), "websocket");
+    await plain.body?.cancel();
+    const post = await fetch(`${ts.httpUrl}/ws`, { method: "POST" });
+    assert.equal(post.status, 405);
+    await post.body?.cancel();
+    const nothing = await fetch(`${ts.httpUrl}/nope`);
+    assert.equal(nothing.status, 404);
+    await nothing.body?.cancel();
+    const reasons = ts.audit.of("auth_failure").map((f) => f.reason);
+    assert.deepEqual(reasons, ["missing", "malformed"]);
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("origin: default same-origin only; allow-list; no Origin allowed", async () => {
+  const ts = await startServer();
+  const listed = await startServer({
+    ALLOWED_ORIGINS: "https://app.example.com, http://localhost:3000",
+  });
+  try {
+    const t = await token("alice");
+    const evil = await rawHandshake(ts.port, `/ws?token=${t}`, { origin: "https://evil.example" });
+    assert.equal(evil.status, 403);
+    assert.equal(evil.body.trim(), "origin not allowed");
+    const same = await rawHandshake(ts.port, `/ws?token=${t}`, {
+      origin: `http://127.0.0.1:${ts.port}`,
+    });
+    assert.equal(same.status, 101);
+    const none = await rawHandshake(ts.port, `/ws?token=${t}`);
+    assert.equal(none.status, 101);
+    const ok = await rawHandshake(listed.port, `/ws?token=${t}`, {
+      origin: "https://app.example.com",
+    });
+    assert.equal(ok.status, 101);
+    const sameButUnlisted = await rawHandshake(listed.port, `/ws?token=${t}`, {
+      origin: `http://127.0.0.1:${listed.port}`,
+    });
+    assert.equal(sameButUnlisted.status, 403, "an allow-list replaces the same-origin default");
+  } finally {
+    await ts.close();
+    await listed.close();
+  }
+});
+
+Deno.test("per-IP handshake rate: 429 with Retry-After", async () => {
+  const ts = await startServer({ HANDSHAKES_PER_MINUTE_PER_IP: "3" });
+  try {
+    for (let i = 0; i < 3; i++) assert.equal((await rawHandshake(ts.port, "/ws")).status, 401);
+    const limited = await rawHandshake(ts.port, "/ws");
+    assert.equal(limited.status, 429);
+    assert.ok(Number(limited.headers.get("retry-after")) >= 1);
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("X-Forwarded-For is ignored unless TRUST_PROXY=1", async () => {
+  const direct = await startServer({ HANDSHAKES_PER_MINUTE_PER_IP: "2" });
+  const proxied = await startServer({ HANDSHAKES_PER_MINUTE_PER_IP: "2", TRUST_PROXY: "1" });
+  try {
+    // Spoofed addresses do not buy a client fresh buckets...
+    for (let i = 0; i < 2; i++) {
+      await rawHandshake(direct.port, "/ws", { "x-forwarded-for": `10.0.0.${i}` });
+    }
+    assert.equal(
+      (await rawHandshake(direct.port, "/ws", { "x-forwarded-for": "10.0.0.9" })).status,
+      429,
+    );
+    // ...but behind a trusted proxy each forwarded address has its own.
+    for (let i = 0; i < 3; i++) {
+      const r = await rawHandshake(proxied.port, "/ws", { "x-forwarded-for": `10.0.0.${i}` });
+      assert.equal(r.status, 401);
+    }
+  } finally {
+    await direct.close();
+    await proxied.close();
+  }
+});
+
+Deno.test("connection caps: 503 globally, 429 per user", async () => {
+  const ts = await startServer({ MAX_CONNECTIONS: "3", MAX_CONNECTIONS_PER_USER: "2" });
+  const clients: Client[] = [];
+  try {
+    const a = await token("alice");
+    clients.push((await connect(`${ts.wsUrl}?token=${a}`)).client);
+    clients.push((await connect(`${ts.wsUrl}?token=${a}`)).client);
+    const perUser = await rawHandshake(ts.port, `/ws?token=${a}`);
+    assert.equal(perUser.status, 429);
+    assert.equal(perUser.body.trim(), "too many connections for this user");
+    clients.push((await connect(`${ts.wsUrl}?token=${await token("bob")}`)).client);
+    const full = await rawHandshake(ts.port, `/ws?token=${await token("carol")}`);
+    assert.equal(full.status, 503);
+    assert.equal(full.body.trim(), "connection limit reached");
+    await clients.pop()!.close();
+    const { client } = await connect(`${ts.wsUrl}?token=${await token("carol")}`);
+    clients.push(client);
+  } finally {
+    for (const c of clients) await c.close();
+    await ts.close();
+  }
+});
+
+Deno.test("a browser offering only other subprotocols still gets an answer-free upgrade", async () => {
+  const ts = await startServer();
+  try {
+    const t = await token("alice");
+    const r = await rawHandshake(ts.port, `/ws?token=${t}`, { "sec-websocket-protocol": "chat" });
+    assert.equal(r.status, 101);
+    assert.equal(r.headers.get("sec-websocket-protocol"), null);
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("the first credential source present wins, even when it is bad", async () => {
+  const ts = await startServer();
+  try {
+    const good = await token("alice");
+    const r = await rawHandshake(ts.port, `/ws?token=${good}`, { authorization: "Bearer garbage" });
+    assert.equal(r.status, 401);
+  } finally {
+    await ts.close();
+  }
+});
