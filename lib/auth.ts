@@ -190,6 +190,11 @@ export interface JwtVerifierOptions {
   clock?: Clock;
   /** Secret for dev mode, when the config has no key. */
   devSecret?: Uint8Array;
+  /**
+   * Least time between two fetches of a JWKS URL, so tokens with made-up
+   * `kid`s cannot make us hammer the identity provider. @default 30_000
+   */
+  jwksCooldownMs?: number;
 }
 
 /**
@@ -208,7 +213,7 @@ export async function createJwtVerifier(
   jwt: Config["jwt"],
   options: JwtVerifierOptions = {},
 ): Promise<TokenVerifier> {
-  const { clock = systemClock, devSecret } = options;
+  const { clock = systemClock, devSecret, jwksCooldownMs = 30_000 } = options;
   const { key: source, algorithms } = jwt;
   let resolver: KeyResolver;
   let allowed: string[] = [...algorithms];
@@ -223,7 +228,7 @@ export async function createJwtVerifier(
     resolver = byAlgorithm(keys);
   } else {
     resolver = jose.createRemoteJWKSet(new URL(source.url), {
-      cooldownDuration: 30_000,
+      cooldownDuration: jwksCooldownMs,
       cacheMaxAge: 600_000,
       timeoutDuration: 5_000,
     });

@@ -306,3 +306,40 @@ export async function eventually(
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/**
+ * Opens a WebSocket over a raw TCP connection and returns the connection
+ * after the 101, so a test can play a peer that stops reading or answering.
+ */
+export async function rawWebSocket(port: number, path: string): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+  const head = `GET ${path} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nupgrade: websocket\r\n` +
+    `connection: Upgrade\r\nsec-websocket-key: ${key}\r\nsec-websocket-version: 13\r\n\r\n`;
+  await conn.write(new TextEncoder().encode(head));
+  // Read byte by byte up to the end of the response head, so no frame is consumed.
+  const one = new Uint8Array(1);
+  let text = "";
+  while (!text.endsWith("\r\n\r\n")) {
+    if (await conn.read(one) === null) throw new Error(`closed during handshake: ${text}`);
+    text += String.fromCharCode(one[0]!);
+  }
+  if (!text.startsWith("HTTP/1.1 101")) {
+    conn.close();
+    throw new Error(`handshake refused: ${text.split("\r\n")[0]}`);
+  }
+  return conn;
+}
+
+/** Writes one masked text frame (as clients must) on a raw WebSocket connection. */
+export async function sendRawText(conn: Deno.TcpConn, text: string): Promise<void> {
+  const payload = new TextEncoder().encode(text);
+  if (payload.length > 125) throw new RangeError("sendRawText only writes short frames");
+  const mask = crypto.getRandomValues(new Uint8Array(4));
+  const frame = new Uint8Array(2 + 4 + payload.length);
+  frame[0] = 0x81;
+  frame[1] = 0x80 | payload.length;
+  frame.set(mask, 2);
+  for (let i = 0; i < payload.length; i++) frame[6 + i] = payload[i]! ^ mask[i % 4]!;
+  await conn.write(frame);
+}

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { MemoryAuditSink } from "../lib/audit.ts";
-import { Client, connect, rawHandshake, startServer, token } from "./_helpers.ts";
+import { type Client, connect, rawHandshake, startServer, token } from "./_helpers.ts";
 
 Deno.test("each token source is accepted: header, subprotocol, query, cookie", async () => {
   const ts = await startServer();

@@ -1,16 +1,53 @@
 /**
- * Picks the bus transport named by `BUS`.
+ * Picks the bus transport named by `BUS` and wires its fault reports to the
+ * log. The only place that knows every transport.
  *
  * @module
  */
+import { getLogger } from "@logtape/logtape";
 import type { Config } from "../config.ts";
+import { BroadcastChannelBus } from "./broadcast_channel.ts";
 import { MemoryBus } from "./memory.ts";
+import { createRedisBus } from "./redis.ts";
 import type { Bus } from "./types.ts";
 
-/** Builds the configured bus. */
+/** Room name, sender and timestamp around a payload: what a frame adds to a client message. */
+const FRAME_OVERHEAD_BYTES = 4096;
+
+/**
+ * Builds the configured bus. Envelope limits are raised to fit any message
+ * that `MAX_MESSAGE_BYTES` lets through, so that the bus never refuses what
+ * the socket accepted.
+ */
 export function createBus(config: Config): Promise<Bus> {
+  const log = getLogger(["realtime", "bus"]);
+  const onGap = (origin: string, missing: number, room?: string) =>
+    log.warn("bus gap: {missing} envelope(s) from {origin} lost", { origin, missing, room });
+  const onError = (err: unknown) =>
+    log.error("bus error: {message}", {
+      message: err instanceof Error ? err.message : String(err),
+    });
+  const fit = (floor: number) => Math.max(floor, config.maxMessageBytes + FRAME_OVERHEAD_BYTES);
   switch (config.bus.kind) {
-    default:
+    case "memory":
       return Promise.resolve(new MemoryBus());
+    case "broadcast":
+      return Promise.resolve(
+        new BroadcastChannelBus({
+          channel: config.bus.channel,
+          maxEnvelopeBytes: fit(64 * 1024),
+          onGap,
+          onError,
+        }),
+      );
+    case "redis":
+      return createRedisBus({
+        url: config.bus.redisUrl!,
+        prefix: config.bus.channel,
+        maxEnvelopeBytes: fit(1024 * 1024),
+        onGap,
+        onError,
+        onRecover: () => log.info("bus recovered: Redis is reachable again"),
+      });
   }
 }

@@ -1,0 +1,165 @@
+import assert from "node:assert/strict";
+import { ConfigError, loadConfig } from "../lib/config.ts";
+import { rawHandshake, SECRET } from "./_helpers.ts";
+
+Deno.test("defaults", () => {
+  const c = loadConfig({ JWT_SECRET: SECRET });
+  assert.equal(c.port, 8000);
+  assert.equal(c.devMode, false);
+  assert.deepEqual(c.jwt.algorithms, ["HS256"]);
+  assert.equal(c.rateLimit.capacity, 50);
+  assert.equal(c.rateLimit.refillPerSec, 10);
+  assert.equal(c.maxMessageBytes, 65536);
+  assert.equal(c.maxRoomsPerConnection, 100);
+  assert.equal(c.allowedOrigins, undefined);
+  assert.equal(c.bus.kind, "broadcast");
+});
+
+Deno.test("a bad value throws one line naming the variable", () => {
+  const cases: [Record<string, string>, string, RegExp][] = [
+    [{ PORT: "eighty" }, "PORT", /whole number/],
+    [{ PORT: "70000" }, "PORT", /65535/],
+    [{ RATE_LIMIT_CAPACITY: "0" }, "RATE_LIMIT_CAPACITY", /./],
+    [{ TRUST_PROXY: "maybe" }, "TRUST_PROXY", /./],
+    [{ ALLOWED_ORIGINS: "https://a.example/path" }, "ALLOWED_ORIGINS", /origin/],
+    [{ JWT_ALGORITHMS: "HS256,none" }, "JWT_ALGORITHMS", /./],
+    [{ LOG_LEVEL: "loud" }, "LOG_LEVEL", /./],
+    [{ BUS: "redis" }, "REDIS_URL", /required/],
+    [{ JWT_JWKS_URL: "ftp://x" }, "JWT_JWKS_URL", /./],
+    [{ API_KEY: "short" }, "API_KEY", /32/],
+  ];
+  for (const [env, variable, message] of cases) {
+    assert.throws(
+      () => loadConfig({ JWT_SECRET: SECRET, ...env }),
+      (e: Error) => {
+        assert.ok(e instanceof ConfigError, `${variable}: ${e}`);
+        assert.equal(e.variable, variable);
+        assert.match(e.message, message);
+        assert.ok(!e.message.includes("\n"), "one line");
+        assert.ok(e.message.startsWith(`${variable}: `));
+        return true;
+      },
+    );
+  }
+});
+
+Deno.test("empty values fall back to defaults", () => {
+  assert.equal(loadConfig({ JWT_SECRET: SECRET, PORT: "" }).port, 8000);
+});
+
+Deno.test("dev mode without a key; refused in production and on Deno Deploy", () => {
+  assert.equal(loadConfig({}).devMode, true);
+  assert.equal(loadConfig({}).demo, true);
+  assert.throws(() => loadConfig({ DENO_ENV: "production" }), /dev mode refuses/);
+  assert.throws(() => loadConfig({ DENO_DEPLOYMENT_ID: "abc" }), /Deno Deploy/);
+  assert.equal(loadConfig({ DENO_ENV: "production", JWT_SECRET: SECRET }).production, true);
+});
+
+const decoder = new TextDecoder();
+
+async function runMain(env: Record<string, string>, untilLine?: RegExp) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", "--allow-read", "main.ts"],
+    cwd: new URL("..", import.meta.url).pathname,
+    env: { LOG_LEVEL: "warning", ...env },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (untilLine === undefined) {
+    const out = await child.output();
+    return { code: out.code, stderr: decoder.decode(out.stderr), child: null };
+  }
+  let stderr = "";
+  const reader = child.stderr.getReader();
+  const deadline = Date.now() + 15_000;
+  while (!untilLine.test(stderr) && Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stderr += decoder.decode(value);
+  }
+  reader.releaseLock();
+  return { code: null, stderr, child };
+}
+
+Deno.test("main.ts: a bad variable exits 1 with one clear line", async () => {
+  const { code, stderr } = await runMain({ PORT: "nope", JWT_SECRET: SECRET });
+  assert.equal(code, 1);
+  assert.equal(stderr.trim(), "config error: PORT: must be a whole number");
+});
+
+Deno.test("main.ts: dev mode refuses to start with DENO_ENV=production", async () => {
+  const { code, stderr } = await runMain({ DENO_ENV: "production" });
+  assert.equal(code, 1);
+  assert.match(stderr, /^config error: JWT_SECRET: no JWT key is configured/);
+});
+
+Deno.test("main.ts: dev mode starts, warns, prints a working token, serves /dev/token on loopback", async () => {
+  const { child, stderr } = await runMain(
+    { PORT: "0", HOSTNAME: "127.0.0.1" },
+    /Listening on http:\/\/127\.0\.0\.1:(\d+)\//,
+  );
+  assert.ok(child);
+  try {
+    assert.match(stderr, /DEV MODE/);
+    const port = Number(/Listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(stderr)?.[1]);
+    const printed = /Token:\s+(\S+)/.exec(stderr)?.[1];
+    assert.ok(printed, "a token is printed");
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?token=${printed}`);
+    const welcome = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      ws.onmessage = (e) => resolve(JSON.parse(e.data));
+      ws.onerror = () => reject(new Error("connection failed"));
+    });
+    assert.equal(welcome.type, "welcome");
+    assert.equal(welcome.userId, "dev-user");
+    const closed = new Promise((r) => ws.onclose = r);
+    ws.close();
+    await closed;
+    const res = await fetch(`http://127.0.0.1:${port}/dev/token?sub=alice`);
+    const body = await res.json();
+    assert.equal(res.status, 200);
+    assert.equal(typeof body.token, "string");
+    const rebound = await rawHandshake(port, "/dev/token", {
+      host: "evil.example",
+      upgrade: "",
+      connection: "",
+      "sec-websocket-key": "",
+      "sec-websocket-version": "",
+    });
+    assert.equal(rebound.status, 404, "a non-loopback Host (DNS rebinding) gets nothing");
+  } finally {
+    child.kill("SIGTERM");
+    const status = await child.status;
+    assert.equal(status.code, 0, "SIGTERM is a clean exit");
+    await child.stdout.cancel();
+    await child.stderr.cancel();
+  }
+});
+
+Deno.test("deno task token mints a token the server accepts", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-env",
+      "--allow-read",
+      "scripts/token.ts",
+      "--sub",
+      "alice",
+      "--rooms",
+      "chat:*",
+      "--ttl",
+      "10m",
+    ],
+    cwd: new URL("..", import.meta.url).pathname,
+    env: { JWT_SECRET: SECRET },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, decoder.decode(out.stderr));
+  const t = decoder.decode(out.stdout).trim();
+  const { createJwtVerifier } = await import("../lib/auth.ts");
+  const p = await (await createJwtVerifier(loadConfig({ JWT_SECRET: SECRET }).jwt)).verify(t);
+  assert.equal(p.userId, "alice");
+  assert.deepEqual(p.rooms, ["chat:*"]);
+  assert.ok(p.expiresAt! - Date.now() / 1000 <= 600);
+});
