@@ -25,7 +25,7 @@ export type AuditEvent =
   | "publish_api"
   | "disconnect"
   | "bus_error"
-  | "bus_gap";
+  | "internal_error";
 
 /** Field values allowed in an audit record. */
 export type AuditFields = Record<string, string | number | boolean | null | undefined>;
@@ -42,7 +42,7 @@ const WARNINGS: ReadonlySet<AuditEvent> = new Set([
   "slow_consumer",
   "frame_too_big",
   "bus_error",
-  "bus_gap",
+  "internal_error",
 ]);
 
 /**

@@ -124,6 +124,18 @@ export const ServerMessage = z.discriminatedUnion("type", [
 /** A message the server sends. */
 export type ServerMessage = z.infer<typeof ServerMessage>;
 
+const utf8 = new TextEncoder();
+
+/**
+ * UTF-8 size of `text`, computed exactly only when it matters: a string of
+ * more than `limit` UTF-16 units is over it, and one of at most `limit / 3`
+ * units is under it, whatever its characters.
+ */
+export function utf8Length(text: string, limit: number): number {
+  if (text.length > limit || text.length * 3 <= limit) return text.length;
+  return utf8.encode(text).length;
+}
+
 /** Result of {@linkcode parseClientFrame}. */
 export type ParseResult =
   | { ok: true; message: ClientMessage }

@@ -36,7 +36,7 @@ import {
   secretsEqual,
 } from "./http.ts";
 import { Counters, Metrics } from "./metrics.ts";
-import { encodeRoomMessage, RoomName } from "./protocol.ts";
+import { encodeRoomMessage, RoomName, utf8Length } from "./protocol.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { RoomPolicy } from "./room_policy.ts";
 import { RoomManager } from "./rooms.ts";
@@ -466,7 +466,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       from,
       clock.now(),
     );
-    if (frame.length > bus.maxEnvelopeBytes) {
+    if (utf8Length(frame, bus.maxEnvelopeBytes) > bus.maxEnvelopeBytes) {
       return apiError(413, "payload_too_large", "message too large for the bus");
     }
     const recipients = rooms.publish(parsed.data.room, frame);
@@ -558,7 +558,10 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       }
       return apiError(404, "not_found", "not found");
     } catch (err) {
-      audit.record("bus_error", { error: err instanceof Error ? err.message : String(err), path });
+      audit.record("internal_error", {
+        error: err instanceof Error ? err.message : String(err),
+        path,
+      });
       return apiError(500, "internal", "internal error");
     }
   }

@@ -13,7 +13,13 @@ import type { Clock, TimerId } from "./clock.ts";
 import { CloseCode, ErrorCode } from "./codes.ts";
 import { Counters } from "./metrics.ts";
 import type { ClientMessage, ErrorFields } from "./protocol.ts";
-import { encode, encodeError, encodeRoomMessage, parseClientFrame } from "./protocol.ts";
+import {
+  encode,
+  encodeError,
+  encodeRoomMessage,
+  parseClientFrame,
+  utf8Length,
+} from "./protocol.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import type { RoomAccess, RoomPolicy } from "./room_policy.ts";
 import type { Member, RoomManager } from "./rooms.ts";
@@ -53,14 +59,6 @@ export interface SessionInfo {
   readonly source: TokenSource;
   /** Opt-in write coalescing (`?batch=1`). */
   readonly batch: boolean;
-}
-
-const encoder = new TextEncoder();
-
-function byteLength(text: string, limit: number): number {
-  // Cheap bounds first: UTF-8 takes 1–3 bytes per UTF-16 unit.
-  if (text.length > limit || text.length * 3 <= limit) return text.length;
-  return encoder.encode(text).length;
 }
 
 /** A connected, authenticated client. */
@@ -205,7 +203,7 @@ export class Session implements Member {
       counters.badRequests++;
       return this.#error(ErrorCode.BadRequest, "binary frames are not supported; send JSON text");
     }
-    const size = byteLength(data, limits.maxMessageBytes);
+    const size = utf8Length(data, limits.maxMessageBytes);
     counters.bytesIn += size;
     if (size > limits.maxMessageBytes) return this.#tooBig(size);
 
@@ -282,7 +280,7 @@ export class Session implements Member {
       this.userId,
       this.#ctx.clock.now(),
     );
-    if (frame.length > this.#ctx.maxEnvelopeBytes) {
+    if (utf8Length(frame, this.#ctx.maxEnvelopeBytes) > this.#ctx.maxEnvelopeBytes) {
       return this.#error(ErrorCode.PayloadTooLarge, "message too large for the bus", { id, room });
     }
     this.#ctx.rooms.publish(room, frame);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { BroadcastChannelBus } from "../lib/bus/broadcast_channel.ts";
 import { parseClientFrame } from "../lib/protocol.ts";
 import { connectAs, join, startServer } from "./_helpers.ts";
 
@@ -96,6 +97,35 @@ Deno.test("ping answers pong with the id", async () => {
     assert.deepEqual(await a.request({ type: "ping", id: "p1" }), { type: "pong", id: "p1" });
     a.send({ type: "ping" });
     assert.deepEqual(await a.nextOf("pong"), { type: "pong" });
+    await a.close();
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("a message too large for the bus is refused at publish with payload_too_large", async () => {
+  const bus = new BroadcastChannelBus({
+    channel: `t-${crypto.randomUUID()}`,
+    maxEnvelopeBytes: 1024,
+  });
+  const ts = await startServer({}, { bus });
+  try {
+    const a = await connectAs(ts, "a");
+    await join(a, "r");
+    const r = await a.request({ type: "message", room: "r", payload: "é".repeat(600), id: "big" });
+    assert.deepEqual(r, {
+      type: "error",
+      code: "payload_too_large",
+      message: "message too large for the bus",
+      id: "big",
+      room: "r",
+    });
+    await a.request({ type: "message", room: "r", payload: "small", id: "ok" });
+    assert.equal(
+      (await a.nextOf("message")).payload,
+      "small",
+      "nothing of the refused one was delivered",
+    );
     await a.close();
   } finally {
     await ts.close();
