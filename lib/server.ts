@@ -322,11 +322,18 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     if (userConnections >= config.maxConnectionsPerUser) {
       return refused(429, "too many connections for this user", ip, { "retry-after": "5" });
     }
-    const { socket, response } = Deno.upgradeWebSocket(req, {
-      // Chromium drops a connection whose offered subprotocol is not answered.
-      ...(protocols.includes(BEARER_PROTOCOL) ? { protocol: BEARER_PROTOCOL } : {}),
-      idleTimeout: Math.max(1, Math.round(config.heartbeatMs / 1000)),
-    });
+    let upgraded: { socket: WebSocket; response: Response };
+    try {
+      upgraded = Deno.upgradeWebSocket(req, {
+        // Chromium drops a connection whose offered subprotocol is not answered.
+        ...(protocols.includes(BEARER_PROTOCOL) ? { protocol: BEARER_PROTOCOL } : {}),
+        idleTimeout: Math.max(1, Math.round(config.heartbeatMs / 1000)),
+      });
+    } catch {
+      // A malformed Sec-WebSocket-Key or version: the client's fault, not ours.
+      return refused(400, "invalid WebSocket handshake", ip);
+    }
+    const { socket, response } = upgraded;
     const session = new Session(ctx, socket, principal, { ip, origin, source, batch });
     sessions.add(session);
     perUser.set(principal.userId, userConnections + 1);

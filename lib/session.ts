@@ -196,18 +196,20 @@ export class Session implements Member {
     const { counters, limits } = this.#ctx;
     this.messagesIn++;
     counters.messagesIn++;
-    if (typeof data !== "string") {
-      const size = data instanceof ArrayBuffer ? data.byteLength : 0;
-      counters.bytesIn += size;
-      if (size > limits.maxMessageBytes) return this.#tooBig(size);
-      counters.badRequests++;
-      return this.#error(ErrorCode.BadRequest, "binary frames are not supported; send JSON text");
-    }
-    const size = utf8Length(data, limits.maxMessageBytes);
+    const binary = typeof data !== "string";
+    const size = binary
+      ? (data instanceof ArrayBuffer ? data.byteLength : 0)
+      : utf8Length(data, limits.maxMessageBytes);
     counters.bytesIn += size;
     if (size > limits.maxMessageBytes) return this.#tooBig(size);
 
+    // Every frame costs a token, bad ones included: errors are not free to answer.
     const retryAfterMs = this.#ctx.limiter.take(this.userId);
+    if (binary) {
+      if (retryAfterMs > 0) return this.#rateLimited(retryAfterMs, undefined);
+      counters.badRequests++;
+      return this.#error(ErrorCode.BadRequest, "binary frames are not supported; send JSON text");
+    }
     const parsed = parseClientFrame(data);
     if (retryAfterMs > 0) {
       return this.#rateLimited(retryAfterMs, parsed.ok ? parsed.message.id : parsed.id);

@@ -195,3 +195,16 @@ Deno.test("the first credential source present wins, even when it is bad", async
     await ts.close();
   }
 });
+
+Deno.test("a malformed WebSocket handshake is a 400, not a server error", async () => {
+  const ts = await startServer();
+  try {
+    const t = await token("alice");
+    const r = await rawHandshake(ts.port, `/ws?token=${t}`, { "sec-websocket-key": "" });
+    assert.equal(r.status, 400);
+    assert.equal(r.body.trim(), "invalid WebSocket handshake");
+    assert.equal(ts.audit.of("internal_error").length, 0);
+  } finally {
+    await ts.close();
+  }
+});

@@ -96,3 +96,19 @@ Deno.test("a client that stops after flooding sees close code 4429", async () =>
     await ts.close();
   }
 });
+
+Deno.test("binary and malformed frames cost tokens too", async () => {
+  const ts = await startServer({ RATE_LIMIT_CAPACITY: "3", RATE_LIMIT_REFILL_PER_SEC: "1" });
+  try {
+    const a = await connectAs(ts, "a");
+    a.ws.send(new Uint8Array([1]));
+    a.send("not json");
+    a.send("{}");
+    for (let i = 0; i < 3; i++) assert.equal((await a.nextOf("error")).code, "bad_request");
+    a.ws.send(new Uint8Array([1]));
+    assert.equal((await a.nextOf("error")).code, "rate_limited");
+    await a.close();
+  } finally {
+    await ts.close();
+  }
+});
