@@ -26,8 +26,20 @@ export function compilePattern(pattern: string, userId: string): RegExp {
   const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
   const body = pattern.split("{sub}").map((part) => part.split("*").map(escape).join(".*"))
     .join(escape(userId));
-  return new RegExp(`^${body}$`);
+  const source = `^${body}$`;
+  let re = compiled.get(source);
+  if (re === undefined) {
+    // Thousands of connections usually carry the same few patterns: share them.
+    if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
+    re = new RegExp(source);
+    compiled.set(source, re);
+  }
+  return re;
 }
+
+/** Most compiled patterns kept; the oldest is dropped past it. */
+const MAX_COMPILED = 10_000;
+const compiled = new Map<string, RegExp>();
 
 const UserList = z.union([z.literal("*"), z.array(z.string().min(1).max(256)).max(100_000)]);
 
