@@ -49,7 +49,10 @@ export async function startServer(
   });
   const audit = options.audit instanceof MemoryAuditSink ? options.audit : new MemoryAuditSink();
   const server = await createServer({ audit, ...options, config });
-  const http = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, server.handler);
+  const http = Deno.serve(
+    { port: config.port, hostname: "127.0.0.1", onListen() {} },
+    server.handler,
+  );
   const port = http.addr.port;
   let closed = false;
   return {
