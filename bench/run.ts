@@ -1,0 +1,228 @@
+/**
+ * `deno task bench [--quick] [--servers=ours,bare_deno,node_ws,socketio]
+ * [--scenarios=fanout,rooms,idle,handshakes,isolates]`
+ *
+ * Starts each server as a subprocess on loopback, drives it with our
+ * generator, prints a markdown table (stdout; progress goes to stderr) and
+ * writes bench/results/latest.json and latest.md. Exits non-zero when any
+ * row failed or is missing; skipped rows say why and do not fail the run.
+ *
+ * @module
+ */
+import { closeSharedServers, log } from "./_alternate.ts";
+import { type BenchConfig, FULL, QUICK } from "./_config.ts";
+import {
+  evaluateTargets,
+  renderMarkdown,
+  type Report,
+  type Section,
+  type TargetDef,
+} from "./_report.ts";
+import { closeAllServers, SERVER_IDS, type ServerId } from "./_servers.ts";
+import type { Context } from "./scenarios/_context.ts";
+import { fanoutScenario, fanoutSectionId } from "./scenarios/fanout.ts";
+import { handshakesScenario } from "./scenarios/handshakes.ts";
+import { idleScenario } from "./scenarios/idle.ts";
+import { isolatesScenario } from "./scenarios/isolates.ts";
+import { roomsScenario } from "./scenarios/rooms.ts";
+
+const SCENARIOS = {
+  fanout: fanoutScenario,
+  rooms: roomsScenario,
+  idle: idleScenario,
+  handshakes: handshakesScenario,
+  isolates: isolatesScenario,
+} as const satisfies Record<string, (ctx: Context) => Promise<Section[]>>;
+type ScenarioId = keyof typeof SCENARIOS;
+
+const RESULTS_DIR = new URL("./results/", import.meta.url).pathname;
+
+function parseList<T extends string>(flag: string, all: readonly T[], args: string[]): T[] {
+  const arg = args.find((a) => a.startsWith(`--${flag}=`));
+  if (!arg) return [...all];
+  const picked = arg.slice(flag.length + 3).split(",").filter((s) => s.length > 0);
+  for (const p of picked) {
+    if (!all.includes(p as T)) {
+      throw new RangeError(
+        `Cannot use --${flag}: current value ${p} is not one of ${all.join(", ")}`,
+      );
+    }
+  }
+  return all.filter((a) => picked.includes(a));
+}
+
+/** The ratio targets from the issue, for the sizes this run used. */
+function targetsFor(config: BenchConfig): TargetDef[] {
+  const defs: TargetDef[] = [];
+  for (const { subscribers: n } of config.fanout) {
+    const section = fanoutSectionId(n);
+    const metric = "deliveriesPerCpuSec";
+    defs.push(
+      {
+        name: `N=${n}: ours ≥ 0.9× bare Deno deliveries per server CPU-second`,
+        section,
+        metric,
+        numerator: "ours",
+        denominator: "bare_deno",
+        direction: ">=",
+        goal: 0.9,
+      },
+      {
+        name: `N=${n}: ours ahead of Node ws (deliveries per server CPU-second)`,
+        section,
+        metric,
+        numerator: "ours",
+        denominator: "node_ws",
+        direction: ">=",
+        goal: 1,
+      },
+      {
+        name: `N=${n}: ours ahead of Socket.IO (deliveries per server CPU-second)`,
+        section,
+        metric,
+        numerator: "ours",
+        denominator: "socketio",
+        direction: ">=",
+        goal: 1,
+      },
+    );
+  }
+  const light = config.fanout[0]!.subscribers;
+  defs.push(
+    {
+      name: `N=${light}: ours light-load (10 msg/s) p99 ≤ 1.1× bare Deno`,
+      section: fanoutSectionId(light),
+      metric: "lightP99",
+      numerator: "ours",
+      denominator: "bare_deno",
+      direction: "<=",
+      goal: 1.1,
+    },
+    {
+      name: "idle: ours RSS/conn ≤ 1.2× bare Deno",
+      section: "idle",
+      metric: "rssKb",
+      numerator: "ours",
+      denominator: "bare_deno",
+      direction: "<=",
+      goal: 1.2,
+    },
+    {
+      name: "ours HS256 handshakes/s ≥ 0.8× bare Deno upgrades/s",
+      section: "handshakes",
+      metric: "perSec",
+      numerator: "ours_hs256",
+      denominator: "bare_deno",
+      direction: ">=",
+      goal: 0.8,
+    },
+  );
+  return defs;
+}
+
+/** Rows each section must report for the selected servers (ids). */
+function expectedRows(section: Section, servers: readonly ServerId[]): string[] {
+  const ids: string[] = [];
+  for (const s of servers) {
+    if (section.id === "isolates") {
+      if (s === "ours") ids.push("ours_parallel", "ours_redis");
+    } else if (section.id === "handshakes" && s === "ours") {
+      ids.push("ours_hs256", "ours_es256_cold", "ours_es256_warm");
+    } else ids.push(s);
+  }
+  return ids;
+}
+
+async function version(cmd: string, args: string[]): Promise<string> {
+  try {
+    const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
+    return new TextDecoder().decode(out.stdout).trim().split("\n")[0] ?? "?";
+  } catch {
+    return "not found";
+  }
+}
+
+async function main(args: string[]): Promise<number> {
+  if (args.includes("--help")) {
+    console.log(
+      "deno task bench [--quick] [--servers=ours,bare_deno,node_ws,socketio] " +
+        "[--scenarios=fanout,rooms,idle,handshakes,isolates]",
+    );
+    return 0;
+  }
+  const config = args.includes("--quick") ? QUICK : FULL;
+  const servers = parseList("servers", SERVER_IDS, args);
+  const scenarios = parseList("scenarios", Object.keys(SCENARIOS) as ScenarioId[], args);
+  const ctx: Context = { config, servers };
+  const startedAt = new Date();
+  const t0 = performance.now();
+  log(`${config.mode} run: servers ${servers.join(", ")}; scenarios ${scenarios.join(", ")}`);
+
+  const sections: Section[] = [];
+  for (const id of scenarios) {
+    const t = performance.now();
+    sections.push(...await SCENARIOS[id](ctx));
+    log(`${id} done in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  }
+  await closeSharedServers();
+
+  const problems: string[] = [];
+  for (const section of sections) {
+    for (const id of expectedRows(section, servers)) {
+      const row = section.rows.find((r) => r.id === id);
+      if (!row) problems.push(`${section.title}: row ${id} missing`);
+      else if (row.status === "failed") {
+        problems.push(`${section.title}: ${row.label} failed: ${row.reason?.split("\n")[0]}`);
+      }
+    }
+  }
+
+  const report: Report = {
+    startedAt: startedAt.toISOString(),
+    mode: config.mode,
+    runs: config.runs,
+    durationSec: (performance.now() - t0) / 1000,
+    machine: {
+      cpus: navigator.hardwareConcurrency,
+      os: `${Deno.build.os} ${Deno.osRelease()}`,
+      deno: Deno.version.deno,
+      node: await version("node", ["--version"]),
+    },
+    config,
+    sections,
+    targets: evaluateTargets(sections, targetsFor(config)),
+  };
+  const markdown = renderMarkdown(report);
+  await Deno.mkdir(RESULTS_DIR, { recursive: true });
+  await Deno.writeTextFile(`${RESULTS_DIR}latest.json`, JSON.stringify(report, null, 2) + "\n");
+  await Deno.writeTextFile(`${RESULTS_DIR}latest.md`, markdown);
+  console.log(markdown);
+  log(`wrote bench/results/latest.json in ${report.durationSec.toFixed(1)} s`);
+  for (const p of problems) log(`FAILED ${p}`);
+  return problems.length === 0 ? 0 : 1;
+}
+
+if (import.meta.main) {
+  // Bounded in time whatever happens: a hung server or generator must not
+  // hang CI.
+  const config = Deno.args.includes("--quick") ? QUICK : FULL;
+  const watchdog = setTimeout(async () => {
+    log(`watchdog: still running after ${config.watchdogMs / 1000} s, aborting`);
+    await closeAllServers();
+    Deno.exit(2);
+  }, config.watchdogMs);
+  Deno.addSignalListener("SIGINT", async () => {
+    await closeAllServers();
+    Deno.exit(130);
+  });
+  let code = 1;
+  try {
+    code = await main(Deno.args);
+  } catch (err) {
+    log(`crashed: ${err instanceof Error ? err.stack : String(err)}`);
+  } finally {
+    clearTimeout(watchdog);
+    await closeAllServers();
+  }
+  Deno.exit(code);
+}
