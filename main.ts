@@ -12,7 +12,7 @@
 import { ConfigError, loadConfigFromEnv } from "./lib/config.ts";
 import type { Config } from "./lib/config.ts";
 import { createBus } from "./lib/bus/from_config.ts";
-import { configureLogging } from "./lib/log.ts";
+import { configureLogging, flushLogging } from "./lib/log.ts";
 import { createServer } from "./lib/server.ts";
 import { mintToken } from "./lib/dev.ts";
 import { staticRoutes } from "./lib/static_routes.ts";
@@ -91,6 +91,7 @@ if (import.meta.main && !config.serveMode) {
     await server.shutdown();
     await http.shutdown();
     await server.close();
+    await flushLogging();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", () => void stop("SIGINT"));

@@ -1,17 +1,21 @@
 /**
- * LogTape set-up for the process: JSON lines (or text) on stderr, written
- * without blocking the event loop.
+ * LogTape set-up for the process: JSON lines (or text) on stderr, batched
+ * and written off the hot path.
  *
  * @module
  */
 import {
   configure,
-  getStreamSink,
+  dispose,
   getTextFormatter,
-  jsonLinesFormatter,
   type LogLevel,
+  type LogRecord,
+  type Sink,
 } from "@logtape/logtape";
 import type { Config } from "./config.ts";
+
+/** Most lines held while stderr is slow; past it lines are dropped (and counted). */
+const MAX_PENDING_LINES = 10_000;
 
 /**
  * Configures LogTape once per process. Call from the entry point only:
@@ -21,14 +25,90 @@ export async function configureLogging(log: Config["log"]): Promise<void> {
   await configure({
     reset: true,
     sinks: {
-      stderr: getStreamSink(Deno.stderr.writable, {
-        formatter: log.format === "json" ? jsonLinesFormatter : getTextFormatter(),
-        nonBlocking: true,
-      }),
+      stderr: batchedSink(
+        log.format === "json" ? jsonLine : getTextFormatter(),
+        (bytes) => Deno.stderr.write(bytes),
+      ),
     },
     loggers: [
       { category: ["realtime"], lowestLevel: log.level as LogLevel, sinks: ["stderr"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
     ],
+  });
+}
+
+/** Writes what is still buffered; call before the process exits. */
+export async function flushLogging(): Promise<void> {
+  await dispose();
+}
+
+/**
+ * One JSON object per line: `time`, `level`, `logger`, `msg`, then the
+ * record's properties. Leaner than LogTape's own JSON-lines formatter (no
+ * message rendering), which matters at two audit records per connection.
+ */
+export function jsonLine(record: LogRecord): string {
+  return JSON.stringify({
+    time: new Date(record.timestamp).toISOString(),
+    level: record.level,
+    logger: record.category.join("."),
+    msg: typeof record.rawMessage === "string" ? record.rawMessage : record.message.join(""),
+    ...record.properties,
+  }) + "\n";
+}
+
+/**
+ * A sink that formats at once but writes once per event-loop turn, all lines
+ * of that turn in one write: a per-record stream write cost more than the
+ * rest of a WebSocket handshake. Bounded: while the writer lags, lines past
+ * {@linkcode MAX_PENDING_LINES} are dropped and the loss is reported in the
+ * next write.
+ */
+export function batchedSink(
+  format: (record: LogRecord) => string,
+  write: (bytes: Uint8Array) => Promise<number>,
+): Sink & AsyncDisposable {
+  const encoder = new TextEncoder();
+  let pending: string[] = [];
+  let dropped = 0;
+  let writing: Promise<void> | null = null;
+
+  async function drain(): Promise<void> {
+    while (pending.length > 0 || dropped > 0) {
+      const lines = pending;
+      pending = [];
+      if (dropped > 0) {
+        lines.push(
+          `{"level":"warning","logger":"realtime.log","msg":"dropped ${dropped} log lines: stderr too slow"}\n`,
+        );
+        dropped = 0;
+      }
+      const bytes = encoder.encode(lines.join(""));
+      for (let offset = 0; offset < bytes.length;) offset += await write(bytes.subarray(offset));
+    }
+  }
+
+  function schedule(): void {
+    writing ??= new Promise<void>((resolve) => setTimeout(resolve, 0)).then(drain).catch(() => {
+      // stderr is gone: nothing left to tell
+    }).finally(() => {
+      writing = null;
+      if (pending.length > 0) schedule();
+    });
+  }
+
+  const sink = (record: LogRecord) => {
+    if (pending.length >= MAX_PENDING_LINES) {
+      dropped++;
+      return;
+    }
+    pending.push(format(record));
+    schedule();
+  };
+  return Object.assign(sink, {
+    async [Symbol.asyncDispose]() {
+      while (writing !== null) await writing;
+      await drain().catch(() => {});
+    },
   });
 }
