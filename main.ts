@@ -69,31 +69,38 @@ const entry: Partial<Deno.ServeDefaultExport> = config.serveMode
   : {};
 export default entry;
 
-if (import.meta.main && !config.serveMode) {
+let stopping = false;
+/**
+ * Graceful shutdown, whoever owns the listener: clients get 1001 "server
+ * going away", buffered frames get `SHUTDOWN_GRACE_MS` to drain, the bus and
+ * timers are released, logs are flushed.
+ */
+async function stop(signal: string, http?: Deno.HttpServer): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info("shutting down", { signal });
+  await server.shutdown();
+  await http?.shutdown();
+  await server.close();
+  await flushLogging();
+}
+
+if (config.serveMode) {
+  // `deno serve` stops listening on SIGINT/SIGTERM by itself, then waits for
+  // the isolate to go idle: without this, the open bus keeps it alive forever
+  // and clients never hear 1001.
+  Deno.addSignalListener("SIGINT", () => void stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));
+} else if (import.meta.main) {
   const http = Deno.serve({
     port: config.port,
     hostname: config.hostname,
     onListen({ hostname, port }) {
-      log.info("listening", {
-        hostname,
-        port,
-        instanceId: server.instanceId,
-      });
+      log.info("listening", { hostname, port, instanceId: server.instanceId });
       console.error(`Listening on http://${hostname}:${port}/`);
     },
   }, server.handler);
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info("shutting down", { signal });
-    await server.shutdown();
-    await http.shutdown();
-    await server.close();
-    await flushLogging();
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGINT", () => void stop("SIGINT"));
-  Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));
+  const exit = (signal: string) => void stop(signal, http).then(() => Deno.exit(0));
+  Deno.addSignalListener("SIGINT", () => exit("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => exit("SIGTERM"));
 }

@@ -1,0 +1,210 @@
+/**
+ * A server in a subprocess, for tests that need what one process cannot give:
+ * several isolates (`deno serve --parallel`) or several processes on one bus.
+ * Spawns a command with an environment, waits until an HTTP readiness path
+ * answers 200, keeps its output for failure messages, and stops it with
+ * SIGTERM (SIGKILL if it lingers), awaiting its exit and its output streams so
+ * that Deno's leak sanitizers stay quiet.
+ *
+ * @module
+ */
+
+/** Options for {@linkcode spawnServer}. */
+export interface SpawnServerOptions {
+  /** Variables added to the inherited environment. */
+  env?: Record<string, string>;
+  /** Working directory. @default the repository root */
+  cwd?: string;
+  /** Port the server is told to listen on (through `env` or `args`), on 127.0.0.1. */
+  port: number;
+  /**
+   * Path polled until it answers 200. Polled rather than matched in the output
+   * because launchers such as `deno serve` print their own "Listening" line.
+   *
+   * @default {"/healthz"}
+   */
+  readyPath?: string;
+  /** @default {20000} */
+  readyTimeoutMs?: number;
+  /**
+   * How long `stop()` waits after SIGTERM before sending SIGKILL.
+   *
+   * @default {5000}
+   */
+  stopTimeoutMs?: number;
+  /**
+   * Starts the command in a process group of its own (through `setsid`, when
+   * on PATH), so that the SIGKILL fallback reaches every process it started.
+   * Needed for launchers such as `scripts/serve_parallel.ts`: killing only the
+   * launcher would leave the server it spawned running, holding the port and
+   * our output pipes. SIGTERM still goes to the launcher alone, as a service
+   * manager would send it.
+   *
+   * @default {false}
+   */
+  processGroup?: boolean;
+}
+
+/** A running server subprocess. */
+export interface ServerProcess {
+  readonly port: number;
+  /** `http://127.0.0.1:<port>` */
+  readonly httpUrl: string;
+  /** `ws://127.0.0.1:<port>/ws` */
+  readonly wsUrl: string;
+  /** Everything the process wrote to stdout and stderr so far (tail only). */
+  output(): string;
+  /**
+   * SIGTERM, then SIGKILL after `stopTimeoutMs`; resolves with the exit status
+   * once the process and its output streams are done. Idempotent.
+   */
+  stop(): Promise<Deno.CommandStatus>;
+}
+
+/** Output kept for error messages; older text is discarded. */
+const MAX_OUTPUT_CHARS = 64 * 1024;
+const REPO_ROOT = new URL("..", import.meta.url).pathname;
+
+/** A port nothing listens on right now: bind port 0, read it, release it. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+/**
+ * Spawns `args` (run with the Deno binary) and resolves once
+ * `GET http://127.0.0.1:<port><readyPath>` answers 200. Rejects, with the
+ * process stopped and its output in the message, if it exits or times out first.
+ *
+ * @example
+ * ```ts ignore
+ * const port = freePort();
+ * const server = await spawnServer(["run", "-A", "main.ts"], {
+ *   port,
+ *   env: { PORT: String(port), HOSTNAME: "127.0.0.1" },
+ * });
+ * try {
+ *   // talk to server.wsUrl
+ * } finally {
+ *   await server.stop();
+ * }
+ * ```
+ */
+export async function spawnServer(
+  args: string[],
+  options: SpawnServerOptions,
+): Promise<ServerProcess> {
+  const {
+    env = {},
+    cwd = REPO_ROOT,
+    port,
+    readyPath = "/healthz",
+    readyTimeoutMs = 20_000,
+    stopTimeoutMs = 5000,
+    processGroup = false,
+  } = options;
+  const setsid = processGroup ? findOnPath("setsid") : undefined;
+  const child = new Deno.Command(setsid ?? Deno.execPath(), {
+    args: setsid === undefined ? args : [Deno.execPath(), ...args],
+    cwd,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+
+  let output = "";
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) {
+      output = (output + decoder.decode(chunk, { stream: true })).slice(-MAX_OUTPUT_CHARS);
+    }
+  };
+  // Read to the end whatever happens: an unread pipe would block the child
+  // and trip the resource sanitizer.
+  const drained = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+
+  let stopping: Promise<Deno.CommandStatus> | undefined;
+  const httpUrl = `http://127.0.0.1:${port}`;
+  const server: ServerProcess = {
+    port,
+    httpUrl,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    output: () => output,
+    stop() {
+      stopping ??= (async () => {
+        signal(child, "SIGTERM");
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const timeout = new Promise<"timeout">((resolve) => {
+          timer = setTimeout(() => resolve("timeout"), stopTimeoutMs);
+        });
+        try {
+          if (await Promise.race([status, timeout]) === "timeout") {
+            if (setsid !== undefined) killGroup(child);
+            signal(child, "SIGKILL");
+          }
+        } finally {
+          clearTimeout(timer);
+        }
+        const result = await status;
+        await drained;
+        return result;
+      })();
+      return stopping;
+    },
+  };
+
+  const deadline = Date.now() + readyTimeoutMs;
+  while (!exited && Date.now() < deadline) {
+    try {
+      const res = await fetch(`${httpUrl}${readyPath}`);
+      await res.body?.cancel();
+      if (res.status === 200) return server;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const why = exited ? "exited before it was ready" : `was not ready within ${readyTimeoutMs} ms`;
+  await server.stop();
+  throw new Error(`server \`deno ${args.join(" ")}\` ${why}; output:\n${output}`);
+}
+
+function signal(child: Deno.ChildProcess, name: Deno.Signal): void {
+  try {
+    child.kill(name);
+  } catch {
+    // Already exited.
+  }
+}
+
+/**
+ * SIGKILL to the child's process group. `setsid` run by a process that is not
+ * a group leader execs in place, so the group id is the child's pid.
+ */
+function killGroup(child: Deno.ChildProcess): void {
+  try {
+    Deno.kill(-child.pid, "SIGKILL");
+  } catch {
+    // The group is gone already.
+  }
+}
+
+function findOnPath(name: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir === "") continue;
+    try {
+      if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  return undefined;
+}
