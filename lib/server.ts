@@ -43,6 +43,7 @@ import { RoomManager } from "./rooms.ts";
 import { Session } from "./session.ts";
 import type { SessionContext } from "./session.ts";
 import { TicketStore } from "./tickets.ts";
+import { WriteBatcher } from "./write_batcher.ts";
 import { z } from "zod";
 
 /** Options for {@linkcode createServer}. Only `config` is required. */
@@ -201,6 +202,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     busUp: () => bus.health().status === "ok",
   });
   const counters = metrics.counters;
+  const batcher = new WriteBatcher();
   const sweeper: TimerId = clock.setInterval(() => {
     limiter.sweep();
     handshakeLimiter.sweep();
@@ -215,6 +217,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     clock,
     audit,
     counters,
+    batcher,
     instanceId: bus.instanceId,
     maxEnvelopeBytes: bus.maxEnvelopeBytes,
     limits: {
@@ -607,6 +610,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       closed = true;
       draining = true;
       clock.clearInterval(sweeper);
+      batcher.close();
       for (const session of [...sessions]) session.close(CloseCode.GoingAway, "server going away");
       await bus.close();
     },

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { BroadcastChannelBus } from "../lib/bus/broadcast_channel.ts";
 import { parseClientFrame } from "../lib/protocol.ts";
-import { connectAs, join, startServer } from "./_helpers.ts";
+import { connect, connectAs, join, startServer, token } from "./_helpers.ts";
 
 Deno.test("parseClientFrame: each kind of bad frame has a precise error", () => {
   const err = (text: string) => {
@@ -127,6 +127,33 @@ Deno.test("a message too large for the bus is refused at publish with payload_to
       "nothing of the refused one was delivered",
     );
     await a.close();
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("?batch=1 coalesces one turn's messages into one newline-separated frame", async () => {
+  const ts = await startServer();
+  try {
+    const t = await token("a");
+    const frames = { batch: [] as string[], plain: [] as string[] };
+    const open = async (url: string, into: string[]) => {
+      const { client } = await connect(url);
+      await join(client, "r");
+      client.ws.addEventListener("message", (e) => into.push(String(e.data)));
+      return client;
+    };
+    const batched = await open(`${ts.wsUrl}?token=${t}&batch=1`, frames.batch);
+    const plain = await open(`${ts.wsUrl}?token=${t}`, frames.plain);
+    for (let i = 0; i < 3; i++) ts.server.publish("r", { i });
+    for (const c of [batched, plain]) for (let i = 0; i < 3; i++) await c.nextOf("message");
+    assert.equal(frames.batch.length, 1, "one frame for the three messages");
+    assert.deepEqual(frames.batch[0]!.split("\n").map((l) => JSON.parse(l).payload), [{ i: 0 }, {
+      i: 1,
+    }, { i: 2 }]);
+    assert.equal(frames.plain.length, 3, "plain clients are unaffected");
+    assert.ok(frames.plain.every((f) => !f.includes("\n")));
+    for (const c of [batched, plain]) await c.close();
   } finally {
     await ts.close();
   }
