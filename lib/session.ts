@@ -83,8 +83,9 @@ export class Session implements Member {
   #ended = false;
   #violations = 0;
   #violationWindowStart = 0;
-  #warnTimer: TimerId | undefined;
   #expiryTimer: TimerId | undefined;
+  /** The `exp` an `expiring` warning was already sent for. */
+  #warnedFor: number | null = null;
   #batch: string[] | null = null;
   #batchBytes = 0;
   /** Bytes written since `bufferedAmount` was last read. */
@@ -416,32 +417,38 @@ export class Session implements Member {
   }
 
   #clearExpiry(): void {
-    const { clock } = this.#ctx;
-    if (this.#warnTimer !== undefined) clock.clearTimeout(this.#warnTimer);
-    if (this.#expiryTimer !== undefined) clock.clearTimeout(this.#expiryTimer);
-    this.#warnTimer = this.#expiryTimer = undefined;
+    if (this.#expiryTimer !== undefined) this.#ctx.clock.clearTimeout(this.#expiryTimer);
+    this.#expiryTimer = undefined;
   }
 
+  /**
+   * One timer per session, re-armed as it fires: first for the `expiring`
+   * warning (sent once per token), then for the 4401 close. Lifetimes longer
+   * than setTimeout's range are waited out in steps.
+   */
   #scheduleExpiry(): void {
     this.#clearExpiry();
     const exp = this.#principal.expiresAt;
     if (exp === null) return;
     const { clock, limits } = this.#ctx;
     const expMs = exp * 1000;
-    const warnIn = expMs - limits.expiryWarningMs - clock.now();
-    if (limits.expiryWarningMs > 0 && warnIn < MAX_TIMER_MS) {
-      this.#warnTimer = clock.setTimeout(() => {
-        this.#warnTimer = undefined;
-        this.send(encode({ type: "expiring", expiresAt: exp }));
-      }, Math.max(0, warnIn));
+    const now = clock.now();
+    const warnAt = expMs - limits.expiryWarningMs;
+    if (limits.expiryWarningMs > 0 && this.#warnedFor !== exp && now >= warnAt && now < expMs) {
+      this.#warnedFor = exp;
+      this.send(encode({ type: "expiring", expiresAt: exp }));
     }
-    const expireIn = expMs - clock.now();
+    const warnPending = limits.expiryWarningMs > 0 && this.#warnedFor !== exp;
+    const next = warnPending ? warnAt : expMs;
     this.#expiryTimer = clock.setTimeout(() => {
       this.#expiryTimer = undefined;
-      if (clock.now() < expMs) return this.#scheduleExpiry(); // a lifetime longer than one timer
-      this.#ctx.audit.record("expiry", { user: this.userId, connection: this.id });
-      this.close(CloseCode.TokenExpired, "token expired");
-    }, Math.max(0, Math.min(expireIn, MAX_TIMER_MS)));
+      if (clock.now() >= expMs) {
+        this.#ctx.audit.record("expiry", { user: this.userId, connection: this.id });
+        this.close(CloseCode.TokenExpired, "token expired");
+      } else {
+        this.#scheduleExpiry();
+      }
+    }, Math.max(0, Math.min(next - now, MAX_TIMER_MS)));
   }
 
   /** Closes the socket with `code` and releases everything at once. */

@@ -3,6 +3,7 @@ import {
   connect,
   connectAs,
   eventually,
+  FakeClock,
   join,
   rawWebSocket,
   sendRawText,
@@ -102,6 +103,37 @@ Deno.test("a refresh extends the life of the connection past the first exp", asy
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(client.ws.readyState, WebSocket.OPEN);
     await client.close();
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("a 30-day token: one expiring a day before exp, then 4401, with one timer", async () => {
+  const clock = new FakeClock();
+  const day = 86_400_000;
+  const ts = await startServer({ EXPIRY_WARNING_MS: String(day), JWT_CLOCK_TOLERANCE_SEC: "0" }, {
+    clock,
+  });
+  try {
+    const { client, welcome } = await connect(
+      `${ts.wsUrl}?token=${await token("alice", { ttlSec: 30 * 86_400 })}`,
+    );
+    const expMs = Number(welcome.expiresAt) * 1000;
+    assert.equal(clock.pending, 2, "the housekeeping sweep and one session timer");
+    clock.advance(expMs - day - clock.now() - 1);
+    await client.request({ type: "ping", id: "p1" });
+    assert.equal(
+      client.inbox.filter((m) => m.type === "expiring").length,
+      0,
+      "not before its time",
+    );
+    clock.advance(2);
+    await client.nextOf("expiring");
+    clock.advance(day - 10);
+    await client.request({ type: "ping", id: "p2" });
+    assert.equal(client.inbox.filter((m) => m.type === "expiring").length, 0, "sent once");
+    clock.advance(10);
+    assert.equal((await client.closed).code, 4401);
   } finally {
     await ts.close();
   }
