@@ -6,7 +6,13 @@
  * @module
  */
 import { okRow, type Row } from "./_report.ts";
-import { type RunningServer, type ServerSpec, type StartOptions, startServer } from "./_servers.ts";
+import {
+  type RunningServer,
+  type ServerSpec,
+  type StartOptions,
+  startServer,
+  withClientQuery,
+} from "./_servers.ts";
 
 /** One row of a scenario: a server, possibly started with particular options. */
 export interface Contender {
@@ -14,6 +20,11 @@ export interface Contender {
   label: string;
   spec: ServerSpec;
   startOptions?: StartOptions;
+  /**
+   * Added to the client's WebSocket URL (`{ batch: "1" }`). Only the client
+   * differs: the row shares the process of the contender started the same way.
+   */
+  clientQuery?: Record<string, string>;
 }
 
 /** A measurement of one run; throw to fail the contender's row. */
@@ -85,7 +96,8 @@ export async function alternate(
       const server = servers.get(c.id);
       if (!server || failures.has(c.id)) continue;
       try {
-        const r = await measure(c, server, run);
+        const view = c.clientQuery ? withClientQuery(server, c.clientQuery) : server;
+        const r = await measure(c, view, run);
         results.get(c.id)!.push(r);
       } catch (err) {
         failures.set(c.id, `run ${run + 1}: ${describeFailure(err, server)}`);

@@ -4,22 +4,37 @@
  *
  * @module
  */
+import type { AcrossParams } from "./gen/across.ts";
 import type { FanoutParams } from "./gen/fanout.ts";
 import type { HandshakeParams } from "./gen/handshakes.ts";
 import type { RoomsParams } from "./gen/rooms.ts";
 
 /** Idle-connection scenario sizes. */
 export interface IdleParams {
+  /** C of the comparison: every server, every round. */
   connections: number;
+  /**
+   * C of one extra round for ours alone, held through the same hold as the
+   * comparison's last round; 0 leaves it out.
+   */
+  oursOnlyConnections: number;
   /** Connections per generator process (a process may hold ~20,000 descriptors). */
   perProcess: number;
   /** Loopback source addresses to spread connections over (~28,000 ports each). */
   sources: string[];
   /** Handshakes in flight per generator process. */
   concurrency: number;
-  /** How long the last round's connections are held before the drop check. */
+  /**
+   * How long ours alone holds its connections before the drop check (or, when
+   * `oursOnlyConnections` is 0, the comparison's last round).
+   */
   holdMs: number;
-  /** Heartbeat interval for the bare servers: shorter than the hold so it fires. */
+  /**
+   * Least time the comparison's last round is held: ≥ 2 heartbeats, so a
+   * server that mishandles pongs drops connections before the check.
+   */
+  minHoldMs: number;
+  /** Heartbeat interval, every server: shorter than the holds so it fires. */
   heartbeatMs: number;
   /** Pause between the last connect and the RSS sample. */
   settleMs: number;
@@ -35,6 +50,8 @@ export interface BenchConfig {
   rooms: RoomsParams;
   idle: IdleParams;
   handshakes: HandshakeParams;
+  /** Across isolates (`deno serve --parallel`) and across processes (Redis). */
+  isolates: AcrossParams;
   /** The whole bench is aborted (non-zero exit) past this. */
   watchdogMs: number;
 }
@@ -46,10 +63,12 @@ export const FULL: BenchConfig = {
   mode: "full",
   runs: 3,
   fanout: [
-    // ~60–75k saturating deliveries per run; light phase at 10 msg/s.
+    // ~40–50k saturating deliveries per size, ≥ 0.8 s of server CPU: a 10 ms
+    // CPU tick stays under ~1.5% of the figure. Connecting 5,001 sockets, not
+    // these phases, is most of each run's wall time.
     {
       subscribers: 1000,
-      messages: 60,
+      messages: 40,
       window: 4,
       lightMessages: 10,
       lightRate: 10,
@@ -57,9 +76,9 @@ export const FULL: BenchConfig = {
     },
     {
       subscribers: 5000,
-      messages: 15,
+      messages: 10,
       window: 4,
-      lightMessages: 5,
+      lightMessages: 3,
       lightRate: 10,
       phaseTimeoutMs: 30_000,
     },
@@ -68,22 +87,33 @@ export const FULL: BenchConfig = {
     rooms: 100,
     membersPerRoom: 10,
     ratePerMember: 2,
-    durationMs: 2000,
+    durationMs: 1000,
     drainTimeoutMs: 10_000,
   },
   idle: {
-    // "Up to 15,000": 15,000 works (12 × ~10 s of connecting on 2 cores) but
-    // blows the 5-minute budget; 5,000 keeps it, and 3 processes still split them.
-    connections: 5000,
-    perProcess: 2000,
+    // "Up to 15,000": ours alone gets one round at 15,000 (~13 s of connecting
+    // on 2 cores), held while the comparison runs. All four servers × 3 rounds
+    // at that size would take ~3 min of connecting alone (≈ 3.5 ms per
+    // connection summed over the four), so the comparison runs at 2,000.
+    connections: 2000,
+    oursOnlyConnections: 15_000,
+    perProcess: 5000,
     sources: SOURCES,
     concurrency: 64,
     holdMs: 60_000,
-    heartbeatMs: 25_000,
-    settleMs: 1000,
+    // 2.5 heartbeats: a server that mishandles pongs has dropped by then.
+    minHoldMs: 20_000,
+    // Short enough for the comparison's hold to see two; ours alone then
+    // answers ~1,900 pongs/s in the background, a few % of one core.
+    heartbeatMs: 8000,
+    settleMs: 300,
     connectTimeoutMs: 30_000,
   },
-  handshakes: { count: 2000, concurrency: 32, timeoutMs: 10_000 },
+  // ≥ 1 s of handshaking for the fastest server: enough CPU time to read per handshake.
+  handshakes: { count: 1000, concurrency: 32, timeoutMs: 10_000 },
+  // 2,000 samples per group per run at 4,000 deliveries/s: enough for a p99,
+  // light enough that neither group queues.
+  isolates: { subscribers: 100, messages: 40, rate: 40, timeoutMs: 15_000 },
   watchdogMs: 8 * 60_000,
 };
 
@@ -112,16 +142,19 @@ export const QUICK: BenchConfig = {
   rooms: { rooms: 5, membersPerRoom: 4, ratePerMember: 10, durationMs: 100, drainTimeoutMs: 3000 },
   idle: {
     connections: 100,
+    oursOnlyConnections: 200,
     // One process per server: Node start-up, not the slicing, is what costs here.
-    perProcess: 100,
+    perProcess: 200,
     sources: SOURCES.slice(0, 2),
     concurrency: 32,
     holdMs: 1200,
+    minHoldMs: 1200,
     // Ours accepts no shorter heartbeat.
     heartbeatMs: 1000,
     settleMs: 50,
     connectTimeoutMs: 10_000,
   },
   handshakes: { count: 60, concurrency: 8, timeoutMs: 5000 },
+  isolates: { subscribers: 20, messages: 20, rate: 100, timeoutMs: 10_000 },
   watchdogMs: 90_000,
 };

@@ -49,6 +49,16 @@ export interface StartOptions {
   es256PublicKeyPem?: string;
   /** @default 30000 */
   readyTimeoutMs?: number;
+  /**
+   * Ours only. `run`: `deno run main.ts`, one isolate. `parallel`: the
+   * `scripts/serve_parallel.ts` launcher (`deno serve --parallel`), pinned to
+   * two isolates so the figure means the same on any machine. The started
+   * server's `pid` is then the launcher's: not a source of CPU figures.
+   * @default "run"
+   */
+  launch?: "run" | "parallel";
+  /** Ours only: variables added to its environment (bus selection). @default {} */
+  env?: Record<string, string>;
 }
 
 /** A started server. */
@@ -95,7 +105,7 @@ function commandFor(
   spec: ServerSpec,
   port: number,
   options: StartOptions,
-): { cmd: string; args: string[]; env: Record<string, string> } {
+): { cmd: string; args: string[]; env: Record<string, string>; processGroup: boolean } {
   const heartbeat = String(options.heartbeatMs ?? 30_000);
   const base = { PORT: String(port), HOSTNAME: "127.0.0.1" };
   switch (spec.id) {
@@ -103,12 +113,16 @@ function commandFor(
       const auth: Record<string, string> = options.es256PublicKeyPem
         ? { JWT_PUBLIC_KEY: options.es256PublicKeyPem, JWT_ALGORITHMS: "ES256" }
         : { JWT_SECRET: BENCH_HS256_SECRET };
+      const parallel = options.launch === "parallel";
       return {
         cmd: Deno.execPath(),
-        args: ["run", "-A", "main.ts"],
+        args: ["run", "-A", parallel ? "scripts/serve_parallel.ts" : "main.ts"],
+        // The launcher spawns `deno serve`: a SIGKILL fallback must reach it too.
+        processGroup: parallel,
         env: {
           ...base,
           ...auth,
+          ...(parallel ? { DENO_JOBS: "2" } : {}),
           // High enough never to trigger: the bench measures the limiter's
           // cost, not its refusals.
           RATE_LIMIT_CAPACITY: "1000000",
@@ -121,6 +135,7 @@ function commandFor(
           HEARTBEAT_MS: heartbeat,
           // Connections are gone by the time we stop it; don't wait 10 s for stragglers.
           SHUTDOWN_GRACE_MS: "1000",
+          ...options.env,
         },
       };
     }
@@ -129,20 +144,57 @@ function commandFor(
         cmd: Deno.execPath(),
         args: ["run", "--allow-net", "--allow-env", `${BENCH_DIR}servers/bare_deno.ts`],
         env: { ...base, HEARTBEAT_INTERVAL_MS: heartbeat },
+        processGroup: false,
       };
     case "node_ws":
       return {
         cmd: "node",
         args: [`${BENCH_DIR}node/node_ws.mjs`],
         env: { ...base, HEARTBEAT_INTERVAL_MS: heartbeat },
+        processGroup: false,
       };
     case "socketio":
       return {
         cmd: "node",
         args: [`${BENCH_DIR}node/socketio.mjs`],
         env: { ...base, HEARTBEAT_INTERVAL_MS: heartbeat },
+        processGroup: false,
       };
   }
+}
+
+/** Absolute path of `name` on PATH, if any. */
+export async function findOnPath(name: string): Promise<string | undefined> {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir !== "" && await exists(`${dir}/${name}`)) return `${dir}/${name}`;
+  }
+  return undefined;
+}
+
+/**
+ * The same running server, seen by a client that adds `query` to its
+ * WebSocket URL (`?batch=1`): one process, two ways of talking to it.
+ */
+export function withClientQuery(
+  server: RunningServer,
+  query: Record<string, string>,
+): RunningServer {
+  const extra = new URLSearchParams(query).toString();
+  return {
+    spec: server.spec,
+    pid: server.pid,
+    port: server.port,
+    httpUrl: server.httpUrl,
+    wsUrl: (token) => {
+      const url = server.wsUrl(token);
+      return `${url}${url.includes("?") ? "&" : "?"}${extra}`;
+    },
+    logTail: () => server.logTail(),
+    get exited() {
+      return server.exited;
+    },
+    close: () => server.close(),
+  };
 }
 
 /** Why a server cannot start on this checkout, or undefined when it can. */
@@ -168,9 +220,10 @@ export async function startServer(
   if (reason) throw new ServerUnavailableError(reason);
   const { readyTimeoutMs = 30_000 } = options;
   const port = freePort();
-  const { cmd, args, env } = commandFor(spec, port, options);
-  const child = new Deno.Command(cmd, {
-    args,
+  const { cmd, args, env, processGroup } = commandFor(spec, port, options);
+  const setsid = processGroup ? await findOnPath("setsid") : undefined;
+  const child = new Deno.Command(setsid ?? cmd, {
+    args: setsid === undefined ? args : [cmd, ...args],
     cwd: REPO_ROOT,
     env,
     stdin: "null",
@@ -217,7 +270,9 @@ export async function startServer(
           } catch { /* already gone */ }
           const timer = setTimeout(() => {
             try {
-              child.kill("SIGKILL");
+              // `setsid`, run by a non-leader, execs in place: the group id is the child's pid.
+              if (setsid !== undefined) Deno.kill(-child.pid, "SIGKILL");
+              else child.kill("SIGKILL");
             } catch { /* already gone */ }
           }, 3000);
           await status;

@@ -18,11 +18,12 @@ import {
   type Section,
   type TargetDef,
 } from "./_report.ts";
+import { closeAllRedis } from "./_redis.ts";
 import { closeAllServers, SERVER_IDS, type ServerId } from "./_servers.ts";
-import type { Context } from "./scenarios/_context.ts";
+import { type Context, OURS_BATCHED } from "./scenarios/_context.ts";
 import { fanoutScenario, fanoutSectionId } from "./scenarios/fanout.ts";
 import { handshakesScenario } from "./scenarios/handshakes.ts";
-import { idleScenario } from "./scenarios/idle.ts";
+import { idleScenario, OURS_LARGE } from "./scenarios/idle.ts";
 import { isolatesScenario } from "./scenarios/isolates.ts";
 import { roomsScenario } from "./scenarios/rooms.ts";
 
@@ -85,6 +86,26 @@ function targetsFor(config: BenchConfig): TargetDef[] {
         direction: ">=",
         goal: 1,
       },
+      // Batched is its own row, not a replacement: the unbatched targets above
+      // stay, since clients that do not opt in get the plain path.
+      {
+        name: `N=${n}: ours batched ahead of Node ws (deliveries per server CPU-second)`,
+        section,
+        metric,
+        numerator: OURS_BATCHED,
+        denominator: "node_ws",
+        direction: ">=",
+        goal: 1,
+      },
+      {
+        name: `N=${n}: ours batched ahead of Socket.IO (deliveries per server CPU-second)`,
+        section,
+        metric,
+        numerator: OURS_BATCHED,
+        denominator: "socketio",
+        direction: ">=",
+        goal: 1,
+      },
     );
   }
   const light = config.fanout[0]!.subscribers;
@@ -121,11 +142,20 @@ function targetsFor(config: BenchConfig): TargetDef[] {
 }
 
 /** Rows each section must report for the selected servers (ids). */
-function expectedRows(section: Section, servers: readonly ServerId[]): string[] {
+function expectedRows(
+  section: Section,
+  servers: readonly ServerId[],
+  config: BenchConfig,
+): string[] {
   const ids: string[] = [];
   for (const s of servers) {
     if (section.id === "isolates") {
       if (s === "ours") ids.push("ours_parallel", "ours_redis");
+    } else if (section.id === "idle" && s === "ours") {
+      ids.push("ours");
+      if (config.idle.oursOnlyConnections > 0) ids.push(OURS_LARGE);
+    } else if ((section.id.startsWith("fanout_") || section.id === "rooms") && s === "ours") {
+      ids.push("ours", OURS_BATCHED);
     } else if (section.id === "handshakes" && s === "ours") {
       ids.push("ours_hs256", "ours_es256_cold", "ours_es256_warm");
     } else ids.push(s);
@@ -168,7 +198,7 @@ async function main(args: string[]): Promise<number> {
 
   const problems: string[] = [];
   for (const section of sections) {
-    for (const id of expectedRows(section, servers)) {
+    for (const id of expectedRows(section, servers, config)) {
       const row = section.rows.find((r) => r.id === id);
       if (!row) problems.push(`${section.title}: row ${id} missing`);
       else if (row.status === "failed") {
@@ -208,11 +238,11 @@ if (import.meta.main) {
   const config = Deno.args.includes("--quick") ? QUICK : FULL;
   const watchdog = setTimeout(async () => {
     log(`watchdog: still running after ${config.watchdogMs / 1000} s, aborting`);
-    await closeAllServers();
+    await Promise.all([closeAllServers(), closeAllRedis()]);
     Deno.exit(2);
   }, config.watchdogMs);
   Deno.addSignalListener("SIGINT", async () => {
-    await closeAllServers();
+    await Promise.all([closeAllServers(), closeAllRedis()]);
     Deno.exit(130);
   });
   let code = 1;
@@ -222,7 +252,7 @@ if (import.meta.main) {
     log(`crashed: ${err instanceof Error ? err.stack : String(err)}`);
   } finally {
     clearTimeout(watchdog);
-    await closeAllServers();
+    await Promise.all([closeAllServers(), closeAllRedis()]);
   }
   Deno.exit(code);
 }

@@ -17,6 +17,8 @@ export interface Frame {
   payload?: unknown;
   code?: unknown;
   message?: unknown;
+  /** In ours' `welcome`: which isolate or process holds the connection. */
+  instanceId?: unknown;
 }
 
 /** Called for every frame that is not the reply to a pending request. */
@@ -28,6 +30,8 @@ export interface BenchConnection {
   send(message: Record<string, unknown>): void;
   /** Sends a message with an `id` and resolves with the frame that echoes that id. */
   request(message: Record<string, unknown> & { id: string }, timeoutMs?: number): Promise<Frame>;
+  /** The server's `welcome` frame. */
+  readonly welcome: Frame;
   /** Receives every frame that is not a request reply. */
   onFrame: FrameHandler | undefined;
   /** Error frames received so far. */
@@ -48,6 +52,7 @@ export interface ConnectOptions {
 }
 
 class Connection implements BenchConnection {
+  welcome: Frame = {};
   onFrame: FrameHandler | undefined;
   errors = 0;
   isClosed = false;
@@ -164,6 +169,7 @@ export function connect(
     conn.onFrame = (frame) => {
       if (frame.type !== "welcome") return;
       clearTimeout(timer);
+      conn.welcome = frame;
       conn.onFrame = undefined;
       resolve(conn);
     };

@@ -16,8 +16,12 @@
  */
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { WebSocket } from "ws";
+import { createRequire } from "node:module";
 import { io } from "socket.io-client";
+
+// Loaded with require: Node resolves it from bench/node/node_modules, while
+// `deno check bench/` (whose import map has no such package) leaves it alone.
+const { WebSocket } = createRequire(import.meta.url)("ws");
 
 /** @type {{close(): void, gone: Promise<void>}[]} */
 let clients = [];

@@ -6,7 +6,11 @@
  * Env: PORT, HOSTNAME (default 127.0.0.1), HEARTBEAT_INTERVAL_MS (default 30000).
  */
 import { createServer } from "node:http";
-import { WebSocket, WebSocketServer } from "ws";
+import { createRequire } from "node:module";
+
+// Loaded with require: Node resolves it from bench/node/node_modules, while
+// `deno check bench/` (whose import map has no such package) leaves it alone.
+const { WebSocket, WebSocketServer } = createRequire(import.meta.url)("ws");
 
 const port = Number(process.env.PORT ?? "0");
 const hostname = process.env.HOSTNAME ?? "127.0.0.1";

@@ -8,7 +8,11 @@
  * Socket.IO's own pingInterval).
  */
 import { createServer } from "node:http";
-import { Server } from "socket.io";
+import { createRequire } from "node:module";
+
+// Loaded with require: Node resolves it from bench/node/node_modules, while
+// `deno check bench/` (whose import map has no such package) leaves it alone.
+const { Server } = createRequire(import.meta.url)("socket.io");
 
 const port = Number(process.env.PORT ?? "0");
 const hostname = process.env.HOSTNAME ?? "127.0.0.1";

@@ -2,7 +2,10 @@
  * Idle connections: C authenticated connections with heartbeat on. Server RSS
  * per connection, time to connect them all, and a drop check after a hold.
  * Each round starts every server fresh (RSS needs a clean baseline); the last
- * round's connections are held, all servers at once, then checked.
+ * round's connections are held, all servers at once, then checked. Ours is
+ * also run once at a larger C (the issue's 15,000), alone, and held through
+ * the same hold: the comparison at that size, ×3 rounds ×4 servers, would not
+ * fit the bench's time budget.
  *
  * @module
  */
@@ -10,7 +13,7 @@ import { type Contender, describeFailure, log } from "../_alternate.ts";
 import type { IdleParams } from "../_config.ts";
 import { rssBytes } from "../_proc.ts";
 import { okRow, type Row, type Section } from "../_report.ts";
-import { type RunningServer, startServer } from "../_servers.ts";
+import { type RunningServer, SERVERS, startServer } from "../_servers.ts";
 import { mintTokens } from "../_tokens.ts";
 import { contendersOf, type Context } from "./_context.ts";
 
@@ -91,11 +94,12 @@ async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<st
   }
 }
 
-/** Opens the connections on `server`; resolves with the slowest process's connect time. */
+/** Opens `count` connections on `server`; resolves with the slowest process's connect time. */
 async function openIdle(
   server: RunningServer,
   procs: readonly IdleProcess[],
   p: IdleParams,
+  count: number,
   tokensFile: string,
 ): Promise<number> {
   const socketio = server.spec.client === "socketio";
@@ -105,7 +109,7 @@ async function openIdle(
       cmd: "open",
       kind: server.spec.client,
       url: socketio ? server.httpUrl : server.wsUrl(),
-      count: Math.min(p.perProcess, p.connections - offset),
+      count: Math.min(p.perProcess, count - offset),
       offset,
       tokensFile,
       // Each process starts at a different source so ports spread evenly.
@@ -145,41 +149,168 @@ async function startAll(
   return started;
 }
 
+/** A server whose connections are held open until the drop check. */
+interface Held {
+  server: RunningServer;
+  procs: IdleProcess[];
+  count: number;
+  /** `performance.now()` when the last connection opened: the hold starts there. */
+  since: number;
+}
+
+/** Opens `count` on a server and measures it; the connections stay open. */
+async function measureOne(
+  server: RunningServer,
+  procs: readonly IdleProcess[],
+  p: IdleParams,
+  count: number,
+  tokensFile: string,
+): Promise<{ rssKb: number; connectMs: number }> {
+  const rssBefore = await rssBytes(server.pid);
+  const connectMs = await openIdle(server, procs, p, count, tokensFile);
+  await new Promise((r) => setTimeout(r, p.settleMs));
+  const rssKb = (await rssBytes(server.pid) - rssBefore) / count / 1024;
+  return { rssKb, connectMs };
+}
+
+/** Asks the generators holding `held` how many connections survived; throws on any drop. */
+async function checkHeld(held: Held): Promise<string> {
+  const heldSec = Math.floor((performance.now() - held.since) / 1000);
+  const checks = await Promise.all(
+    held.procs.map((proc) => proc.command({ cmd: "check" }, 10_000)),
+  );
+  const dropped = checks.reduce((n, e) => n + (e.dropped ?? 0), 0);
+  const open = checks.reduce((n, e) => n + (e.open ?? 0), 0);
+  if (dropped > 0 || open !== held.count || held.server.exited) {
+    throw new Error(
+      `${dropped} of ${held.count} connections dropped (${open} open) during a ${heldSec} s hold`,
+    );
+  }
+  return `0 of ${fmt(held.count)} dropped after ${heldSec} s`;
+}
+
+function fmt(n: number): string {
+  return n.toLocaleString("en-US");
+}
+
+/** The section's method line. */
+function describe(p: IdleParams, runs: number, large: number): string {
+  const processes = Math.ceil(p.connections / p.perProcess);
+  const sentences = [
+    `Authenticated connections (token in the URL; bare servers ignore it) from ${processes} ` +
+    `Node \`ws\` / socket.io-client process(es) per ${fmt(p.perProcess)} connections, over ` +
+    `${p.sources.length} loopback source addresses; heartbeat every ${p.heartbeatMs / 1000} s on ` +
+    `every server.`,
+    `RSS/conn = (VmRSS ${p.settleMs} ms after the last connect − VmRSS before) / C, on a fresh ` +
+    `process each round; ${runs} alternating rounds at C=${fmt(p.connections)}.`,
+  ];
+  if (large > 0) {
+    sentences.push(
+      `Ours alone is first connected once at C=${fmt(large)}, the issue's size, on its own ` +
+        `process, and holds them ${p.holdMs / 1000} s while the comparison runs beside it ` +
+        `(idle but for its heartbeats: a background load every comparison server sees alike). All four servers × ` +
+        `${runs} rounds at that size would spend ~3 minutes connecting on 2 cores (≈ 3.5 ms ` +
+        `per connection summed over the four) and break the 5-minute budget. ` +
+        `RSS/conn falls as C grows (fixed costs spread), so compare rows of the same C: the ` +
+        `ratio target is read at C=${fmt(p.connections)}.`,
+      `The comparison's last round is held ≥ ${p.minHoldMs / 1000} s (≥ 2 heartbeats). ` +
+        `Every held server is then checked for drops.`,
+    );
+  } else {
+    sentences.push(
+      `The last round's servers then hold their connections ${p.holdMs / 1000} s at once, ` +
+        `heartbeats running, and are checked for drops.`,
+    );
+  }
+  return sentences.join(" ");
+}
+
+/** Row id of ours' single large round. */
+export const OURS_LARGE = "ours_large";
+
 /** Runs the idle-connection scenario; one section. */
 export async function idleScenario(ctx: Context): Promise<Section[]> {
   const { config } = ctx;
   const p = config.idle;
-  log(`idle ×${p.connections}, hold ${p.holdMs / 1000} s`);
-  const tokens = await mintTokens(p.connections, { alg: "HS256", subPrefix: "idle" });
+  const large = ctx.servers.includes("ours") ? p.oursOnlyConnections : 0;
+  log(
+    `idle ×${p.connections}${large > 0 ? `, ours alone ×${large}` : ""}, hold ${p.holdMs / 1000} s`,
+  );
+  const tokens = await mintTokens(Math.max(p.connections, large), {
+    alg: "HS256",
+    subPrefix: "idle",
+  });
   await Deno.mkdir(RESULTS_DIR, { recursive: true });
   const tokensFile = `${RESULTS_DIR}idle-tokens-${Deno.pid}.tmp`;
   await Deno.writeTextFile(tokensFile, tokens.join("\n"));
 
   const contenders = contendersOf(ctx);
-  const results = new Map<string, Record<string, number>[]>(contenders.map((c) => [c.id, []]));
+  const largeLabel = `ours, C=${fmt(large)} (ours alone, 1 round)`;
+  const results = new Map<string, Record<string, number>[]>(
+    [...contenders.map((c) => c.id), OURS_LARGE].map((id) => [id, []]),
+  );
   const failures = new Map<string, string>();
   const notes = new Map<string, string[]>();
-  const processes = Math.ceil(p.connections / p.perProcess);
-  const procs = new Map(contenders.map((c) => [
-    c.id,
-    Array.from({ length: processes }, () => new IdleProcess()),
-  ]));
-  let servers = new Map<string, RunningServer>();
+  const spawn = (count: number) =>
+    Array.from({ length: Math.ceil(count / p.perProcess) }, () => new IdleProcess());
+  // Node start-up (~0.4 s) is paid once per process, not per round.
+  const procs = new Map(contenders.map((c) => [c.id, spawn(p.connections)]));
+  if (large > 0) procs.set(OURS_LARGE, spawn(large));
+  const held = new Map<string, Held>();
+  const servers = new Map<string, RunningServer>();
   try {
+    if (large > 0) {
+      // Ours alone first: its hold then runs while the comparison is measured,
+      // instead of adding a minute of waiting to the bench. Idle, it costs the
+      // machine only its heartbeats meanwhile.
+      const started = await startAll(
+        [{ id: OURS_LARGE, label: largeLabel, spec: SERVERS.ours }],
+        p,
+        failures,
+      );
+      const server = started.get(OURS_LARGE);
+      if (server) {
+        servers.set(OURS_LARGE, server);
+        try {
+          const r = await measureOne(server, procs.get(OURS_LARGE)!, p, large, tokensFile);
+          results.get(OURS_LARGE)!.push(r);
+          held.set(OURS_LARGE, {
+            server,
+            procs: procs.get(OURS_LARGE)!,
+            count: large,
+            since: performance.now(),
+          });
+          log(
+            `  ${largeLabel}: ${r.rssKb.toFixed(1)} KB/conn, connected in ${
+              r.connectMs.toFixed(0)
+            } ms`,
+          );
+        } catch (err) {
+          failures.set(OURS_LARGE, describeFailure(err, server));
+          log(`${largeLabel} failed: ${describeFailure(err, server).split("\n")[0]}`);
+        }
+      }
+    }
     for (let run = 0; run < config.runs; run++) {
       // Fresh servers every round: RSS per connection needs a clean baseline.
-      servers = await startAll(contenders.filter((c) => !failures.has(c.id)), p, failures);
+      const round = await startAll(contenders.filter((c) => !failures.has(c.id)), p, failures);
       for (const c of contenders) {
-        const server = servers.get(c.id);
+        const server = round.get(c.id);
         if (!server) continue;
+        servers.set(c.id, server);
         try {
-          const rssBefore = await rssBytes(server.pid);
-          const connectMs = await openIdle(server, procs.get(c.id)!, p, tokensFile);
-          await new Promise((r) => setTimeout(r, p.settleMs));
-          const rssKb = (await rssBytes(server.pid) - rssBefore) / p.connections / 1024;
-          results.get(c.id)!.push({ rssKb, connectMs });
-          log(`  ${c.label}: ${rssKb.toFixed(1)} KB/conn, connected in ${connectMs.toFixed(0)} ms`);
-          if (run === config.runs - 1) continue;
+          const r = await measureOne(server, procs.get(c.id)!, p, p.connections, tokensFile);
+          results.get(c.id)!.push(r);
+          log(
+            `  ${c.label}: ${r.rssKb.toFixed(1)} KB/conn, connected in ${
+              r.connectMs.toFixed(0)
+            } ms`,
+          );
+          if (run === config.runs - 1) {
+            const since = performance.now();
+            held.set(c.id, { server, procs: procs.get(c.id)!, count: p.connections, since });
+            continue;
+          }
           await closeIdle(procs.get(c.id)!);
         } catch (err) {
           failures.set(c.id, `run ${run + 1}: ${describeFailure(err, server)}`);
@@ -189,28 +320,23 @@ export async function idleScenario(ctx: Context): Promise<Section[]> {
         servers.delete(c.id);
       }
     }
-    // The last round's servers still hold their connections: hold, then check.
-    if (servers.size > 0) {
-      log(`  holding ${servers.size} × ${p.connections} connections for ${p.holdMs / 1000} s`);
-      await new Promise((r) => setTimeout(r, p.holdMs));
+    if (held.size > 0) {
+      const now = performance.now();
+      const alone = held.get(OURS_LARGE);
+      const last = Math.max(...[...held.values()].map((h) => h.since));
+      const until = Math.max(
+        alone ? alone.since + p.holdMs : last + p.holdMs,
+        last + p.minHoldMs,
+      );
+      const counts = [...held.values()].map((h) => fmt(h.count)).join(" + ");
+      log(`  holding ${counts} connections ${((until - now) / 1000).toFixed(0)} s more`);
+      await new Promise((r) => setTimeout(r, Math.max(0, until - now)));
     }
-    for (const [id, server] of servers) {
+    for (const [id, h] of held) {
       try {
-        const checks = await Promise.all(
-          procs.get(id)!.map((proc) => proc.command({ cmd: "check" }, 10_000)),
-        );
-        const dropped = checks.reduce((n, e) => n + (e.dropped ?? 0), 0);
-        const open = checks.reduce((n, e) => n + (e.open ?? 0), 0);
-        if (dropped > 0 || open !== p.connections || server.exited) {
-          throw new Error(
-            `${dropped} of ${p.connections} connections dropped during the ${
-              p.holdMs / 1000
-            } s hold`,
-          );
-        }
-        notes.set(id, [`0 of ${p.connections} dropped after ${p.holdMs / 1000} s`]);
+        notes.set(id, [await checkHeld(h)]);
       } catch (err) {
-        failures.set(id, `hold: ${describeFailure(err, server)}`);
+        failures.set(id, `hold: ${describeFailure(err, h.server)}`);
       }
     }
   } finally {
@@ -219,23 +345,22 @@ export async function idleScenario(ctx: Context): Promise<Section[]> {
     await Deno.remove(tokensFile).catch(() => {});
   }
 
-  const rows: Row[] = contenders.map((c) => {
-    const reason = failures.get(c.id);
-    if (reason !== undefined) {
-      return { id: c.id, label: c.label, status: "failed", reason, metrics: {} };
-    }
-    const row = okRow(c.id, c.label, results.get(c.id)!);
-    const n = notes.get(c.id);
-    return n ? { ...row, notes: n } : row;
-  });
+  const row = (id: string, label: string): Row => {
+    const reason = failures.get(id);
+    if (reason !== undefined) return { id, label, status: "failed", reason, metrics: {} };
+    const ok = okRow(id, label, results.get(id)!);
+    const n = notes.get(id);
+    return n ? { ...ok, notes: n } : ok;
+  };
+  const rows = contenders.map((c) => row(c.id, c.label));
+  if (large > 0) {
+    rows.splice(rows.findIndex((r) => r.id === "ours") + 1, 0, row(OURS_LARGE, largeLabel));
+  }
   return [{
     id: "idle",
-    title: `Idle connections, C=${p.connections.toLocaleString("en-US")}`,
-    description: `Authenticated connections (token in the URL; bare servers ignore it) from ` +
-      `${Math.ceil(p.connections / p.perProcess)} Node \`ws\` / socket.io-client processes over ` +
-      `${p.sources.length} loopback source addresses, heartbeat every ${p.heartbeatMs / 1000} s ` +
-      `(ours: its default). RSS/conn = (VmRSS ${p.settleMs} ms after the last connect − VmRSS before) / C. ` +
-      `The last round is held ${p.holdMs / 1000} s, all servers at once, then checked for drops.`,
+    title: `Idle connections, C=${fmt(p.connections)}` +
+      (large > 0 ? ` (ours alone also at C=${fmt(large)})` : ""),
+    description: describe(p, config.runs, large),
     metrics: [
       { key: "rssKb", label: "server RSS KB/conn", digits: 1 },
       { key: "connectMs", label: "time to connect all, ms", digits: 0 },

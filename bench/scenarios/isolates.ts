@@ -1,40 +1,193 @@
 /**
- * Across isolates: fan-out through `deno serve --parallel` (BroadcastChannel)
- * and through Redis, reporting the latency each bus hop adds. Ours only.
- *
- * Skipped until the server can run on more than one instance; the rows are
- * still reported ("skipped: reason") so the table keeps its shape. To add
- * it: start ours with `deno serve --parallel` (or two processes on one Redis),
- * read `instanceId` from each `welcome`, run the light fan-out, and compare
- * latency of subscribers on the publisher's instance with the others'.
+ * Across isolates: the latency one bus hop adds. Ours only, two deployments:
+ * `deno serve --parallel` with two isolates on the BroadcastChannel bus, and
+ * two `deno run main.ts` processes sharing a redis-server the bench starts.
+ * Subscribers on the publisher's instance and on the other one are told apart
+ * by the `instanceId` of their `welcome`; the difference between the two
+ * groups' latencies is the hop.
  *
  * @module
  */
-import type { Section } from "../_report.ts";
+import { describeFailure, log } from "../_alternate.ts";
+import { redisServerPath, type RunningRedis, startRedis } from "../_redis.ts";
+import { okRow, type Row, type Section } from "../_report.ts";
+import { type RunningServer, SERVERS, type StartOptions, startServer } from "../_servers.ts";
+import { mintTokens } from "../_tokens.ts";
+import { runAcross } from "../gen/across.ts";
 import type { Context } from "./_context.ts";
 
-const REASON = "not measured yet: the harness has no multi-instance start mode " +
-  "(deno serve --parallel with REALTIME_SERVE_MODE=1; BUS=redis against a local redis-server)";
+/** A started multi-instance deployment: where to connect (publisher on the first), and its stop. */
+interface Deployment {
+  endpoints: RunningServer[];
+  close(): Promise<void>;
+}
 
-/** Reports the across-isolates rows as skipped, with the reason. */
-export function isolatesScenario(ctx: Context): Promise<Section[]> {
-  const rows = ctx.servers.includes("ours")
-    ? [
-      { id: "ours_parallel", label: "ours, deno serve --parallel (BroadcastChannel)" },
-      { id: "ours_redis", label: "ours, 2 processes via Redis" },
-    ].map((r) => ({ ...r, status: "skipped" as const, reason: REASON, metrics: {} }))
-    : [];
-  return Promise.resolve([{
+/** One row: how to start its deployment, or why it cannot run here. */
+interface Variant {
+  id: string;
+  label: string;
+  start(): Promise<Deployment>;
+}
+
+/** A bus channel no other server on this machine uses (tests may be running alongside). */
+function channel(): string {
+  return `bench-${crypto.randomUUID()}`;
+}
+
+async function startOurs(options: StartOptions): Promise<RunningServer> {
+  return await startServer(SERVERS.ours, options);
+}
+
+const parallel: Variant = {
+  id: "ours_parallel",
+  label: "ours, deno serve --parallel, 2 isolates (BroadcastChannel)",
+  async start() {
+    const server = await startOurs({
+      launch: "parallel",
+      env: { BUS: "broadcast", BUS_CHANNEL: channel() },
+    });
+    return { endpoints: [server], close: () => server.close() };
+  },
+};
+
+const REDIS_ROW = { id: "ours_redis", label: "ours, 2 processes via Redis" } as const;
+
+function redisVariant(binary: string): Variant {
+  return {
+    ...REDIS_ROW,
+    async start() {
+      const redis: RunningRedis = await startRedis(binary);
+      const env = { BUS: "redis", REDIS_URL: redis.url, BUS_CHANNEL: channel() };
+      const nodes = await Promise.allSettled([startOurs({ env }), startOurs({ env })]);
+      const started = nodes.flatMap((n) => n.status === "fulfilled" ? [n.value] : []);
+      const close = async () => {
+        await Promise.all(started.map((s) => s.close()));
+        await redis.close();
+      };
+      const failed = nodes.find((n) => n.status === "rejected");
+      if (failed) {
+        await close();
+        throw failed.reason;
+      }
+      return { endpoints: started, close };
+    },
+  };
+}
+
+function skippedOrFailed(id: string, label: string, reason: string): Row {
+  // CI must not lose this row silently: there, a missing redis-server fails the run.
+  const inCi = (Deno.env.get("CI") ?? "") !== "";
+  return {
+    id,
+    label,
+    status: inCi ? "failed" : "skipped",
+    reason: inCi ? `${reason} (CI is set)` : reason,
+    metrics: {},
+  };
+}
+
+/** Runs the across-isolates scenario; one section. */
+export async function isolatesScenario(ctx: Context): Promise<Section[]> {
+  const p = ctx.config.isolates;
+  const rows: Row[] = [];
+  if (ctx.servers.includes("ours")) {
+    log(`across isolates: ${p.subscribers} subscribers, ${p.messages} messages at ${p.rate}/s`);
+    const redis = await redisServerPath();
+    const variants: Variant[] = [parallel];
+    if (redis !== undefined) variants.push(redisVariant(redis));
+    rows.push(...await measure(variants, ctx.config.runs, p, await tokensFor(p.subscribers)));
+    if (redis === undefined) {
+      rows.push(
+        skippedOrFailed(REDIS_ROW.id, REDIS_ROW.label, "redis-server not installed"),
+      );
+    }
+  }
+  return [{
     id: "isolates",
     title: "Across isolates (ours only)",
-    description:
-      "Added latency per bus hop: subscribers on another instance than the publisher vs the same one.",
+    description: `1 publisher + ${p.subscribers} subscribers in one room, half on the ` +
+      `publisher's instance and half on the other (told apart by \`instanceId\` in \`welcome\`; ` +
+      `under \`--parallel\` the kernel places connections, surplus ones are closed and retried). ` +
+      `${p.messages} messages at ${p.rate} msg/s (${
+        (p.subscribers * p.rate).toLocaleString("en-US")
+      } deliveries/s: light, so latency is the path, not a queue). ` +
+      `Added per hop = other-instance − same-instance latency, per run. Each deployment is ` +
+      `started once and measured in alternating rounds; redis-server on a free loopback port, ` +
+      `persistence off.`,
     metrics: [
       { key: "sameP50", label: "same instance p50 ms", digits: 2 },
+      { key: "sameP99", label: "same instance p99 ms", digits: 2 },
       { key: "otherP50", label: "other instance p50 ms", digits: 2 },
+      { key: "otherP99", label: "other instance p99 ms", digits: 2 },
       { key: "addedP50", label: "added per hop p50 ms", digits: 2 },
       { key: "addedP99", label: "added per hop p99 ms", digits: 2 },
     ],
     rows,
-  }]);
+  }];
+}
+
+function tokensFor(subscribers: number): Promise<string[]> {
+  // Connections the placement closes and retries reuse tokens: ours is
+  // started with a per-user limit far above what one run opens.
+  return mintTokens(subscribers + 1, { alg: "HS256", subPrefix: "across" });
+}
+
+/** Starts every variant, then alternates rounds over them, like the other scenarios. */
+async function measure(
+  variants: readonly Variant[],
+  runs: number,
+  p: Context["config"]["isolates"],
+  tokens: readonly string[],
+): Promise<Row[]> {
+  const deployments = new Map<string, Deployment>();
+  const failures = new Map<string, string>();
+  const results = new Map<string, Record<string, number>[]>(variants.map((v) => [v.id, []]));
+  try {
+    await Promise.all(variants.map(async (v) => {
+      try {
+        deployments.set(v.id, await v.start());
+      } catch (err) {
+        failures.set(v.id, describeFailure(err));
+        log(`${v.label}: ${describeFailure(err).split("\n")[0]}`);
+      }
+    }));
+    for (let run = 0; run < runs; run++) {
+      for (const v of variants) {
+        const deployment = deployments.get(v.id);
+        if (!deployment || failures.has(v.id)) continue;
+        try {
+          const r = await runAcross(deployment.endpoints, p, tokens);
+          if (r.lost > 0 || r.errors > 0) {
+            throw new Error(`${r.lost} deliveries lost, ${r.errors} error frames`);
+          }
+          log(
+            `  ${v.label}: same p50 ${r.sameP50Ms.toFixed(2)} ms, other p50 ${
+              r.otherP50Ms.toFixed(2)
+            } ms (${r.attempts} connections to place ${p.subscribers})`,
+          );
+          results.get(v.id)!.push({
+            sameP50: r.sameP50Ms,
+            sameP99: r.sameP99Ms,
+            otherP50: r.otherP50Ms,
+            otherP99: r.otherP99Ms,
+            addedP50: r.otherP50Ms - r.sameP50Ms,
+            addedP99: r.otherP99Ms - r.sameP99Ms,
+          });
+        } catch (err) {
+          const server = deployment.endpoints.find((s) => s.exited) ?? deployment.endpoints[0];
+          failures.set(v.id, `run ${run + 1}: ${describeFailure(err, server)}`);
+          log(`${v.label} failed: ${describeFailure(err, server).split("\n")[0]}`);
+        }
+      }
+    }
+  } finally {
+    await Promise.all([...deployments.values()].map((d) => d.close()));
+  }
+  return variants.map((v) => {
+    const reason = failures.get(v.id);
+    if (reason !== undefined) {
+      return { id: v.id, label: v.label, status: "failed", reason, metrics: {} };
+    }
+    return okRow(v.id, v.label, results.get(v.id)!);
+  });
 }
