@@ -4,7 +4,7 @@
  *
  * Starts each server as a subprocess on loopback, drives it with our
  * generator, prints a markdown table (stdout; progress goes to stderr) and
- * writes bench/results/latest.json and latest.md. Exits non-zero when any
+ * writes bench/results/latest.json and latest.md (quick.* for --quick). Exits non-zero when any
  * row failed or is missing; skipped rows say why and do not fail the run.
  *
  * @module
@@ -224,10 +224,12 @@ async function main(args: string[]): Promise<number> {
   };
   const markdown = renderMarkdown(report);
   await Deno.mkdir(RESULTS_DIR, { recursive: true });
-  await Deno.writeTextFile(`${RESULTS_DIR}latest.json`, JSON.stringify(report, null, 2) + "\n");
-  await Deno.writeTextFile(`${RESULTS_DIR}latest.md`, markdown);
+  // A smoke run must not overwrite the published figures of the last full run.
+  const name = config === QUICK ? "quick" : "latest";
+  await Deno.writeTextFile(`${RESULTS_DIR}${name}.json`, JSON.stringify(report, null, 2) + "\n");
+  await Deno.writeTextFile(`${RESULTS_DIR}${name}.md`, markdown);
   console.log(markdown);
-  log(`wrote bench/results/latest.json in ${report.durationSec.toFixed(1)} s`);
+  log(`wrote bench/results/${name}.json in ${report.durationSec.toFixed(1)} s`);
   for (const p of problems) log(`FAILED ${p}`);
   return problems.length === 0 ? 0 : 1;
 }
