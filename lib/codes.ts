@@ -64,6 +64,7 @@ export type AuthFailureReason =
   | "expired"
   | "not_yet_valid"
   | "bad_signature"
+  | "bad_api_key"
   | "alg_not_allowed"
   | "claim_invalid"
   | "unknown_key"

@@ -9,7 +9,7 @@
 import type { AuditSink } from "./audit.ts";
 import { logtapeAuditSink } from "./audit.ts";
 import type { Principal, TokenVerifier } from "./auth.ts";
-import { AuthError, createJwtVerifier, withVerifiedTokenCache } from "./auth.ts";
+import { createJwtVerifier, withVerifiedTokenCache } from "./auth.ts";
 import { MemoryBus } from "./bus/memory.ts";
 import type { Bus, BusHealth } from "./bus/types.ts";
 import type { Clock, TimerId } from "./clock.ts";
@@ -17,26 +17,16 @@ import { systemClock } from "./clock.ts";
 import { CloseCode } from "./codes.ts";
 import type { AuthFailureReason } from "./codes.ts";
 import type { Config } from "./config.ts";
-import { mintToken } from "./dev.ts";
 import {
   BEARER_PROTOCOL,
   clientAddress,
   findCredential,
-  isLoopback,
   offeredProtocols,
   originAllowed,
 } from "./handshake.ts";
-import {
-  apiError,
-  bearer,
-  BodyTooLargeError,
-  json,
-  readBodyLimited,
-  refuse,
-  secretsEqual,
-} from "./http.ts";
+import { apiError, json, refuse } from "./http.ts";
 import { Counters, Metrics } from "./metrics.ts";
-import { encodeRoomMessage, RoomName, utf8Length } from "./protocol.ts";
+import { encodeRoomMessage } from "./protocol.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { RoomPolicy } from "./room_policy.ts";
 import { RoomManager } from "./rooms.ts";
@@ -44,7 +34,11 @@ import { Session } from "./session.ts";
 import type { SessionContext } from "./session.ts";
 import { TicketStore } from "./tickets.ts";
 import { WriteBatcher } from "./write_batcher.ts";
-import { z } from "zod";
+import { challenge, reasonOf, recordAuthFailure } from "./routes/_auth_failure.ts";
+import { devTokenRoute } from "./routes/dev_token.ts";
+import { metricsRoute } from "./routes/metrics.ts";
+import { publishApi } from "./routes/publish_api.ts";
+import { ticketRoutes } from "./routes/ticket.ts";
 
 /** Options for {@linkcode createServer}. Only `config` is required. */
 export interface ServerOptions {
@@ -118,17 +112,6 @@ export interface RealtimeServer {
 }
 
 const SWEEP_INTERVAL_MS = 30_000;
-const PublishBody = z.strictObject({
-  room: RoomName,
-  payload: z.custom<unknown>((v) => v !== undefined, "payload is required"),
-});
-const DevTokenQuery = z.object({
-  sub: z.string().regex(/^[A-Za-z0-9_\-.@]{1,64}$/, "sub must be 1-64 of A-Z a-z 0-9 _ - . @")
-    .default("dev-user"),
-  rooms: z.string().max(1024).default("*"),
-  ttl: z.coerce.number().int().min(10).max(86_400).default(3600),
-});
-
 async function loadPolicy(path: string | undefined): Promise<RoomPolicy> {
   if (path === undefined) return new RoomPolicy();
   let text: string;
@@ -236,14 +219,10 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
   };
 
   function authFailed(reason: AuthFailureReason, ip: string, source: string | undefined): Response {
-    Counters.bump(counters.authFailures, reason);
+    recordAuthFailure(audit, counters, reason, ip, source);
     Counters.bump(counters.refusals, 401);
-    audit.record("auth_failure", { reason, ip, source });
-    const challenge = reason === "missing"
-      ? 'Bearer realm="realtime"'
-      : 'Bearer realm="realtime", error="invalid_token"';
     return refuse(401, reason === "missing" ? "missing token" : "invalid token", {
-      "www-authenticate": challenge,
+      "www-authenticate": challenge(reason),
     });
   }
 
@@ -277,7 +256,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     try {
       return { principal: await verifier.verify(credential.value), source: credential.source };
     } catch (err) {
-      return authFailed(err instanceof AuthError ? err.reason : "malformed", ip, credential.source);
+      return authFailed(reasonOf(err), ip, credential.source);
     }
   }
 
@@ -352,173 +331,25 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     return response;
   }
 
-  async function issueTicket(req: Request, ip: string): Promise<Response> {
-    const origin = req.headers.get("origin");
-    const cors = corsHeaders(origin);
-    if (!originAllowed(origin, req.headers.get("host"), config.allowedOrigins)) {
-      return apiError(403, "forbidden", "origin not allowed");
-    }
-    const wait = handshakeLimiter.take(ip);
-    if (wait > 0) {
-      return apiError(429, "rate_limited", "too many requests", {
-        ...cors,
-        "retry-after": String(Math.ceil(wait / 1000)),
-      });
-    }
-    const token = bearer(req);
-    if (token === null) {
-      Counters.bump(counters.authFailures, "missing");
-      audit.record("auth_failure", { reason: "missing", ip, source: "ticket_request" });
-      return apiError(401, "unauthorized", "missing bearer token", {
-        ...cors,
-        "www-authenticate": 'Bearer realm="realtime"',
-      });
-    }
-    let principal: Principal;
-    try {
-      principal = await verifier.verify(token);
-    } catch (err) {
-      const reason = err instanceof AuthError ? err.reason : "malformed";
-      Counters.bump(counters.authFailures, reason);
-      audit.record("auth_failure", { reason, ip, source: "ticket_request" });
-      return apiError(401, "unauthorized", "invalid token", {
-        ...cors,
-        "www-authenticate": 'Bearer realm="realtime", error="invalid_token"',
-      });
-    }
-    const issued = tickets.issue(principal, config.ticketBindOrigin ? origin : null);
-    if (issued === null) return apiError(503, "unavailable", "too many outstanding tickets", cors);
-    audit.record("ticket_issued", { user: principal.userId, ip, origin });
-    return json(200, issued, cors);
-  }
-
-  function corsHeaders(origin: string | null): Record<string, string> {
-    if (origin === null || config.allowedOrigins === undefined) return {};
-    if (!originAllowed(origin, null, config.allowedOrigins)) return {};
-    return { "access-control-allow-origin": origin, vary: "Origin" };
-  }
-
-  function preflight(req: Request): Response {
-    const origin = req.headers.get("origin");
-    const cors = corsHeaders(origin);
-    if (!("access-control-allow-origin" in cors)) return new Response(null, { status: 403 });
-    return new Response(null, {
-      status: 204,
-      headers: {
-        ...cors,
-        "access-control-allow-methods": "POST",
-        "access-control-allow-headers": "authorization, content-type",
-        "access-control-max-age": "600",
-      },
-    });
-  }
-
-  async function publishApi(req: Request, ip: string): Promise<Response> {
-    if (config.apiKey === undefined && config.adminRole === undefined) {
-      return apiError(404, "not_found", "the publish API is disabled: set API_KEY or ADMIN_ROLE");
-    }
-    const credential = bearer(req);
-    if (credential === null) {
-      return apiError(401, "unauthorized", "missing bearer credential", {
-        "www-authenticate": 'Bearer realm="realtime"',
-      });
-    }
-    let from = "server";
-    if (config.apiKey !== undefined && secretsEqual(credential, config.apiKey)) {
-      from = "server";
-    } else if (config.adminRole !== undefined && credential.includes(".")) {
-      let principal: Principal;
-      try {
-        principal = await verifier.verify(credential);
-      } catch (err) {
-        const reason = err instanceof AuthError ? err.reason : "malformed";
-        Counters.bump(counters.authFailures, reason);
-        audit.record("auth_failure", { reason, ip, source: "publish_api" });
-        return apiError(401, "unauthorized", "invalid credential", {
-          "www-authenticate": 'Bearer realm="realtime", error="invalid_token"',
-        });
-      }
-      if (!principal.roles.includes(config.adminRole)) {
-        audit.record("deny", { user: principal.userId, ip, source: "publish_api" });
-        return apiError(403, "forbidden", `the token lacks the ${config.adminRole} role`);
-      }
-      from = principal.userId;
-    } else {
-      Counters.bump(counters.authFailures, "bad_signature");
-      audit.record("auth_failure", { reason: "bad_api_key", ip, source: "publish_api" });
-      return apiError(401, "unauthorized", "invalid credential", {
-        "www-authenticate": 'Bearer realm="realtime", error="invalid_token"',
-      });
-    }
-    let text: string;
-    try {
-      text = await readBodyLimited(req, config.maxMessageBytes);
-    } catch (err) {
-      if (err instanceof BodyTooLargeError) {
-        return apiError(413, "payload_too_large", `body over ${config.maxMessageBytes} bytes`);
-      }
-      return apiError(400, "bad_request", "the body could not be read");
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return apiError(400, "bad_request", "body is not valid JSON");
-    }
-    const parsed = PublishBody.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return apiError(400, "bad_request", `${issue?.path.join(".") || "body"}: ${issue?.message}`);
-    }
-    const frame = encodeRoomMessage(
-      parsed.data.room,
-      JSON.stringify(parsed.data.payload),
-      from,
-      clock.now(),
-    );
-    if (utf8Length(frame, bus.maxEnvelopeBytes) > bus.maxEnvelopeBytes) {
-      return apiError(413, "payload_too_large", "message too large for the bus");
-    }
-    const recipients = rooms.publish(parsed.data.room, frame);
-    audit.record("publish_api", { from, room: parsed.data.room, recipients, ip });
-    return json(202, { recipients });
-  }
-
-  async function devToken(req: Request, url: URL, ip: string): Promise<Response> {
-    // Loopback peer and loopback Host: the second defeats DNS rebinding.
-    const host = (req.headers.get("host") ?? "").replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-    if (
-      devSecret === undefined || !isLoopback(ip) ||
-      !["localhost", "127.0.0.1", "::1"].includes(host)
-    ) {
-      return apiError(404, "not_found", "not found");
-    }
-    const query = DevTokenQuery.safeParse(Object.fromEntries(url.searchParams));
-    if (!query.success) {
-      return apiError(400, "bad_request", query.error.issues[0]?.message ?? "bad query");
-    }
-    const rooms = query.data.rooms.split(",").map((r) => r.trim()).filter(Boolean);
-    const token = await mintToken(devSecret, {
-      sub: query.data.sub,
-      rooms,
-      ttlSec: query.data.ttl,
-    });
-    return json(200, { token, expiresAt: Math.floor(clock.now() / 1000) + query.data.ttl });
-  }
-
-  async function metricsRoute(req: Request): Promise<Response> {
-    if (config.metricsToken !== undefined) {
-      const given = bearer(req);
-      if (given === null || !secretsEqual(given, config.metricsToken)) {
-        return apiError(401, "unauthorized", "metrics need the METRICS_TOKEN bearer", {
-          "www-authenticate": 'Bearer realm="metrics"',
-        });
-      }
-    }
-    return new Response(await metrics.render(), {
-      headers: { "content-type": metrics.contentType, "cache-control": "no-store" },
-    });
-  }
+  const ticket = ticketRoutes({
+    config,
+    verifier,
+    tickets,
+    limiter: handshakeLimiter,
+    audit,
+    counters,
+  });
+  const publish = publishApi({
+    config,
+    verifier,
+    rooms,
+    maxEnvelopeBytes: bus.maxEnvelopeBytes,
+    clock,
+    audit,
+    counters,
+  });
+  const devToken = devTokenRoute(devSecret, clock);
+  const metricsHandler = metricsRoute(metrics, config.metricsToken);
 
   function health(): Health {
     const busHealth = bus.health();
@@ -544,22 +375,22 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
         return await handshake(req, url, info);
       }
       if (path === "/healthz" && req.method === "GET") return json(200, health());
-      if (path === "/metrics" && req.method === "GET") return await metricsRoute(req);
+      if (path === "/metrics" && req.method === "GET") return await metricsHandler(req);
       const ip = clientAddress(req, info?.remoteAddr, config.trustProxy);
       if (path === "/ticket") {
-        if (req.method === "OPTIONS") return preflight(req);
+        if (req.method === "OPTIONS") return ticket.preflight(req);
         if (req.method !== "POST") {
           return apiError(405, "method_not_allowed", "use POST", { allow: "POST" });
         }
         if (draining) return apiError(503, "unavailable", "server is shutting down");
-        return await issueTicket(req, ip);
+        return await ticket.issue(req, ip);
       }
       if (path === "/api/publish") {
         if (req.method !== "POST") {
           return apiError(405, "method_not_allowed", "use POST", { allow: "POST" });
         }
         if (draining) return apiError(503, "unavailable", "server is shutting down");
-        return await publishApi(req, ip);
+        return await publish(req, ip);
       }
       if (path === "/dev/token" && req.method === "GET") return await devToken(req, url, ip);
       const route = routes[path];

@@ -1,0 +1,118 @@
+/**
+ * `POST /api/publish`: backends push to a room without a socket, through the
+ * same delivery path (and bus) as client messages.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { AuditSink } from "../audit.ts";
+import type { Principal, TokenVerifier } from "../auth.ts";
+import type { Clock } from "../clock.ts";
+import type { Config } from "../config.ts";
+import {
+  apiError,
+  bearer,
+  BodyTooLargeError,
+  json,
+  readBodyLimited,
+  secretsEqual,
+} from "../http.ts";
+import type { Counters } from "../metrics.ts";
+import { encodeRoomMessage, RoomName, utf8Length } from "../protocol.ts";
+import type { RoomManager } from "../rooms.ts";
+import { challenge, reasonOf, recordAuthFailure } from "./_auth_failure.ts";
+
+/** The request body. */
+export const PublishBody = z.strictObject({
+  room: RoomName,
+  payload: z.custom<unknown>((v) => v !== undefined, "payload is required"),
+});
+
+/** What the publish API needs. */
+export interface PublishApiDeps {
+  config: Config;
+  verifier: TokenVerifier;
+  rooms: RoomManager;
+  /** The bus's envelope limit: what it cannot carry is refused with 413. */
+  maxEnvelopeBytes: number;
+  clock: Clock;
+  audit: AuditSink;
+  counters: Counters;
+}
+
+/** Who is publishing: `"server"` for the API key, the admin's `sub` for a JWT. */
+type Caller = { from: string } | Response;
+
+/** Builds the `POST /api/publish` handler. */
+export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => Promise<Response> {
+  const { config, verifier, rooms, maxEnvelopeBytes, clock, audit, counters } = deps;
+
+  async function authorize(req: Request, ip: string): Promise<Caller> {
+    const credential = bearer(req);
+    if (credential === null) {
+      return apiError(401, "unauthorized", "missing bearer credential", {
+        "www-authenticate": challenge("missing"),
+      });
+    }
+    if (config.apiKey !== undefined && secretsEqual(credential, config.apiKey)) {
+      return { from: "server" };
+    }
+    if (config.adminRole === undefined || !credential.includes(".")) {
+      recordAuthFailure(audit, counters, "bad_api_key", ip, "publish_api");
+      return apiError(401, "unauthorized", "invalid credential", {
+        "www-authenticate": challenge("bad_api_key"),
+      });
+    }
+    let principal: Principal;
+    try {
+      principal = await verifier.verify(credential);
+    } catch (err) {
+      const reason = reasonOf(err);
+      recordAuthFailure(audit, counters, reason, ip, "publish_api");
+      return apiError(401, "unauthorized", "invalid credential", {
+        "www-authenticate": challenge(reason),
+      });
+    }
+    if (!principal.roles.includes(config.adminRole)) {
+      audit.record("deny", { user: principal.userId, ip, source: "publish_api" });
+      return apiError(403, "forbidden", `the token lacks the ${config.adminRole} role`);
+    }
+    return { from: principal.userId };
+  }
+
+  return async (req, ip) => {
+    if (config.apiKey === undefined && config.adminRole === undefined) {
+      return apiError(404, "not_found", "the publish API is disabled: set API_KEY or ADMIN_ROLE");
+    }
+    const caller = await authorize(req, ip);
+    if (caller instanceof Response) return caller;
+    let text: string;
+    try {
+      text = await readBodyLimited(req, config.maxMessageBytes);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        return apiError(413, "payload_too_large", `body over ${config.maxMessageBytes} bytes`);
+      }
+      return apiError(400, "bad_request", "the body could not be read");
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return apiError(400, "bad_request", "body is not valid JSON");
+    }
+    const parsed = PublishBody.safeParse(value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return apiError(400, "bad_request", `${issue?.path.join(".") || "body"}: ${issue?.message}`);
+    }
+    const { room, payload } = parsed.data;
+    const frame = encodeRoomMessage(room, JSON.stringify(payload), caller.from, clock.now());
+    if (utf8Length(frame, maxEnvelopeBytes) > maxEnvelopeBytes) {
+      return apiError(413, "payload_too_large", "message too large for the bus");
+    }
+    const recipients = rooms.publish(room, frame);
+    audit.record("publish_api", { from: caller.from, room, recipients, ip });
+    return json(202, { recipients });
+  };
+}
