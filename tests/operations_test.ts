@@ -120,6 +120,9 @@ Deno.test("publish API: API key, admin role, validation, size, disabled", async 
       authorization: `Bearer ${"x".repeat(40)}`,
     });
     assert.equal(wrong.status, 401);
+    assert.deepEqual(ts.audit.of("auth_failure").map((f) => [f.reason, f.source]), [
+      ["bad_api_key", "publish_api"],
+    ]);
     assert.equal((await post(url, { room: "news", payload: 3 })).status, 401);
     const auth = { authorization: `Bearer ${API_KEY}` };
     const notJson = await post(url, "{", auth);
