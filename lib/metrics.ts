@@ -37,6 +37,7 @@ export interface Gauges {
   connections(): number;
   rooms(): number;
   busGaps(): number;
+  busDropped(): number;
   busUp(): boolean;
 }
 
@@ -96,6 +97,11 @@ export class Metrics {
       },
     });
     counter("realtime_bus_gaps_total", "Envelopes lost between instances", gauges.busGaps);
+    counter(
+      "realtime_bus_dropped_total",
+      "Envelopes not handed to the bus (transport down or too slow)",
+      gauges.busDropped,
+    );
     counter("realtime_connections_total", "Connections accepted", () => c.connectionsTotal);
     counter("realtime_joins_total", "Rooms joined", () => c.joins);
     counter("realtime_leaves_total", "Rooms left (by request or on close)", () => c.leaves);

@@ -182,6 +182,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     connections: () => sessions.size,
     rooms: () => rooms.size,
     busGaps: () => bus.health().gaps,
+    busDropped: () => bus.health().dropped,
     busUp: () => bus.health().status === "ok",
   });
   const counters = metrics.counters;

@@ -44,7 +44,7 @@ Deno.test("broadcast bus: delivers to the other bus, in order, never to itself",
     t.b.publish("r", "back");
     await eventually(() => t.atA.length === 1, 5000, "reply");
     assert.deepEqual(t.atA.map((e) => e.frame), ["back"], "a never receives its own envelopes");
-    assert.deepEqual(t.b.health(), { status: "ok", transport: "broadcast", gaps: 0 });
+    assert.deepEqual(t.b.health(), { status: "ok", transport: "broadcast", gaps: 0, dropped: 0 });
   } finally {
     await t.close();
   }

@@ -61,7 +61,7 @@ redisTest(
   async (redis) => {
     const a = await probe(redis), b = await probe(redis);
     try {
-      assert.deepEqual(a.bus.health(), { status: "ok", transport: "redis", gaps: 0 });
+      assert.deepEqual(a.bus.health(), { status: "ok", transport: "redis", gaps: 0, dropped: 0 });
       await a.bus.subscribe("r1");
       await b.bus.subscribe("r1");
       const sent = Array.from({ length: 500 }, (_, i) => `{"n":${i}}`);

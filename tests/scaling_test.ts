@@ -154,7 +154,7 @@ async function closeAll(clients: Client[]): Promise<void> {
 interface Health {
   status: string;
   instanceId: string;
-  bus: { status: string; transport: string; gaps: number; detail?: string };
+  bus: { status: string; transport: string; gaps: number; dropped: number; detail?: string };
 }
 
 async function health(server: ServerProcess): Promise<Health> {
@@ -162,12 +162,16 @@ async function health(server: ServerProcess): Promise<Health> {
   return await res.json() as Health;
 }
 
-async function busUp(server: ServerProcess): Promise<number> {
+async function metric(server: ServerProcess, name: string): Promise<number> {
   const res = await fetch(`${server.httpUrl}/metrics`);
   const text = await res.text();
-  const value = /^realtime_bus_up (\d+)$/m.exec(text)?.[1];
-  if (value === undefined) throw new Error(`no realtime_bus_up in /metrics:\n${text}`);
+  const value = new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1];
+  if (value === undefined) throw new Error(`no ${name} in /metrics:\n${text}`);
   return Number(value);
+}
+
+function busUp(server: ServerProcess): Promise<number> {
+  return metric(server, "realtime_bus_up");
 }
 
 async function waitForHealth(
@@ -370,7 +374,7 @@ redisTest(
       for (const node of nodes) {
         const h = await health(node);
         assert.equal(h.status, "ok");
-        assert.deepEqual(h.bus, { status: "ok", transport: "redis", gaps: 0 });
+        assert.deepEqual(h.bus, { status: "ok", transport: "redis", gaps: 0, dropped: 0 });
         assert.equal(await busUp(node), 1);
       }
 
@@ -394,6 +398,10 @@ redisTest(
       for (const c of [b1, b2]) await nextTagged(c, "local-b");
       await a1.next((m) => m.id === "la" && m.type === "ack");
       await b1.next((m) => m.id === "lb" && m.type === "ack");
+      for (const node of nodes) {
+        assert.ok((await health(node)).bus.dropped >= 1, "the outage's publish is counted");
+        assert.ok(await metric(node, "realtime_bus_dropped_total") >= 1);
+      }
       // Rooms first joined during the outage must be subscribed by the reconnect.
       await join(a2, "joined-while-down");
       await join(b2, "joined-while-down");

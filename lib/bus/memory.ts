@@ -83,7 +83,7 @@ export class MemoryBus implements Bus {
   }
 
   health(): BusHealth {
-    return { status: "ok", transport: "memory", gaps: this.#seq.gaps };
+    return { status: "ok", transport: "memory", gaps: this.#seq.gaps, dropped: 0 };
   }
 
   close(): Promise<void> {

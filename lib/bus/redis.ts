@@ -249,7 +249,12 @@ export class RedisBus implements Bus {
   }
 
   health(): BusHealth {
-    const health: BusHealth = { status: this.#status, transport: "redis", gaps: this.#seq.gaps };
+    const health: BusHealth = {
+      status: this.#status,
+      transport: "redis",
+      gaps: this.#seq.gaps,
+      dropped: this.stats.dropped,
+    };
     if (this.#status === "degraded") health.detail = this.#detail;
     return health;
   }

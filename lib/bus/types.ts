@@ -34,6 +34,11 @@ export interface BusHealth {
   transport: string;
   /** Envelopes whose sequence numbers showed a gap since start. */
   gaps: number;
+  /**
+   * Envelopes this instance could not hand to the transport since start
+   * (down, or too slow): not numbered, so they never show as gaps elsewhere.
+   */
+  dropped: number;
   /** Last failure, if the transport is degraded. */
   detail?: string;
 }
