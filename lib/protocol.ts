@@ -124,7 +124,24 @@ export const ServerMessage = z.discriminatedUnion("type", [
 /** A message the server sends. */
 export type ServerMessage = z.infer<typeof ServerMessage>;
 
-const utf8 = new TextEncoder();
+/** UTF-8 size of `text` (a lone surrogate counts 3 bytes, as `TextEncoder` writes U+FFFD). */
+export function utf8ByteLength(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
+}
 
 /**
  * UTF-8 size of `text`, computed exactly only when it matters: a string of
@@ -133,7 +150,7 @@ const utf8 = new TextEncoder();
  */
 export function utf8Length(text: string, limit: number): number {
   if (text.length > limit || text.length * 3 <= limit) return text.length;
-  return utf8.encode(text).length;
+  return utf8ByteLength(text);
 }
 
 /** Result of {@linkcode parseClientFrame}. */

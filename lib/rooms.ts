@@ -6,6 +6,18 @@
  */
 import type { Bus } from "./bus/types.ts";
 
+/** A room message too large for the bus; it was delivered to no one. */
+export class MessageTooLargeError extends RangeError {
+  /** The bus's envelope limit, in bytes. */
+  readonly limit: number;
+  /** @param limit the bus's envelope limit */
+  constructor(limit: number) {
+    super(`Cannot publish: the message is over the bus's limit of ${limit} bytes`);
+    this.name = "MessageTooLargeError";
+    this.limit = limit;
+  }
+}
+
 /** Something that can receive room frames: a session. */
 export interface Member {
   /** Sends one serialized frame; must not throw. */
@@ -95,8 +107,12 @@ export class RoomManager {
   /**
    * Delivers a serialized frame to local members and hands it to the bus for
    * the other instances. Returns the number of local recipients.
+   *
+   * @throws {MessageTooLargeError} when the bus cannot carry the frame;
+   * nothing is delivered anywhere then, so every instance sees the same.
    */
   publish(room: string, frame: string): number {
+    if (!this.#bus.fits(room, frame)) throw new MessageTooLargeError(this.#bus.maxEnvelopeBytes);
     const delivered = this.deliverLocal(room, frame);
     this.#bus.publish(room, frame);
     return delivered;

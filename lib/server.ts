@@ -94,7 +94,12 @@ export interface RealtimeServer {
   readonly instanceId: string;
   /** Dev mode's secret, when in dev mode (to mint tokens on the console). */
   readonly devSecret: Uint8Array | undefined;
-  /** Publishes to a room as a backend would (`from` defaults to `"server"`). Returns local recipients. */
+  /**
+   * Publishes to a room as a backend would (`from` defaults to `"server"`).
+   * Returns local recipients.
+   *
+   * @throws {MessageTooLargeError} (a `RangeError`) when the bus cannot carry it
+   */
   publish(room: string, payload: unknown, from?: string): number;
   /** Current counts. */
   stats(): ServerStats;
@@ -203,7 +208,6 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     counters,
     batcher,
     instanceId: bus.instanceId,
-    maxEnvelopeBytes: bus.maxEnvelopeBytes,
     limits: {
       maxMessageBytes: config.maxMessageBytes,
       maxRoomsPerConnection: config.maxRoomsPerConnection,
@@ -344,7 +348,6 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     config,
     verifier,
     rooms,
-    maxEnvelopeBytes: bus.maxEnvelopeBytes,
     clock,
     audit,
     counters,

@@ -22,7 +22,7 @@ import {
 } from "./protocol.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import type { RoomAccess, RoomPolicy } from "./room_policy.ts";
-import type { Member, RoomManager } from "./rooms.ts";
+import { type Member, MessageTooLargeError, type RoomManager } from "./rooms.ts";
 import type { TokenSource } from "./handshake.ts";
 import type { WriteBatcher } from "./write_batcher.ts";
 
@@ -47,7 +47,6 @@ export interface SessionContext {
   /** Coalesces writes of `?batch=1` sessions. */
   readonly batcher: WriteBatcher;
   readonly instanceId: string;
-  readonly maxEnvelopeBytes: number;
   readonly limits: {
     readonly maxMessageBytes: number;
     readonly maxRoomsPerConnection: number;
@@ -307,10 +306,12 @@ export class Session implements Member {
       this.userId,
       this.#ctx.clock.now(),
     );
-    if (utf8Length(frame, this.#ctx.maxEnvelopeBytes) > this.#ctx.maxEnvelopeBytes) {
+    try {
+      this.#ctx.rooms.publish(room, frame);
+    } catch (err) {
+      if (!(err instanceof MessageTooLargeError)) throw err;
       return this.#error(ErrorCode.PayloadTooLarge, "message too large for the bus", { id, room });
     }
-    this.#ctx.rooms.publish(room, frame);
     if (id !== undefined) this.send(encode({ type: "ack", id }));
   }
 

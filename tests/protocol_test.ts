@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { BroadcastChannelBus } from "../lib/bus/broadcast_channel.ts";
 import { parseClientFrame } from "../lib/protocol.ts";
+import { MessageTooLargeError } from "../lib/rooms.ts";
 import { connect, connectAs, join, startServer, token } from "./_helpers.ts";
 
 Deno.test("parseClientFrame: each kind of bad frame has a precise error", () => {
@@ -120,11 +121,20 @@ Deno.test("a message too large for the bus is refused at publish with payload_to
       id: "big",
       room: "r",
     });
+    // Near the limit, the envelope header decides: the frame alone would fit.
+    const edge = await a.request({
+      type: "message",
+      room: "r",
+      payload: "x".repeat(900),
+      id: "edge",
+    });
+    assert.equal(edge.code, "payload_too_large");
+    assert.throws(() => ts.server.publish("r", "x".repeat(2000)), MessageTooLargeError);
     await a.request({ type: "message", room: "r", payload: "small", id: "ok" });
     assert.equal(
       (await a.nextOf("message")).payload,
       "small",
-      "nothing of the refused one was delivered",
+      "nothing of the refused ones was delivered",
     );
     await a.close();
   } finally {

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { utf8ByteLength, utf8Length } from "../protocol.ts";
 import { isEnvelope } from "./_sequence.ts";
 import type { Envelope } from "./types.ts";
 
@@ -25,7 +26,7 @@ export function encodeEnvelope(envelope: Envelope): string {
  * versions or a hostile peer may write to the same channel.
  */
 export function decodeEnvelope(data: unknown, maxBytes: number): Envelope | undefined {
-  if (typeof data !== "string" || !fitsBytes(data, maxBytes)) return undefined;
+  if (typeof data !== "string" || utf8Length(data, maxBytes) > maxBytes) return undefined;
   const newline = data.indexOf("\n");
   if (newline < 0) return undefined;
   let header: unknown;
@@ -59,32 +60,6 @@ export function fitsEnvelope(
     epoch: Number.MAX_SAFE_INTEGER,
     room,
   });
-  const budget = maxBytes - utf8Length(widest) - 1;
-  return budget >= 0 && fitsBytes(frame, budget);
-}
-
-/** True when `text` takes at most `maxBytes` in UTF-8, without encoding it when the length alone decides. */
-export function fitsBytes(text: string, maxBytes: number): boolean {
-  if (text.length > maxBytes) return false;
-  if (text.length * 3 <= maxBytes) return true;
-  return utf8Length(text) <= maxBytes;
-}
-
-/** UTF-8 length of `text`, counting a lone surrogate as U+FFFD (3 bytes) as `TextEncoder` does. */
-function utf8Length(text: string): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) bytes += 1;
-    else if (code < 0x800) bytes += 2;
-    else if (code >= 0xd800 && code <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-  }
-  return bytes;
-}
-
-function isLowSurrogate(code: number): boolean {
-  return code >= 0xdc00 && code <= 0xdfff;
+  const budget = maxBytes - utf8ByteLength(widest) - 1;
+  return budget >= 0 && utf8Length(frame, budget) <= budget;
 }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { fitsEnvelope } from "./_codec.ts";
 import { SequenceTracker } from "./_sequence.ts";
 import type { Bus, BusHealth, Envelope, EnvelopeHandler } from "./types.ts";
 
@@ -64,8 +65,12 @@ export class MemoryBus implements Bus {
     this.#handler = handler;
   }
 
+  fits(room: string, frame: string): boolean {
+    return fitsEnvelope(this.instanceId, room, frame, this.maxEnvelopeBytes);
+  }
+
   publish(room: string, frame: string): void {
-    if (this.#closed) return;
+    if (this.#closed || !this.fits(room, frame)) return;
     this.#hub.send(this, this.#seq.stamp(room, frame));
   }
 

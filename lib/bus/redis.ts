@@ -198,9 +198,13 @@ export class RedisBus implements Bus {
     this.#handler = handler;
   }
 
+  fits(room: string, frame: string): boolean {
+    return fitsEnvelope(this.instanceId, room, frame, this.maxEnvelopeBytes);
+  }
+
   publish(room: string, frame: string): void {
     if (this.#closed) return;
-    if (!fitsEnvelope(this.instanceId, room, frame, this.maxEnvelopeBytes)) {
+    if (!this.fits(room, frame)) {
       this.#oversize++;
       return;
     }

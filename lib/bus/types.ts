@@ -62,10 +62,17 @@ export interface Bus {
   /** Sets the one handler for envelopes from other instances. */
   onEnvelope(handler: EnvelopeHandler): void;
   /**
+   * Whether `publish` would carry this frame: its envelope, header included,
+   * is within `maxEnvelopeBytes`. Callers ask first, so that a message too
+   * large for the bus is refused to its sender rather than delivered to this
+   * instance only.
+   */
+  fits(room: string, frame: string): boolean;
+  /**
    * Sends a room frame to the other instances, stamping it with this
    * instance's `origin` and next `seq`. Must not throw for transport faults
-   * (they show in {@linkcode Bus.health}); callers check the frame against
-   * `maxEnvelopeBytes` first.
+   * (they show in {@linkcode Bus.health}); a frame that does not
+   * {@linkcode Bus.fits} is dropped and counted.
    */
   publish(room: string, frame: string): void;
   /** Starts receiving a room's envelopes (called on the first local join). */

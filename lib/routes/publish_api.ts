@@ -18,8 +18,8 @@ import {
   secretsEqual,
 } from "../http.ts";
 import type { Counters } from "../metrics.ts";
-import { encodeRoomMessage, RoomName, utf8Length } from "../protocol.ts";
-import type { RoomManager } from "../rooms.ts";
+import { encodeRoomMessage, RoomName } from "../protocol.ts";
+import { MessageTooLargeError, type RoomManager } from "../rooms.ts";
 import { challenge, reasonOf, recordAuthFailure } from "./_auth_failure.ts";
 
 /** The request body. */
@@ -33,8 +33,6 @@ export interface PublishApiDeps {
   config: Config;
   verifier: TokenVerifier;
   rooms: RoomManager;
-  /** The bus's envelope limit: what it cannot carry is refused with 413. */
-  maxEnvelopeBytes: number;
   clock: Clock;
   audit: AuditSink;
   counters: Counters;
@@ -45,7 +43,7 @@ type Caller = { from: string } | Response;
 
 /** Builds the `POST /api/publish` handler. */
 export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => Promise<Response> {
-  const { config, verifier, rooms, maxEnvelopeBytes, clock, audit, counters } = deps;
+  const { config, verifier, rooms, clock, audit, counters } = deps;
 
   async function authorize(req: Request, ip: string): Promise<Caller> {
     const credential = bearer(req);
@@ -108,10 +106,13 @@ export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => 
     }
     const { room, payload } = parsed.data;
     const frame = encodeRoomMessage(room, JSON.stringify(payload), caller.from, clock.now());
-    if (utf8Length(frame, maxEnvelopeBytes) > maxEnvelopeBytes) {
+    let recipients: number;
+    try {
+      recipients = rooms.publish(room, frame);
+    } catch (err) {
+      if (!(err instanceof MessageTooLargeError)) throw err;
       return apiError(413, "payload_too_large", "message too large for the bus");
     }
-    const recipients = rooms.publish(room, frame);
     audit.record("publish_api", { from: caller.from, room, recipients, ip });
     return json(202, { recipients });
   };
