@@ -6,6 +6,7 @@
  * @module
  */
 import { parse as parseCookie } from "cookie";
+import { bearer } from "./http.ts";
 
 /** Where a credential was found. */
 export type TokenSource = "header" | "subprotocol" | "query" | "cookie" | "ticket";
@@ -40,11 +41,8 @@ export function findCredential(
   cookieName: string,
   protocols: readonly string[],
 ): Credential | null {
-  const authorization = req.headers.get("authorization");
-  if (authorization !== null) {
-    const match = /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(authorization);
-    return { value: match?.[1] ?? "", source: "header" };
-  }
+  // Present but not a Bearer credential counts as a bad header, not as absent.
+  if (req.headers.has("authorization")) return { value: bearer(req) ?? "", source: "header" };
   const bearerAt = protocols.indexOf(BEARER_PROTOCOL);
   if (bearerAt !== -1) {
     return { value: protocols[bearerAt + 1] ?? "", source: "subprotocol" };

@@ -15,7 +15,7 @@ export const MAX_REQUEST_ID_LENGTH = 64;
 /** Longest token accepted in a `refresh` (and at the handshake), in characters. */
 export const MAX_TOKEN_LENGTH = 8192;
 
-const ROOM_NAME_PATTERN = /^[A-Za-z0-9_\-.:@/]{1,128}$/;
+const ROOM_NAME_PATTERN = new RegExp(`^[A-Za-z0-9_\\-.:@/]{1,${MAX_ROOM_NAME_LENGTH}}$`);
 
 /** A room name: 1–128 characters of `A-Z a-z 0-9 _ - . : @ /`. */
 export const RoomName = z.string().regex(

@@ -25,18 +25,6 @@ interface Bucket {
   updatedAt: number;
 }
 
-/** A key could not take a token. */
-export class RateLimitedError extends Error {
-  /** How long until one token is available. */
-  readonly retryAfterMs: number;
-  /** @param retryAfterMs how long until one token is available */
-  constructor(retryAfterMs: number) {
-    super(`Rate limited: retry after ${retryAfterMs} ms`);
-    this.name = "RateLimitedError";
-    this.retryAfterMs = retryAfterMs;
-  }
-}
-
 /**
  * A keyed token-bucket limiter.
  *
