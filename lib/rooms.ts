@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Bus } from "./bus/types.ts";
+import type { Bus, Envelope } from "./bus/types.ts";
 
 /** A room message too large for the bus; it was delivered to no one. */
 export class MessageTooLargeError extends RangeError {
@@ -32,6 +32,9 @@ interface RoomState {
   pending: number;
 }
 
+/** Receives the system envelopes of one kind (see {@linkcode RoomManager.onSystem}). */
+export type SystemHandler = (envelope: Envelope) => void;
+
 /** Options for {@linkcode RoomManager}. */
 export interface RoomManagerOptions {
   /** Carries messages to other instances. */
@@ -48,12 +51,30 @@ export class RoomManager {
   readonly #rooms = new Map<string, RoomState>();
   readonly #bus: Bus;
   readonly #onBusError: (err: unknown, room: string) => void;
+  readonly #system = new Map<string, SystemHandler>();
 
   /** @param options the bus and an error hook */
   constructor(options: RoomManagerOptions) {
     this.#bus = options.bus;
     this.#onBusError = options.onBusError ?? (() => {});
-    this.#bus.onEnvelope((envelope) => this.deliverLocal(envelope.room, envelope.frame));
+    this.#bus.onEnvelope((envelope) => this.#receive(envelope));
+  }
+
+  /**
+   * Routes the bus's system envelopes of `kind` (published with
+   * `bus.publish(room, payload, { kind })`) to `handler` instead of members.
+   * One handler per kind; envelopes of a kind nobody handles are ignored.
+   */
+  onSystem(kind: string, handler: SystemHandler): void {
+    this.#system.set(kind, handler);
+  }
+
+  #receive(envelope: Envelope): void {
+    if (envelope.kind !== undefined) {
+      this.#system.get(envelope.kind)?.(envelope);
+      return;
+    }
+    this.deliverLocal(envelope.room, envelope.frame);
   }
 
   /** Rooms with at least one member or join in flight. */

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { Envelope } from "./types.ts";
+import type { Envelope, PublishOptions } from "./types.ts";
 
 /** Most origins remembered per stream; the oldest is forgotten past this, so a churn of instances cannot grow memory. */
 const MAX_ORIGINS = 1024;
@@ -77,7 +77,14 @@ export class SequenceTracker {
   }
 
   /** Builds the next outgoing envelope. */
-  stamp(room: string, frame: string): Envelope {
+  stamp(room: string, frame: string, options: PublishOptions = {}): Envelope {
+    const envelope = this.#stamp(room, frame);
+    if (options.kind !== undefined) envelope.kind = options.kind;
+    if (options.position !== undefined) envelope.position = options.position;
+    return envelope;
+  }
+
+  #stamp(room: string, frame: string): Envelope {
     if (this.#scope === "origin") return { origin: this.#origin, seq: this.#next++, room, frame };
     let counter = this.#counters.get(room);
     if (counter === undefined) {
@@ -152,7 +159,15 @@ export function isEnvelope(value: unknown): value is Envelope {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Record<string, unknown>;
   return typeof v.origin === "string" && isSeq(v.seq) && typeof v.room === "string" &&
-    typeof v.frame === "string" && (v.epoch === undefined || isSeq(v.epoch));
+    typeof v.frame === "string" && (v.epoch === undefined || isSeq(v.epoch)) &&
+    (v.kind === undefined || typeof v.kind === "string") &&
+    (v.position === undefined || isPosition(v.position));
+}
+
+function isPosition(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const p = value as Record<string, unknown>;
+  return isSeq(p.offset) && typeof p.epoch === "string" && p.epoch.length > 0;
 }
 
 function isSeq(value: unknown): value is number {

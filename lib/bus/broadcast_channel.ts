@@ -11,7 +11,7 @@
  */
 import { decodeEnvelope, encodeEnvelope, fitsEnvelope } from "./_codec.ts";
 import { type GapHandler, SequenceTracker } from "./_sequence.ts";
-import type { Bus, BusHealth, Envelope, EnvelopeHandler } from "./types.ts";
+import type { Bus, BusHealth, Envelope, EnvelopeHandler, PublishOptions } from "./types.ts";
 
 /**
  * Default envelope bound. Deno Deploy documents no size limit for
@@ -113,13 +113,13 @@ export class BroadcastChannelBus implements Bus {
     return fitsEnvelope(this.instanceId, room, frame, this.maxEnvelopeBytes);
   }
 
-  publish(room: string, frame: string): void {
+  publish(room: string, frame: string, options?: PublishOptions): void {
     if (this.#closed) return;
     if (!this.fits(room, frame)) {
       this.#oversize++;
       return;
     }
-    this.#channel.postMessage(encodeEnvelope(this.#seq.stamp(room, frame)));
+    this.#channel.postMessage(encodeEnvelope(this.#seq.stamp(room, frame, options)));
   }
 
   subscribe(room: string): Promise<void> {

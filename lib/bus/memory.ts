@@ -8,7 +8,7 @@
  */
 import { fitsEnvelope } from "./_codec.ts";
 import { SequenceTracker } from "./_sequence.ts";
-import type { Bus, BusHealth, Envelope, EnvelopeHandler } from "./types.ts";
+import type { Bus, BusHealth, Envelope, EnvelopeHandler, PublishOptions } from "./types.ts";
 
 /** Connects memory buses in one process. */
 export class MemoryHub {
@@ -69,9 +69,9 @@ export class MemoryBus implements Bus {
     return fitsEnvelope(this.instanceId, room, frame, this.maxEnvelopeBytes);
   }
 
-  publish(room: string, frame: string): void {
+  publish(room: string, frame: string, options?: PublishOptions): void {
     if (this.#closed || !this.fits(room, frame)) return;
-    this.#hub.send(this, this.#seq.stamp(room, frame));
+    this.#hub.send(this, this.#seq.stamp(room, frame, options));
   }
 
   /** @internal called by the hub */

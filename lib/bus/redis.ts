@@ -21,7 +21,7 @@
 import { createClient } from "@redis/client";
 import { decodeEnvelope, encodeEnvelope, fitsEnvelope } from "./_codec.ts";
 import { type GapHandler, SequenceTracker } from "./_sequence.ts";
-import type { Bus, BusHealth, Envelope, EnvelopeHandler } from "./types.ts";
+import type { Bus, BusHealth, Envelope, EnvelopeHandler, PublishOptions } from "./types.ts";
 
 type RedisClient = ReturnType<typeof createClient>;
 
@@ -202,7 +202,7 @@ export class RedisBus implements Bus {
     return fitsEnvelope(this.instanceId, room, frame, this.maxEnvelopeBytes);
   }
 
-  publish(room: string, frame: string): void {
+  publish(room: string, frame: string, options?: PublishOptions): void {
     if (this.#closed) return;
     if (!this.fits(room, frame)) {
       this.#oversize++;
@@ -215,7 +215,7 @@ export class RedisBus implements Bus {
       this.#dropped++;
       return;
     }
-    const wire = encodeEnvelope(this.#seq.stamp(room, frame));
+    const wire = encodeEnvelope(this.#seq.stamp(room, frame, options));
     try {
       conn.pub.publish(this.#channel(room), wire).catch(() => this.#dropped++);
     } catch {
@@ -288,7 +288,10 @@ export class RedisBus implements Bus {
       return;
     }
     // Checked before the tracker so that the rooms it remembers stay the subscribed ones.
-    if (!this.#rooms.has(envelope.room) || !this.#seq.accept(envelope)) return;
+    if (!this.#rooms.has(envelope.room)) return;
+    // A positioned envelope may be our own, published by the history store's
+    // script: the room's offsets, not origin sequences, order and dedupe it.
+    if (envelope.position === undefined && !this.#seq.accept(envelope)) return;
     this.#deliver(envelope);
   };
 

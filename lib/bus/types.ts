@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { StreamPosition } from "../store/history/types.ts";
 
 /** A room message travelling between instances. */
 export interface Envelope {
@@ -22,8 +23,30 @@ export interface Envelope {
   epoch?: number;
   /** Room the message belongs to. */
   room: string;
-  /** The `message` frame exactly as members receive it (already serialized once). */
+  /**
+   * The `message` frame exactly as members receive it (already serialized
+   * once); for history rooms without `offset` and `epoch`, which `position`
+   * carries; for system envelopes, the subsystem's own payload.
+   */
   frame: string;
+  /**
+   * Set for system traffic (presence, revocation) that is handed to the
+   * subsystem registered for this kind instead of being delivered to members.
+   */
+  kind?: string;
+  /**
+   * The message's place in its room's stream, for history rooms on a shared
+   * store: receivers deliver in offset order and fill gaps from the store.
+   */
+  position?: StreamPosition;
+}
+
+/** Extra fields for {@linkcode Bus.publish}. */
+export interface PublishOptions {
+  /** See {@linkcode Envelope.kind}. */
+  kind?: string;
+  /** See {@linkcode Envelope.position}. */
+  position?: StreamPosition;
 }
 
 /** Health of a bus transport, as reported by `/healthz`. */
@@ -49,7 +72,9 @@ export type EnvelopeHandler = (envelope: Envelope) => void;
 /**
  * A transport for room traffic between instances.
  *
- * Contract: `publish` never delivers to this instance's own handler;
+ * Contract: `publish` never delivers to this instance's own handler, except
+ * envelopes that carry a `position` (a shared store may publish on our behalf,
+ * and receivers deduplicate by offset);
  * `subscribe(room)` resolves once envelopes for `room` published afterwards by
  * any instance will reach the handler; transports that broadcast everything
  * may resolve at once.
@@ -74,7 +99,7 @@ export interface Bus {
    * (they show in {@linkcode Bus.health}); a frame that does not
    * {@linkcode Bus.fits} is dropped and counted.
    */
-  publish(room: string, frame: string): void;
+  publish(room: string, frame: string, options?: PublishOptions): void;
   /** Starts receiving a room's envelopes (called on the first local join). */
   subscribe(room: string): Promise<void>;
   /** Stops receiving a room's envelopes (called when the last local member leaves). */
