@@ -147,6 +147,17 @@ export interface HistoryStore {
    * @throws {StoreUnavailableError}
    */
   read(room: string, options: ReadOptions): Promise<ReadResult>;
+  /**
+   * Optional, for stores that notice new messages by themselves (Deno KV's
+   * `watch`): sets the one handler called when a followed room's head moves,
+   * whoever appended. The room manager then reads the range it has not
+   * delivered, so delivery does not depend on the bus alone.
+   */
+  onHead?(handler: (room: string, position: StreamPosition) => void): void;
+  /** Optional: start reporting a room's head moves (first local member joined). */
+  follow?(room: string): void;
+  /** Optional: stop reporting a room's head moves (last local member left). */
+  unfollow?(room: string): void;
   /** Current health. */
   health(): StoreHealth;
   /** Releases connections and timers; idempotent. */
