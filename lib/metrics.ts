@@ -25,10 +25,24 @@ export class Counters {
   readonly denials = new Map<string, number>();
   readonly authFailures = new Map<AuthFailureReason, number>();
   readonly refusals = new Map<number, number>();
+  /** Ended connections by close code (see {@linkcode Counters.closeLabel}). */
+  readonly closes = new Map<string, number>();
 
   /** Adds one to a keyed counter. */
   static bump<K>(map: Map<K, number>, key: K): void {
     map.set(key, (map.get(key) ?? 0) + 1);
+  }
+
+  /**
+   * The label for a close code: the code itself for the protocol's range
+   * (1000–1015) and our own codes (4400–4499), `"other"` otherwise, so a
+   * client choosing arbitrary application codes cannot create a metric
+   * series per code.
+   */
+  static closeLabel(code: number): string {
+    return (code >= 1000 && code <= 1015) || (code >= 4400 && code <= 4499)
+      ? String(code)
+      : "other";
   }
 }
 
@@ -129,6 +143,7 @@ export class Metrics {
     labelled("realtime_join_denials_total", "Joins refused", "code", c.denials);
     labelled("realtime_auth_failures_total", "Failed authentications", "reason", c.authFailures);
     labelled("realtime_handshake_refusals_total", "Handshakes refused", "status", c.refusals);
+    labelled("realtime_closes_total", "Connections ended, by close code", "code", c.closes);
     this.#handshake = new client.Histogram({
       name: "realtime_handshake_seconds",
       help: "Time from request to upgrade for accepted WebSocket handshakes",

@@ -30,6 +30,17 @@ interface RoomState {
   ready: Promise<void>;
   /** Joins waiting for `ready`; the room is not dropped while any wait. */
   pending: number;
+  /** Messages delivered here since the room was created (for the admin page's busiest rooms). */
+  messages: number;
+}
+
+/** One room's figures on this isolate, from {@linkcode RoomManager.activity}. */
+export interface RoomActivity {
+  room: string;
+  /** Local members. */
+  members: number;
+  /** Messages delivered to the room's local members since it was created on this isolate. */
+  messages: number;
 }
 
 /** Receives the system envelopes of one kind (see {@linkcode RoomManager.onSystem}). */
@@ -88,6 +99,17 @@ export class RoomManager {
   }
 
   /**
+   * Every room of this isolate with its figures. The message count lives and
+   * dies with the room, so it costs one increment per message (not per
+   * recipient) and no memory for rooms that are gone.
+   */
+  *activity(): IterableIterator<RoomActivity> {
+    for (const [room, state] of this.#rooms) {
+      yield { room, members: state.members.size, messages: state.messages };
+    }
+  }
+
+  /**
    * Adds `member` once the room's bus subscription is in place, so that
    * anything published anywhere after this resolves reaches the member.
    * Rejects (and adds nothing) when the bus cannot subscribe.
@@ -95,7 +117,7 @@ export class RoomManager {
   async join(room: string, member: Member): Promise<void> {
     let state = this.#rooms.get(room);
     if (state === undefined) {
-      state = { members: new Set(), ready: this.#bus.subscribe(room), pending: 0 };
+      state = { members: new Set(), ready: this.#bus.subscribe(room), pending: 0, messages: 0 };
       this.#rooms.set(room, state);
     }
     if (state.members.has(member)) return;
@@ -143,6 +165,7 @@ export class RoomManager {
   deliverLocal(room: string, frame: string): number {
     const state = this.#rooms.get(room);
     if (state === undefined) return 0;
+    state.messages++;
     for (const member of state.members) member.send(frame);
     return state.members.size;
   }

@@ -467,6 +467,7 @@ export class Session implements Member {
   #end(code: number, reason: string, by: "client" | "server" | "error"): void {
     if (this.#ended) return; // close can fire twice (idle timeout: 1001 then 1005)
     this.#ended = true;
+    Counters.bump(this.#ctx.counters.closes, Counters.closeLabel(code));
     this.#batch = null;
     this.#ctx.batcher.cancel(this);
     this.#clearExpiry();

@@ -6,21 +6,14 @@
  */
 import { z } from "zod";
 import type { AuditSink } from "../audit.ts";
-import type { Principal, TokenVerifier } from "../auth.ts";
+import type { TokenVerifier } from "../auth.ts";
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
-import {
-  apiError,
-  bearer,
-  BodyTooLargeError,
-  json,
-  readBodyLimited,
-  secretsEqual,
-} from "../http.ts";
+import { apiError, BodyTooLargeError, json, readBodyLimited } from "../http.ts";
 import type { Counters } from "../metrics.ts";
 import { encodeRoomMessage, RoomName } from "../protocol.ts";
 import { MessageTooLargeError, type RoomManager } from "../rooms.ts";
-import { challenge, reasonOf, recordAuthFailure } from "./_auth_failure.ts";
+import { adminAuthorizer, adminEnabled } from "./_admin_auth.ts";
 
 /** The request body. */
 export const PublishBody = z.strictObject({
@@ -38,51 +31,16 @@ export interface PublishApiDeps {
   counters: Counters;
 }
 
-/** Who is publishing: `"server"` for the API key, the admin's `sub` for a JWT. */
-type Caller = { from: string } | Response;
-
 /** Builds the `POST /api/publish` handler. */
 export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => Promise<Response> {
-  const { config, verifier, rooms, clock, audit, counters } = deps;
-
-  async function authorize(req: Request, ip: string): Promise<Caller> {
-    const credential = bearer(req);
-    if (credential === null) {
-      return apiError(401, "unauthorized", "missing bearer credential", {
-        "www-authenticate": challenge("missing"),
-      });
-    }
-    if (config.apiKey !== undefined && secretsEqual(credential, config.apiKey)) {
-      return { from: "server" };
-    }
-    if (config.adminRole === undefined || !credential.includes(".")) {
-      recordAuthFailure(audit, counters, "bad_api_key", ip, "publish_api");
-      return apiError(401, "unauthorized", "invalid credential", {
-        "www-authenticate": challenge("bad_api_key"),
-      });
-    }
-    let principal: Principal;
-    try {
-      principal = await verifier.verify(credential);
-    } catch (err) {
-      const reason = reasonOf(err);
-      recordAuthFailure(audit, counters, reason, ip, "publish_api");
-      return apiError(401, "unauthorized", "invalid credential", {
-        "www-authenticate": challenge(reason),
-      });
-    }
-    if (!principal.roles.includes(config.adminRole)) {
-      audit.record("deny", { user: principal.userId, ip, source: "publish_api" });
-      return apiError(403, "forbidden", `the token lacks the ${config.adminRole} role`);
-    }
-    return { from: principal.userId };
-  }
+  const { config, rooms, clock, audit } = deps;
+  const authorize = adminAuthorizer(deps);
 
   return async (req, ip) => {
-    if (config.apiKey === undefined && config.adminRole === undefined) {
+    if (!adminEnabled(config)) {
       return apiError(404, "not_found", "the publish API is disabled: set API_KEY or ADMIN_ROLE");
     }
-    const caller = await authorize(req, ip);
+    const caller = await authorize(req, ip, "publish_api");
     if (caller instanceof Response) return caller;
     let text: string;
     try {
