@@ -35,6 +35,7 @@ import type { SessionContext } from "./session.ts";
 import { TicketStore } from "./tickets.ts";
 import { WriteBatcher } from "./write_batcher.ts";
 import { challenge, reasonOf, recordAuthFailure } from "./routes/_auth_failure.ts";
+import { adminStatsRoute } from "./routes/admin_stats.ts";
 import { devTokenRoute } from "./routes/dev_token.ts";
 import { metricsRoute } from "./routes/metrics.ts";
 import { publishApi } from "./routes/publish_api.ts";
@@ -352,6 +353,17 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     audit,
     counters,
   });
+  const adminStats = adminStatsRoute({
+    config,
+    verifier,
+    audit,
+    counters,
+    clock,
+    health,
+    activity: () => rooms.activity(),
+    // Extension point: `history: () => ({...})`, `presence: () => ({...})` show on /admin as is.
+    sections: {},
+  });
   const devToken = devTokenRoute(devSecret, clock);
   const metricsHandler = metricsRoute(metrics, config.metricsToken);
 
@@ -396,6 +408,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
         if (draining) return apiError(503, "unavailable", "server is shutting down");
         return await publish(req, ip);
       }
+      if (path === "/api/admin/stats") return await adminStats(req, ip);
       if (path === "/dev/token" && req.method === "GET") return await devToken(req, url, ip);
       const route = routes[path];
       if (route !== undefined && (req.method === "GET" || req.method === "HEAD")) {

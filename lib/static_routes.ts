@@ -1,8 +1,10 @@
 /**
- * Static routes: the browser client module (`GET /client.js`, always) and the
- * demo chat page (`GET /`, only when `config.demo`). Both files are read once
- * at start-up, so a missing file fails the boot rather than a request, and
- * each is served from memory with a strong ETag.
+ * Static routes: the browser client module (`GET /client.js`, always), the
+ * demo chat page (`GET /`, only when `config.demo`) and the admin page
+ * (`GET /admin` with its script and stylesheet, only when `API_KEY` or
+ * `ADMIN_ROLE` is set). Every file is read once at start-up, so a missing
+ * file fails the boot rather than a request, and each is served from memory
+ * with a strong ETag.
  *
  * `lib/client/client.js` is generated from `lib/client/client.ts` by
  * `deno task build:client` and committed: the server cannot transpile
@@ -12,6 +14,7 @@
  * @module
  */
 import type { Config } from "./config.ts";
+import { adminEnabled } from "./routes/_admin_auth.ts";
 
 /** A GET route handler. */
 export type Route = (req: Request) => Response | Promise<Response>;
@@ -28,6 +31,12 @@ export interface StaticRoutesOptions {
    * @default lib/demo/index.html beside this file
    */
   demoUrl?: URL;
+  /**
+   * The folder holding the admin page (`index.html`) and its bundle
+   * (`admin.js`, `admin.css`, built by `deno task build:admin`).
+   * @default web/admin/ in the repository
+   */
+  adminDir?: URL;
 }
 
 /**
@@ -64,7 +73,11 @@ async function readAsset(url: URL, what: string): Promise<Uint8Array<ArrayBuffer
   try {
     return await Deno.readFile(url);
   } catch (err) {
-    const hint = what === "client module" ? " (run deno task build:client)" : "";
+    const hint = what === "client module"
+      ? " (run deno task build:client)"
+      : what.startsWith("admin page's")
+      ? " (run deno task build:admin)"
+      : "";
     throw new TypeError(
       `Cannot serve the ${what}: cannot read ${url.href}: ${(err as Error).message}${hint}`,
       { cause: err },
@@ -139,8 +152,55 @@ export function demoCsp(scriptHashes: readonly string[]): string {
 }
 
 /**
+ * The admin page's Content-Security-Policy: stricter than the demo's, as the
+ * page holds an operator credential. Its own script and stylesheet only (no
+ * inline code or style at all), fetches to its own origin only, no forms
+ * (the login form is handled by the script; should the script fail to load,
+ * the browser must not submit the key anywhere).
+ */
+export function adminCsp(): string {
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "connect-src 'self'",
+    "img-src 'self' data:",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join("; ");
+}
+
+/** `/admin`, `/admin/admin.js` and `/admin/admin.css`, read from `dir`. */
+async function adminRoutes(dir: URL): Promise<Record<string, Route>> {
+  // The three files change together on deploy and their URLs are not versioned: always revalidate.
+  const common = { "cache-control": PAGE_CACHE_CONTROL, "x-content-type-options": "nosniff" };
+  const page = await asset(await readAsset(new URL("index.html", dir), "admin page"), {
+    ...common,
+    "content-type": "text/html; charset=utf-8",
+    "content-security-policy": adminCsp(),
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+  });
+  const script = await asset(await readAsset(new URL("admin.js", dir), "admin page's script"), {
+    ...common,
+    "content-type": "text/javascript; charset=utf-8",
+  });
+  const style = await asset(await readAsset(new URL("admin.css", dir), "admin page's stylesheet"), {
+    ...common,
+    "content-type": "text/css; charset=utf-8",
+  });
+  return {
+    "/admin": serve(page),
+    "/admin/admin.js": serve(script),
+    "/admin/admin.css": serve(style),
+  };
+}
+
+/**
  * Builds the static routes for this config: `/client.js` always, `/` when
- * `config.demo` is set. Reads the files now, once.
+ * `config.demo` is set, `/admin` and its assets when `API_KEY` or
+ * `ADMIN_ROLE` is set. Reads the files now, once.
  *
  * @example
  * ```ts ignore
@@ -149,7 +209,7 @@ export function demoCsp(scriptHashes: readonly string[]): string {
  * const server = await createServer({ config, routes: await staticRoutes(config) });
  * ```
  *
- * @param config the server's configuration (only `demo` is read)
+ * @param config the server's configuration (`demo`, `apiKey` and `adminRole` are read)
  * @param options where the files are; for tests
  * @returns path → handler, for `createServer`'s `routes`
  * @throws {TypeError} when a file cannot be read
@@ -161,6 +221,7 @@ export async function staticRoutes(
   const {
     clientUrl = new URL("./client/client.js", import.meta.url),
     demoUrl = new URL("./demo/index.html", import.meta.url),
+    adminDir = new URL("../web/admin/", import.meta.url),
   } = options;
   const client = await asset(await readAsset(clientUrl, "client module"), {
     "content-type": "text/javascript; charset=utf-8",
@@ -170,6 +231,7 @@ export async function staticRoutes(
     "x-content-type-options": "nosniff",
   });
   const routes: Record<string, Route> = { "/client.js": serve(client) };
+  if (adminEnabled(config)) Object.assign(routes, await adminRoutes(adminDir));
   if (!config.demo) return routes;
 
   const html = await readAsset(demoUrl, "demo page");
