@@ -25,6 +25,8 @@ export type AuditEvent =
   | "publish_api"
   | "disconnect"
   | "bus_error"
+  | "history_gap"
+  | "replay_interrupted"
   | "internal_error";
 
 /** Field values allowed in an audit record. */
@@ -42,6 +44,8 @@ const WARNINGS: ReadonlySet<AuditEvent> = new Set([
   "slow_consumer",
   "frame_too_big",
   "bus_error",
+  "history_gap",
+  "replay_interrupted",
   "internal_error",
 ]);
 

@@ -22,6 +22,11 @@ export const ErrorCode = {
   Unauthorized: "unauthorized",
   /** The message could not be carried to other instances (too large for the bus). */
   PayloadTooLarge: "payload_too_large",
+  /**
+   * The history store cannot be reached: a message to a history room was
+   * stored and delivered nowhere; retry after `retryAfterMs` (with the same `id`).
+   */
+  Unavailable: "unavailable",
   /** Something failed on our side; the request had no effect. */
   Internal: "internal",
 } as const;
@@ -41,6 +46,11 @@ export const CloseCode = {
   MessageTooBig: 1009,
   /** Unexpected server error. */
   InternalError: 1011,
+  /**
+   * A recovery could not be completed (the history store failed mid-replay):
+   * reconnect and rejoin with the last offset received.
+   */
+  TryAgainLater: 1013,
   /** The token expired without a successful `refresh`. Do not reconnect with the same token. */
   TokenExpired: 4401,
   /** A `refresh` token named another user. Do not reconnect with the same token. */

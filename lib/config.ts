@@ -93,6 +93,13 @@ export const EnvSchema = z.object({
   MAX_BUFFERED_BYTES: int(1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   BUS: z.enum(["broadcast", "redis", "memory"]).default("broadcast"),
+  STORE: z.enum(["memory", "redis", "kv"]).optional(),
+  HISTORY_STORE: z.enum(["memory", "redis", "kv"]).optional(),
+  HISTORY_SIZE: int(0, 10_000).optional(),
+  HISTORY_TTL_SEC: int(1, 7 * 86_400).default(600),
+  HISTORY_MAX_BYTES: int(1024, 2 ** 40).default(64 * 1024 * 1024),
+  HISTORY_PAGE_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  DEDUP_WINDOW_SEC: int(1, 86_400).default(300),
   BUS_CHANNEL: z.string().min(1).max(200).default("realtime"),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warning", "error", "fatal"]).default("info"),
@@ -164,6 +171,18 @@ function toConfig(env: z.output<typeof EnvSchema>, ctx: z.RefinementCtx) {
     ctx.addIssue({ code: "custom", path: ["REDIS_URL"], message: "is required when BUS=redis" });
     return z.NEVER;
   }
+  const store = env.STORE ?? (env.BUS === "redis" ? "redis" : "memory");
+  const historyStore = env.HISTORY_STORE ?? store;
+  for (const [name, kind] of [["STORE", store], ["HISTORY_STORE", historyStore]] as const) {
+    if (kind === "redis" && env.REDIS_URL === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["REDIS_URL"],
+        message: `is required when ${name}=redis`,
+      });
+      return z.NEVER;
+    }
+  }
   return {
     port: env.PORT,
     /** Set by `deno task start:parallel`: `deno serve` owns the listener, main.ts must not call Deno.serve. */
@@ -206,6 +225,17 @@ function toConfig(env: z.output<typeof EnvSchema>, ctx: z.RefinementCtx) {
     maxBufferedBytes: env.MAX_BUFFERED_BYTES,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     bus: { kind: env.BUS, channel: env.BUS_CHANNEL, redisUrl: env.REDIS_URL },
+    /** Where shared state lives (history, presence, tickets, revocations). */
+    store,
+    history: {
+      store: historyStore,
+      /** Messages kept per history room by default; 0 = rooms have no history unless a policy rule says so. Dev mode: 100. */
+      size: env.HISTORY_SIZE ?? (key.kind === "dev" ? 100 : 0),
+      ttlMs: env.HISTORY_TTL_SEC * 1000,
+      maxBytes: env.HISTORY_MAX_BYTES,
+      pageBytes: env.HISTORY_PAGE_BYTES,
+      dedupeWindowMs: env.DEDUP_WINDOW_SEC * 1000,
+    },
     log: { level: env.LOG_LEVEL, format: env.LOG_FORMAT },
   };
 }

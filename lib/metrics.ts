@@ -22,6 +22,10 @@ export class Counters {
   slowConsumers = 0;
   badRequests = 0;
   connectionsTotal = 0;
+  /** Requests answered `unavailable` (history store or its bus down). */
+  unavailable = 0;
+  /** History publishes answered as duplicates of an earlier one (same id). */
+  duplicates = 0;
   readonly denials = new Map<string, number>();
   readonly authFailures = new Map<AuthFailureReason, number>();
   readonly refusals = new Map<number, number>();
@@ -53,6 +57,10 @@ export interface Gauges {
   busGaps(): number;
   busDropped(): number;
   busUp(): boolean;
+  /** Messages of history rooms lost for good before this instance delivered them. */
+  historyGaps(): number;
+  /** 1 when the history store is reachable. */
+  historyUp(): boolean;
 }
 
 /** The server's Prometheus registry. */
@@ -115,6 +123,29 @@ export class Metrics {
       "realtime_bus_dropped_total",
       "Envelopes not handed to the bus (transport down or too slow)",
       gauges.busDropped,
+    );
+    new client.Gauge({
+      name: "realtime_history_store_up",
+      help: "1 when the history store is reachable",
+      registers,
+      collect() {
+        this.set(gauges.historyUp() ? 1 : 0);
+      },
+    });
+    counter(
+      "realtime_history_gaps_total",
+      "History-room messages gone from the store before this instance delivered them",
+      gauges.historyGaps,
+    );
+    counter(
+      "realtime_unavailable_total",
+      "Requests answered unavailable (history store down)",
+      () => c.unavailable,
+    );
+    counter(
+      "realtime_duplicates_total",
+      "History publishes recognised as resends (same id) and not delivered again",
+      () => c.duplicates,
     );
     counter("realtime_connections_total", "Connections accepted", () => c.connectionsTotal);
     counter("realtime_joins_total", "Rooms joined", () => c.joins);

@@ -37,10 +37,25 @@ export type JsonValue =
 
 const Payload = z.custom<JsonValue>((v) => v !== undefined, "payload is required");
 
-/** `{"type":"join","room":R}`: join a room the token or policy grants. */
+/** Longest stream epoch accepted from a client, in characters. */
+export const MAX_EPOCH_LENGTH = 64;
+/** Most messages one `history` request may ask for. */
+export const MAX_HISTORY_LIMIT = 1000;
+
+/** A position in a history room's stream, as a client echoes it back. */
+export const StreamPositionSchema = z.strictObject({
+  offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  epoch: z.string().min(1).max(MAX_EPOCH_LENGTH),
+});
+
+/**
+ * `{"type":"join","room":R,"since"?:{offset,epoch}}`: join a room the token or
+ * policy grants; `since` asks to recover what was missed after that position.
+ */
 export const JoinRequest = z.strictObject({
   type: z.literal("join"),
   room: RoomName,
+  since: StreamPositionSchema.optional(),
   id: RequestId.optional(),
 });
 /** `{"type":"leave","room":R}`: leave a joined room. */
@@ -54,6 +69,17 @@ export const PublishRequest = z.strictObject({
   type: z.literal("message"),
   room: RoomName,
   payload: Payload,
+  id: RequestId.optional(),
+});
+/**
+ * `{"type":"history","room":R,"limit"?,"before"?}`: the newest `limit`
+ * messages older than offset `before`, oldest first.
+ */
+export const HistoryRequest = z.strictObject({
+  type: z.literal("history"),
+  room: RoomName,
+  limit: z.number().int().min(1).max(MAX_HISTORY_LIMIT).optional(),
+  before: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
   id: RequestId.optional(),
 });
 /** `{"type":"ping"}`: app-level liveness check; answered with `pong`. */
@@ -75,11 +101,19 @@ export const ClientMessage = z.discriminatedUnion("type", [
   PublishRequest,
   PingRequest,
   RefreshRequest,
+  HistoryRequest,
 ]);
 /** A parsed client message. */
 export type ClientMessage = z.infer<typeof ClientMessage>;
 
-const CLIENT_TYPES: ReadonlySet<string> = new Set(["join", "leave", "message", "ping", "refresh"]);
+const CLIENT_TYPES: ReadonlySet<string> = new Set([
+  "join",
+  "leave",
+  "message",
+  "ping",
+  "refresh",
+  "history",
+]);
 
 /** Server → client messages. Documented here; built by the `encode*` helpers below. */
 export const ServerMessage = z.discriminatedUnion("type", [
@@ -90,7 +124,18 @@ export const ServerMessage = z.discriminatedUnion("type", [
     expiresAt: z.number().nullable(),
     instanceId: z.string(),
   }),
-  z.object({ type: z.literal("joined"), room: z.string(), id: z.string().optional() }),
+  z.object({
+    type: z.literal("joined"),
+    room: z.string(),
+    id: z.string().optional(),
+    /** History rooms: the stream position the member starts after. */
+    offset: z.number().optional(),
+    epoch: z.string().optional(),
+    /** History rooms joined with `since`: whether every missed message follows. */
+    recovered: z.boolean().optional(),
+    /** With `recovered: true`: how many replayed messages follow. */
+    missed: z.number().optional(),
+  }),
   z.object({
     type: z.literal("left"),
     room: z.string(),
@@ -103,8 +148,27 @@ export const ServerMessage = z.discriminatedUnion("type", [
     payload: z.unknown(),
     from: z.string(),
     ts: z.number(),
+    /** History rooms only. */
+    offset: z.number().optional(),
+    epoch: z.string().optional(),
   }),
-  z.object({ type: z.literal("ack"), id: z.string() }),
+  z.object({
+    type: z.literal("ack"),
+    id: z.string(),
+    /** History rooms: the message's offset (the same for a deduplicated resend). */
+    offset: z.number().optional(),
+  }),
+  z.object({
+    type: z.literal("history"),
+    room: z.string(),
+    id: z.string().optional(),
+    /** `message` frames, oldest first, exactly as members received them. */
+    messages: z.array(z.unknown()),
+    offset: z.number(),
+    epoch: z.string(),
+    /** Whether older messages are still kept (page on with `before`). */
+    more: z.boolean(),
+  }),
   z.object({ type: z.literal("pong"), id: z.string().optional() }),
   z.object({ type: z.literal("expiring"), expiresAt: z.number() }),
   z.object({
@@ -252,6 +316,15 @@ export function encodeRoomMessage(
   return `{"type":"message","room":${JSON.stringify(room)},"payload":${payloadJson},"from":${
     JSON.stringify(from)
   },"ts":${ts}}`;
+}
+
+/**
+ * Adds a history room's stream position to a frame built by
+ * {@linkcode encodeRoomMessage}: string surgery on the closing brace, so that
+ * a stored frame is not parsed again on every delivery or replay.
+ */
+export function withPosition(frame: string, offset: number, epoch: string): string {
+  return `${frame.slice(0, -1)},"offset":${offset},"epoch":${JSON.stringify(epoch)}}`;
 }
 
 /** Serializes any other server message. */

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import type { Principal } from "./auth.ts";
+import type { HistoryLimits } from "./store/history/types.ts";
 
 /** Access a connection has to one room. */
 export type RoomAccess = "none" | "read" | "publish";
@@ -51,6 +52,18 @@ export const RoomRule = z.strictObject({
   users: UserList.optional(),
   /** When set, only these may publish (they may also join); other `users` are read-only. */
   publishers: UserList.optional(),
+  /**
+   * History for the rooms this rule matches: `{size, ttlSec}`, or `false` for
+   * none. The first rule (in file order) that matches a room and sets it
+   * decides; otherwise `HISTORY_SIZE` and `HISTORY_TTL_SEC` do.
+   */
+  history: z.union([
+    z.literal(false),
+    z.strictObject({
+      size: z.number().int().min(1).max(10_000),
+      ttlSec: z.number().int().min(1).max(7 * 86_400),
+    }),
+  ]).optional(),
 });
 /** A policy rule. */
 export type RoomRule = z.infer<typeof RoomRule>;
@@ -67,13 +80,53 @@ function listed(list: RoomRule["users"], userId: string): boolean {
   return list === "*" || (list !== undefined && list.includes(userId));
 }
 
+/** Most rooms whose history setting is remembered; the oldest is recomputed past it. */
+const MAX_SETTINGS_CACHED = 10_000;
+
 /** Decides room access for a principal; built once per connection (patterns compiled once). */
 export class RoomPolicy {
   readonly #rules: readonly RoomRule[];
+  /** Rules that set `history`, with a user-independent matcher (`{sub}` matches any user). */
+  readonly #historyRules: readonly { re: RegExp; history: RoomRule["history"] }[];
+  readonly #historyCache = new Map<string, HistoryLimits | null>();
 
   /** @param file a validated policy; the empty policy grants nothing beyond the tokens' claims */
   constructor(file: RoomPolicyFile = { rooms: [] }) {
     this.#rules = file.rooms;
+    this.#historyRules = file.rooms.filter((rule) => rule.history !== undefined).map((rule) => ({
+      re: compilePattern(rule.room.replaceAll("{sub}", "*"), ""),
+      history: rule.history,
+    }));
+  }
+
+  /**
+   * The history limits of `room`: the first rule that matches it and sets
+   * `history` decides, otherwise `defaults` (`null`: no history). Cached per
+   * room, since it is asked on every publish.
+   *
+   * @example
+   * ```ts
+   * import { RoomPolicy } from "./room_policy.ts";
+   * const policy = RoomPolicy.parse('{"rooms":[{"room":"chat:*","history":{"size":200,"ttlSec":3600}}]}');
+   * policy.historyFor("chat:1", null); // { size: 200, ttlMs: 3600000 }
+   * ```
+   */
+  historyFor(room: string, defaults: HistoryLimits | null): HistoryLimits | null {
+    const cached = this.#historyCache.get(room);
+    if (cached !== undefined) return cached;
+    let limits = defaults;
+    for (const rule of this.#historyRules) {
+      if (!rule.re.test(room)) continue;
+      limits = rule.history === false || rule.history === undefined
+        ? null
+        : { size: rule.history.size, ttlMs: rule.history.ttlSec * 1000 };
+      break;
+    }
+    if (this.#historyCache.size >= MAX_SETTINGS_CACHED) {
+      this.#historyCache.delete(this.#historyCache.keys().next().value!);
+    }
+    this.#historyCache.set(room, limits);
+    return limits;
   }
 
   /**

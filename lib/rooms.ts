@@ -1,10 +1,17 @@
 /**
  * Room membership for this isolate, and the fan-out of room messages to local
- * members and, through the bus, to other instances.
+ * members and, through the bus, to other instances. History rooms go through
+ * the history store first: a message exists once it has an offset, and each
+ * history room's {@linkcode RoomStream} delivers in offset order.
  *
  * @module
  */
 import type { Bus, Envelope } from "./bus/types.ts";
+import type { Clock } from "./clock.ts";
+import { systemClock } from "./clock.ts";
+import { RoomStream, type StreamJoin } from "./room_stream.ts";
+import type { HistoryLimits, HistoryStore, StreamPosition } from "./store/history/types.ts";
+import { StoreUnavailableError } from "./store/history/types.ts";
 
 /** A room message too large for the bus; it was delivered to no one. */
 export class MessageTooLargeError extends RangeError {
@@ -24,12 +31,79 @@ export interface Member {
   send(frame: string): void;
 }
 
+/** Receives the system envelopes of one kind (see {@linkcode RoomManager.onSystem}). */
+export type SystemHandler = (envelope: Envelope) => void;
+
+/** How history rooms are stored; see {@linkcode RoomManagerOptions.history}. */
+export interface RoomHistoryOptions {
+  store: HistoryStore;
+  /** A room's limits, or `null` for a room without history. */
+  limitsFor(room: string): HistoryLimits | null;
+  /** How long a publish's dedupe key is remembered, in milliseconds. */
+  dedupeWindowMs: number;
+  /** @default {50} see {@linkcode RoomStreamOptions.gapWaitMs} */
+  gapWaitMs?: number;
+}
+
+/** Options for {@linkcode RoomManager}. */
+export interface RoomManagerOptions {
+  /** Carries messages to other instances. */
+  bus: Bus;
+  /** History rooms' store and settings. @default no room has history */
+  history?: RoomHistoryOptions;
+  /** @default systemClock */
+  clock?: Clock;
+  /** Called when the bus fails to unsubscribe (logged by the caller). */
+  onBusError?: (err: unknown, room: string) => void;
+  /** Called when a history room lost messages for good (no longer in the store). */
+  onHistoryGap?: (room: string, missing: number) => void;
+  /** Called when reading the history store fails in the background (it is retried). */
+  onHistoryError?: (err: unknown, room: string) => void;
+}
+
+/** Options for {@linkcode RoomManager.publish}. */
+export interface PublishOptions {
+  /** History rooms: the idempotency key (user, room and request id, built by the caller). */
+  dedupeKey?: string;
+}
+
+/** What a publish did. */
+export interface PublishOutcome {
+  /** Local members it was (or, in a history room, is being) delivered to. */
+  recipients: number;
+  /** History rooms: the message's offset and epoch. */
+  position?: StreamPosition;
+  /** History rooms: the dedupe key was seen; nothing was delivered again. */
+  duplicate?: boolean;
+}
+
+/** Options for {@linkcode RoomManager.join}. */
+export interface JoinOptions {
+  /** History rooms: recover what was missed after this position. */
+  since?: StreamPosition;
+  /**
+   * Called once the member is in, before any frame of the room reaches it:
+   * the place to send `joined`. History rooms pass the stream position.
+   */
+  onJoined?: (join: StreamJoin | null) => void;
+}
+
+/** Counts for `/healthz` and metrics. */
+export interface HistoryStats {
+  /** History rooms with local members. */
+  rooms: number;
+  /** Messages lost for good (gone from the store before this instance delivered them). */
+  gaps: number;
+}
+
 interface RoomState {
   members: Set<Member>;
   /** Resolves when the bus delivers this room's envelopes from other instances. */
   ready: Promise<void>;
   /** Joins waiting for `ready`; the room is not dropped while any wait. */
   pending: number;
+  /** Set for history rooms. */
+  stream: RoomStream | null;
   /** Messages delivered here since the room was created (for the admin page's busiest rooms). */
   messages: number;
 }
@@ -43,17 +117,6 @@ export interface RoomActivity {
   messages: number;
 }
 
-/** Receives the system envelopes of one kind (see {@linkcode RoomManager.onSystem}). */
-export type SystemHandler = (envelope: Envelope) => void;
-
-/** Options for {@linkcode RoomManager}. */
-export interface RoomManagerOptions {
-  /** Carries messages to other instances. */
-  bus: Bus;
-  /** Called when the bus fails to unsubscribe (logged by the caller). */
-  onBusError?: (err: unknown, room: string) => void;
-}
-
 /**
  * Rooms of this isolate. A room exists while it has members (or joins in
  * flight) and is deleted with its last member, bus subscription included.
@@ -61,14 +124,26 @@ export interface RoomManagerOptions {
 export class RoomManager {
   readonly #rooms = new Map<string, RoomState>();
   readonly #bus: Bus;
+  readonly #history: RoomHistoryOptions | undefined;
+  readonly #clock: Clock;
   readonly #onBusError: (err: unknown, room: string) => void;
+  readonly #onHistoryGap: (room: string, missing: number) => void;
+  readonly #onHistoryError: (err: unknown, room: string) => void;
   readonly #system = new Map<string, SystemHandler>();
+  #historyGaps = 0;
 
-  /** @param options the bus and an error hook */
+  /** @param options the bus, the history store and hooks */
   constructor(options: RoomManagerOptions) {
     this.#bus = options.bus;
+    this.#history = options.history;
+    this.#clock = options.clock ?? systemClock;
     this.#onBusError = options.onBusError ?? (() => {});
+    this.#onHistoryGap = options.onHistoryGap ?? (() => {});
+    this.#onHistoryError = options.onHistoryError ?? (() => {});
     this.#bus.onEnvelope((envelope) => this.#receive(envelope));
+    this.#history?.store.onHead?.((room, position) => {
+      this.#rooms.get(room)?.stream?.headMoved(position);
+    });
   }
 
   /**
@@ -80,17 +155,16 @@ export class RoomManager {
     this.#system.set(kind, handler);
   }
 
-  #receive(envelope: Envelope): void {
-    if (envelope.kind !== undefined) {
-      this.#system.get(envelope.kind)?.(envelope);
-      return;
-    }
-    this.deliverLocal(envelope.room, envelope.frame);
-  }
-
   /** Rooms with at least one member or join in flight. */
   get size(): number {
     return this.#rooms.size;
+  }
+
+  /** History figures. */
+  get historyStats(): HistoryStats {
+    let rooms = 0;
+    for (const state of this.#rooms.values()) if (state.stream !== null) rooms++;
+    return { rooms, gaps: this.#historyGaps };
   }
 
   /** Local members of a room. */
@@ -109,15 +183,25 @@ export class RoomManager {
     }
   }
 
+  /** A room's history limits, or `null` when it keeps none. */
+  historyLimits(room: string): HistoryLimits | null {
+    return this.#history?.limitsFor(room) ?? null;
+  }
+
   /**
-   * Adds `member` once the room's bus subscription is in place, so that
-   * anything published anywhere after this resolves reaches the member.
-   * Rejects (and adds nothing) when the bus cannot subscribe.
+   * Adds `member` once the room's bus subscription is in place (and, for a
+   * history room, its stream position is known), so that anything published
+   * anywhere after this resolves reaches the member. Rejects (and adds
+   * nothing) when the bus cannot subscribe or the history store cannot be
+   * reached ({@linkcode StoreUnavailableError}).
+   *
+   * @throws {ReplayInterruptedError} when a recovery began but could not
+   * finish; the member is no longer in the room.
    */
-  async join(room: string, member: Member): Promise<void> {
+  async join(room: string, member: Member, options: JoinOptions = {}): Promise<void> {
     let state = this.#rooms.get(room);
     if (state === undefined) {
-      state = { members: new Set(), ready: this.#bus.subscribe(room), pending: 0, messages: 0 };
+      state = this.#open(room);
       this.#rooms.set(room, state);
     }
     if (state.members.has(member)) return;
@@ -126,42 +210,148 @@ export class RoomManager {
       await state.ready;
     } catch (err) {
       state.pending--;
-      this.#dropIfEmpty(room, state, false);
+      this.#dropIfEmpty(room, state);
       throw err;
     }
-    state.pending--;
     state.members.add(member);
+    state.pending--;
+    const stream = state.stream;
+    if (stream === null) {
+      options.onJoined?.(null);
+      return;
+    }
+    try {
+      await stream.add(member, options.since, (join) => options.onJoined?.(join));
+    } catch (err) {
+      this.leave(room, member);
+      throw err;
+    }
+  }
+
+  #open(room: string): RoomState {
+    const limits = this.historyLimits(room);
+    const history = this.#history;
+    const stream = limits === null || history === undefined ? null : new RoomStream(room, {
+      store: history.store,
+      limits,
+      clock: this.#clock,
+      ...(history.gapWaitMs === undefined ? {} : { gapWaitMs: history.gapWaitMs }),
+      onGap: (missing) => {
+        this.#historyGaps += missing;
+        this.#onHistoryGap(room, missing);
+      },
+      onError: (err) => this.#onHistoryError(err, room),
+    });
+    const state: RoomState = {
+      members: new Set(),
+      ready: Promise.resolve(),
+      pending: 0,
+      stream,
+      messages: 0,
+    };
+    state.ready = this.#bus.subscribe(room).then(() => stream?.open());
+    return state;
   }
 
   /** Removes `member`; the last one out deletes the room. Returns whether it was a member. */
   leave(room: string, member: Member): boolean {
     const state = this.#rooms.get(room);
     if (state === undefined || !state.members.delete(member)) return false;
-    this.#dropIfEmpty(room, state, true);
+    state.stream?.remove(member);
+    this.#dropIfEmpty(room, state);
     return true;
   }
 
-  #dropIfEmpty(room: string, state: RoomState, subscribed: boolean): void {
+  #dropIfEmpty(room: string, state: RoomState): void {
     if (state.members.size > 0 || state.pending > 0 || this.#rooms.get(room) !== state) return;
     this.#rooms.delete(room);
-    if (subscribed) this.#bus.unsubscribe(room).catch((err) => this.#onBusError(err, room));
+    state.stream?.close();
+    // Unsubscribing a room whose subscribe failed is harmless: buses ignore unknown rooms.
+    this.#bus.unsubscribe(room).catch((err) => this.#onBusError(err, room));
   }
 
   /**
-   * Delivers a serialized frame to local members and hands it to the bus for
-   * the other instances. Returns the number of local recipients.
+   * Publishes a serialized `message` frame. A room without history: delivered
+   * to local members and handed to the bus at once (synchronous). A history
+   * room: stored first, then delivered everywhere in offset order (a promise).
    *
    * @throws {MessageTooLargeError} when the bus cannot carry the frame;
    * nothing is delivered anywhere then, so every instance sees the same.
+   * @throws {StoreUnavailableError} (history rooms, as a rejection) when the
+   * store or the bus that must carry the message is down: nothing was stored.
    */
-  publish(room: string, frame: string): number {
+  publish(
+    room: string,
+    frame: string,
+    options: PublishOptions = {},
+  ): PublishOutcome | Promise<PublishOutcome> {
     if (!this.#bus.fits(room, frame)) throw new MessageTooLargeError(this.#bus.maxEnvelopeBytes);
-    const delivered = this.deliverLocal(room, frame);
-    this.#bus.publish(room, frame);
-    return delivered;
+    const limits = this.historyLimits(room);
+    if (limits === null || this.#history === undefined) {
+      const recipients = this.deliverLocal(room, frame);
+      this.#bus.publish(room, frame);
+      return { recipients };
+    }
+    return this.#publishStored(room, frame, limits, this.#history, options.dedupeKey);
   }
 
-  /** Delivers a frame to this isolate's members only. */
+  async #publishStored(
+    room: string,
+    frame: string,
+    limits: HistoryLimits,
+    history: RoomHistoryOptions,
+    dedupeKey: string | undefined,
+  ): Promise<PublishOutcome> {
+    const { store } = history;
+    // With a shared store, other instances' members hear of a message through
+    // the bus: while it is reconnecting, storing would strand them.
+    const bus = this.#bus.health();
+    if (store.shared && bus.status !== "ok") {
+      throw new StoreUnavailableError(`the bus is down (${bus.detail ?? "reconnecting"})`, 1000);
+    }
+    const result = await store.append(room, frame, {
+      limits,
+      ...(dedupeKey === undefined ? {} : {
+        dedupe: { key: dedupeKey, windowMs: history.dedupeWindowMs },
+      }),
+    });
+    const position = { offset: result.offset, epoch: result.epoch };
+    if (result.duplicate) return { recipients: 0, position, duplicate: true };
+    if (!store.shared) this.#bus.publish(room, frame);
+    else if (!store.publishes) this.#bus.publish(room, frame, { position });
+    const state = this.#rooms.get(room);
+    if (state !== undefined) state.messages++;
+    state?.stream?.accept(position, frame);
+    return { recipients: state?.members.size ?? 0, position, duplicate: false };
+  }
+
+  #receive(envelope: Envelope): void {
+    if (envelope.kind !== undefined) {
+      this.#system.get(envelope.kind)?.(envelope);
+      return;
+    }
+    const state = this.#rooms.get(envelope.room);
+    const stream = state?.stream;
+    if (stream === undefined || stream === null || this.#history === undefined) {
+      this.deliverLocal(envelope.room, envelope.frame);
+      return;
+    }
+    state!.messages++;
+    const { store } = this.#history;
+    if (store.shared) {
+      // An envelope without a position for a shared-store room was never
+      // stored (a node configured without history): it has no place in the order.
+      if (envelope.position !== undefined) stream.accept(envelope.position, envelope.frame);
+      return;
+    }
+    // A per-isolate store numbers what this instance delivers, in arrival order.
+    store.append(envelope.room, envelope.frame, { limits: stream.limits }).then(
+      (result) => stream.accept(result, envelope.frame),
+      (err) => this.#onHistoryError(err, envelope.room),
+    );
+  }
+
+  /** Delivers a frame to this isolate's members of a room without history. */
   deliverLocal(room: string, frame: string): number {
     const state = this.#rooms.get(room);
     if (state === undefined) return 0;

@@ -29,7 +29,11 @@ import { Counters, Metrics } from "./metrics.ts";
 import { encodeRoomMessage } from "./protocol.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { RoomPolicy } from "./room_policy.ts";
-import { RoomManager } from "./rooms.ts";
+import { type PublishOutcome, RoomManager } from "./rooms.ts";
+import { HistoryReader } from "./history_reader.ts";
+import { apiDedupeKey } from "./dedupe.ts";
+import { MemoryHistoryStore } from "./store/history/memory.ts";
+import type { HistoryStore, StoreHealth } from "./store/history/types.ts";
 import { Session } from "./session.ts";
 import type { SessionContext } from "./session.ts";
 import { TicketStore } from "./tickets.ts";
@@ -49,6 +53,11 @@ export interface ServerOptions {
   verifier?: TokenVerifier;
   /** Transport to other instances. @default an isolated in-memory bus */
   bus?: Bus;
+  /**
+   * Where history rooms' messages are kept; closed with the server.
+   * @default a per-isolate memory store bounded by `HISTORY_MAX_BYTES`
+   */
+  history?: HistoryStore;
   /** Room policy. @default the file named by `ROOM_POLICY`, or none */
   policy?: RoomPolicy;
   /** @default systemClock */
@@ -69,6 +78,8 @@ export interface Health {
   rooms: number;
   instanceId: string;
   bus: BusHealth;
+  /** The history store (rooms with history answer `unavailable` while it is degraded). */
+  history: StoreHealth & { rooms: number; gaps: number };
 }
 
 /** Counts of everything the server holds, for tests and `/healthz`. */
@@ -97,11 +108,17 @@ export interface RealtimeServer {
   readonly devSecret: Uint8Array | undefined;
   /**
    * Publishes to a room as a backend would (`from` defaults to `"server"`).
-   * Returns local recipients.
+   * Resolves to the local recipients and, in a history room, the message's
+   * position once it is stored.
    *
    * @throws {MessageTooLargeError} (a `RangeError`) when the bus cannot carry it
+   * @throws {StoreUnavailableError} in a history room whose store is down
    */
-  publish(room: string, payload: unknown, from?: string): number;
+  publish(
+    room: string,
+    payload: unknown,
+    options?: { from?: string; idempotencyKey?: string },
+  ): Promise<PublishOutcome>;
   /** Current counts. */
   stats(): ServerStats;
   /** Liveness report. */
@@ -118,6 +135,7 @@ export interface RealtimeServer {
 }
 
 const SWEEP_INTERVAL_MS = 30_000;
+
 async function loadPolicy(path: string | undefined): Promise<RoomPolicy> {
   if (path === undefined) return new RoomPolicy();
   let text: string;
@@ -160,6 +178,12 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
   );
   const policy = options.policy ?? await loadPolicy(config.roomPolicyPath);
   const bus = options.bus ?? new MemoryBus();
+  const historyStore = options.history ??
+    new MemoryHistoryStore({ clock, maxBytes: config.history.maxBytes });
+  const defaultHistory = config.history.size > 0
+    ? { size: config.history.size, ttlMs: config.history.ttlMs }
+    : null;
+  const limitsFor = (room: string) => policy.historyFor(room, defaultHistory);
   const startedAt = clock.now();
   const sessions = new Set<Session>();
   const perUser = new Map<string, number>();
@@ -169,8 +193,21 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
 
   const rooms = new RoomManager({
     bus,
+    clock,
+    history: { store: historyStore, limitsFor, dedupeWindowMs: config.history.dedupeWindowMs },
     onBusError: (err, room) =>
       audit.record("bus_error", { room, error: err instanceof Error ? err.message : String(err) }),
+    onHistoryGap: (room, missing) => audit.record("history_gap", { room, missing }),
+    onHistoryError: (err, room) =>
+      audit.record("bus_error", {
+        room,
+        error: `history: ${err instanceof Error ? err.message : String(err)}`,
+      }),
+  });
+  const historyReader = new HistoryReader({
+    store: historyStore,
+    limitsFor,
+    pageBytes: config.history.pageBytes,
   });
   const limiter = new RateLimiter({
     capacity: config.rateLimit.capacity,
@@ -190,6 +227,8 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     busGaps: () => bus.health().gaps,
     busDropped: () => bus.health().dropped,
     busUp: () => bus.health().status === "ok",
+    historyGaps: () => rooms.historyStats.gaps,
+    historyUp: () => historyStore.health().status === "ok",
   });
   const counters = metrics.counters;
   const batcher = new WriteBatcher();
@@ -201,6 +240,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
 
   const ctx: SessionContext = {
     rooms,
+    history: historyReader,
     limiter,
     verifier,
     policy,
@@ -369,13 +409,15 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
 
   function health(): Health {
     const busHealth = bus.health();
+    const storeHealth = historyStore.health();
     return {
-      status: busHealth.status === "ok" ? "ok" : "degraded",
+      status: busHealth.status === "ok" && storeHealth.status === "ok" ? "ok" : "degraded",
       uptimeMs: clock.now() - startedAt,
       connections: sessions.size,
       rooms: rooms.size,
       instanceId: bus.instanceId,
       bus: busHealth,
+      history: { ...storeHealth, ...rooms.historyStats },
     };
   }
 
@@ -429,9 +471,14 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     instanceId: bus.instanceId,
     devSecret,
     metrics,
-    publish(room, payload, from = "server") {
+    async publish(room, payload, publishOptions = {}) {
+      const { from = "server", idempotencyKey } = publishOptions;
       const frame = encodeRoomMessage(room, JSON.stringify(payload), from, clock.now());
-      return rooms.publish(room, frame);
+      return await rooms.publish(
+        room,
+        frame,
+        idempotencyKey === undefined ? {} : { dedupeKey: apiDedupeKey(from, idempotencyKey) },
+      );
     },
     stats: () => ({
       connections: sessions.size,
@@ -461,6 +508,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       batcher.close();
       for (const session of [...sessions]) session.close(CloseCode.GoingAway, "server going away");
       await bus.close();
+      await historyStore.close();
     },
   };
 }

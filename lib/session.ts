@@ -12,17 +12,28 @@ import { AuthError } from "./auth.ts";
 import type { Clock, TimerId } from "./clock.ts";
 import { CloseCode, ErrorCode } from "./codes.ts";
 import { Counters } from "./metrics.ts";
-import type { ClientMessage, ErrorFields } from "./protocol.ts";
+import type { ClientMessage, ErrorFields, ServerMessage } from "./protocol.ts";
+import { socketDedupeKey } from "./dedupe.ts";
+import { type HistoryPage, type HistoryReader, NoHistoryError } from "./history_reader.ts";
 import {
   encode,
   encodeError,
   encodeRoomMessage,
   parseClientFrame,
   utf8Length,
+  withPosition,
 } from "./protocol.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import type { RoomAccess, RoomPolicy } from "./room_policy.ts";
-import { type Member, MessageTooLargeError, type RoomManager } from "./rooms.ts";
+import {
+  type Member,
+  MessageTooLargeError,
+  type PublishOutcome,
+  type RoomManager,
+} from "./rooms.ts";
+import { ReplayInterruptedError, type StreamJoin } from "./room_stream.ts";
+import type { StreamPosition } from "./store/history/types.ts";
+import { StoreUnavailableError } from "./store/history/types.ts";
 import type { TokenSource } from "./handshake.ts";
 import type { WriteBatcher } from "./write_batcher.ts";
 
@@ -38,6 +49,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Shared services a session uses; owned by the server. */
 export interface SessionContext {
   readonly rooms: RoomManager;
+  /** Answers `history` requests. */
+  readonly history: HistoryReader;
   readonly limiter: RateLimiter;
   readonly verifier: TokenVerifier;
   readonly policy: RoomPolicy;
@@ -65,6 +78,28 @@ export interface SessionInfo {
   readonly source: TokenSource;
   /** Opt-in write coalescing (`?batch=1`). */
   readonly batch: boolean;
+}
+
+function encodeJoined(room: string, id: string | undefined, join: StreamJoin | null): string {
+  const reply: ServerMessage & { type: "joined" } = { type: "joined", room };
+  if (id !== undefined) reply.id = id;
+  if (join !== null) {
+    reply.offset = join.position.offset;
+    reply.epoch = join.position.epoch;
+    if (join.recovered !== undefined) reply.recovered = join.recovered;
+    if (join.missed !== undefined) reply.missed = join.missed;
+  }
+  return encode(reply);
+}
+
+/** Serializes a `history` reply around stored frames, without parsing them again. */
+function encodeHistoryPage(room: string, page: HistoryPage, id: string | undefined): string {
+  const messages = page.entries.map((e) => withPosition(e.frame, e.offset, page.position.epoch));
+  return `{"type":"history","room":${JSON.stringify(room)},${
+    id === undefined ? "" : `"id":${JSON.stringify(id)},`
+  }"messages":[${messages.join(",")}],"offset":${page.position.offset},"epoch":${
+    JSON.stringify(page.position.epoch)
+  },"more":${page.more}}`;
 }
 
 /** A connected, authenticated client. */
@@ -278,7 +313,10 @@ export class Session implements Member {
       case "message":
         return this.#publish(message.room, message.payload, message.id);
       case "join":
-        void this.#join(message.room, message.id);
+        void this.#join(message.room, message.id, message.since);
+        return;
+      case "history":
+        void this.#history(message.room, message.limit ?? 100, message.before, message.id);
         return;
       case "leave":
         return this.#leave(message.room, message.id);
@@ -306,20 +344,92 @@ export class Session implements Member {
       this.userId,
       this.#ctx.clock.now(),
     );
+    let outcome: PublishOutcome | Promise<PublishOutcome>;
     try {
-      this.#ctx.rooms.publish(room, frame);
+      outcome = this.#ctx.rooms.publish(
+        room,
+        frame,
+        id === undefined ? {} : { dedupeKey: socketDedupeKey(this.userId, id) },
+      );
     } catch (err) {
-      if (!(err instanceof MessageTooLargeError)) throw err;
-      return this.#error(ErrorCode.PayloadTooLarge, "message too large for the bus", { id, room });
+      return this.#publishFailed(err, room, id);
     }
-    if (id !== undefined) this.send(encode({ type: "ack", id }));
+    if (!(outcome instanceof Promise)) {
+      if (id !== undefined) this.send(encode({ type: "ack", id }));
+      return;
+    }
+    outcome.then(
+      ({ position, duplicate }) => {
+        if (duplicate === true) this.#ctx.counters.duplicates++;
+        if (id === undefined) return;
+        this.send(encode(
+          position === undefined
+            ? { type: "ack", id }
+            : { type: "ack", id, offset: position.offset },
+        ));
+      },
+      (err) => this.#publishFailed(err, room, id),
+    );
   }
 
-  async #join(room: string, id: string | undefined): Promise<void> {
-    const reply = id === undefined
-      ? { type: "joined" as const, room }
-      : { type: "joined" as const, room, id };
-    if (this.#memberships.has(room)) return this.send(encode(reply));
+  #publishFailed(err: unknown, room: string, id: string | undefined): void {
+    if (err instanceof MessageTooLargeError) {
+      return this.#error(ErrorCode.PayloadTooLarge, "message too large for the bus", { id, room });
+    }
+    if (err instanceof StoreUnavailableError) {
+      this.#ctx.counters.unavailable++;
+      return this.#error(
+        ErrorCode.Unavailable,
+        "the history store is unavailable; the message was not delivered, retry with the same id",
+        { id, room, retryAfterMs: err.retryAfterMs },
+      );
+    }
+    this.#ctx.audit.record("internal_error", {
+      user: this.userId,
+      connection: this.id,
+      room,
+      error: err instanceof Error ? err.message : String(err),
+    });
+    this.#error(ErrorCode.Internal, "the message could not be published", { id, room });
+  }
+
+  async #history(
+    room: string,
+    limit: number,
+    before: number | undefined,
+    id: string | undefined,
+  ): Promise<void> {
+    if (this.#access(room) === "none") {
+      Counters.bump(this.#ctx.counters.denials, ErrorCode.Forbidden);
+      return this.#error(ErrorCode.Forbidden, "you may not read this room", { id, room });
+    }
+    let page: HistoryPage;
+    try {
+      page = await this.#ctx.history.page(room, { limit, before });
+    } catch (err) {
+      if (this.#ended) return;
+      if (err instanceof NoHistoryError) {
+        return this.#error(ErrorCode.BadRequest, err.message, { id, room });
+      }
+      if (err instanceof StoreUnavailableError) {
+        this.#ctx.counters.unavailable++;
+        return this.#error(ErrorCode.Unavailable, "the history store is unavailable", {
+          id,
+          room,
+          retryAfterMs: err.retryAfterMs,
+        });
+      }
+      throw err;
+    }
+    this.send(encodeHistoryPage(room, page, id));
+  }
+
+  async #join(room: string, id: string | undefined, since?: StreamPosition): Promise<void> {
+    if (this.#memberships.has(room)) {
+      return this.send(
+        encode(id === undefined ? { type: "joined", room } : { type: "joined", room, id }),
+      );
+    }
     if (this.#joining.has(room)) {
       return this.#error(ErrorCode.BadRequest, "a join for this room is in progress", { id, room });
     }
@@ -338,24 +448,48 @@ export class Session implements Member {
       );
     }
     this.#joining.add(room);
-    try {
-      await this.#ctx.rooms.join(room, this);
-    } catch {
+    // `joined` goes out from inside the join, before the first frame of the
+    // room (a recovery's replay follows it at once).
+    const onJoined = (join: StreamJoin | null) => {
       this.#joining.delete(room);
+      if (this.#ended) return;
+      this.#memberships.set(room, access);
+      this.#ctx.counters.joins++;
+      this.#ctx.audit.record("join", { user: this.userId, connection: this.id, room, access });
+      this.send(encodeJoined(room, id, join));
+    };
+    try {
+      await this.#ctx.rooms.join(
+        room,
+        this,
+        since === undefined ? { onJoined } : { since, onJoined },
+      );
+    } catch (err) {
+      this.#joining.delete(room);
+      if (this.#memberships.delete(room)) this.#ctx.counters.leaves++;
+      if (err instanceof ReplayInterruptedError) {
+        this.#ctx.audit.record("replay_interrupted", {
+          user: this.userId,
+          connection: this.id,
+          room,
+          error: err.message,
+        });
+        return this.close(CloseCode.TryAgainLater, "recovery interrupted; reconnect to resume");
+      }
+      if (err instanceof StoreUnavailableError) {
+        this.#ctx.counters.unavailable++;
+        return this.#error(ErrorCode.Unavailable, "the history store is unavailable", {
+          id,
+          room,
+          retryAfterMs: err.retryAfterMs,
+        });
+      }
       return this.#error(ErrorCode.Internal, "the room could not be joined; try again", {
         id,
         room,
       });
     }
-    this.#joining.delete(room);
-    if (this.#ended) {
-      this.#ctx.rooms.leave(room, this);
-      return;
-    }
-    this.#memberships.set(room, access);
-    this.#ctx.counters.joins++;
-    this.#ctx.audit.record("join", { user: this.userId, connection: this.id, room, access });
-    this.send(encode(reply));
+    if (this.#ended) this.#ctx.rooms.leave(room, this);
   }
 
   #leave(room: string, id: string | undefined, reason?: "revoked"): void {

@@ -305,7 +305,7 @@ Deno.test({
       });
       await waitForState(page, "open");
       await eventually(() => second!.server.stats().rooms === 1, 5000, "the rejoin");
-      second.server.publish("lobby", { text: "published after the restart" });
+      await second.server.publish("lobby", { text: "published after the restart" });
       await page.waitForSelector('#log .msg .text:text-is("published after the restart")');
       assert.equal(await page.locator("#log .msg").last().locator(".from").textContent(), "server");
       assert.deepEqual(browser.problems, []);

@@ -69,7 +69,7 @@ Deno.test("client ↔ server: shutdown (1001) and a new server on the same port:
       5000,
       "rejoin",
     );
-    assert.equal(second.server.publish("room", "after restart"), 1);
+    assert.equal((await second.server.publish("room", "after restart")).recipients, 1);
     await eventually(() => got.includes("after restart"), 3000, "delivery after rejoin");
   } finally {
     await rt.close();

@@ -188,7 +188,7 @@ Deno.test("slow consumer: a client that stops reading is closed once its backlog
     await join(reader, "flood");
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline && ts.server.stats().connections === 2) {
-      ts.server.publish("flood", "x".repeat(60_000));
+      void ts.server.publish("flood", "x".repeat(60_000));
       await new Promise((r) => setTimeout(r, 1));
     }
     assert.equal(ts.server.stats().connections, 1, "the sleepy client was dropped");

@@ -129,7 +129,7 @@ Deno.test("a message too large for the bus is refused at publish with payload_to
       id: "edge",
     });
     assert.equal(edge.code, "payload_too_large");
-    assert.throws(() => ts.server.publish("r", "x".repeat(2000)), MessageTooLargeError);
+    await assert.rejects(ts.server.publish("r", "x".repeat(2000)), MessageTooLargeError);
     await a.request({ type: "message", room: "r", payload: "small", id: "ok" });
     assert.equal(
       (await a.nextOf("message")).payload,
@@ -155,7 +155,7 @@ Deno.test("?batch=1 coalesces one turn's messages into one newline-separated fra
     };
     const batched = await open(`${ts.wsUrl}?token=${t}&batch=1`, frames.batch);
     const plain = await open(`${ts.wsUrl}?token=${t}`, frames.plain);
-    for (let i = 0; i < 3; i++) ts.server.publish("r", { i });
+    for (let i = 0; i < 3; i++) void ts.server.publish("r", { i });
     for (const c of [batched, plain]) for (let i = 0; i < 3; i++) await c.nextOf("message");
     assert.equal(frames.batch.length, 1, "one frame for the three messages");
     assert.deepEqual(frames.batch[0]!.split("\n").map((l) => JSON.parse(l).payload), [{ i: 0 }, {

@@ -1,3 +1,62 @@
+// lib/client/room.ts
+var JoinedRoom = class {
+  /** Receives the room's messages. */
+  handler;
+  /** Whether rejoins ask to recover missed messages. */
+  recover;
+  #position;
+  /** @param handler the app's handler @param recover send `since` on rejoins */
+  constructor(handler, recover) {
+    this.handler = handler;
+    this.recover = recover;
+  }
+  /** The last position seen, in a history room. */
+  get position() {
+    return this.#position === void 0 ? void 0 : {
+      ...this.#position
+    };
+  }
+  /** What a rejoin sends as `since`, when recovery is on and a position is known. */
+  since() {
+    return this.recover ? this.position : void 0;
+  }
+  /**
+   * Takes the server's `joined`. A recovered rejoin keeps the old position:
+   * the replayed messages that follow advance it one by one.
+   */
+  joined(reply) {
+    if (reply.recovered === true) return {
+      recovered: true,
+      missed: reply.missed ?? 0
+    };
+    if (reply.offset !== void 0 && reply.epoch !== void 0) {
+      this.#position = {
+        offset: reply.offset,
+        epoch: reply.epoch
+      };
+    }
+    return {
+      recovered: false,
+      missed: 0
+    };
+  }
+  /**
+   * Whether a room message is new. Advances the position for history
+   * messages; refuses one at or below it in the same epoch (already handled).
+   */
+  accept(message) {
+    const { offset, epoch } = message;
+    if (offset === void 0 || epoch === void 0) return true;
+    const seen = this.#position;
+    if (seen !== void 0 && seen.epoch === epoch && offset <= seen.offset) return false;
+    this.#position = {
+      offset,
+      epoch
+    };
+    return true;
+  }
+};
+
 // lib/client/client.ts
 var RealtimeError = class extends Error {
   /** The server's error code, or one of the client's own; see {@linkcode ClientErrorCode}. */
@@ -40,6 +99,18 @@ var CLOSED = 3;
 var CLOSE_NORMAL = 1e3;
 var CLOSE_TOKEN_EXPIRED = 4401;
 var CLOSE_FORBIDDEN = 4403;
+var MIN_RETRY_MS = 100;
+var MAX_RETRY_MS = 5e3;
+function randomPrefix() {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(bytes, (b) => (b % 36).toString(36)).join("") + "-";
+}
+function resolveUrl(source) {
+  const url = new URL(source, pageHref());
+  if (url.protocol === "http:") url.protocol = "ws:";
+  else if (url.protocol === "https:") url.protocol = "wss:";
+  return url;
+}
 var CLOSE_GRACE_MS = 3e3;
 function assertRoom(operation, room) {
   if (typeof room !== "string" || !ROOM_PATTERN.test(room)) {
@@ -58,7 +129,10 @@ function pageHref() {
   return globalThis.location?.href;
 }
 var RealtimeClient = class {
-  #url;
+  #urls;
+  #urlIndex = 0;
+  #batch;
+  #idPrefix = randomPrefix();
   #token;
   #ticket;
   #reconnect;
@@ -113,10 +187,18 @@ var RealtimeClient = class {
     if (!Number.isInteger(maxQueue) || maxQueue < 0) {
       throw new RangeError(`Cannot connect: maxQueue must be a non-negative integer, current value is ${maxQueue}`);
     }
-    this.#url = new URL(url, pageHref());
-    if (this.#url.protocol === "http:") this.#url.protocol = "ws:";
-    else if (this.#url.protocol === "https:") this.#url.protocol = "wss:";
-    if (batch) this.#url.searchParams.set("batch", "1");
+    if (typeof url === "function") {
+      this.#urls = url;
+    } else {
+      const list = typeof url === "string" || url instanceof URL ? [
+        url
+      ] : url;
+      if (list.length === 0) {
+        throw new TypeError("Cannot connect: the URL list is empty, current value is []");
+      }
+      this.#urls = list.map(resolveUrl);
+    }
+    this.#batch = batch;
     this.#token = token;
     this.#ticket = ticket;
     this.#reconnect = reconnect;
@@ -153,6 +235,10 @@ var RealtimeClient = class {
     return [
       ...this.#rooms.keys()
     ];
+  }
+  /** The last position seen in a joined history room (what a rejoin recovers from). */
+  position(room) {
+    return this.#rooms.get(room)?.position;
   }
   /**
    * Listens for a lifecycle event.
@@ -192,26 +278,75 @@ var RealtimeClient = class {
    * });
    * ```
    *
+   * In a history room, messages carry `offset` and `epoch`, and by default
+   * every rejoin after a reconnect asks for what was missed: replayed messages
+   * reach `handler` like live ones, in order, never twice; see the `"rejoin"`
+   * event.
+   *
    * @param room room name: 1–128 of `A-Z a-z 0-9 _ - . : @ /`
    * @param handler receives each message published to the room
+   * @param options recovery on rejoin
    * @returns resolves on `joined`
    */
-  join(room, handler) {
+  join(room, handler, options = {}) {
+    const { recover = true } = options;
     try {
       assertRoom("join room", room);
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.#rooms.has(room)) {
-      this.#rooms.set(room, handler);
+    const existing = this.#rooms.get(room);
+    if (existing !== void 0) {
+      existing.handler = handler;
       return Promise.resolve();
     }
     return this.#request({
       type: "join",
       room,
       id: this.#newId()
-    }, "join", () => {
-      this.#rooms.set(room, handler);
+    }, "join", (reply) => {
+      const joined = new JoinedRoom(handler, recover);
+      if (reply.type === "joined") joined.joined(reply);
+      this.#rooms.set(room, joined);
+    });
+  }
+  /**
+   * Reads a history room's past: the newest `limit` messages (before offset
+   * `before`), oldest first. Needs read access to the room, not membership.
+   * Rejects with `bad_request` for a room without history, `forbidden`,
+   * `unavailable` (store down), or the client's own codes.
+   *
+   * @example Page backwards
+   * ```ts ignore
+   * let page = await rt.history("chat:lobby", { limit: 50 });
+   * while (page.more) {
+   *   page = await rt.history("chat:lobby", { limit: 50, before: page.messages[0].offset });
+   * }
+   * ```
+   */
+  history(room, options = {}) {
+    try {
+      assertRoom("read history", room);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const frame = {
+      type: "history",
+      room,
+      id: this.#newId()
+    };
+    if (options.limit !== void 0) frame.limit = options.limit;
+    if (options.before !== void 0) frame.before = options.before;
+    return this.#request(frame, "history", (reply) => {
+      if (reply.type !== "history") {
+        throw new RealtimeError("bad_frame", `Expected a history reply, got ${reply.type}`);
+      }
+      return {
+        messages: reply.messages,
+        offset: reply.offset,
+        epoch: reply.epoch,
+        more: reply.more
+      };
     });
   }
   /**
@@ -250,6 +385,11 @@ var RealtimeClient = class {
    * Rejects with the server's code (`not_joined`, `forbidden`,
    * `rate_limited` with `retryAfterMs`, `payload_too_large`, …) or `timeout`,
    * `queue_full`, `disconnected`, `closed`.
+   *
+   * In a history room a publish is idempotent: one cut off by a dropped
+   * connection is sent again after the rejoin, and one answered `unavailable`
+   * (the server's store is down) is sent again after `retryAfterMs`, both
+   * with the same id, until `requestTimeoutMs`; the server delivers it once.
    *
    * @param room a joined room
    * @param payload any JSON value
@@ -291,7 +431,16 @@ var RealtimeClient = class {
   // ---- connection lifecycle ----
   async #open() {
     const generation = ++this.#generation;
-    const url = new URL(this.#url);
+    let url;
+    try {
+      url = this.#nextUrl();
+    } catch (err) {
+      this.#emitError(new RealtimeError("bad_request", "The URL function failed", {
+        cause: err
+      }));
+      this.#scheduleReconnect(false);
+      return;
+    }
     let protocols;
     try {
       if (this.#ticket !== void 0) {
@@ -338,6 +487,12 @@ var RealtimeClient = class {
       this.#connectTimer = void 0;
       this.#drop(socket, "no welcome within connectTimeoutMs");
     }, this.#connectTimeoutMs);
+  }
+  /** The URL of the next attempt: the function's answer, or the list's next entry. */
+  #nextUrl() {
+    const url = typeof this.#urls === "function" ? resolveUrl(this.#urls()) : new URL(this.#urls[this.#urlIndex++ % this.#urls.length]);
+    if (this.#batch) url.searchParams.set("batch", "1");
+    return url;
   }
   /** Gives up on a socket that is open but not working, and reconnects. */
   #drop(socket, reason) {
@@ -406,6 +561,11 @@ var RealtimeClient = class {
           type: "left",
           room: frame.room
         });
+      } else if (frame.type === "message" && this.#rooms.get(frame.room)?.position !== void 0) {
+        this.#inflight.delete(request.id);
+        if (request.retry !== void 0) clearTimeout(request.retry);
+        request.retry = void 0;
+        requeue.push(request);
       } else if (frame.type === "message") {
         const message = `Connection lost before the server acknowledged the message (${code})`;
         this.#fail(request, new RealtimeError("disconnected", message, {
@@ -504,8 +664,9 @@ var RealtimeClient = class {
         this.#onWelcome(socket, message);
         return;
       case "message": {
-        const handler = this.#rooms.get(message.room);
-        if (handler === void 0) return;
+        const joined = this.#rooms.get(message.room);
+        if (joined === void 0 || !joined.accept(message)) return;
+        const handler = joined.handler;
         try {
           handler(message.payload, message);
         } catch (err) {
@@ -516,6 +677,7 @@ var RealtimeClient = class {
       case "joined":
       case "ack":
       case "refreshed":
+      case "history":
         this.#reply(message, message.id);
         return;
       case "left":
@@ -562,7 +724,13 @@ var RealtimeClient = class {
         room,
         id: this.#newId()
       };
+      const since = this.#rooms.get(room)?.since();
+      if (since !== void 0) frame.since = since;
       const request = this.#track(frame, "rejoin", (reply) => {
+        const joined = this.#rooms.get(room);
+        if (reply.type === "joined" && joined !== void 0) {
+          this.#emit("rejoin", room, joined.joined(reply));
+        }
         if (reply.type === "error") {
           this.#rooms.delete(room);
           const error = new RealtimeError(reply.code, `Rejoining failed: ${reply.message}`, {
@@ -604,11 +772,24 @@ var RealtimeClient = class {
     });
     if (request === void 0) {
       this.#emitError(error);
+    } else if (request.frame.type === "message" && message.code === "unavailable" && request.timer !== void 0) {
+      this.#retryLater(request, message.retryAfterMs);
     } else if (request.kind === "rejoin" || request.kind === "leave" && message.code === "not_joined") {
       this.#succeed(request, message);
     } else {
       this.#fail(request, error);
     }
+  }
+  /** Sends a publish again, same id, once the server's store may be back. */
+  #retryLater(request, retryAfterMs) {
+    const wait = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, retryAfterMs ?? 1e3));
+    if (request.retry !== void 0) clearTimeout(request.retry);
+    request.retry = setTimeout(() => {
+      request.retry = void 0;
+      const socket = this.#socket;
+      if (socket === void 0 || !this.#inflight.has(request.id)) return;
+      this.#sendFrame(socket, request.frame);
+    }, wait);
   }
   // ---- liveness ----
   #startPinging(socket) {
@@ -685,9 +866,12 @@ var RealtimeClient = class {
         }));
         return;
       }
-      const request = this.#track(frame, kind, () => {
-        onSuccess();
-        resolve();
+      const request = this.#track(frame, kind, (reply) => {
+        try {
+          resolve(onSuccess(reply));
+        } catch (err) {
+          reject(err);
+        }
       }, reject);
       if (open) this.#send(socket, request);
       else this.#queue.push(request);
@@ -705,6 +889,8 @@ var RealtimeClient = class {
     };
     request.timer = setTimeout(() => {
       request.timer = void 0;
+      if (request.retry !== void 0) clearTimeout(request.retry);
+      request.retry = void 0;
       const index = this.#queue.indexOf(request);
       if (index !== -1) this.#queue.splice(index, 1);
       this.#inflight.delete(request.id);
@@ -730,7 +916,9 @@ var RealtimeClient = class {
   /** Removes a request from the tables and stops its timer, without settling its promise. */
   #settle(request) {
     if (request.timer !== void 0) clearTimeout(request.timer);
+    if (request.retry !== void 0) clearTimeout(request.retry);
     request.timer = void 0;
+    request.retry = void 0;
     this.#inflight.delete(request.id);
   }
   #succeed(request, reply) {
@@ -742,7 +930,7 @@ var RealtimeClient = class {
     request.reject(error);
   }
   #newId() {
-    return (++this.#nextId).toString(36);
+    return this.#idPrefix + (++this.#nextId).toString(36);
   }
   // ---- events ----
   #emit(event, ...args) {

@@ -3,11 +3,12 @@
  * {@linkcode connect} call, with room handlers, request/reply correlation,
  * an offline queue, app-level liveness pings and token refresh.
  *
- * This file has no runtime imports and uses no Deno-only API. `deno task
- * build:client` bundles it into `lib/client/client.js` (committed; a test
- * fails when it is stale), which the server serves as `/client.js`. The
- * `import type` lines below disappear in that step; they keep the client's
- * view of the wire protocol tied to the server's single definition of it.
+ * The client imports only its own modules (`room.ts`: one joined room's
+ * state and recovery) and uses no Deno-only API. `deno task build:client`
+ * bundles it into `lib/client/client.js` (committed; a test fails when it is
+ * stale), which the server serves as `/client.js`. The `import type` lines
+ * below disappear in that step; they keep the client's view of the wire
+ * protocol tied to the server's single definition of it.
  *
  * @example Connect, join, publish
  * ```ts ignore
@@ -23,8 +24,9 @@
  */
 import type { CloseCode, ErrorCode } from "../codes.ts";
 import type { JsonValue, ServerMessage } from "../protocol.ts";
+import { JoinedRoom, type RejoinInfo, type RoomPosition } from "./room.ts";
 
-export type { JsonValue };
+export type { JsonValue, RejoinInfo, RoomPosition };
 
 /** Where the client is in its connection lifecycle; see {@linkcode RealtimeClient.state}. */
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
@@ -36,8 +38,10 @@ export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
  * - `timeout`: no reply within `requestTimeoutMs` (queue time included).
  * - `queue_full`: the request was made while disconnected and `maxQueue`
  *   requests were already waiting.
- * - `disconnected`: a `publish` was on the wire when the connection dropped;
- *   it may or may not have been delivered, so it is not resent.
+ * - `disconnected`: a `publish` to a room without history was on the wire
+ *   when the connection dropped; it may or may not have been delivered, so it
+ *   is not resent. (In a history room it is resent with the same `id` after
+ *   the rejoin, and the server delivers it at most once.)
  * - `closed`: {@linkcode RealtimeClient.close} was called, or the client gave
  *   up reconnecting (4401/4403 without a token function, or a server 1000).
  * - `handshake_failed`: several connection attempts in a row ended before the
@@ -114,6 +118,40 @@ export interface RoomMessage<T = JsonValue> {
   from: string;
   /** Server time of publication, in milliseconds since the epoch. */
   ts: number;
+  /** History rooms: the message's place in the room's stream (1, 2, 3, … per epoch). */
+  offset?: number;
+  /** History rooms: the stream the offset counts in. */
+  epoch?: string;
+}
+
+/** Options for {@linkcode RealtimeClient.join}. */
+export interface JoinOptions {
+  /**
+   * In a history room, rejoin after a reconnect with the last offset seen,
+   * so that the server replays exactly what was missed.
+   * @default {true}
+   */
+  recover?: boolean;
+}
+
+/** Options for {@linkcode RealtimeClient.history}. */
+export interface HistoryOptions {
+  /** Most messages, 1–1000. @default {100} */
+  limit?: number;
+  /** Only messages older than this offset (page backwards with the first offset of a page). */
+  before?: number;
+}
+
+/** A page of a history room's past; see {@linkcode RealtimeClient.history}. */
+export interface HistoryPage<T = JsonValue> {
+  /** Oldest first, exactly as members received them. */
+  messages: RoomMessage<T>[];
+  /** The room's current position. */
+  offset: number;
+  /** The stream's epoch. */
+  epoch: string;
+  /** Whether older messages are still kept. */
+  more: boolean;
 }
 
 /**
@@ -159,6 +197,13 @@ export interface RealtimeEvents {
   reconnecting: (attempt: number, delayMs: number) => void;
   /** The client is no longer in `room`, and its handler was dropped. */
   left: (room: string, reason: LeftReason) => void;
+  /**
+   * A room was rejoined after a reconnect. In a history room joined with
+   * recovery, `recovered: true` means the `missed` messages were replayed to
+   * the handler (before any live one); `recovered: false` means some may be
+   * lost: refetch the room's state (for example with `history`).
+   */
+  rejoin: (room: string, info: RejoinInfo) => void;
 }
 
 /** Name of a {@linkcode RealtimeEvents} event. */
@@ -232,6 +277,13 @@ export interface ReconnectOptions {
 
 /** A token, or a function returning a fresh one. */
 export type TokenSource = string | (() => string | Promise<string>);
+
+/**
+ * Where to connect: one URL, a list tried in turn (the next one after each
+ * failed or lost connection, so clients move to another node when theirs
+ * goes away), or a function asked before every attempt.
+ */
+export type UrlSource = string | URL | readonly (string | URL)[] | (() => string | URL);
 
 /** Options for {@linkcode connect}. Give at most one of `token` and `ticket`. */
 export interface ConnectOptions {
@@ -345,19 +397,21 @@ export function backoffDelay(
  * off();
  * ```
  *
- * @param url `ws:`/`wss:` URL of the WebSocket endpoint; `http(s):` and paths
- * relative to the page are accepted too
+ * @param url `ws:`/`wss:` URL of the WebSocket endpoint (`http(s):` and paths
+ * relative to the page are accepted too), a list of them tried in turn, or a
+ * function returning one before each attempt
  * @param options credentials, timers, queue bound
  * @returns the client, already connecting
  */
-export function connect(url: string | URL, options: ConnectOptions = {}): RealtimeClient {
+export function connect(url: UrlSource, options: ConnectOptions = {}): RealtimeClient {
   return new RealtimeClient(url, options);
 }
 
-type RequestKind = "join" | "leave" | "message" | "refresh" | "rejoin";
+type RequestKind = "join" | "leave" | "message" | "refresh" | "rejoin" | "history";
 
 type ClientFrame =
-  | { type: "join"; room: string; id: string }
+  | { type: "join"; room: string; id: string; since?: RoomPosition }
+  | { type: "history"; room: string; id: string; limit?: number; before?: number }
   | { type: "leave"; room: string; id: string }
   | { type: "message"; room: string; payload: JsonValue; id: string }
   | { type: "refresh"; token: string; id: string }
@@ -374,6 +428,8 @@ interface PendingRequest {
   readonly onReply: (reply: ServerMessage) => void;
   readonly reject: (error: Error) => void;
   timer: Timer | undefined;
+  /** A publish answered `unavailable`, waiting to be sent again with the same id. */
+  retry?: Timer | undefined;
 }
 
 type Listener = (...args: never[]) => void;
@@ -390,6 +446,26 @@ const CLOSED = 3;
 const CLOSE_NORMAL: typeof CloseCode.Normal = 1000;
 const CLOSE_TOKEN_EXPIRED: typeof CloseCode.TokenExpired = 4401;
 const CLOSE_FORBIDDEN: typeof CloseCode.Forbidden = 4403;
+/** Bounds on the wait before a publish answered `unavailable` is sent again. */
+const MIN_RETRY_MS = 100;
+const MAX_RETRY_MS = 5_000;
+
+/**
+ * Request ids start with a random prefix per client: the server deduplicates
+ * history-room publishes by (user, room, id), so two tabs of one user must
+ * never produce the same id. `getRandomValues` works outside secure contexts too.
+ */
+function randomPrefix(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(bytes, (b) => (b % 36).toString(36)).join("") + "-";
+}
+
+function resolveUrl(source: string | URL): URL {
+  const url = new URL(source, pageHref());
+  if (url.protocol === "http:") url.protocol = "ws:";
+  else if (url.protocol === "https:") url.protocol = "wss:";
+  return url;
+}
 /** How long `close()` waits for sockets to finish closing before resolving anyway. */
 const CLOSE_GRACE_MS = 3_000;
 
@@ -437,7 +513,10 @@ function pageHref(): string | undefined {
  * and full jitter, see {@linkcode backoffDelay}.
  */
 export class RealtimeClient {
-  readonly #url: URL;
+  readonly #urls: readonly URL[] | (() => string | URL);
+  #urlIndex = 0;
+  readonly #batch: boolean;
+  readonly #idPrefix = randomPrefix();
   readonly #token: TokenSource | undefined;
   readonly #ticket: (() => string | Promise<string>) | undefined;
   readonly #reconnect: ReconnectOptions | false;
@@ -460,7 +539,7 @@ export class RealtimeClient {
   #failuresBeforeWelcome = 0;
   #nextId = 0;
 
-  readonly #rooms = new Map<string, RoomHandler<never>>();
+  readonly #rooms = new Map<string, JoinedRoom<RoomHandler<never>>>();
   readonly #queue: PendingRequest[] = [];
   readonly #inflight = new Map<string, PendingRequest>();
   #rejoinsLeft = 0;
@@ -482,7 +561,7 @@ export class RealtimeClient {
    * @param url WebSocket endpoint
    * @param options see {@linkcode ConnectOptions}
    */
-  constructor(url: string | URL, options: ConnectOptions = {}) {
+  constructor(url: UrlSource, options: ConnectOptions = {}) {
     const {
       token,
       ticket,
@@ -512,10 +591,17 @@ export class RealtimeClient {
         `Cannot connect: maxQueue must be a non-negative integer, current value is ${maxQueue}`,
       );
     }
-    this.#url = new URL(url, pageHref());
-    if (this.#url.protocol === "http:") this.#url.protocol = "ws:";
-    else if (this.#url.protocol === "https:") this.#url.protocol = "wss:";
-    if (batch) this.#url.searchParams.set("batch", "1");
+    if (typeof url === "function") {
+      this.#urls = url;
+    } else {
+      const list = typeof url === "string" || url instanceof URL ? [url] : url;
+      if (list.length === 0) {
+        throw new TypeError("Cannot connect: the URL list is empty, current value is []");
+      }
+      // Resolved now, so that a malformed URL throws here rather than on every attempt.
+      this.#urls = list.map(resolveUrl);
+    }
+    this.#batch = batch;
     this.#token = token;
     this.#ticket = ticket;
     this.#reconnect = reconnect;
@@ -558,6 +644,11 @@ export class RealtimeClient {
     return [...this.#rooms.keys()];
   }
 
+  /** The last position seen in a joined history room (what a rejoin recovers from). */
+  position(room: string): RoomPosition | undefined {
+    return this.#rooms.get(room)?.position;
+  }
+
   /**
    * Listens for a lifecycle event.
    *
@@ -597,22 +688,72 @@ export class RealtimeClient {
    * });
    * ```
    *
+   * In a history room, messages carry `offset` and `epoch`, and by default
+   * every rejoin after a reconnect asks for what was missed: replayed messages
+   * reach `handler` like live ones, in order, never twice; see the `"rejoin"`
+   * event.
+   *
    * @param room room name: 1–128 of `A-Z a-z 0-9 _ - . : @ /`
    * @param handler receives each message published to the room
+   * @param options recovery on rejoin
    * @returns resolves on `joined`
    */
-  join<T = JsonValue>(room: string, handler: RoomHandler<T>): Promise<void> {
+  join<T = JsonValue>(
+    room: string,
+    handler: RoomHandler<T>,
+    options: JoinOptions = {},
+  ): Promise<void> {
+    const { recover = true } = options;
     try {
       assertRoom("join room", room);
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.#rooms.has(room)) {
-      this.#rooms.set(room, handler as RoomHandler<never>);
+    const existing = this.#rooms.get(room);
+    if (existing !== undefined) {
+      existing.handler = handler as RoomHandler<never>;
       return Promise.resolve();
     }
-    return this.#request({ type: "join", room, id: this.#newId() }, "join", () => {
-      this.#rooms.set(room, handler as RoomHandler<never>);
+    return this.#request({ type: "join", room, id: this.#newId() }, "join", (reply) => {
+      const joined = new JoinedRoom(handler as RoomHandler<never>, recover);
+      if (reply.type === "joined") joined.joined(reply);
+      this.#rooms.set(room, joined);
+    });
+  }
+
+  /**
+   * Reads a history room's past: the newest `limit` messages (before offset
+   * `before`), oldest first. Needs read access to the room, not membership.
+   * Rejects with `bad_request` for a room without history, `forbidden`,
+   * `unavailable` (store down), or the client's own codes.
+   *
+   * @example Page backwards
+   * ```ts ignore
+   * let page = await rt.history("chat:lobby", { limit: 50 });
+   * while (page.more) {
+   *   page = await rt.history("chat:lobby", { limit: 50, before: page.messages[0].offset });
+   * }
+   * ```
+   */
+  history<T = JsonValue>(room: string, options: HistoryOptions = {}): Promise<HistoryPage<T>> {
+    try {
+      assertRoom("read history", room);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const frame: ClientFrame = { type: "history", room, id: this.#newId() };
+    if (options.limit !== undefined) frame.limit = options.limit;
+    if (options.before !== undefined) frame.before = options.before;
+    return this.#request(frame, "history", (reply) => {
+      if (reply.type !== "history") {
+        throw new RealtimeError("bad_frame", `Expected a history reply, got ${reply.type}`);
+      }
+      return {
+        messages: reply.messages as RoomMessage<T>[],
+        offset: reply.offset,
+        epoch: reply.epoch,
+        more: reply.more,
+      };
     });
   }
 
@@ -650,6 +791,11 @@ export class RealtimeClient {
    * Rejects with the server's code (`not_joined`, `forbidden`,
    * `rate_limited` with `retryAfterMs`, `payload_too_large`, …) or `timeout`,
    * `queue_full`, `disconnected`, `closed`.
+   *
+   * In a history room a publish is idempotent: one cut off by a dropped
+   * connection is sent again after the rejoin, and one answered `unavailable`
+   * (the server's store is down) is sent again after `retryAfterMs`, both
+   * with the same id, until `requestTimeoutMs`; the server delivers it once.
    *
    * @param room a joined room
    * @param payload any JSON value
@@ -692,7 +838,14 @@ export class RealtimeClient {
 
   async #open(): Promise<void> {
     const generation = ++this.#generation;
-    const url = new URL(this.#url);
+    let url: URL;
+    try {
+      url = this.#nextUrl();
+    } catch (err) {
+      this.#emitError(new RealtimeError("bad_request", "The URL function failed", { cause: err }));
+      this.#scheduleReconnect(false);
+      return;
+    }
     let protocols: string[] | undefined;
     try {
       if (this.#ticket !== undefined) {
@@ -740,6 +893,15 @@ export class RealtimeClient {
       this.#connectTimer = undefined;
       this.#drop(socket, "no welcome within connectTimeoutMs");
     }, this.#connectTimeoutMs);
+  }
+
+  /** The URL of the next attempt: the function's answer, or the list's next entry. */
+  #nextUrl(): URL {
+    const url = typeof this.#urls === "function"
+      ? resolveUrl(this.#urls())
+      : new URL(this.#urls[this.#urlIndex++ % this.#urls.length]!);
+    if (this.#batch) url.searchParams.set("batch", "1");
+    return url;
   }
 
   /** Gives up on a socket that is open but not working, and reconnects. */
@@ -807,6 +969,12 @@ export class RealtimeClient {
       } else if (frame.type === "leave") {
         // The next connection will not rejoin the room, which is what was asked.
         this.#succeed(request, { type: "left", room: frame.room });
+      } else if (frame.type === "message" && this.#rooms.get(frame.room)?.position !== undefined) {
+        // A history room deduplicates by id: sending it again is safe.
+        this.#inflight.delete(request.id);
+        if (request.retry !== undefined) clearTimeout(request.retry);
+        request.retry = undefined;
+        requeue.push(request);
       } else if (frame.type === "message") {
         const message = `Connection lost before the server acknowledged the message (${code})`;
         this.#fail(request, new RealtimeError("disconnected", message, { room: frame.room }));
@@ -923,8 +1091,9 @@ export class RealtimeClient {
         this.#onWelcome(socket, message);
         return;
       case "message": {
-        const handler = this.#rooms.get(message.room) as RoomHandler<unknown> | undefined;
-        if (handler === undefined) return;
+        const joined = this.#rooms.get(message.room);
+        if (joined === undefined || !joined.accept(message)) return;
+        const handler = joined.handler as RoomHandler<unknown>;
         try {
           handler(message.payload, message as RoomMessage<unknown>);
         } catch (err) {
@@ -935,6 +1104,7 @@ export class RealtimeClient {
       case "joined":
       case "ack":
       case "refreshed":
+      case "history":
         this.#reply(message, message.id);
         return;
       case "left":
@@ -976,7 +1146,13 @@ export class RealtimeClient {
     if (rooms.length === 0) this.#becomeOpen(socket);
     for (const room of rooms) {
       const frame: ClientFrame = { type: "join", room, id: this.#newId() };
+      const since = this.#rooms.get(room)?.since();
+      if (since !== undefined) frame.since = since;
       const request = this.#track(frame, "rejoin", (reply) => {
+        const joined = this.#rooms.get(room);
+        if (reply.type === "joined" && joined !== undefined) {
+          this.#emit("rejoin", room, joined.joined(reply));
+        }
         if (reply.type === "error") {
           this.#rooms.delete(room);
           const error = new RealtimeError(reply.code, `Rejoining failed: ${reply.message}`, {
@@ -1022,12 +1198,30 @@ export class RealtimeClient {
     if (request === undefined) {
       this.#emitError(error);
     } else if (
+      request.frame.type === "message" && message.code === "unavailable" &&
+      request.timer !== undefined
+    ) {
+      this.#retryLater(request, message.retryAfterMs);
+    } else if (
       request.kind === "rejoin" || (request.kind === "leave" && message.code === "not_joined")
     ) {
       this.#succeed(request, message);
     } else {
       this.#fail(request, error);
     }
+  }
+
+  /** Sends a publish again, same id, once the server's store may be back. */
+  #retryLater(request: PendingRequest, retryAfterMs: number | undefined): void {
+    const wait = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, retryAfterMs ?? 1000));
+    if (request.retry !== undefined) clearTimeout(request.retry);
+    request.retry = setTimeout(() => {
+      request.retry = undefined;
+      const socket = this.#socket;
+      // Disconnected meanwhile: the request was requeued and goes out after the rejoin.
+      if (socket === undefined || !this.#inflight.has(request.id)) return;
+      this.#sendFrame(socket, request.frame);
+    }, wait);
   }
 
   // ---- liveness ----
@@ -1087,8 +1281,12 @@ export class RealtimeClient {
 
   // ---- requests ----
 
-  #request(frame: ClientFrame, kind: RequestKind, onSuccess: () => void): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  #request<T = void>(
+    frame: ClientFrame,
+    kind: RequestKind,
+    onSuccess: (reply: ServerMessage) => T,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       const room = "room" in frame ? frame.room : undefined;
       if (this.#state === "closed") {
         reject(new RealtimeError("closed", "The client is closed", { room }));
@@ -1101,9 +1299,12 @@ export class RealtimeClient {
         reject(new RealtimeError("queue_full", message, { room }));
         return;
       }
-      const request = this.#track(frame, kind, () => {
-        onSuccess();
-        resolve();
+      const request = this.#track(frame, kind, (reply) => {
+        try {
+          resolve(onSuccess(reply));
+        } catch (err) {
+          reject(err);
+        }
       }, reject);
       if (open) this.#send(socket, request);
       else this.#queue.push(request);
@@ -1127,6 +1328,8 @@ export class RealtimeClient {
     };
     request.timer = setTimeout(() => {
       request.timer = undefined;
+      if (request.retry !== undefined) clearTimeout(request.retry);
+      request.retry = undefined;
       const index = this.#queue.indexOf(request);
       if (index !== -1) this.#queue.splice(index, 1);
       this.#inflight.delete(request.id);
@@ -1155,7 +1358,9 @@ export class RealtimeClient {
   /** Removes a request from the tables and stops its timer, without settling its promise. */
   #settle(request: PendingRequest): void {
     if (request.timer !== undefined) clearTimeout(request.timer);
+    if (request.retry !== undefined) clearTimeout(request.retry);
     request.timer = undefined;
+    request.retry = undefined;
     this.#inflight.delete(request.id);
   }
 
@@ -1170,7 +1375,7 @@ export class RealtimeClient {
   }
 
   #newId(): string {
-    return (++this.#nextId).toString(36);
+    return this.#idPrefix + (++this.#nextId).toString(36);
   }
 
   // ---- events ----

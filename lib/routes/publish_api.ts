@@ -12,13 +12,20 @@ import type { Config } from "../config.ts";
 import { apiError, BodyTooLargeError, json, readBodyLimited } from "../http.ts";
 import type { Counters } from "../metrics.ts";
 import { encodeRoomMessage, RoomName } from "../protocol.ts";
-import { MessageTooLargeError, type RoomManager } from "../rooms.ts";
+import { MessageTooLargeError, type PublishOutcome, type RoomManager } from "../rooms.ts";
+import { StoreUnavailableError } from "../store/history/types.ts";
+import { apiDedupeKey } from "../dedupe.ts";
 import { adminAuthorizer, adminEnabled } from "./_admin_auth.ts";
 
 /** The request body. */
 export const PublishBody = z.strictObject({
   room: RoomName,
   payload: z.custom<unknown>((v) => v !== undefined, "payload is required"),
+  /**
+   * History rooms: a retry with the same key within `DEDUP_WINDOW_SEC` is not
+   * delivered again and answers the first publish's offset.
+   */
+  idempotencyKey: z.string().min(1).max(128).optional(),
 });
 
 /** What the publish API needs. */
@@ -33,7 +40,7 @@ export interface PublishApiDeps {
 
 /** Builds the `POST /api/publish` handler. */
 export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => Promise<Response> {
-  const { config, rooms, clock, audit } = deps;
+  const { config, rooms, clock, audit, counters } = deps;
   const authorize = adminAuthorizer(deps);
 
   return async (req, ip) => {
@@ -62,16 +69,36 @@ export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => 
       const issue = parsed.error.issues[0];
       return apiError(400, "bad_request", `${issue?.path.join(".") || "body"}: ${issue?.message}`);
     }
-    const { room, payload } = parsed.data;
+    const { room, payload, idempotencyKey } = parsed.data;
     const frame = encodeRoomMessage(room, JSON.stringify(payload), caller.from, clock.now());
-    let recipients: number;
+    let outcome: PublishOutcome;
     try {
-      recipients = rooms.publish(room, frame);
+      outcome = await rooms.publish(
+        room,
+        frame,
+        idempotencyKey === undefined
+          ? {}
+          : { dedupeKey: apiDedupeKey(caller.from, idempotencyKey) },
+      );
     } catch (err) {
-      if (!(err instanceof MessageTooLargeError)) throw err;
-      return apiError(413, "payload_too_large", "message too large for the bus");
+      if (err instanceof MessageTooLargeError) {
+        return apiError(413, "payload_too_large", "message too large for the bus");
+      }
+      if (err instanceof StoreUnavailableError) {
+        counters.unavailable++;
+        return apiError(503, "unavailable", "the history store is unavailable; retry later", {
+          "retry-after": String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))),
+        });
+      }
+      throw err;
     }
-    audit.record("publish_api", { from: caller.from, room, recipients, ip });
-    return json(202, { recipients });
+    const { recipients, position, duplicate } = outcome;
+    audit.record("publish_api", { from: caller.from, room, recipients, ip, duplicate });
+    if (position === undefined) return json(202, { recipients });
+    if (duplicate === true) {
+      counters.duplicates++;
+      return json(200, { recipients, offset: position.offset, epoch: position.epoch, duplicate });
+    }
+    return json(202, { recipients, offset: position.offset, epoch: position.epoch });
   };
 }
