@@ -137,9 +137,9 @@ export interface JoinOptions {
 /** Options for {@linkcode RealtimeClient.history}. */
 export interface HistoryOptions {
   /** Most messages, 1–1000. @default {100} */
-  limit?: number;
+  limit?: number | undefined;
   /** Only messages older than this offset (page backwards with the first offset of a page). */
-  before?: number;
+  before?: number | undefined;
 }
 
 /** A page of a history room's past; see {@linkcode RealtimeClient.history}. */
