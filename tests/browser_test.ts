@@ -234,6 +234,29 @@ Deno.test({
 
 Deno.test({
   ...browserTest,
+  name: "browser: a newly opened tab shows the room's recent messages (history)",
+  async fn() {
+    await using demo = await startDemo();
+    await using browser = await launchBrowser();
+    const alice = await browser.open(demo.url, { name: "alice" });
+    await joined(alice, "lobby");
+    for (const text of ["one", "two", "three"]) {
+      await say(alice, text);
+      await alice.waitForSelector(`#log .msg .text:text-is("${text}")`);
+    }
+    const late = await browser.open(demo.url, { name: "late" });
+    await joined(late, "lobby");
+    await late.waitForSelector('#log .msg .text:text-is("three")');
+    assert.deepEqual(await messageTexts(late), ["one", "two", "three"]);
+    await say(alice, "live");
+    await late.waitForSelector('#log .msg .text:text-is("live")');
+    assert.deepEqual(await messageTexts(late), ["one", "two", "three", "live"], "nothing twice");
+    assert.deepEqual(browser.problems, []);
+  },
+});
+
+Deno.test({
+  ...browserTest,
   name: "browser: a refused token is reported as an authentication failure",
   async fn() {
     await using demo = await startDemo();
