@@ -99,6 +99,11 @@ export class RoomPolicy {
     }));
   }
 
+  /** Whether any rule turns history on for the rooms it matches. */
+  get hasHistoryRules(): boolean {
+    return this.#historyRules.some((rule) => rule.history !== false);
+  }
+
   /**
    * The history limits of `room`: the first rule that matches it and sets
    * `history` decides, otherwise `defaults` (`null`: no history). Cached per

@@ -54,10 +54,13 @@ export interface ServerOptions {
   /** Transport to other instances. @default an isolated in-memory bus */
   bus?: Bus;
   /**
-   * Where history rooms' messages are kept; closed with the server.
+   * Where history rooms' messages are kept, or a function that makes it;
+   * closed with the server. The function is called only when some room can
+   * have history (`HISTORY_SIZE` > 0 or a policy rule), so a server without
+   * history rooms opens no store connection.
    * @default a per-isolate memory store bounded by `HISTORY_MAX_BYTES`
    */
-  history?: HistoryStore;
+  history?: HistoryStore | (() => HistoryStore | Promise<HistoryStore>);
   /** Room policy. @default the file named by `ROOM_POLICY`, or none */
   policy?: RoomPolicy;
   /** @default systemClock */
@@ -136,6 +139,17 @@ export interface RealtimeServer {
 
 const SWEEP_INTERVAL_MS = 30_000;
 
+/** The given store; else, when some room can keep history, the factory's or the default one. */
+async function openHistoryStore(
+  given: ServerOptions["history"],
+  wanted: boolean,
+  fallback: () => HistoryStore,
+): Promise<HistoryStore | undefined> {
+  if (typeof given === "object") return given;
+  if (!wanted) return undefined;
+  return given === undefined ? fallback() : await given();
+}
+
 async function loadPolicy(path: string | undefined): Promise<RoomPolicy> {
   if (path === undefined) return new RoomPolicy();
   let text: string;
@@ -178,11 +192,14 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
   );
   const policy = options.policy ?? await loadPolicy(config.roomPolicyPath);
   const bus = options.bus ?? new MemoryBus();
-  const historyStore = options.history ??
-    new MemoryHistoryStore({ clock, maxBytes: config.history.maxBytes });
   const defaultHistory = config.history.size > 0
     ? { size: config.history.size, ttlMs: config.history.ttlMs }
     : null;
+  const historyStore = await openHistoryStore(
+    options.history,
+    defaultHistory !== null || policy.hasHistoryRules,
+    () => new MemoryHistoryStore({ clock, maxBytes: config.history.maxBytes }),
+  );
   const limitsFor = (room: string) => policy.historyFor(room, defaultHistory);
   const startedAt = clock.now();
   const sessions = new Set<Session>();
@@ -194,7 +211,9 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
   const rooms = new RoomManager({
     bus,
     clock,
-    history: { store: historyStore, limitsFor, dedupeWindowMs: config.history.dedupeWindowMs },
+    ...(historyStore === undefined ? {} : {
+      history: { store: historyStore, limitsFor, dedupeWindowMs: config.history.dedupeWindowMs },
+    }),
     onBusError: (err, room) =>
       audit.record("bus_error", { room, error: err instanceof Error ? err.message : String(err) }),
     onHistoryGap: (room, missing) => audit.record("history_gap", { room, missing }),
@@ -205,7 +224,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       }),
   });
   const historyReader = new HistoryReader({
-    store: historyStore,
+    ...(historyStore === undefined ? {} : { store: historyStore }),
     limitsFor,
     pageBytes: config.history.pageBytes,
   });
@@ -228,7 +247,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     busDropped: () => bus.health().dropped,
     busUp: () => bus.health().status === "ok",
     historyGaps: () => rooms.historyStats.gaps,
-    historyUp: () => historyStore.health().status === "ok",
+    historyUp: () => historyStore === undefined || historyStore.health().status === "ok",
   });
   const counters = metrics.counters;
   const batcher = new WriteBatcher();
@@ -409,7 +428,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
 
   function health(): Health {
     const busHealth = bus.health();
-    const storeHealth = historyStore.health();
+    const storeHealth: StoreHealth = historyStore?.health() ?? { status: "ok", transport: "none" };
     return {
       status: busHealth.status === "ok" && storeHealth.status === "ok" ? "ok" : "degraded",
       uptimeMs: clock.now() - startedAt,
@@ -508,7 +527,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       batcher.close();
       for (const session of [...sessions]) session.close(CloseCode.GoingAway, "server going away");
       await bus.close();
-      await historyStore.close();
+      await historyStore?.close();
     },
   };
 }
