@@ -3,7 +3,7 @@
  * idempotent publish, `history` paging, and the rooms that keep none.
  */
 import assert from "node:assert/strict";
-import { type Msg, startServer } from "./_helpers.ts";
+import { type Msg, startServer, token } from "./_helpers.ts";
 import type { Client, TestServer } from "./_helpers.ts";
 import { connectAs, join } from "./_helpers.ts";
 
@@ -404,6 +404,61 @@ Deno.test("history rooms leave nothing behind after 300 join/publish/leave cycle
     await until(() => ts.server.stats().connections === 0, "all closed");
     assert.equal(ts.server.stats().rooms, 0);
     assert.equal(ts.server.health().history.rooms, 0);
+  } finally {
+    await ts.close();
+  }
+});
+
+/** Debian's python3-websockets (a client we did not write), run by the system Python. */
+const PYTHON_RECOVER = `
+import asyncio, json, sys
+import websockets
+
+async def main(url, room, offset, epoch, expect):
+    async with websockets.connect(url) as ws:
+        print(await ws.recv(), flush=True)  # welcome
+        await ws.send(json.dumps({"type": "join", "room": room, "id": "j",
+                                  "since": {"offset": offset, "epoch": epoch}}))
+        got = 0
+        while got < expect + 1:
+            frame = await asyncio.wait_for(ws.recv(), 5)
+            print(frame, flush=True)
+            got += 1
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])))
+`;
+
+Deno.test("recovery from python3-websockets: joined recovered, then exactly the missed frames", async () => {
+  const python = "/usr/bin/python3";
+  const has = await new Deno.Command(python, {
+    args: ["-c", "import websockets"],
+    stdout: "null",
+    stderr: "null",
+  }).output().then((o) => o.success, () => false);
+  if (!has) {
+    if (Deno.env.get("CI")) throw new Error("CI is set but python3-websockets is missing");
+    console.warn("python3-websockets missing: apt-get install python3-websockets");
+    return;
+  }
+  const ts = await startServer(HISTORY);
+  try {
+    const first = await ts.server.publish("py", "one");
+    await ts.server.publish("py", "two");
+    await ts.server.publish("py", "three");
+    const url = `${ts.wsUrl}?token=${await token("python")}`;
+    const out = await new Deno.Command(python, {
+      args: ["-c", PYTHON_RECOVER, url, "py", "1", first.position!.epoch, "2"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.ok(out.success, stderr);
+    const frames = new TextDecoder().decode(out.stdout).trim().split("\n").map((l) =>
+      JSON.parse(l) as Msg
+    );
+    assert.deepEqual(frames.map((f) => f.type), ["welcome", "joined", "message", "message"]);
+    assert.deepEqual([frames[1]!.recovered, frames[1]!.missed], [true, 2]);
+    assert.deepEqual(frames.slice(2).map((f) => [f.payload, f.offset]), [["two", 2], ["three", 3]]);
   } finally {
     await ts.close();
   }
