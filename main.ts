@@ -12,6 +12,7 @@
 import { ConfigError, loadConfigFromEnv } from "./lib/config.ts";
 import type { Config } from "./lib/config.ts";
 import { createBus } from "./lib/bus/from_config.ts";
+import { createHistoryStore } from "./lib/store/history/from_config.ts";
 import { configureLogging, flushLogging } from "./lib/log.ts";
 import { createServer } from "./lib/server.ts";
 import { mintToken } from "./lib/dev.ts";
@@ -34,7 +35,17 @@ const config = configOrExit();
 await configureLogging(config.log);
 const log = getLogger(["realtime", "server"]);
 const bus = await createBus(config);
-const server = await createServer({ config, bus, routes: await staticRoutes(config) }).catch(
+const server = await createServer({
+  config,
+  bus,
+  // Opened only when some room keeps history.
+  history: () =>
+    createHistoryStore(config, {
+      instanceId: bus.instanceId,
+      onError: (err) => log.error("history store: {message}", { message: err.message }),
+    }),
+  routes: await staticRoutes(config),
+}).catch(
   (err: Error) => {
     console.error(`config error: ${err.message}`);
     Deno.exit(1);

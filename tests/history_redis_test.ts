@@ -174,7 +174,7 @@ redisTest(
       let stop = false;
       const pump = (async () => {
         while (!stop) {
-          const ack = await publisher!.request({
+          const ack: Msg = await publisher!.request({
             type: "message",
             room: "deploy",
             payload: { n: sent },

@@ -1,0 +1,49 @@
+/**
+ * Builds the history store named by `HISTORY_STORE` (default `STORE`). The
+ * only place that knows every backend.
+ *
+ * @module
+ */
+import type { Clock } from "../../clock.ts";
+import type { Config } from "../../config.ts";
+import { MemoryHistoryStore } from "./memory.ts";
+import type { HistoryStore } from "./types.ts";
+
+/** Options for {@linkcode createHistoryStore}. */
+export interface CreateHistoryStoreOptions {
+  /** This instance's bus id: the origin of envelopes a store publishes itself. */
+  instanceId: string;
+  /** @default systemClock */
+  clock?: Clock;
+  /** Called when the backend becomes unreachable or recovers (logged by the caller). */
+  onError?: (error: Error) => void;
+}
+
+/**
+ * The configured history store.
+ *
+ * @example
+ * ```ts ignore
+ * const store = await createHistoryStore(config, { instanceId: bus.instanceId });
+ * ```
+ */
+export function createHistoryStore(
+  config: Config,
+  options: CreateHistoryStoreOptions,
+): Promise<HistoryStore> {
+  const { clock } = options;
+  switch (config.history.store) {
+    case "memory":
+      return Promise.resolve(
+        new MemoryHistoryStore({
+          maxBytes: config.history.maxBytes,
+          ...(clock === undefined ? {} : { clock }),
+        }),
+      );
+    case "redis":
+    case "kv":
+      return Promise.reject(
+        new TypeError(`HISTORY_STORE=${config.history.store} is not available in this build`),
+      );
+  }
+}
