@@ -48,6 +48,8 @@ export interface SpawnServerOptions {
 /** A running server subprocess. */
 export interface ServerProcess {
   readonly port: number;
+  /** The process id (of the launcher, for launchers). */
+  readonly pid: number;
   /** `http://127.0.0.1:<port>` */
   readonly httpUrl: string;
   /** `ws://127.0.0.1:<port>/ws` */
@@ -135,6 +137,7 @@ export async function spawnServer(
   const httpUrl = `http://127.0.0.1:${port}`;
   const server: ServerProcess = {
     port,
+    pid: child.pid,
     httpUrl,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     output: () => output,

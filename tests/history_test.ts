@@ -3,7 +3,7 @@
  * idempotent publish, `history` paging, and the rooms that keep none.
  */
 import assert from "node:assert/strict";
-import { type Msg, startServer, token } from "./_helpers.ts";
+import { connect, type Msg, SECRET, startServer, token } from "./_helpers.ts";
 import type { Client, TestServer } from "./_helpers.ts";
 import { connectAs, join } from "./_helpers.ts";
 
@@ -461,5 +461,59 @@ Deno.test("recovery from python3-websockets: joined recovered, then exactly the 
     assert.deepEqual(frames.slice(2).map((f) => [f.payload, f.offset]), [["two", 2], ["three", 3]]);
   } finally {
     await ts.close();
+  }
+});
+
+/** Resident memory of a process, in bytes, from /proc. */
+async function rssOf(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
+  return kb * 1024;
+}
+
+Deno.test("memory store: HISTORY_MAX_BYTES evicts oldest first and RSS stays bounded", async () => {
+  const { freePort, spawnServer } = await import("./_process.ts");
+  const port = freePort();
+  const node = await spawnServer(["run", "-A", "main.ts"], {
+    port,
+    env: {
+      JWT_SECRET: SECRET,
+      HOSTNAME: "127.0.0.1",
+      PORT: String(port),
+      LOG_LEVEL: "error",
+      BUS: "memory",
+      API_KEY,
+      HISTORY_SIZE: "10000",
+      HISTORY_MAX_BYTES: String(4 * 1024 * 1024),
+    },
+  });
+  try {
+    const publish = (room: string, payload: string) =>
+      fetch(`${node.httpUrl}/api/publish`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ room, payload }),
+      }).then((r) => r.body?.cancel());
+    const chunk = "x".repeat(16 * 1024);
+    await publish("warmup", chunk);
+    const before = await rssOf(node.pid);
+    // 64 MiB of history into a store allowed 4 MiB, 32 rooms in turn.
+    for (let i = 0; i < 4096; i += 16) {
+      await Promise.all(Array.from({ length: 16 }, (_, k) => publish(`r${(i + k) % 32}`, chunk)));
+    }
+    const after = await rssOf(node.pid);
+    const grown = after - before;
+    assert.ok(grown < 48 * 1024 * 1024, `RSS grew by ${(grown / 2 ** 20).toFixed(1)} MiB`);
+    const reader = (await connect(`${node.wsUrl}?token=${await token("reader")}`)).client;
+    const page = await reader.request({ type: "history", room: "r31", limit: 1000, id: "h" });
+    const offsets = (page.messages as Msg[]).map((m) => m.offset as number);
+    assert.ok(offsets.length > 0 && offsets.length < 128, `r31 keeps ${offsets.length}`);
+    assert.equal(offsets.at(-1), 128, "the newest message of the room is kept");
+    assert.equal(page.more, false, "older ones were evicted, not merely paged");
+    const warm = await reader.request({ type: "history", room: "warmup", id: "w" });
+    assert.deepEqual(warm.messages, [], "the oldest room's message went first");
+    await reader.close();
+  } finally {
+    await node.stop();
   }
 });
