@@ -186,6 +186,16 @@ export class RoomStream {
   }
 
   /**
+   * Reads the stream's position and whatever this instance has not delivered:
+   * after the bus was disconnected, when envelopes may have been lost without
+   * a later one showing the gap.
+   */
+  resync(): void {
+    if (this.#closed || this.#before !== null) return;
+    this.#schedule(0, true);
+  }
+
+  /**
    * Adds a member. Without `since` it starts after the delivered position.
    * With `since` in the current epoch and everything after it still stored,
    * `announce` is told `recovered: true` and the missed messages follow, then

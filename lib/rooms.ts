@@ -144,6 +144,9 @@ export class RoomManager {
     this.#history?.store.onHead?.((room, position) => {
       this.#rooms.get(room)?.stream?.headMoved(position);
     });
+    this.#bus.onReconnect?.(() => {
+      for (const state of this.#rooms.values()) state.stream?.resync();
+    });
   }
 
   /**

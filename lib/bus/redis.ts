@@ -123,6 +123,7 @@ export class RedisBus implements Bus {
   readonly #rooms = new Set<string>();
   readonly #waiters = new Set<(connected: boolean) => void>();
   #handler: EnvelopeHandler = () => {};
+  #reconnected: () => void = () => {};
   #conn: Connection | undefined;
   #connecting: Promise<void>;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -130,6 +131,8 @@ export class RedisBus implements Bus {
   #status: BusHealth["status"] = "degraded";
   #detail = "connecting";
   #everConnected = false;
+  /** Set after the first connection, so only later ones count as reconnects. */
+  #everConnectedBefore = false;
   #outageReported = false;
   #closed = false;
   #dropped = 0;
@@ -196,6 +199,10 @@ export class RedisBus implements Bus {
 
   onEnvelope(handler: EnvelopeHandler): void {
     this.#handler = handler;
+  }
+
+  onReconnect(handler: () => void): void {
+    this.#reconnected = handler;
   }
 
   fits(room: string, frame: string): boolean {
@@ -360,6 +367,15 @@ export class RedisBus implements Bus {
       this.#outageReported = false;
       this.#onRecover();
     }
+    // Envelopes published while we were away never reach us: let the rooms catch up.
+    if (this.#everConnectedBefore) {
+      try {
+        this.#reconnected();
+      } catch (err) {
+        this.#onError(new Error("Reconnect handler failed", { cause: err }));
+      }
+    }
+    this.#everConnectedBefore = true;
   }
 
   #fail(conn: Connection, err: unknown): void {

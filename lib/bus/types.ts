@@ -104,6 +104,12 @@ export interface Bus {
   subscribe(room: string): Promise<void>;
   /** Stops receiving a room's envelopes (called when the last local member leaves). */
   unsubscribe(room: string): Promise<void>;
+  /**
+   * Optional, for transports that can lose envelopes while disconnected
+   * (Redis): `handler` runs each time the transport is back and subscribed
+   * again after an outage, so history rooms can read what they missed.
+   */
+  onReconnect?(handler: () => void): void;
   /** Current health. */
   health(): BusHealth;
   /** Releases every resource; idempotent. */
