@@ -17,7 +17,7 @@ export const redisServerPath: string | undefined = findOnPath("redis-server");
 
 const inCi = (Deno.env.get("CI") ?? "") !== "";
 /** True when Redis tests cannot run here and should be skipped. */
-const skipRedis = redisServerPath === undefined && !inCi;
+export const skipRedis: boolean = redisServerPath === undefined && !inCi;
 if (skipRedis) {
   console.warn(`Skipping Redis tests: redis-server is not on PATH (${INSTALL_HINT}).`);
 }
@@ -105,11 +105,22 @@ export class RedisServer {
     if (child === undefined) return;
     this.#child = undefined;
     try {
+      child.kill("SIGCONT");
       child.kill("SIGTERM");
     } catch {
       // Already exited.
     }
     await child.status;
+  }
+
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is answered. */
+  pause(): void {
+    this.#child?.kill("SIGSTOP");
+  }
+
+  /** Lets a paused server go on (SIGCONT). */
+  resume(): void {
+    this.#child?.kill("SIGCONT");
   }
 
   /**

@@ -5,9 +5,11 @@
  * @module
  */
 import { MemoryHistoryStore } from "../lib/store/history/memory.ts";
+import { createRedisHistoryStore } from "../lib/store/history/redis.ts";
 import type { HistoryStore } from "../lib/store/history/types.ts";
 import { historyStoreContract } from "./_history_contract.ts";
 import { FakeClock } from "./_helpers.ts";
+import { RedisServer, redisServerPath, skipRedis } from "./_redis.ts";
 
 historyStoreContract({
   name: "memory",
@@ -33,5 +35,41 @@ historyStoreContract({
         for (const store of stores) await store.close();
       },
     });
+  },
+});
+
+let redis: RedisServer | undefined;
+
+historyStoreContract({
+  name: "redis",
+  ignore: skipRedis,
+  // Redis expires by its own clock: real time passes in the TTL cases.
+  ttlMs: 1000,
+  async before() {
+    if (redisServerPath === undefined) throw new Error("CI is set but redis-server is not on PATH");
+    redis = await RedisServer.start(redisServerPath);
+  },
+  async after() {
+    await redis?.stop();
+  },
+  async open() {
+    const server = redis!;
+    // A prefix per case keeps cases apart on one server.
+    const prefix = `contract-${crypto.randomUUID()}`;
+    const store = await createRedisHistoryStore({
+      url: server.url,
+      prefix,
+      publish: { instanceId: "contract" },
+    });
+    return {
+      store,
+      advance: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
+      async losePast() {
+        // Redis lost its data (a restart without persistence, an eviction).
+        await server.command("FLUSHALL");
+        return store;
+      },
+      close: () => store.close(),
+    };
   },
 });

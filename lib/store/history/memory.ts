@@ -21,6 +21,8 @@
  * @module
  */
 import { type Clock, systemClock, type TimerId } from "../../clock.ts";
+import { newEpoch } from "./_epoch.ts";
+import { checkLimits, checkReadLimit } from "./_limits.ts";
 import {
   type AppendOptions,
   type AppendResult,
@@ -249,11 +251,7 @@ export class MemoryHistoryStore implements HistoryStore {
   #read(room: string, options: ReadOptions): ReadResult {
     const { after, before, limit, limits } = options;
     checkLimits(limits);
-    if (!Number.isSafeInteger(limit) || limit < 0) {
-      throw new RangeError(
-        `Cannot read history: limit must be an integer ≥ 0, current value is ${limit}`,
-      );
-    }
+    checkReadLimit(limit);
     const now = this.#clock.now();
     const stream = this.#stream(room, limits, now);
     this.#trim(stream, limits, now);
@@ -434,26 +432,5 @@ export class MemoryHistoryStore implements HistoryStore {
       if (record.expiresAt > now && this.#dedupe.size <= this.#maxDedupeKeys) break;
       this.#dedupe.delete(key);
     }
-  }
-}
-
-/** A fresh epoch: 16 random bytes, base64url (22 characters). */
-export function newEpoch(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
-    .replace(/=+$/, "");
-}
-
-function checkLimits(limits: HistoryLimits): void {
-  const { size, ttlMs } = limits;
-  if (!Number.isSafeInteger(size) || size < 1) {
-    throw new RangeError(
-      `Cannot use history limits: size must be a positive integer, current value is ${size}`,
-    );
-  }
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
-    throw new RangeError(
-      `Cannot use history limits: ttlMs must be positive, current value is ${ttlMs}`,
-    );
   }
 }

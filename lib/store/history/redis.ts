@@ -1,0 +1,628 @@
+/**
+ * The history store on Redis, shared by every instance: one total order per
+ * room whoever publishes.
+ *
+ * Layout (`<prefix>` is `BUS_CHANNEL`):
+ * - `<prefix>:history:<room>`: a Redis stream, entry id `<offset>-0`, fields
+ *   `t` (store time, Redis clock, ms) and `f` (the frame).
+ * - `<prefix>:history-meta:<room>`: a hash, `epoch` and `top` (last offset).
+ * - `<prefix>:dedupe:<room>:<key>`: `<offset>:<epoch>`, expiring after the
+ *   dedupe window.
+ *
+ * One Lua script per append does, atomically: dedupe check, epoch creation,
+ * offset assignment, `XADD`, trimming (size, then TTL), expiry, and (when
+ * constructed with `publish`) the `PUBLISH` of the bus envelope carrying the
+ * offset on `<prefix>:room:<room>`. Reads run a second script so that the
+ * position and the entries come from one instant.
+ *
+ * Expiry: the stream expires `ttl` after its last message; the meta hash at
+ * least as late (reads and `position` push it to `ttl` from now), so the
+ * meta never dies before its stream, and a stream without meta is deleted
+ * before a new epoch starts. A lost meta hash therefore always means a new
+ * epoch with offsets from 1. Not Redis Cluster-ready: one script touches
+ * keys of different hash slots.
+ *
+ * Faults: while Redis is unreachable, or when a command gets no answer within
+ * `commandTimeoutMs`, operations reject with {@linkcode StoreUnavailableError}
+ * and `health()` is `degraded`; the connection is replaced and retried in the
+ * background (own bounded back-off, like the Redis bus; no timer outlives
+ * `close`). After a timeout the command may still have run: a retried append
+ * with the same dedupe key is then answered as a duplicate.
+ *
+ * @module
+ */
+import { createClient, ErrorReply } from "@redis/client";
+import { newEpoch } from "./_epoch.ts";
+import { checkLimits, checkReadLimit } from "./_limits.ts";
+import {
+  type AppendOptions,
+  type AppendResult,
+  type HistoryEntry,
+  type HistoryLimits,
+  type HistoryStore,
+  type ReadOptions,
+  type ReadResult,
+  type StoreHealth,
+  StoreUnavailableError,
+  type StreamPosition,
+} from "./types.ts";
+
+type RedisClient = ReturnType<typeof createClient>;
+
+/** Options for {@linkcode RedisHistoryStore}. */
+export interface RedisHistoryStoreOptions {
+  /** `redis://` or `rediss://` URL, credentials included (`REDIS_URL`). */
+  url: string;
+  /**
+   * Prefix of every key and channel (`BUS_CHANNEL`), the same as the bus's.
+   *
+   * @default {"realtime"}
+   */
+  prefix?: string;
+  /**
+   * When set, every stored message is also published, by the same script, on
+   * the bus channel `<prefix>:room:<room>` as an envelope from `instanceId`
+   * with its position (`BUS=redis`): `publishes` is then true and the caller
+   * must not publish it again.
+   */
+  publish?: { instanceId: string };
+  /**
+   * How long a command may go unanswered before the store counts Redis as
+   * down (the connection is replaced).
+   *
+   * @default {2000}
+   */
+  commandTimeoutMs?: number;
+  /** @default {5000} */
+  connectTimeoutMs?: number;
+  /**
+   * Longest wait between reconnect attempts (the wait doubles from 100 ms).
+   *
+   * @default {2000}
+   */
+  maxReconnectDelayMs?: number;
+  /**
+   * Commands in flight before more are refused as unavailable.
+   *
+   * @default {10000}
+   */
+  maxPendingCommands?: number;
+  /** Called once when Redis becomes unreachable, not again until it is back. */
+  onError?: (error: Error) => void;
+  /** Called when Redis is back after an outage reported through `onError`. */
+  onRecover?: () => void;
+}
+
+interface Connection {
+  client: RedisClient;
+  failed: boolean;
+}
+
+const FIRST_RECONNECT_DELAY_MS = 100;
+
+/**
+ * Trims a stream to its size and drops its expired head. Entries are in time
+ * order, so the expired ones are a prefix; each append expires about one.
+ */
+const TRIM_LUA = `
+local function trim(stream, size, ttl, now)
+  redis.call('XTRIM', stream, 'MAXLEN', size)
+  local cutoff = now - ttl
+  local start, drop = '-', nil
+  while true do
+    local e = redis.call('XRANGE', stream, start, '+', 'COUNT', 1)[1]
+    if e == nil or tonumber(e[2][2]) > cutoff then break end
+    drop = e[1]
+    start = '(' .. e[1]
+  end
+  if drop then
+    redis.call('XTRIM', stream, 'MINID', string.format('%d-0', tonumber(string.match(drop, '^%d+')) + 1))
+  end
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- The epoch, created (with an empty stream) when the meta hash is missing.
+local function epoch_of(stream, meta, candidate)
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if epoch then return epoch end
+  redis.call('DEL', stream)
+  redis.call('HSET', meta, 'epoch', candidate, 'top', 0)
+  return candidate
+end
+-- The meta hash lives at least ttl from now, never shorter than its stream.
+local function keep_meta(meta, ttl)
+  if redis.call('PTTL', meta) < ttl then redis.call('PEXPIRE', meta, ttl) end
+end
+`;
+
+/**
+ * KEYS: stream, meta, dedupe key (or "" without dedupe).
+ * ARGV: frame, size, ttl ms, dedupe window ms, candidate epoch, channel ("" to
+ * not publish), envelope header without its closing brace.
+ * Returns {duplicate 0|1, offset, epoch}.
+ */
+const APPEND_LUA = TRIM_LUA + `
+local stream, meta, dkey = KEYS[1], KEYS[2], KEYS[3]
+local frame, size, ttl, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if window > 0 then
+  local seen = redis.call('GET', dkey)
+  if seen then
+    local sep = string.find(seen, ':', 1, true)
+    return {1, tonumber(string.sub(seen, 1, sep - 1)), string.sub(seen, sep + 1)}
+  end
+end
+local epoch = epoch_of(stream, meta, ARGV[5])
+local offset = redis.call('HINCRBY', meta, 'top', 1)
+local now = now_ms()
+redis.call('XADD', stream, string.format('%d-0', offset), 't', string.format('%d', now), 'f', frame)
+trim(stream, size, ttl, now)
+redis.call('PEXPIRE', stream, ttl)
+keep_meta(meta, ttl)
+if window > 0 then
+  redis.call('SET', dkey, string.format('%d:', offset) .. epoch, 'PX', window)
+end
+if ARGV[6] ~= '' then
+  redis.call('PUBLISH', ARGV[6], ARGV[7] .. string.format(',"offset":%d,"stream":"', offset) .. epoch .. '"}\\n' .. frame)
+end
+return {0, offset, epoch}
+`;
+
+/**
+ * KEYS: stream, meta. ARGV: candidate epoch, size, ttl ms, mode ("after",
+ * "newest"), after, before (0: none), limit.
+ * Returns {top, epoch, oldest, offset1, frame1, offset2, frame2, …}, oldest first.
+ */
+const READ_LUA = TRIM_LUA + `
+local stream, meta = KEYS[1], KEYS[2]
+local size, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local mode, after, before, limit = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local epoch = epoch_of(stream, meta, ARGV[1])
+keep_meta(meta, ttl)
+trim(stream, size, ttl, now_ms())
+local top = tonumber(redis.call('HGET', meta, 'top'))
+local out = {top, epoch, 0}
+local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+if first == nil then return out end
+out[3] = tonumber(string.match(first[1], '^%d+'))
+local upper = '+'
+if before > 0 then
+  if before <= 1 then return out end
+  upper = string.format('%d-0', before - 1)
+end
+if limit <= 0 then return out end
+local entries
+if mode == 'after' then
+  entries = redis.call('XRANGE', stream, string.format('%d-0', after + 1), upper, 'COUNT', limit)
+else
+  entries = redis.call('XREVRANGE', stream, upper, '-', 'COUNT', limit)
+end
+local from, to, step = 1, #entries, 1
+if mode ~= 'after' then from, to, step = #entries, 1, -1 end
+for i = from, to, step do
+  local e = entries[i]
+  out[#out + 1] = tonumber(string.match(e[1], '^%d+'))
+  out[#out + 1] = e[2][4]
+end
+return out
+`;
+
+/** A Lua script run by hash, sent in full once Redis answers NOSCRIPT. */
+class Script {
+  readonly source: string;
+  #sha: Promise<string> | undefined;
+
+  constructor(source: string) {
+    this.source = source;
+  }
+
+  sha(): Promise<string> {
+    return this.#sha ??= crypto.subtle.digest("SHA-1", new TextEncoder().encode(this.source))
+      .then((digest) =>
+        [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")
+      );
+  }
+}
+
+const APPEND = new Script(APPEND_LUA);
+const READ = new Script(READ_LUA);
+
+/**
+ * A {@linkcode HistoryStore} on Redis (`HISTORY_STORE=redis`): shared by all
+ * instances (`shared: true`); publishes each message itself when given
+ * `publish` (`publishes: true`). Prefer {@linkcode createRedisHistoryStore},
+ * which waits for the first connection.
+ *
+ * @example
+ * ```ts ignore
+ * import { RedisHistoryStore } from "./redis.ts";
+ * const store = new RedisHistoryStore({
+ *   url: "redis://127.0.0.1:6379",
+ *   prefix: "realtime",
+ *   publish: { instanceId: bus.instanceId },
+ * });
+ * await store.ready(2000);
+ * const { offset, epoch } = await store.append("chat", frame, {
+ *   limits: { size: 100, ttlMs: 600_000 },
+ *   dedupe: { key: `${user}\n${room}\n${id}`, windowMs: 300_000 },
+ * });
+ * ```
+ */
+export class RedisHistoryStore implements HistoryStore {
+  readonly kind = "redis";
+  readonly shared = true;
+  readonly publishes: boolean;
+  readonly #url: string;
+  readonly #where: string;
+  readonly #prefix: string;
+  readonly #instanceId: string | undefined;
+  readonly #commandTimeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #maxReconnectDelayMs: number;
+  readonly #maxPending: number;
+  readonly #onError: (error: Error) => void;
+  readonly #onRecover: () => void;
+  readonly #waiters = new Set<(connected: boolean) => void>();
+  #conn: Connection | undefined;
+  #connecting: Promise<void>;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #retryAt = 0;
+  #attempts = 0;
+  #status: StoreHealth["status"] = "degraded";
+  #detail = "connecting";
+  #everConnected = false;
+  #outageReported = false;
+  #closed = false;
+
+  /** @param options Redis URL, naming, publishing, bounds and hooks; connecting starts at once */
+  constructor(options: RedisHistoryStoreOptions) {
+    const {
+      url,
+      prefix = "realtime",
+      publish,
+      commandTimeoutMs = 2000,
+      connectTimeoutMs = 5000,
+      maxReconnectDelayMs = 2000,
+      maxPendingCommands = 10_000,
+      onError = () => {},
+      onRecover = () => {},
+    } = options;
+    this.#where = describeUrl(url);
+    for (
+      const [name, value] of Object.entries({
+        commandTimeoutMs,
+        connectTimeoutMs,
+        maxReconnectDelayMs,
+        maxPendingCommands,
+      })
+    ) {
+      if (!Number.isSafeInteger(value) || value < 1) {
+        throw new RangeError(
+          `Cannot create Redis history store: ${name} must be a positive integer, current value is ${value}`,
+        );
+      }
+    }
+    this.#url = url;
+    this.#prefix = prefix;
+    this.#instanceId = publish?.instanceId;
+    this.publishes = publish !== undefined;
+    this.#commandTimeoutMs = commandTimeoutMs;
+    this.#connectTimeoutMs = connectTimeoutMs;
+    this.#maxReconnectDelayMs = maxReconnectDelayMs;
+    this.#maxPending = maxPendingCommands;
+    this.#onError = onError;
+    this.#onRecover = onRecover;
+    this.#connecting = this.#connect();
+  }
+
+  /**
+   * Resolves true once connected (at once if connected now), or false after
+   * `timeoutMs` or on close; the store keeps trying either way.
+   */
+  ready(timeoutMs: number): Promise<boolean> {
+    if (this.#status === "ok") return Promise.resolve(true);
+    if (this.#closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (connected: boolean) => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        resolve(connected);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.#waiters.add(done);
+    });
+  }
+
+  async append(room: string, frame: string, options: AppendOptions): Promise<AppendResult> {
+    const { limits, dedupe } = options;
+    checkLimits(limits);
+    const window = dedupe === undefined ? 0 : Math.max(1, Math.ceil(dedupe.windowMs));
+    const channel = this.#instanceId === undefined ? "" : `${this.#prefix}:room:${room}`;
+    const header = this.#instanceId === undefined
+      ? ""
+      : JSON.stringify({ origin: this.#instanceId, seq: 0, room }).slice(0, -1);
+    const reply = await this.#eval(
+      APPEND,
+      [
+        this.#streamKey(room),
+        this.#metaKey(room),
+        dedupe === undefined ? this.#dedupeKey(room, "") : this.#dedupeKey(room, dedupe.key),
+      ],
+      [
+        frame,
+        String(limits.size),
+        String(Math.ceil(limits.ttlMs)),
+        String(window),
+        newEpoch(),
+        channel,
+        header,
+      ],
+    );
+    const [duplicate, offset, epoch] = reply as [number, number, string];
+    return { offset, epoch, duplicate: duplicate === 1 };
+  }
+
+  async position(room: string, limits: HistoryLimits): Promise<StreamPosition> {
+    return (await this.read(room, { limit: 0, limits })).position;
+  }
+
+  async read(room: string, options: ReadOptions): Promise<ReadResult> {
+    const { after, before, limit, limits } = options;
+    checkLimits(limits);
+    checkReadLimit(limit);
+    const reply = await this.#eval(
+      READ,
+      [this.#streamKey(room), this.#metaKey(room)],
+      [
+        newEpoch(),
+        String(limits.size),
+        String(Math.ceil(limits.ttlMs)),
+        after === undefined ? "newest" : "after",
+        String(Math.max(0, after ?? 0)),
+        String(before === undefined ? 0 : Math.max(1, before)),
+        String(limit),
+      ],
+    ) as (number | string)[];
+    const entries: HistoryEntry[] = [];
+    for (let i = 3; i + 1 < reply.length; i += 2) {
+      entries.push({ offset: reply[i] as number, frame: reply[i + 1] as string });
+    }
+    return {
+      entries,
+      position: { offset: reply[0] as number, epoch: reply[1] as string },
+      oldest: reply[2] as number,
+    };
+  }
+
+  health(): StoreHealth {
+    const health: StoreHealth = { status: this.#status, transport: "redis" };
+    if (this.#status === "degraded") health.detail = this.#closed ? "closed" : this.#detail;
+    return health;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#status = "degraded";
+    clearTimeout(this.#retryTimer);
+    for (const waiter of this.#waiters) waiter(false);
+    const conn = this.#conn;
+    this.#conn = undefined;
+    if (conn !== undefined) {
+      conn.failed = true;
+      destroy(conn.client);
+    }
+    await this.#connecting;
+  }
+
+  #streamKey(room: string): string {
+    return `${this.#prefix}:history:${room}`;
+  }
+
+  #metaKey(room: string): string {
+    return `${this.#prefix}:history-meta:${room}`;
+  }
+
+  #dedupeKey(room: string, key: string): string {
+    return `${this.#prefix}:dedupe:${room}:${key}`;
+  }
+
+  #unavailable(why: string, cause?: unknown): StoreUnavailableError {
+    const retryAfterMs = Math.max(
+      FIRST_RECONNECT_DELAY_MS,
+      Math.min(this.#maxReconnectDelayMs, this.#retryAt - Date.now() + FIRST_RECONNECT_DELAY_MS),
+    );
+    return new StoreUnavailableError(
+      `history store: ${why}`,
+      retryAfterMs,
+      cause === undefined ? undefined : { cause },
+    );
+  }
+
+  /** Runs a script (by hash, in full after NOSCRIPT) within the command timeout. */
+  async #eval(script: Script, keys: string[], args: string[]): Promise<unknown> {
+    if (this.#closed) throw this.#unavailable("closed");
+    const conn = this.#conn;
+    if (conn === undefined || !conn.client.isReady) {
+      throw this.#unavailable(`Redis unreachable (${this.#detail})`);
+    }
+    const sha = await script.sha();
+    const tail = [String(keys.length), ...keys, ...args];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = this.#unavailable(`Redis did not answer within ${this.#commandTimeoutMs} ms`);
+        // A Redis that does not answer is treated as down: the connection is
+        // replaced, which also fails every other command waiting on it.
+        this.#fail(conn, err);
+        reject(err);
+      }, this.#commandTimeoutMs);
+    });
+    const run = async () => {
+      try {
+        return await conn.client.sendCommand(["EVALSHA", sha, ...tail]);
+      } catch (err) {
+        if (!(err instanceof ErrorReply) || !err.message.startsWith("NOSCRIPT")) throw err;
+        return await conn.client.sendCommand(["EVAL", script.source, ...tail]);
+      }
+    };
+    try {
+      return await Promise.race([run(), timeout]);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw err;
+      // A fault in our script is a bug and stays one; every other failure
+      // (connection, OOM, READONLY after a failover, BUSY) means unavailable.
+      if (isScriptError(err)) throw err;
+      throw this.#unavailable(`Redis command failed (${describe(err)})`, err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #client(): RedisClient {
+    return createClient({
+      url: this.#url,
+      disableOfflineQueue: true,
+      commandsQueueMaxLength: this.#maxPending,
+      socket: { connectTimeout: this.#connectTimeoutMs, reconnectStrategy: false },
+    });
+  }
+
+  /** One connection attempt; never rejects (faults go to #fail, which schedules the next). */
+  async #connect(): Promise<void> {
+    this.#retryTimer = undefined;
+    const conn: Connection = { client: this.#client(), failed: false };
+    let open = false;
+    // While connecting, the same failure also rejects connect(); reacting
+    // twice would destroy a client whose socket is not tracked yet.
+    conn.client.on("error", (err: unknown) => {
+      if (open) this.#fail(conn, err);
+    });
+    try {
+      await conn.client.connect();
+    } catch (err) {
+      this.#fail(conn, err);
+      return;
+    }
+    if (!conn.client.isReady) {
+      this.#fail(conn, new Error("connection closed while opening"));
+      return;
+    }
+    if (this.#closed) {
+      conn.failed = true;
+      destroy(conn.client);
+      return;
+    }
+    open = true;
+    this.#conn = conn;
+    this.#attempts = 0;
+    this.#status = "ok";
+    this.#everConnected = true;
+    for (const waiter of this.#waiters) waiter(true);
+    if (this.#outageReported) {
+      this.#outageReported = false;
+      this.#onRecover();
+    }
+  }
+
+  #fail(conn: Connection, err: unknown): void {
+    if (conn.failed) return;
+    conn.failed = true;
+    if (this.#conn === conn) this.#conn = undefined;
+    destroy(conn.client);
+    if (this.#closed) return;
+    const reason = describe(err);
+    this.#status = "degraded";
+    this.#detail = reason;
+    if (!this.#outageReported) {
+      this.#outageReported = true;
+      const what = this.#everConnected
+        ? `lost the connection to ${this.#where}`
+        : `cannot reach ${this.#where}`;
+      this.#onError(
+        new Error(
+          `Redis history store ${what} (${reason}): history rooms answer unavailable until it is back`,
+          { cause: err },
+        ),
+      );
+    }
+    const delay = Math.min(
+      this.#maxReconnectDelayMs,
+      FIRST_RECONNECT_DELAY_MS * 2 ** this.#attempts++,
+    ) * (0.5 + Math.random() / 2);
+    this.#retryAt = Date.now() + delay;
+    this.#retryTimer = setTimeout(() => {
+      this.#connecting = this.#connect();
+    }, delay);
+  }
+}
+
+/** Options for {@linkcode createRedisHistoryStore}. */
+export interface CreateRedisHistoryStoreOptions extends RedisHistoryStoreOptions {
+  /**
+   * How long to wait for the first connection before returning a degraded
+   * store that keeps reconnecting.
+   *
+   * @default {2000}
+   */
+  startTimeoutMs?: number;
+}
+
+/**
+ * Creates a {@linkcode RedisHistoryStore} and waits (up to `startTimeoutMs`)
+ * for its first connection. Never rejects for an unreachable Redis.
+ *
+ * @example
+ * ```ts ignore
+ * import { createRedisHistoryStore } from "./redis.ts";
+ * const store = await createRedisHistoryStore({
+ *   url: "redis://127.0.0.1:6379",
+ *   publish: { instanceId: bus.instanceId },
+ *   onError: (err) => console.error(err.message),
+ * });
+ * ```
+ */
+export async function createRedisHistoryStore(
+  options: CreateRedisHistoryStoreOptions,
+): Promise<RedisHistoryStore> {
+  const { startTimeoutMs = 2000, ...storeOptions } = options;
+  const store = new RedisHistoryStore(storeOptions);
+  await store.ready(startTimeoutMs);
+  return store;
+}
+
+/** True for an error raised inside our Lua script: a bug, not an outage. */
+function isScriptError(err: unknown): boolean {
+  return err instanceof ErrorReply && err.message.startsWith("ERR") &&
+    err.message.includes("script");
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message || err.name : String(err);
+}
+
+/** Host and port of a Redis URL, for messages: never the credentials. */
+function describeUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError("Cannot create Redis history store: url is not a valid URL");
+  }
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    throw new TypeError(
+      `Cannot create Redis history store: url must use redis: or rediss:, current value is ${parsed.protocol}`,
+    );
+  }
+  return `${parsed.protocol}//${parsed.hostname}:${parsed.port || "6379"}`;
+}
+
+/** Destroys a client whatever its state; a closed client throws, which is fine here. */
+function destroy(client: RedisClient): void {
+  try {
+    client.destroy();
+  } catch {
+    // Already closed.
+  }
+}
