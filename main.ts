@@ -15,6 +15,7 @@ import { createBus } from "./lib/bus/from_config.ts";
 import { createHistoryStore } from "./lib/store/history/from_config.ts";
 import { configureLogging, flushLogging } from "./lib/log.ts";
 import { createServer } from "./lib/server.ts";
+import { createRevocationStore } from "./lib/store/revocations/from_config.ts";
 import { mintToken } from "./lib/dev.ts";
 import { staticRoutes } from "./lib/static_routes.ts";
 import { getLogger } from "@logtape/logtape";
@@ -44,6 +45,7 @@ const server = await createServer({
       instanceId: bus.instanceId,
       onError: (err) => log.error("history store: {message}", { message: err.message }),
     }),
+  revocationStore: createRevocationStore(config),
   routes: await staticRoutes(config),
 }).catch(
   (err: Error) => {

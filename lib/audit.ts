@@ -23,6 +23,8 @@ export type AuditEvent =
   | "frame_too_big"
   | "ticket_issued"
   | "publish_api"
+  | "revoke"
+  | "unrevoke"
   | "disconnect"
   | "bus_error"
   | "history_gap"

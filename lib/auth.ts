@@ -29,6 +29,13 @@ export interface Principal {
   roomsReadonly: readonly string[];
   /** Roles (`roles` claim), used for the admin role of the publish API. */
   roles: readonly string[];
+  /**
+   * The token's `iat` in seconds, when it has one: a user's revocation
+   * concerns the tokens issued at or before it (no `iat` counts as before).
+   */
+  iat?: number;
+  /** The token's `jti`, when it has one: the handle for revoking this one token. */
+  jti?: string;
 }
 
 /** Verification failed. `reason` is for logs and metrics, never for the client. */
@@ -56,6 +63,8 @@ const Pattern = z.string().min(1).max(256);
 export const Claims = z.object({
   sub: z.string().min(1).max(256),
   exp: z.number().optional(),
+  iat: z.number().optional(),
+  jti: z.string().min(1).max(256).optional(),
   rooms: z.array(Pattern).max(MAX_PATTERNS).optional(),
   rooms_readonly: z.array(Pattern).max(MAX_PATTERNS).optional(),
   roles: z.union([z.string().transform((r) => [r]), z.array(z.string().max(256)).max(64)])
@@ -73,13 +82,16 @@ export function principalFromClaims(payload: unknown): Principal {
     );
   }
   const c = result.data;
-  return {
+  const principal: Principal = {
     userId: c.sub,
     expiresAt: c.exp ?? null,
     rooms: c.rooms ?? [],
     roomsReadonly: c.rooms_readonly ?? [],
     roles: c.roles ?? [],
   };
+  if (c.iat !== undefined) principal.iat = c.iat;
+  if (c.jti !== undefined) principal.jti = c.jti;
+  return principal;
 }
 
 const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;

@@ -53,7 +53,10 @@ export const CloseCode = {
   TryAgainLater: 1013,
   /** The token expired without a successful `refresh`. Do not reconnect with the same token. */
   TokenExpired: 4401,
-  /** A `refresh` token named another user. Do not reconnect with the same token. */
+  /**
+   * A `refresh` token named another user, or the user or token was revoked
+   * (reason `revoked`). Do not reconnect with the same token.
+   */
   Forbidden: 4403,
   /** The connection kept flooding after being told it was rate limited. */
   RateLimited: 4429,
@@ -80,4 +83,6 @@ export type AuthFailureReason =
   | "unknown_key"
   | "key_unavailable"
   | "ticket_invalid"
-  | "ticket_origin_mismatch";
+  | "ticket_origin_mismatch"
+  /** The user or the token was revoked (`POST /api/revoke`). */
+  | "revoked";

@@ -89,6 +89,8 @@ export const EnvSchema = z.object({
   TICKET_BIND_ORIGIN: bool.default(true),
   API_KEY: z.string().min(32, "must be at least 32 characters").optional(),
   ADMIN_ROLE: z.string().min(1).optional(),
+  REVOCATION_TTL_SEC: int(60, 366 * 86_400).default(86_400),
+  REVOCATION_SYNC_MS: int(100, 600_000).default(5000),
   METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   MAX_BUFFERED_BYTES: int(1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
@@ -222,6 +224,12 @@ function toConfig(env: z.output<typeof EnvSchema>, ctx: z.RefinementCtx) {
     apiKey: env.API_KEY,
     adminRole: env.ADMIN_ROLE,
     metricsToken: env.METRICS_TOKEN,
+    revocation: {
+      /** Default lifetime of a revocation: the longest token lifetime you issue. */
+      ttlMs: env.REVOCATION_TTL_SEC * 1000,
+      /** How often a shared revocation store is re-read (heals lost bus messages). */
+      syncIntervalMs: env.REVOCATION_SYNC_MS,
+    },
     maxBufferedBytes: env.MAX_BUFFERED_BYTES,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     bus: { kind: env.BUS, channel: env.BUS_CHANNEL, redisUrl: env.REDIS_URL },

@@ -22,6 +22,10 @@ export interface MintOptions {
   alg?: "HS256" | "HS384" | "HS512";
   issuer?: string;
   audience?: string;
+  /** Token id (`jti`), the handle for revoking this one token. @default none */
+  jti?: string;
+  /** `iat` in seconds since the epoch. @default now */
+  issuedAt?: number;
 }
 
 /**
@@ -40,9 +44,10 @@ export async function mintToken(secret: Uint8Array, options: MintOptions): Promi
   if (roomsReadonly.length > 0) claims.rooms_readonly = roomsReadonly;
   if (roles.length > 0) claims.roles = roles;
   let jwt = new SignJWT(claims).setProtectedHeader({ alg, typ: "JWT" }).setSubject(sub)
-    .setIssuedAt().setExpirationTime(`${ttlSec}s`);
+    .setIssuedAt(options.issuedAt).setExpirationTime(`${ttlSec}s`);
   if (options.issuer !== undefined) jwt = jwt.setIssuer(options.issuer);
   if (options.audience !== undefined) jwt = jwt.setAudience(options.audience);
+  if (options.jti !== undefined) jwt = jwt.setJti(options.jti);
   return await jwt.sign(secret);
 }
 

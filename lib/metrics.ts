@@ -61,6 +61,10 @@ export interface Gauges {
   historyGaps(): number;
   /** 1 when the history store is reachable. */
   historyUp(): boolean;
+  /** Revocations held by this instance. */
+  revocationsActive(): number;
+  /** Connections closed 4403 because their user or token was revoked. */
+  revokedCloses(): number;
 }
 
 /** The server's Prometheus registry. */
@@ -146,6 +150,19 @@ export class Metrics {
       "realtime_duplicates_total",
       "History publishes recognised as resends (same id) and not delivered again",
       () => c.duplicates,
+    );
+    new client.Gauge({
+      name: "realtime_revocations_active",
+      help: "Revocations (users and tokens) in force on this isolate",
+      registers,
+      collect() {
+        this.set(gauges.revocationsActive());
+      },
+    });
+    counter(
+      "realtime_revoked_closes_total",
+      "Connections closed 4403 because their user or token was revoked",
+      gauges.revokedCloses,
     );
     counter("realtime_connections_total", "Connections accepted", () => c.connectionsTotal);
     counter("realtime_joins_total", "Rooms joined", () => c.joins);

@@ -28,6 +28,7 @@ import { apiError, json, refuse } from "./http.ts";
 import { Counters, Metrics } from "./metrics.ts";
 import { encodeRoomMessage } from "./protocol.ts";
 import { RateLimiter } from "./rate_limiter.ts";
+import { Revocations } from "./revocations.ts";
 import { RoomPolicy } from "./room_policy.ts";
 import { type PublishOutcome, RoomManager } from "./rooms.ts";
 import { HistoryReader } from "./history_reader.ts";
@@ -36,6 +37,8 @@ import { MemoryHistoryStore } from "./store/history/memory.ts";
 import type { HistoryStore, StoreHealth } from "./store/history/types.ts";
 import { Session } from "./session.ts";
 import type { SessionContext } from "./session.ts";
+import { MemoryRevocationStore } from "./store/revocations/memory.ts";
+import type { RevocationStore } from "./store/revocations/types.ts";
 import { TicketStore } from "./tickets.ts";
 import { WriteBatcher } from "./write_batcher.ts";
 import { challenge, reasonOf, recordAuthFailure } from "./routes/_auth_failure.ts";
@@ -43,6 +46,7 @@ import { adminStatsRoute } from "./routes/admin_stats.ts";
 import { devTokenRoute } from "./routes/dev_token.ts";
 import { metricsRoute } from "./routes/metrics.ts";
 import { publishApi } from "./routes/publish_api.ts";
+import { revokeRoute } from "./routes/revoke.ts";
 import { ticketRoutes } from "./routes/ticket.ts";
 
 /** Options for {@linkcode createServer}. Only `config` is required. */
@@ -61,6 +65,11 @@ export interface ServerOptions {
    * @default a per-isolate memory store bounded by `HISTORY_MAX_BYTES`
    */
   history?: HistoryStore | (() => HistoryStore | Promise<HistoryStore>);
+  /**
+   * Where revocations are kept (closed with the server).
+   * @default a per-process memory store
+   */
+  revocationStore?: RevocationStore;
   /** Room policy. @default the file named by `ROOM_POLICY`, or none */
   policy?: RoomPolicy;
   /** @default systemClock */
@@ -186,9 +195,17 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
   const devSecret = config.devMode
     ? options.devSecret ?? crypto.getRandomValues(new Uint8Array(32))
     : undefined;
-  const verifier = options.verifier ?? withVerifiedTokenCache(
-    await createJwtVerifier(config.jwt, devSecret ? { clock, devSecret } : { clock }),
-    { clock },
+  const revocations = new Revocations({
+    store: options.revocationStore ?? new MemoryRevocationStore({ clock }),
+    clock,
+    syncIntervalMs: config.revocation.syncIntervalMs,
+  });
+  // Outside any cache: a cached verification never lets a revoked token through.
+  const verifier = revocations.guard(
+    options.verifier ?? withVerifiedTokenCache(
+      await createJwtVerifier(config.jwt, devSecret ? { clock, devSecret } : { clock }),
+      { clock },
+    ),
   );
   const policy = options.policy ?? await loadPolicy(config.roomPolicyPath);
   const bus = options.bus ?? new MemoryBus();
@@ -248,13 +265,17 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     busUp: () => bus.health().status === "ok",
     historyGaps: () => rooms.historyStats.gaps,
     historyUp: () => historyStore === undefined || historyStore.health().status === "ok",
+    revocationsActive: () => revocations.active,
+    revokedCloses: () => revocations.closedTotal,
   });
   const counters = metrics.counters;
   const batcher = new WriteBatcher();
+  await revocations.start({ bus, rooms, sessions });
   const sweeper: TimerId = clock.setInterval(() => {
     limiter.sweep();
     handshakeLimiter.sweep();
     tickets.sweep();
+    revocations.sweep();
   }, SWEEP_INTERVAL_MS);
 
   const ctx: SessionContext = {
@@ -361,6 +382,8 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     }
     if (auth instanceof Response) return auth;
     const { principal, source } = auth;
+    // Also covers tickets issued before a revocation and redeemed after it.
+    if (revocations.revokes(principal)) return authFailed("revoked", ip, source);
     if (draining) return refused(503, "server is shutting down", ip, { "retry-after": "1" });
     if (sessions.size >= config.maxConnections) {
       return refused(503, "connection limit reached", ip, { "retry-after": "5" });
@@ -423,6 +446,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     // Extension point: `history: () => ({...})`, `presence: () => ({...})` show on /admin as is.
     sections: {},
   });
+  const revoke = revokeRoute({ config, verifier, revocations, clock, audit, counters });
   const devToken = devTokenRoute(devSecret, clock);
   const metricsHandler = metricsRoute(metrics, config.metricsToken);
 
@@ -470,6 +494,12 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
         return await publish(req, ip);
       }
       if (path === "/api/admin/stats") return await adminStats(req, ip);
+      if (path === "/api/revoke") {
+        if (draining && req.method !== "GET") {
+          return apiError(503, "unavailable", "server is shutting down");
+        }
+        return await revoke(req, ip);
+      }
       if (path === "/dev/token" && req.method === "GET") return await devToken(req, url, ip);
       const route = routes[path];
       if (route !== undefined && (req.method === "GET" || req.method === "HEAD")) {
@@ -526,6 +556,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       clock.clearInterval(sweeper);
       batcher.close();
       for (const session of [...sessions]) session.close(CloseCode.GoingAway, "server going away");
+      await revocations.close();
       await bus.close();
       await historyStore?.close();
     },

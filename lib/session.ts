@@ -147,6 +147,11 @@ export class Session implements Member {
     ws.onerror = () => this.#end(CloseCode.InternalError, "socket error", "error");
   }
 
+  /** Who the connection is, as of its latest token (replaced by `refresh`). */
+  get principal(): Principal {
+    return this.#principal;
+  }
+
   /** The user id (`sub`). */
   get userId(): string {
     return this.#principal.userId;

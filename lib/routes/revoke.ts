@@ -1,0 +1,210 @@
+/**
+ * `/api/revoke`: operators cut off a user or one token before it expires
+ * (`POST`), lift that (`DELETE`) and list what is in force (`GET`). Same
+ * authorization as the publish API. The work is done by `lib/revocations.ts`.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { AuditSink } from "../audit.ts";
+import type { TokenVerifier } from "../auth.ts";
+import type { Clock } from "../clock.ts";
+import type { Config } from "../config.ts";
+import { apiError, BodyTooLargeError, json, readBodyLimited } from "../http.ts";
+import type { Counters } from "../metrics.ts";
+import type { Revocations } from "../revocations.ts";
+import {
+  MAX_REASON_LENGTH,
+  MAX_SUBJECT_LENGTH,
+  type Revocation,
+  type RevocationKind,
+  StoreUnavailableError,
+} from "../store/revocations/types.ts";
+import { adminAuthorizer, adminEnabled } from "./_admin_auth.ts";
+
+/** Largest request body, in bytes: ids and a reason fit well within it. */
+const MAX_BODY_BYTES = 4096;
+/** Farthest ahead `untilSec` may be. */
+const MAX_AHEAD_MS = 366 * 86_400_000;
+/** Most revocations one `GET` lists unless `?limit=` says otherwise, and the most it may ask. */
+const DEFAULT_LIST_LIMIT = 1000;
+const MAX_LIST_LIMIT = 10_000;
+
+/** The body of `POST` and `DELETE /api/revoke`: exactly one of `userId` and `jti`. */
+export const RevokeBody = z.strictObject({
+  /** Revoke every token of this user issued up to now. */
+  userId: z.string().min(1).max(MAX_SUBJECT_LENGTH).optional(),
+  /** Revoke the one token with this `jti`. */
+  jti: z.string().min(1).max(MAX_SUBJECT_LENGTH).optional(),
+  /** Why, for the audit log and the list. */
+  reason: z.string().max(MAX_REASON_LENGTH).optional(),
+  /** When the revocation lapses, in seconds since the epoch (ignored by `DELETE`). */
+  untilSec: z.number().int().positive().optional(),
+}).refine((b) => (b.userId === undefined) !== (b.jti === undefined), {
+  message: 'give exactly one of "userId" or "jti"',
+});
+/** A parsed revoke body. */
+export type RevokeBody = z.infer<typeof RevokeBody>;
+
+/** What the revoke routes need. */
+export interface RevokeRouteDeps {
+  config: Config;
+  verifier: TokenVerifier;
+  revocations: Revocations;
+  clock: Clock;
+  audit: AuditSink;
+  counters: Counters;
+}
+
+/** A revocation as `GET /api/revoke` shows it. */
+function view(r: Revocation): Record<string, string | number> {
+  const out: Record<string, string | number> = r.kind === "user"
+    ? { userId: r.subject }
+    : { jti: r.subject };
+  out.revokedAt = r.revokedAt;
+  out.until = r.until;
+  out.by = r.by;
+  if (r.reason !== undefined) out.reason = r.reason;
+  return out;
+}
+
+/** Builds the `/api/revoke` handler (GET, POST, DELETE). */
+export function revokeRoute(
+  deps: RevokeRouteDeps,
+): (req: Request, ip: string) => Promise<Response> {
+  const { config, revocations, clock, audit } = deps;
+  const authorize = adminAuthorizer(deps);
+
+  async function readBody(req: Request): Promise<RevokeBody | Response> {
+    let text: string;
+    try {
+      text = await readBodyLimited(req, MAX_BODY_BYTES);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        return apiError(413, "payload_too_large", `body over ${MAX_BODY_BYTES} bytes`);
+      }
+      return apiError(400, "bad_request", "the body could not be read");
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return apiError(400, "bad_request", 'body is not valid JSON: send {"userId":…} or {"jti":…}');
+    }
+    const parsed = RevokeBody.safeParse(value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return apiError(400, "bad_request", `${issue?.path.join(".") || "body"}: ${issue?.message}`);
+    }
+    return parsed.data;
+  }
+
+  function target(body: RevokeBody): { kind: RevocationKind; subject: string } {
+    return body.userId !== undefined
+      ? { kind: "user", subject: body.userId }
+      : { kind: "jti", subject: body.jti! };
+  }
+
+  function unavailable(err: StoreUnavailableError): Response {
+    return apiError(503, "unavailable", "the revocation store cannot be reached; nothing changed", {
+      "retry-after": String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))),
+    });
+  }
+
+  async function revoke(body: RevokeBody, by: string, ip: string): Promise<Response> {
+    const now = clock.now();
+    const until = body.untilSec !== undefined
+      ? body.untilSec * 1000
+      : now + config.revocation.ttlMs;
+    if (until <= now) return apiError(400, "bad_request", "untilSec: must be in the future");
+    if (until > now + MAX_AHEAD_MS) {
+      return apiError(400, "bad_request", "untilSec: must be at most 366 days ahead");
+    }
+    const { kind, subject } = target(body);
+    const request = body.reason === undefined
+      ? { kind, subject, until, by }
+      : { kind, subject, until, by, reason: body.reason };
+    let result;
+    try {
+      result = await revocations.revoke(request);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) return unavailable(err);
+      throw err;
+    }
+    if (!result.ok) {
+      return apiError(503, "too_many_revocations", "the revocation list is full; nothing changed");
+    }
+    audit.record("revoke", {
+      by,
+      [kind === "user" ? "user" : "jti"]: subject,
+      reason: body.reason,
+      until,
+      closed: result.closed,
+      ip,
+    });
+    return json(202, { closed: result.closed, until });
+  }
+
+  async function lift(body: RevokeBody, by: string, ip: string): Promise<Response> {
+    const { kind, subject } = target(body);
+    let lifted: boolean;
+    try {
+      lifted = await revocations.lift(kind, subject);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) return unavailable(err);
+      throw err;
+    }
+    audit.record("unrevoke", {
+      by,
+      [kind === "user" ? "user" : "jti"]: subject,
+      reason: body.reason,
+      lifted,
+      ip,
+    });
+    if (!lifted) {
+      return apiError(
+        404,
+        "not_found",
+        `no revocation of this ${kind === "user" ? "user" : "jti"} is in force`,
+      );
+    }
+    return json(200, { lifted: true });
+  }
+
+  function list(req: Request): Response {
+    const raw = new URL(req.url).searchParams.get("limit");
+    const limit = raw === null ? DEFAULT_LIST_LIMIT : Number(raw);
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      return apiError(
+        400,
+        "bad_request",
+        `limit: must be a whole number from 1 to ${MAX_LIST_LIMIT}`,
+      );
+    }
+    const all = revocations.list();
+    return json(200, { revocations: all.slice(0, limit).map(view), total: all.length });
+  }
+
+  return async (req, ip) => {
+    if (req.method !== "GET" && req.method !== "POST" && req.method !== "DELETE") {
+      return apiError(405, "method_not_allowed", "use GET, POST or DELETE", {
+        allow: "GET, POST, DELETE",
+      });
+    }
+    if (!adminEnabled(config)) {
+      return apiError(
+        404,
+        "not_found",
+        "the revocation API is disabled: set API_KEY or ADMIN_ROLE",
+      );
+    }
+    const caller = await authorize(req, ip, "revoke_api");
+    if (caller instanceof Response) return caller;
+    if (req.method === "GET") return list(req);
+    const body = await readBody(req);
+    if (body instanceof Response) return body;
+    return req.method === "POST"
+      ? await revoke(body, caller.from, ip)
+      : await lift(body, caller.from, ip);
+  };
+}
