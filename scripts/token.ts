@@ -9,7 +9,7 @@ import { ConfigError, loadConfigFromEnv } from "../lib/config.ts";
 import { mintToken, parseDuration } from "../lib/dev.ts";
 
 const USAGE =
-  `usage: deno task token -- --sub <user> [--rooms 'a,b:*'] [--readonly 'news'] [--roles admin] [--ttl 1h]
+  `usage: deno task token -- --sub <user> [--rooms 'a,b:*'] [--readonly 'news'] [--roles admin] [--ttl 1h] [--jti <id>]
 Signs with JWT_SECRET (HS256 unless JWT_ALGORITHMS says otherwise); honours JWT_ISSUER and JWT_AUDIENCE.`;
 
 function fail(message: string): never {
@@ -28,6 +28,7 @@ try {
       readonly: { type: "string" },
       roles: { type: "string" },
       ttl: { type: "string", default: "1h" },
+      jti: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -53,6 +54,7 @@ try {
     roles: list(values.roles),
     ttlSec: parseDuration(values.ttl),
     alg: alg ?? "HS256",
+    ...(values.jti !== undefined ? { jti: values.jti } : {}),
     ...(config.jwt.issuer !== undefined ? { issuer: config.jwt.issuer } : {}),
     ...(config.jwt.audience?.[0] !== undefined ? { audience: config.jwt.audience[0] } : {}),
   });
