@@ -45,7 +45,7 @@ const server = await createServer({
       instanceId: bus.instanceId,
       onError: (err) => log.error("history store: {message}", { message: err.message }),
     }),
-  revocationStore: createRevocationStore(config),
+  revocationStore: () => createRevocationStore(config),
   routes: await staticRoutes(config),
 }).catch(
   (err: Error) => {

@@ -66,10 +66,11 @@ export interface ServerOptions {
    */
   history?: HistoryStore | (() => HistoryStore | Promise<HistoryStore>);
   /**
-   * Where revocations are kept (closed with the server).
+   * Where revocations are kept, or a function that makes it (called once,
+   * at start); closed with the server.
    * @default a per-process memory store
    */
-  revocationStore?: RevocationStore;
+  revocationStore?: RevocationStore | (() => RevocationStore);
   /** Room policy. @default the file named by `ROOM_POLICY`, or none */
   policy?: RoomPolicy;
   /** @default systemClock */
@@ -196,7 +197,9 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     ? options.devSecret ?? crypto.getRandomValues(new Uint8Array(32))
     : undefined;
   const revocations = new Revocations({
-    store: options.revocationStore ?? new MemoryRevocationStore({ clock }),
+    store: typeof options.revocationStore === "function"
+      ? options.revocationStore()
+      : options.revocationStore ?? new MemoryRevocationStore({ clock }),
     clock,
     syncIntervalMs: config.revocation.syncIntervalMs,
   });
@@ -444,7 +447,14 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     health,
     activity: () => rooms.activity(),
     // Extension point: `history: () => ({...})`, `presence: () => ({...})` show on /admin as is.
-    sections: {},
+    sections: {
+      revocations: () => ({
+        active: revocations.active,
+        closed: revocations.closedTotal,
+        store: revocations.store.kind,
+        storeStatus: revocations.store.health().status,
+      }),
+    },
   });
   const revoke = revokeRoute({ config, verifier, revocations, clock, audit, counters });
   const devToken = devTokenRoute(devSecret, clock);

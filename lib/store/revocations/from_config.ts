@@ -1,6 +1,6 @@
 /**
- * Picks the revocation store for the configuration: Redis when the
- * instances share one (`BUS=redis`), else this process's memory.
+ * Builds the revocation store named by `STORE`. The only place that knows
+ * every backend.
  *
  * @module
  */
@@ -9,10 +9,20 @@ import { MemoryRevocationStore } from "./memory.ts";
 import { RedisRevocationStore } from "./redis.ts";
 import type { RevocationStore } from "./types.ts";
 
-/** Builds the configured revocation store; nothing connects until first use. */
+/**
+ * The configured revocation store; nothing connects until first use. Redis
+ * keys are prefixed with `BUS_CHANNEL`, as the bus's channels are.
+ *
+ * @throws {TypeError} for a backend this build does not have
+ */
 export function createRevocationStore(config: Config): RevocationStore {
-  if (config.bus.kind === "redis" && config.bus.redisUrl !== undefined) {
-    return new RedisRevocationStore({ url: config.bus.redisUrl, prefix: config.bus.channel });
+  switch (config.store) {
+    case "memory":
+      return new MemoryRevocationStore();
+    case "redis":
+      // REDIS_URL is required by the config whenever STORE=redis.
+      return new RedisRevocationStore({ url: config.bus.redisUrl!, prefix: config.bus.channel });
+    case "kv":
+      throw new TypeError("STORE=kv is not available for revocations in this build");
   }
-  return new MemoryRevocationStore();
 }
