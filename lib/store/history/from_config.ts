@@ -7,6 +7,7 @@
 import type { Clock } from "../../clock.ts";
 import type { Config } from "../../config.ts";
 import { MemoryHistoryStore } from "./memory.ts";
+import { createRedisHistoryStore } from "./redis.ts";
 import type { HistoryStore } from "./types.ts";
 
 /** Options for {@linkcode createHistoryStore}. */
@@ -31,7 +32,7 @@ export function createHistoryStore(
   config: Config,
   options: CreateHistoryStoreOptions,
 ): Promise<HistoryStore> {
-  const { clock } = options;
+  const { clock, instanceId, onError } = options;
   switch (config.history.store) {
     case "memory":
       return Promise.resolve(
@@ -40,7 +41,20 @@ export function createHistoryStore(
           ...(clock === undefined ? {} : { clock }),
         }),
       );
-    case "redis":
+    case "redis": {
+      const url = config.bus.redisUrl;
+      if (url === undefined) {
+        return Promise.reject(new TypeError("HISTORY_STORE=redis needs REDIS_URL"));
+      }
+      return createRedisHistoryStore({
+        url,
+        prefix: config.bus.channel,
+        // With the Redis bus the store's script publishes each message itself,
+        // on the bus's own channel, so one order reaches every instance.
+        ...(config.bus.kind === "redis" ? { publish: { instanceId } } : {}),
+        ...(onError === undefined ? {} : { onError }),
+      });
+    }
     case "kv":
       return Promise.reject(
         new TypeError(`HISTORY_STORE=${config.history.store} is not available in this build`),
