@@ -1,7 +1,9 @@
 /**
- * Revocation across real server processes on one Redis: carried by the bus
- * to the node holding the sockets, kept in the store for a node that starts
- * later, and healed by the periodic sync when a bus message never came.
+ * Revocation across real server processes: to every isolate of
+ * `deno serve --parallel` over BroadcastChannel, and between nodes on one
+ * Redis: carried by the bus to the node holding the sockets, kept in the
+ * store for a node that starts later, and healed by the periodic sync when a
+ * bus message never came.
  *
  * @module
  */
@@ -59,6 +61,26 @@ function closedWithin(client: Client, ms: number): Promise<{ code: number; reaso
   return Promise.race([client.closed, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** `deno task start:parallel` with two isolates on the BroadcastChannel bus and memory stores. */
+function startParallel(): Promise<ServerProcess> {
+  const port = freePort();
+  return spawnServer(["run", "-A", "scripts/serve_parallel.ts"], {
+    port,
+    processGroup: true,
+    stopTimeoutMs: 3000,
+    env: {
+      JWT_SECRET: SECRET,
+      HOSTNAME: "127.0.0.1",
+      LOG_LEVEL: "error",
+      PORT: String(port),
+      BUS: "broadcast",
+      BUS_CHANNEL: `revoke-parallel-${crypto.randomUUID()}`,
+      API_KEY,
+      DENO_JOBS: "2",
+    },
+  });
+}
+
 async function stopAll(nodes: (ServerProcess | undefined)[]): Promise<void> {
   await Promise.all(nodes.map((n) => n?.stop()));
 }
@@ -66,6 +88,37 @@ async function stopAll(nodes: (ServerProcess | undefined)[]): Promise<void> {
 async function closeAll(clients: Client[]): Promise<void> {
   await Promise.all(clients.map((c) => c.close().catch(() => {})));
 }
+
+Deno.test("parallel: a revocation taken by one isolate closes the user's sockets on every isolate", async () => {
+  const server = await startParallel();
+  const clients: Client[] = [];
+  try {
+    // Each new connection goes to one of the isolates: connect until alice
+    // has sockets on both (isolates may start taking connections a bit apart).
+    const isolates = new Set<unknown>();
+    const old = await token("alice");
+    for (let attempt = 0; attempt < 40 && isolates.size < 2; attempt++) {
+      const { client, welcome } = await connect(server.wsUrl, { protocols: ["bearer", old] });
+      clients.push(client);
+      isolates.add(welcome.instanceId);
+      if (isolates.size < 2) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(isolates.size, 2, "alice has sockets on both isolates");
+    const res = await revoke(server, "POST", { userId: "alice" });
+    assert.equal(res.status, 202);
+    for (const c of clients) {
+      assert.deepEqual(await closedWithin(c, 5000), { code: 4403, reason: "revoked" });
+    }
+    assert.ok(
+      (res.body.closed as number) < clients.length,
+      "the isolate that took the call closed only its own; the other closed the rest",
+    );
+    for (let i = 0; i < 4; i++) assert.equal(await handshakeStatus(server, old), 401);
+  } finally {
+    await closeAll(clients);
+    await server.stop();
+  }
+});
 
 redisTest(
   "redis: revoked on node B, closed on node A; refused everywhere, also by a node started later",

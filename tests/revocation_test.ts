@@ -12,6 +12,7 @@ import type { Principal } from "../lib/auth.ts";
 import { type Revocable, Revocations } from "../lib/revocations.ts";
 import { RoomManager } from "../lib/rooms.ts";
 import { MemoryRevocationStore } from "../lib/store/revocations/memory.ts";
+import { RedisRevocationStore } from "../lib/store/revocations/redis.ts";
 import type { Revocation, RevocationStore } from "../lib/store/revocations/types.ts";
 import {
   type Client,
@@ -304,6 +305,30 @@ Deno.test("two instances on one bus: a revocation made on one closes sockets on 
   } finally {
     await a.close();
     await b.close();
+  }
+});
+
+Deno.test("an unreachable store answers 503 and changes nothing", async () => {
+  // Nothing listens on this port: every store call fails at once.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const url = `redis://127.0.0.1:${listener.addr.port}`;
+  listener.close();
+  const ts = await startServer(ENV, {
+    revocationStore: new RedisRevocationStore({ url, connectTimeoutMs: 500 }),
+  });
+  try {
+    const client = await connectWith(ts, await token("alice"));
+    for (const method of ["POST", "DELETE"]) {
+      const res = await api(ts, method, { userId: "alice" });
+      assert.equal(res.status, 503, method);
+      assert.equal((res.body.error as { code: string }).code, "unavailable");
+    }
+    assert.equal((await api(ts, "GET")).body.total, 0);
+    assert.equal((await client.request({ type: "ping", id: "p" })).type, "pong", "still open");
+    assert.equal(ts.audit.of("revoke").length, 0);
+    await client.close();
+  } finally {
+    await ts.close();
   }
 });
 
