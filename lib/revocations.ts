@@ -349,6 +349,12 @@ export class Revocations {
     // A per-process store mirrors what this process enforces.
     const mirror = this.#store.shared ? undefined : this.#store;
     if (change.op === "add") {
+      // Two instances revoking the same subject at once: the later one covers
+      // more tokens, whichever order their messages arrive in.
+      const held = this.#entries.get(
+        revocationKey(change.revocation.kind, change.revocation.subject),
+      );
+      if (held !== undefined && held.revocation.revokedAt > change.revocation.revokedAt) return;
       this.#add(change.revocation);
       mirror?.add(change.revocation).catch(() => {});
     } else {
