@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { KvHistoryStore } from "../lib/store/history/kv.ts";
 import { MemoryHistoryStore } from "../lib/store/history/memory.ts";
 import { createRedisHistoryStore } from "../lib/store/history/redis.ts";
 import type { HistoryStore } from "../lib/store/history/types.ts";
@@ -73,3 +74,40 @@ historyStoreContract({
     };
   },
 });
+
+/** A KV-backed case: its own database, a fake clock for expiry, the past lost by deleting every key. */
+function kvSuite(name: string, path: () => Promise<string>): void {
+  const dirs: string[] = [];
+  historyStoreContract({
+    name,
+    ttlMs: 60_000,
+    async open() {
+      const file = await path();
+      if (file !== ":memory:") dirs.push(file.slice(0, file.lastIndexOf("/")));
+      const kv = await Deno.openKv(file);
+      const clock = new FakeClock();
+      const store = new KvHistoryStore({ kv, clock });
+      return {
+        store,
+        advance(ms: number) {
+          clock.advance(ms);
+          return Promise.resolve();
+        },
+        async losePast() {
+          for await (const { key } of kv.list({ prefix: [] })) await kv.delete(key);
+          return store;
+        },
+        async close() {
+          await store.close();
+          kv.close();
+        },
+      };
+    },
+    async after() {
+      for (const dir of dirs) await Deno.remove(dir, { recursive: true });
+    },
+  });
+}
+
+kvSuite("kv (file)", async () => `${await Deno.makeTempDir({ prefix: "kv-history-" })}/db.kv`);
+kvSuite("kv (:memory:)", () => Promise.resolve(":memory:"));

@@ -1,0 +1,552 @@
+/**
+ * The history store on Deno KV (`HISTORY_STORE=kv`): shared by every isolate
+ * that opens the same database (the isolates of `deno serve --parallel` on
+ * one file; every region of a Deno Deploy app on its managed database), and
+ * durable, so a restarted node keeps its rooms' history.
+ *
+ * Layout under the key prefix (`BUS_CHANNEL`, so apps can share a database):
+ * - `[…, "history", room, "head"]` → `{ epoch, offset, expiresAt }`: the
+ *   stream's position, and the one key watched for new messages. It lives
+ *   twice the room's TTL after the last append, so it outlives every message.
+ * - `[…, "history", room, "m", epoch, offset]` → `{ frame | bytes, at, exp, parts }`
+ *   with `expireIn` = the room's TTL; offsets beyond the room's size are
+ *   deleted in the append that pushes them out.
+ * - `[…, "history", room, "x", epoch, offset, i]`: the rest of a frame too
+ *   large for one KV value (64 KiB), same expiry.
+ * - `[…, "history", room, "d", key]` → `{ offset, epoch, expiresAt }`: a
+ *   dedupe record, `expireIn` = its window.
+ *
+ * Offsets are assigned in one atomic commit that checks the head's
+ * versionstamp (and every dedupe key's), so concurrent writers anywhere get
+ * contiguous offsets; a writer that lost retries with fresh reads. Appends to
+ * one room from this isolate are batched into one commit while the previous
+ * one is in flight, so contention is only ever between isolates.
+ *
+ * KV deletes expired keys lazily, so every read also checks the expiry times
+ * stored in values, against the injected clock.
+ *
+ * @module
+ */
+import { type Clock, systemClock } from "../../clock.ts";
+import { CONFLICT, getAll, keyPart, withRetry } from "../_kv.ts";
+import { KeyWatcher } from "../_kv_watch.ts";
+import { newEpoch } from "./memory.ts";
+import {
+  type AppendOptions,
+  type AppendResult,
+  type HistoryEntry,
+  type HistoryLimits,
+  type HistoryStore,
+  type ReadOptions,
+  type ReadResult,
+  type StoreHealth,
+  StoreUnavailableError,
+  type StreamPosition,
+} from "./types.ts";
+
+/** Options for {@linkcode KvHistoryStore}. */
+export interface KvHistoryStoreOptions {
+  /** The database (not closed by the store; see `onClose`). */
+  kv: Deno.Kv;
+  /**
+   * First parts of every key.
+   *
+   * @default {["realtime"]}
+   */
+  prefix?: Deno.KvKey;
+  /**
+   * Whether an append is the publication (`BUS=kv`: other instances learn of
+   * it from their head watch), so the room manager must not also put it on
+   * the bus.
+   *
+   * @default {false}
+   */
+  publishes?: boolean;
+  /**
+   * How long operations keep retrying a failing database before they reject
+   * with {@linkcode StoreUnavailableError}, in ms.
+   *
+   * @default {3000}
+   */
+  unavailableAfterMs?: number;
+  /** Told of database failures (each is retried) and watch failures. */
+  onError?: (err: unknown) => void;
+  /** Called once by `close` (e.g. to release a shared database handle). */
+  onClose?: () => void;
+  /** Time for expiry checks. @default systemClock */
+  clock?: Clock;
+}
+
+interface Head {
+  epoch: string;
+  offset: number;
+  expiresAt: number;
+}
+
+interface StoredEntry {
+  /** The frame, when it fits one value. */
+  frame?: string;
+  /** Otherwise its UTF-8 bytes, first part. */
+  bytes?: Uint8Array;
+  /** Parts of `bytes` in all (≥ 1); the others are under `"x"`. */
+  parts: number;
+  at: number;
+  exp: number;
+}
+
+interface DedupeRecord {
+  offset: number;
+  epoch: string;
+  expiresAt: number;
+}
+
+interface Pending {
+  frame: string;
+  limits: HistoryLimits;
+  dedupe: { key: string; windowMs: number } | undefined;
+  resolve(result: AppendResult): void;
+  reject(err: unknown): void;
+}
+
+/** Frames up to this many UTF-16 units are stored as strings (V8 serializes ≤ 2 bytes each). */
+const MAX_INLINE_CHARS = 30_000;
+/** Bytes per part of a large frame (KV values are at most 64 KiB). */
+const PART_BYTES = 60_000;
+/** Most appends in one commit. */
+const MAX_BATCH = 64;
+/** Most frame bytes in one commit (KV allows 800 KiB of keys and values per commit). */
+const MAX_BATCH_BYTES = 400_000;
+/** Most dedupe keys in one commit (KV allows 100 checks; one is the head). */
+const MAX_BATCH_DEDUPE = 64;
+/** Entries listed per round trip. */
+const LIST_BATCH = 500;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * A {@linkcode HistoryStore} on Deno KV: `shared`, durable; publishes when
+ * built with `publishes: true` (`BUS=kv`). Follows rooms' heads with
+ * `kv.watch` (ten keys per watch) and reports their moves through `onHead`.
+ *
+ * @example
+ * ```ts ignore
+ * const kv = await Deno.openKv(":memory:");
+ * const store = new KvHistoryStore({ kv });
+ * const limits = { size: 100, ttlMs: 60_000 };
+ * const { offset } = await store.append("chat", '{"type":"message"}', { limits });
+ * await store.close();
+ * kv.close();
+ * ```
+ */
+export class KvHistoryStore implements HistoryStore {
+  readonly kind = "kv";
+  readonly shared = true;
+  readonly publishes: boolean;
+  readonly #kv: Deno.Kv;
+  readonly #prefix: Deno.KvKey;
+  readonly #unavailableAfterMs: number;
+  readonly #onError: (err: unknown) => void;
+  readonly #onClose: () => void;
+  readonly #clock: Clock;
+  readonly #watcher: KeyWatcher;
+  readonly #queues = new Map<string, Pending[]>();
+  readonly #running = new Map<string, Promise<void>>();
+  #headHandler: (room: string, position: StreamPosition) => void = () => {};
+  #failure: string | undefined;
+  #closed = false;
+
+  /** @param options the database, key prefix and hooks */
+  constructor(options: KvHistoryStoreOptions) {
+    const {
+      kv,
+      prefix = ["realtime"],
+      publishes = false,
+      unavailableAfterMs = 3000,
+      onError = () => {},
+      onClose = () => {},
+      clock = systemClock,
+    } = options;
+    this.#kv = kv;
+    this.#prefix = prefix;
+    this.publishes = publishes;
+    this.#unavailableAfterMs = unavailableAfterMs;
+    this.#onError = onError;
+    this.#onClose = onClose;
+    this.#clock = clock;
+    this.#watcher = new KeyWatcher(kv, { onError });
+    this.#watcher.onChange((room, value) => {
+      if (isHead(value) && value.expiresAt > this.#clock.now()) {
+        this.#headHandler(room, { offset: value.offset, epoch: value.epoch });
+      }
+    });
+  }
+
+  /** Rooms whose head is watched. */
+  get followed(): number {
+    return this.#watcher.size;
+  }
+
+  onHead(handler: (room: string, position: StreamPosition) => void): void {
+    this.#headHandler = handler;
+  }
+
+  follow(room: string): void {
+    if (!this.#closed) this.#watcher.add(room, this.#key(room, "head"));
+  }
+
+  unfollow(room: string): void {
+    this.#watcher.remove(room);
+  }
+
+  append(room: string, frame: string, options: AppendOptions): Promise<AppendResult> {
+    const { limits, dedupe } = options;
+    try {
+      checkLimits(limits);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#closed) {
+      return Promise.reject(new StoreUnavailableError("history store is closed"));
+    }
+    return new Promise((resolve, reject) => {
+      let queue = this.#queues.get(room);
+      if (queue === undefined) {
+        queue = [];
+        this.#queues.set(room, queue);
+      }
+      queue.push({ frame, limits, dedupe, resolve, reject });
+      this.#kick(room);
+    });
+  }
+
+  async position(room: string, limits: HistoryLimits): Promise<StreamPosition> {
+    checkLimits(limits);
+    const head = await this.#retry("read a stream position", () => this.#ensureHead(room, limits));
+    return { offset: head.offset, epoch: head.epoch };
+  }
+
+  async read(room: string, options: ReadOptions): Promise<ReadResult> {
+    const { after, before, limit, limits } = options;
+    checkLimits(limits);
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new RangeError(
+        `Cannot read history: limit must be an integer ≥ 0, current value is ${limit}`,
+      );
+    }
+    return await this.#retry("read history", async () => {
+      const head = await this.#ensureHead(room, limits);
+      if (head === CONFLICT) return CONFLICT;
+      const position = { offset: head.offset, epoch: head.epoch };
+      const now = this.#clock.now();
+      const lowest = Math.max(1, head.offset - limits.size + 1);
+      const oldest = head.offset === 0 ? 0 : await this.#oldest(room, head, lowest, limits, now);
+      if (oldest === 0 || limit === 0) return { entries: [], position, oldest };
+      const from = Math.max(oldest, (after ?? 0) + 1);
+      const to = Math.min(head.offset, (before ?? Infinity) - 1);
+      if (from > to) return { entries: [], position, oldest };
+      const stored = await this.#list(room, head.epoch, from, to, limit, after === undefined);
+      const entries: HistoryEntry[] = [];
+      for (const [offset, value] of stored) {
+        if (!fresh(value, limits, now)) continue;
+        entries.push({ offset, frame: await this.#frame(room, head.epoch, offset, value) });
+      }
+      return { entries, position, oldest };
+    });
+  }
+
+  health(): StoreHealth {
+    if (this.#closed) return { status: "degraded", transport: "kv", detail: "closed" };
+    return this.#failure === undefined
+      ? { status: "ok", transport: "kv" }
+      : { status: "degraded", transport: "kv", detail: this.#failure };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const queue of this.#queues.values()) {
+      for (const pending of queue.splice(0)) {
+        pending.reject(new StoreUnavailableError("history store is closed"));
+      }
+    }
+    this.#queues.clear();
+    await this.#watcher.close();
+    await Promise.allSettled(this.#running.values());
+    this.#onClose();
+  }
+
+  #key(room: string, ...rest: Deno.KvKeyPart[]): Deno.KvKey {
+    return [...this.#prefix, "history", room, ...rest];
+  }
+
+  /** Runs the room's next batch unless one is in flight. */
+  #kick(room: string): void {
+    if (this.#running.has(room)) return;
+    const queue = this.#queues.get(room);
+    if (queue === undefined || queue.length === 0) {
+      this.#queues.delete(room);
+      return;
+    }
+    const batch: Pending[] = [];
+    let bytes = 0;
+    const dedupeKeys = new Set<string>();
+    while (queue.length > 0 && batch.length < MAX_BATCH) {
+      const next = queue[0]!;
+      const size = next.frame.length * 2;
+      if (batch.length > 0 && bytes + size > MAX_BATCH_BYTES) break;
+      if (next.dedupe !== undefined && !dedupeKeys.has(next.dedupe.key)) {
+        if (dedupeKeys.size >= MAX_BATCH_DEDUPE) break;
+        dedupeKeys.add(next.dedupe.key);
+      }
+      batch.push(queue.shift()!);
+      bytes += size;
+    }
+    const run = this.#commitBatch(room, batch).then(
+      (results) => batch.forEach((pending, i) => pending.resolve(results[i]!)),
+      (err) => batch.forEach((pending) => pending.reject(err)),
+    ).finally(() => {
+      this.#running.delete(room);
+      this.#kick(room);
+    });
+    this.#running.set(room, run);
+  }
+
+  /** Stores a batch of appends in one commit; one result per append, in order. */
+  async #commitBatch(room: string, batch: Pending[]): Promise<AppendResult[]> {
+    const dedupeParts = new Map<string, string>();
+    for (const { dedupe } of batch) {
+      if (dedupe !== undefined && !dedupeParts.has(dedupe.key)) {
+        dedupeParts.set(dedupe.key, await keyPart(dedupe.key));
+      }
+    }
+    const dedupeKeys = [...dedupeParts.keys()];
+    const limits = batch[batch.length - 1]!.limits;
+    return await this.#retry("append to history", async () => {
+      const headKey = this.#key(room, "head");
+      const found = await getAll(this.#kv, [
+        headKey,
+        ...dedupeKeys.map((key) => this.#key(room, "d", dedupeParts.get(key)!)),
+      ]);
+      const now = this.#clock.now();
+      const headEntry = found[0]!;
+      const head = validHead(headEntry.value, now) ?? {
+        epoch: newEpoch(),
+        offset: 0,
+        expiresAt: 0,
+      };
+      const seen = new Map<string, DedupeRecord>();
+      dedupeKeys.forEach((key, i) => {
+        const value = found[i + 1]!.value;
+        if (isDedupe(value) && value.expiresAt > now) seen.set(key, value);
+      });
+      const atomic = this.#kv.atomic().check({
+        key: headKey,
+        versionstamp: headEntry.versionstamp,
+      });
+      dedupeKeys.forEach((key, i) => {
+        atomic.check({ key: found[i + 1]!.key, versionstamp: found[i + 1]!.versionstamp });
+      });
+      let top = head.offset;
+      const results: AppendResult[] = [];
+      const assigned = new Map<string, DedupeRecord>();
+      for (const { frame, limits: own, dedupe } of batch) {
+        const earlier = dedupe === undefined
+          ? undefined
+          : seen.get(dedupe.key) ?? assigned.get(dedupe.key);
+        if (earlier !== undefined) {
+          results.push({ offset: earlier.offset, epoch: earlier.epoch, duplicate: true });
+          continue;
+        }
+        const offset = ++top;
+        this.#putEntry(atomic, room, head.epoch, offset, frame, own, now);
+        const trimmed = offset - own.size;
+        if (trimmed >= 1) atomic.delete(this.#key(room, "m", head.epoch, trimmed));
+        if (dedupe !== undefined) {
+          const record = { offset, epoch: head.epoch, expiresAt: now + dedupe.windowMs };
+          assigned.set(dedupe.key, record);
+          atomic.set(this.#key(room, "d", dedupeParts.get(dedupe.key)!), record, {
+            expireIn: dedupe.windowMs,
+          });
+        }
+        results.push({ offset, epoch: head.epoch, duplicate: false });
+      }
+      if (top === head.offset && headEntry.versionstamp !== null) return results;
+      const headTtl = limits.ttlMs * 2;
+      atomic.set(headKey, { epoch: head.epoch, offset: top, expiresAt: now + headTtl }, {
+        expireIn: headTtl,
+      });
+      const committed = await atomic.commit();
+      return committed.ok ? results : CONFLICT;
+    });
+  }
+
+  #putEntry(
+    atomic: Deno.AtomicOperation,
+    room: string,
+    epoch: string,
+    offset: number,
+    frame: string,
+    limits: HistoryLimits,
+    now: number,
+  ): void {
+    const expireIn = limits.ttlMs;
+    const base = { at: now, exp: now + limits.ttlMs };
+    if (frame.length <= MAX_INLINE_CHARS) {
+      atomic.set(this.#key(room, "m", epoch, offset), { ...base, frame, parts: 1 }, { expireIn });
+      return;
+    }
+    const bytes = encoder.encode(frame);
+    const parts = Math.ceil(bytes.length / PART_BYTES);
+    atomic.set(
+      this.#key(room, "m", epoch, offset),
+      { ...base, bytes: bytes.slice(0, PART_BYTES), parts },
+      { expireIn },
+    );
+    for (let i = 1; i < parts; i++) {
+      atomic.set(
+        this.#key(room, "x", epoch, offset, i),
+        bytes.slice(i * PART_BYTES, (i + 1) * PART_BYTES),
+        { expireIn },
+      );
+    }
+  }
+
+  async #frame(room: string, epoch: string, offset: number, value: StoredEntry): Promise<string> {
+    if (value.frame !== undefined) return value.frame;
+    const chunks = [value.bytes ?? new Uint8Array()];
+    const keys = Array.from(
+      { length: value.parts - 1 },
+      (_, i) => this.#key(room, "x", epoch, offset, i + 1),
+    );
+    for (const part of await getAll(this.#kv, keys)) {
+      if (!(part.value instanceof Uint8Array)) {
+        throw new StoreUnavailableError(`history entry ${offset} of ${room} is incomplete`);
+      }
+      chunks.push(part.value);
+    }
+    const whole = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const chunk of chunks) {
+      whole.set(chunk, at);
+      at += chunk.length;
+    }
+    return decoder.decode(whole);
+  }
+
+  /** The head, created (with a fresh epoch) when the room has none or it expired. */
+  async #ensureHead(room: string, limits: HistoryLimits): Promise<Head | typeof CONFLICT> {
+    const key = this.#key(room, "head");
+    const entry = await this.#kv.get(key);
+    const now = this.#clock.now();
+    const head = validHead(entry.value, now);
+    if (head !== undefined) return head;
+    const headTtl = limits.ttlMs * 2;
+    const created: Head = { epoch: newEpoch(), offset: 0, expiresAt: now + headTtl };
+    const committed = await this.#kv.atomic().check(entry).set(key, created, {
+      expireIn: headTtl,
+    }).commit();
+    return committed.ok ? created : CONFLICT;
+  }
+
+  /** Offset of the oldest entry still kept at or above `lowest`, 0 when none is. */
+  async #oldest(
+    room: string,
+    head: Head,
+    lowest: number,
+    limits: HistoryLimits,
+    now: number,
+  ): Promise<number> {
+    // Expired entries form a prefix (they were stored in offset order) that
+    // KV may not have deleted yet: the first fresh one is the oldest kept.
+    const iter = this.#kv.list<StoredEntry>({
+      start: this.#key(room, "m", head.epoch, lowest),
+      end: this.#key(room, "m", head.epoch, head.offset + 1),
+    }, { batchSize: 64 });
+    for await (const { key, value } of iter) {
+      if (isStored(value) && fresh(value, limits, now)) return key[key.length - 1] as number;
+    }
+    return 0;
+  }
+
+  /** Stored entries from..to (inclusive), at most `limit`: the oldest ones, or the newest when `newest`. */
+  async #list(
+    room: string,
+    epoch: string,
+    from: number,
+    to: number,
+    limit: number,
+    newest: boolean,
+  ): Promise<Array<[number, StoredEntry]>> {
+    const out: Array<[number, StoredEntry]> = [];
+    const iter = this.#kv.list<StoredEntry>({
+      start: this.#key(room, "m", epoch, from),
+      end: this.#key(room, "m", epoch, to + 1),
+    }, { limit, reverse: newest, batchSize: Math.min(limit, LIST_BATCH) });
+    for await (const { key, value } of iter) {
+      if (isStored(value)) out.push([key[key.length - 1] as number, value]);
+    }
+    if (newest) out.reverse();
+    return out;
+  }
+
+  async #retry<T>(what: string, attempt: () => Promise<T | typeof CONFLICT>): Promise<T> {
+    try {
+      const result = await withRetry(attempt, {
+        what,
+        unavailableAfterMs: this.#unavailableAfterMs,
+        onFailure: (err) => this.#onError(err),
+        stopped: () => this.#closed,
+      });
+      this.#failure = undefined;
+      return result;
+    } catch (err) {
+      if (err instanceof StoreUnavailableError && !this.#closed) this.#failure = err.message;
+      throw err;
+    }
+  }
+}
+
+function validHead(value: unknown, now: number): Head | undefined {
+  return isHead(value) && value.expiresAt > now ? value : undefined;
+}
+
+function isHead(value: unknown): value is Head {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.epoch === "string" && typeof v.offset === "number" &&
+    typeof v.expiresAt === "number";
+}
+
+function isStored(value: unknown): value is StoredEntry {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.at === "number" && typeof v.exp === "number" && typeof v.parts === "number" &&
+    (typeof v.frame === "string" || v.bytes instanceof Uint8Array);
+}
+
+function isDedupe(value: unknown): value is DedupeRecord {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.offset === "number" && typeof v.epoch === "string" &&
+    typeof v.expiresAt === "number";
+}
+
+/** Within the TTL it was stored with and the room's current one. */
+function fresh(value: StoredEntry, limits: HistoryLimits, now: number): boolean {
+  return value.exp > now && value.at > now - limits.ttlMs;
+}
+
+function checkLimits(limits: HistoryLimits): void {
+  const { size, ttlMs } = limits;
+  if (!Number.isSafeInteger(size) || size < 1) {
+    throw new RangeError(
+      `Cannot use history limits: size must be a positive integer, current value is ${size}`,
+    );
+  }
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
+    throw new RangeError(
+      `Cannot use history limits: ttlMs must be positive, current value is ${ttlMs}`,
+    );
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * What only the KV history store has to prove beyond the contract: isolates
+ * contending on one file, head watches (more than ten rooms), frames larger
+ * than a KV value, durability across a reopen, and `unavailable` only once
+ * the database keeps failing.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { KvHistoryStore } from "../lib/store/history/kv.ts";
+import { StoreUnavailableError, type StreamPosition } from "../lib/store/history/types.ts";
+
+const LIMITS = { size: 10_000, ttlMs: 60_000 };
+
+async function tempKvPath(): Promise<{ path: string; remove(): Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "kv-history-" });
+  return { path: `${dir}/db.kv`, remove: () => Deno.remove(dir, { recursive: true }) };
+}
+
+function waitFor(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      if (check()) return resolve();
+      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 10);
+    };
+    tick();
+  });
+}
+
+Deno.test("4 isolates × 150 appends on one file: contiguous offsets, none lost or doubled", async () => {
+  const { path, remove } = await tempKvPath();
+  try {
+    const url = new URL("./_kv_append_worker.ts", import.meta.url);
+    const runs = await Promise.all(
+      ["a", "b", "c", "d"].map((tag) =>
+        new Promise<{ offsets: number[]; failures: number }>((resolve, reject) => {
+          const worker = new Worker(url, { type: "module" });
+          worker.onmessage = (e) => {
+            resolve(e.data);
+            worker.terminate();
+          };
+          worker.onerror = (e) => {
+            reject(e.error ?? new Error(e.message));
+            worker.terminate();
+          };
+          worker.postMessage({ path, room: "hot", count: 150, tag });
+        })
+      ),
+    );
+    const all = runs.flatMap((r) => r.offsets).sort((x, y) => x - y);
+    assert.deepEqual(all, Array.from({ length: 600 }, (_, i) => i + 1));
+    const kv = await Deno.openKv(path);
+    const store = new KvHistoryStore({ kv });
+    const read = await store.read("hot", { after: 0, limit: 1000, limits: LIMITS });
+    assert.equal(read.entries.length, 600);
+    const tags = new Map<string, number>();
+    for (const entry of read.entries) {
+      const { tag, n } = JSON.parse(entry.frame);
+      // Each isolate's own appends keep their order within the room's total order.
+      assert.equal(n, tags.get(tag) ?? 0);
+      tags.set(tag, n + 1);
+    }
+    await store.close();
+    kv.close();
+  } finally {
+    await remove();
+  }
+});
+
+Deno.test("head watches report appends from another store, for more than ten rooms", async () => {
+  const { path, remove } = await tempKvPath();
+  const kvA = await Deno.openKv(path);
+  const kvB = await Deno.openKv(path);
+  const watcher = new KvHistoryStore({ kv: kvA });
+  const writer = new KvHistoryStore({ kv: kvB });
+  try {
+    const heads = new Map<string, StreamPosition>();
+    watcher.onHead((room, position) => heads.set(room, position));
+    const rooms = Array.from({ length: 25 }, (_, i) => `room-${i}`);
+    for (const room of rooms) watcher.follow(room);
+    assert.equal(watcher.followed, 25);
+    for (const room of rooms) await writer.append(room, `{"r":"${room}"}`, { limits: LIMITS });
+    await waitFor(() => rooms.every((room) => heads.get(room)?.offset === 1), "25 head moves");
+    // An unfollowed room is no longer reported.
+    watcher.unfollow("room-3");
+    heads.delete("room-3");
+    await writer.append("room-3", "{}", { limits: LIMITS });
+    await writer.append("room-4", "{}", { limits: LIMITS });
+    await waitFor(() => heads.get("room-4")?.offset === 2, "room-4 moving");
+    assert.equal(heads.has("room-3"), false);
+    assert.equal(watcher.followed, 24);
+  } finally {
+    await watcher.close();
+    await writer.close();
+    kvA.close();
+    kvB.close();
+    await remove();
+  }
+});
+
+Deno.test("a frame larger than one KV value round-trips", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const store = new KvHistoryStore({ kv });
+  try {
+    const big = JSON.stringify({ s: "é🙂x".repeat(40_000) });
+    await store.append("r", big, { limits: LIMITS });
+    await store.append("r", "{}", { limits: LIMITS });
+    const read = await store.read("r", { after: 0, limit: 10, limits: LIMITS });
+    assert.deepEqual(read.entries.map((e) => e.frame), [big, "{}"]);
+  } finally {
+    await store.close();
+    kv.close();
+  }
+});
+
+Deno.test("history survives closing and reopening the file (a restart)", async () => {
+  const { path, remove } = await tempKvPath();
+  try {
+    let kv = await Deno.openKv(path);
+    let store = new KvHistoryStore({ kv });
+    const first = await store.append("r", '{"n":1}', { limits: LIMITS });
+    await store.append("r", '{"n":2}', { limits: LIMITS });
+    await store.close();
+    kv.close();
+    kv = await Deno.openKv(path);
+    store = new KvHistoryStore({ kv });
+    const read = await store.read("r", { after: 1, limit: 10, limits: LIMITS });
+    assert.deepEqual(read.position, { offset: 2, epoch: first.epoch });
+    assert.deepEqual(read.entries, [{ offset: 2, frame: '{"n":2}' }]);
+    await store.close();
+    kv.close();
+  } finally {
+    await remove();
+  }
+});
+
+Deno.test("a database that keeps failing answers StoreUnavailableError, and health says so", async () => {
+  const kv = await Deno.openKv(":memory:");
+  let failures = 0;
+  const store = new KvHistoryStore({ kv, unavailableAfterMs: 200, onError: () => failures++ });
+  await store.append("r", "{}", { limits: LIMITS });
+  kv.close();
+  await assert.rejects(store.append("r", "{}", { limits: LIMITS }), StoreUnavailableError);
+  assert.ok(failures > 1, "retried before giving up");
+  assert.equal(store.health().status, "degraded");
+  assert.equal(store.health().transport, "kv");
+  await store.close();
+});
