@@ -94,7 +94,13 @@ export const EnvSchema = z.object({
   METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   MAX_BUFFERED_BYTES: int(1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
-  BUS: z.enum(["broadcast", "redis", "memory"]).default("broadcast"),
+  BUS: z.enum(["broadcast", "redis", "memory", "kv"]).default("broadcast"),
+  KV_PATH: z.string().min(1).optional(),
+  BUS_TEST_DROP_RATE: z.string().trim().regex(
+    /^(0(\.\d+)?|1(\.0+)?)$/,
+    "must be a fraction from 0 to 1",
+  )
+    .transform(Number).optional(),
   STORE: z.enum(["memory", "redis", "kv"]).optional(),
   HISTORY_STORE: z.enum(["memory", "redis", "kv"]).optional(),
   HISTORY_SIZE: int(0, 10_000).optional(),
@@ -173,8 +179,25 @@ function toConfig(env: z.output<typeof EnvSchema>, ctx: z.RefinementCtx) {
     ctx.addIssue({ code: "custom", path: ["REDIS_URL"], message: "is required when BUS=redis" });
     return z.NEVER;
   }
-  const store = env.STORE ?? (env.BUS === "redis" ? "redis" : "memory");
+  const store = env.STORE ?? (env.BUS === "redis" ? "redis" : env.BUS === "kv" ? "kv" : "memory");
   const historyStore = env.HISTORY_STORE ?? store;
+  if (env.BUS === "kv" && (store !== "kv" || historyStore !== "kv")) {
+    // BUS=kv delivers history rooms through the KV history store's head watch.
+    ctx.addIssue({
+      code: "custom",
+      path: [store !== "kv" ? "STORE" : "HISTORY_STORE"],
+      message: "must be kv when BUS=kv",
+    });
+    return z.NEVER;
+  }
+  if (env.BUS_TEST_DROP_RATE !== undefined && env.DENO_ENV !== "test") {
+    ctx.addIssue({
+      code: "custom",
+      path: ["BUS_TEST_DROP_RATE"],
+      message: "is a test-only fault injection: refused unless DENO_ENV=test",
+    });
+    return z.NEVER;
+  }
   for (const [name, kind] of [["STORE", store], ["HISTORY_STORE", historyStore]] as const) {
     if (kind === "redis" && env.REDIS_URL === undefined) {
       ctx.addIssue({
@@ -232,7 +255,21 @@ function toConfig(env: z.output<typeof EnvSchema>, ctx: z.RefinementCtx) {
     },
     maxBufferedBytes: env.MAX_BUFFERED_BYTES,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
-    bus: { kind: env.BUS, channel: env.BUS_CHANNEL, redisUrl: env.REDIS_URL },
+    bus: {
+      kind: env.BUS,
+      channel: env.BUS_CHANNEL,
+      redisUrl: env.REDIS_URL,
+      /** Test-only: the fraction of outgoing broadcast envelopes dropped (DENO_ENV=test). */
+      testDropRate: env.BUS_TEST_DROP_RATE ?? 0,
+    },
+    /**
+     * The Deno KV database of `STORE=kv` and `BUS=kv`: a file, `:memory:`, or
+     * `undefined` for Deno Deploy's managed database.
+     */
+    kv: {
+      path: env.KV_PATH ??
+        (env.DENO_DEPLOYMENT_ID !== undefined ? undefined : "./data/realtime.kv"),
+    },
     /** Where shared state lives (history, presence, tickets, revocations). */
     store,
     history: {

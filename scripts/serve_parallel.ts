@@ -25,10 +25,22 @@ if (config.devMode) {
   Deno.exit(1);
 }
 const main = new URL("../main.ts", import.meta.url).pathname;
+// Deno KV (STORE=kv, BUS=kv) needs the unstable flag, and write access to its file's directory.
+const usesKv = [config.bus.kind, config.store, config.history.store].includes("kv");
+const kvFile = usesKv && config.kv.path !== undefined && config.kv.path !== ":memory:"
+  ? config.kv.path
+  : undefined;
+const kvDir = kvFile === undefined
+  ? undefined
+  : kvFile.lastIndexOf("/") > 0
+  ? kvFile.slice(0, kvFile.lastIndexOf("/"))
+  : ".";
 const child = new Deno.Command(Deno.execPath(), {
   args: [
     "serve",
     "--parallel",
+    "--unstable-kv",
+    ...(kvDir === undefined ? [] : [`--allow-write=${kvDir}`]),
     "--allow-net",
     "--allow-env",
     "--allow-read",

@@ -13,7 +13,14 @@ interface Job {
   tag: string;
 }
 
-self.onmessage = async (event: MessageEvent<Job>) => {
+/** The worker's global scope, typed for what this file uses. */
+const scope = self as unknown as {
+  onmessage: ((event: MessageEvent<Job>) => void) | null;
+  postMessage(message: unknown): void;
+  close(): void;
+};
+
+scope.onmessage = async (event: MessageEvent<Job>) => {
   const { path, room, count, tag } = event.data;
   const kv = await Deno.openKv(path);
   let failures = 0;
@@ -27,6 +34,6 @@ self.onmessage = async (event: MessageEvent<Job>) => {
   );
   await store.close();
   kv.close();
-  self.postMessage({ offsets: results, failures });
-  self.close();
+  scope.postMessage({ offsets: results, failures });
+  scope.close();
 };

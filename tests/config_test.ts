@@ -163,3 +163,31 @@ Deno.test("deno task token mints a token the server accepts", async () => {
   assert.deepEqual(p.rooms, ["chat:*"]);
   assert.ok(p.expiresAt! - Date.now() / 1000 <= 600);
 });
+
+Deno.test("KV settings: KV_PATH default, BUS=kv needs STORE=kv, drop rate only under DENO_ENV=test", () => {
+  const base = { JWT_SECRET: SECRET };
+  assert.equal(loadConfig(base).kv.path, "./data/realtime.kv");
+  assert.equal(loadConfig({ ...base, KV_PATH: ":memory:" }).kv.path, ":memory:");
+  assert.equal(loadConfig({ ...base, DENO_DEPLOYMENT_ID: "x" }).kv.path, undefined, "Deploy's own");
+  const kvBus = loadConfig({ ...base, BUS: "kv" });
+  assert.deepEqual([kvBus.bus.kind, kvBus.store, kvBus.history.store], ["kv", "kv", "kv"]);
+  for (
+    const [env, variable] of [
+      [{ BUS: "kv", STORE: "memory" }, "STORE"],
+      [{ BUS: "kv", STORE: "kv", HISTORY_STORE: "memory" }, "HISTORY_STORE"],
+      [{ BUS_TEST_DROP_RATE: "0.3" }, "BUS_TEST_DROP_RATE"],
+      [{ BUS_TEST_DROP_RATE: "1.5", DENO_ENV: "test" }, "BUS_TEST_DROP_RATE"],
+    ] as const
+  ) {
+    assert.throws(
+      () => loadConfig({ ...base, ...env }),
+      (e: Error) => e instanceof ConfigError && e.variable === variable,
+      JSON.stringify(env),
+    );
+  }
+  assert.equal(
+    loadConfig({ ...base, BUS_TEST_DROP_RATE: "0.3", DENO_ENV: "test" }).bus.testDropRate,
+    0.3,
+  );
+  assert.equal(loadConfig(base).bus.testDropRate, 0);
+});

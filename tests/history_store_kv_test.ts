@@ -138,12 +138,13 @@ Deno.test("history survives closing and reopening the file (a restart)", async (
 
 Deno.test("a database that keeps failing answers StoreUnavailableError, and health says so", async () => {
   const kv = await Deno.openKv(":memory:");
-  let failures = 0;
-  const store = new KvHistoryStore({ kv, unavailableAfterMs: 200, onError: () => failures++ });
+  const errors: unknown[] = [];
+  const store = new KvHistoryStore({ kv, unavailableAfterMs: 200, onError: (e) => errors.push(e) });
   await store.append("r", "{}", { limits: LIMITS });
   kv.close();
   await assert.rejects(store.append("r", "{}", { limits: LIMITS }), StoreUnavailableError);
-  assert.ok(failures > 1, "retried before giving up");
+  assert.ok(store.retries > 1, "retried before giving up");
+  assert.equal(errors.length, 1, "told once, when it gave up");
   assert.equal(store.health().status, "degraded");
   assert.equal(store.health().transport, "kv");
   await store.close();

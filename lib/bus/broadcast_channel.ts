@@ -44,6 +44,14 @@ export interface BroadcastChannelBusOptions {
   onGap?: GapHandler;
   /** Called when the envelope handler throws (logged by the caller); the bus goes on. */
   onError?: (error: unknown) => void;
+  /**
+   * Test-only fault injection (`BUS_TEST_DROP_RATE`, refused unless
+   * `DENO_ENV=test`): this fraction of outgoing envelopes is numbered and then
+   * not posted, as if the channel had lost it, so receivers see a gap.
+   *
+   * @default {0}
+   */
+  testDropRate?: number;
 }
 
 /** Counters beyond {@linkcode BusHealth}, for metrics. */
@@ -72,6 +80,7 @@ export class BroadcastChannelBus implements Bus {
   readonly #seq: SequenceTracker;
   readonly #rooms = new Set<string>();
   readonly #onError: (error: unknown) => void;
+  readonly #testDropRate: number;
   #handler: EnvelopeHandler = () => {};
   #invalid = 0;
   #oversize = 0;
@@ -85,6 +94,7 @@ export class BroadcastChannelBus implements Bus {
       maxEnvelopeBytes = DEFAULT_MAX_ENVELOPE_BYTES,
       onGap,
       onError = () => {},
+      testDropRate = 0,
     } = options;
     if (!Number.isSafeInteger(maxEnvelopeBytes) || maxEnvelopeBytes < 1) {
       throw new RangeError(
@@ -94,6 +104,7 @@ export class BroadcastChannelBus implements Bus {
     this.instanceId = instanceId;
     this.maxEnvelopeBytes = maxEnvelopeBytes;
     this.#onError = onError;
+    this.#testDropRate = testDropRate;
     this.#seq = new SequenceTracker(instanceId, onGap);
     this.#channel = new BroadcastChannel(channel);
     this.#channel.addEventListener("message", (event) => this.#receive(event.data));
@@ -119,7 +130,9 @@ export class BroadcastChannelBus implements Bus {
       this.#oversize++;
       return;
     }
-    this.#channel.postMessage(encodeEnvelope(this.#seq.stamp(room, frame, options)));
+    const envelope = this.#seq.stamp(room, frame, options);
+    if (this.#testDropRate > 0 && Math.random() < this.#testDropRate) return;
+    this.#channel.postMessage(encodeEnvelope(envelope));
   }
 
   subscribe(room: string): Promise<void> {

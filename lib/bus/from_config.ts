@@ -6,7 +6,9 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Config } from "../config.ts";
+import { leaseKv } from "../store/_kv.ts";
 import { BroadcastChannelBus } from "./broadcast_channel.ts";
+import { KvBus } from "./kv.ts";
 import { MemoryBus } from "./memory.ts";
 import { createRedisBus } from "./redis.ts";
 import type { Bus } from "./types.ts";
@@ -38,7 +40,19 @@ export function createBus(config: Config): Promise<Bus> {
           maxEnvelopeBytes: fit(64 * 1024),
           onGap,
           onError,
+          testDropRate: config.bus.testDropRate,
         }),
+      );
+    case "kv":
+      return leaseKv(config.kv.path).then((lease) =>
+        new KvBus({
+          kv: lease.kv,
+          prefix: [config.bus.channel],
+          maxEnvelopeBytes: fit(1024 * 1024),
+          onGap,
+          onError,
+          onClose: () => lease.release(),
+        })
       );
     case "redis":
       return createRedisBus({

@@ -6,6 +6,8 @@
  */
 import type { Clock } from "../../clock.ts";
 import type { Config } from "../../config.ts";
+import { leaseKv } from "../_kv.ts";
+import { KvHistoryStore } from "./kv.ts";
 import { MemoryHistoryStore } from "./memory.ts";
 import { createRedisHistoryStore } from "./redis.ts";
 import type { HistoryStore } from "./types.ts";
@@ -56,8 +58,25 @@ export function createHistoryStore(
       });
     }
     case "kv":
-      return Promise.reject(
-        new TypeError(`HISTORY_STORE=${config.history.store} is not available in this build`),
-      );
+      return openKvHistoryStore(config, options);
   }
+}
+
+async function openKvHistoryStore(
+  config: Config,
+  options: CreateHistoryStoreOptions,
+): Promise<HistoryStore> {
+  const { clock, onError } = options;
+  const lease = await leaseKv(config.kv.path);
+  return new KvHistoryStore({
+    kv: lease.kv,
+    prefix: [config.bus.channel],
+    // With BUS=kv the append is the publication: other isolates' head watches see it.
+    publishes: config.bus.kind === "kv",
+    onClose: () => lease.release(),
+    ...(onError === undefined
+      ? {}
+      : { onError: (err) => onError(err instanceof Error ? err : new Error(String(err))) }),
+    ...(clock === undefined ? {} : { clock }),
+  });
 }

@@ -69,7 +69,11 @@ export interface KvHistoryStoreOptions {
    * @default {3000}
    */
   unavailableAfterMs?: number;
-  /** Told of database failures (each is retried) and watch failures. */
+  /**
+   * Told when an operation gives up (the store is unavailable) and when a
+   * head watch fails; transient failures that a retry cured are only counted
+   * ({@linkcode KvHistoryStore.retries}).
+   */
   onError?: (err: unknown) => void;
   /** Called once by `close` (e.g. to release a shared database handle). */
   onClose?: () => void;
@@ -154,6 +158,7 @@ export class KvHistoryStore implements HistoryStore {
   readonly #running = new Map<string, Promise<void>>();
   #headHandler: (room: string, position: StreamPosition) => void = () => {};
   #failure: string | undefined;
+  #retries = 0;
   #closed = false;
 
   /** @param options the database, key prefix and hooks */
@@ -180,6 +185,11 @@ export class KvHistoryStore implements HistoryStore {
         this.#headHandler(room, { offset: value.offset, epoch: value.epoch });
       }
     });
+  }
+
+  /** Database errors that a retry cured since start (e.g. `database is locked`). */
+  get retries(): number {
+    return this.#retries;
   }
 
   /** Rooms whose head is watched. */
@@ -344,7 +354,7 @@ export class KvHistoryStore implements HistoryStore {
         key: headKey,
         versionstamp: headEntry.versionstamp,
       });
-      dedupeKeys.forEach((key, i) => {
+      dedupeKeys.forEach((_key, i) => {
         atomic.check({ key: found[i + 1]!.key, versionstamp: found[i + 1]!.versionstamp });
       });
       let top = head.offset;
@@ -495,13 +505,16 @@ export class KvHistoryStore implements HistoryStore {
       const result = await withRetry(attempt, {
         what,
         unavailableAfterMs: this.#unavailableAfterMs,
-        onFailure: (err) => this.#onError(err),
+        onFailure: () => this.#retries++,
         stopped: () => this.#closed,
       });
       this.#failure = undefined;
       return result;
     } catch (err) {
-      if (err instanceof StoreUnavailableError && !this.#closed) this.#failure = err.message;
+      if (err instanceof StoreUnavailableError && !this.#closed) {
+        this.#failure = err.message;
+        this.#onError(err);
+      }
       throw err;
     }
   }
