@@ -30,7 +30,7 @@
 import { type Clock, systemClock } from "../../clock.ts";
 import { CONFLICT, getAll, keyPart, withRetry } from "../_kv.ts";
 import { KeyWatcher } from "../_kv_watch.ts";
-import { newEpoch } from "./memory.ts";
+import { newEpoch } from "./_epoch.ts";
 import {
   type AppendOptions,
   type AppendResult,
