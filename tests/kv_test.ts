@@ -128,3 +128,120 @@ Deno.test("kv: a single node restarted on its KV file recovers with since", asyn
     await kv.remove();
   }
 });
+
+/** A room policy file next to the KV file: `history:*` rooms keep history, others none. */
+async function historyPolicy(kvPath: string): Promise<string> {
+  const path = `${kvPath.slice(0, kvPath.lastIndexOf("/"))}/policy.json`;
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify({
+      rooms: [{ room: "history:*", users: "*", history: { size: 1000, ttlSec: 600 } }],
+    }),
+  );
+  return path;
+}
+
+/** Connects clients until `perIsolate` of them sit on each of two isolates. */
+async function spread(server: ServerProcess, perIsolate: number): Promise<Client[][]> {
+  const byInstance = new Map<string, Client[]>();
+  const extra: Client[] = [];
+  for (let attempt = 0; attempt < 80; attempt++) {
+    const groups = [...byInstance.values()];
+    if (groups.length === 2 && groups.every((g) => g.length >= perIsolate)) break;
+    const { client, welcome } = await connectTo(server, `user-${attempt}`);
+    const id = String(welcome.instanceId);
+    const group = byInstance.get(id) ?? [];
+    if (group.length >= perIsolate || (byInstance.size === 2 && !byInstance.has(id))) {
+      extra.push(client);
+    } else {
+      group.push(client);
+      byInstance.set(id, group);
+    }
+    if (byInstance.size < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await Promise.allSettled(extra.map((c) => c.close()));
+  const groups = [...byInstance.values()];
+  if (groups.length !== 2 || groups.some((g) => g.length < perIsolate)) {
+    await Promise.allSettled(groups.flat().map((c) => c.close()));
+    throw new Error("could not place clients on two isolates");
+  }
+  return groups;
+}
+
+/**
+ * Every client publishes `each` messages at once; every client must then
+ * hold all of them exactly once, offsets 1..n contiguous, in one order.
+ */
+async function publishEverywhere(clients: Client[], room: string, each: number): Promise<void> {
+  const got = clients.map((c) => collect(c, room));
+  await Promise.all(
+    clients.map((c, i) =>
+      Promise.all(Array.from({ length: each }, (_, n) => publish(c, room, { from: i, n })))
+    ),
+  );
+  const total = clients.length * each;
+  await eventually(() => got.every((g) => g.length >= total), 10_000, `${total} messages each`);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const order = got[0]!.map((m) => JSON.stringify(m.payload));
+  for (const messages of got) {
+    assert.deepEqual(messages.map((m) => m.offset), Array.from({ length: total }, (_, i) => i + 1));
+    assert.deepEqual(messages.map((m) => JSON.stringify(m.payload)), order, "one order everywhere");
+  }
+  for (let i = 0; i < clients.length; i++) {
+    // Each publisher's own messages keep the order it sent them in (acks were awaited together).
+    const mine = order.map((p) => JSON.parse(p)).filter((p) => p.from === i);
+    assert.equal(mine.length, each);
+  }
+}
+
+Deno.test("kv: deno serve --parallel, STORE=kv + BUS=broadcast: 4 publishers on 2 isolates, one order", async () => {
+  const kv = await tempKv();
+  let server: ServerProcess | undefined;
+  let groups: Client[][] = [];
+  try {
+    server = await startParallel({ STORE: "kv", KV_PATH: kv.path, BUS: "broadcast" });
+    groups = await spread(server, 2);
+    const clients = groups.flat();
+    for (const c of clients) await joinRoom(c, "chat");
+    await publishEverywhere(clients, "chat", 25);
+  } finally {
+    await Promise.allSettled(groups.flat().map((c) => c.close()));
+    await server?.stop();
+    await kv.remove();
+  }
+});
+
+Deno.test("kv: BUS=kv alone carries plain and history rooms across two isolates", async () => {
+  const kv = await tempKv();
+  let server: ServerProcess | undefined;
+  let groups: Client[][] = [];
+  try {
+    server = await startParallel({
+      BUS: "kv",
+      KV_PATH: kv.path,
+      HISTORY_SIZE: "0",
+      ROOM_POLICY: await historyPolicy(kv.path),
+    });
+    const health = await (await fetch(`${server.httpUrl}/healthz`)).json();
+    assert.equal(health.bus.transport, "kv");
+    groups = await spread(server, 1);
+    const [a, b] = [groups[0]![0]!, groups[1]![0]!];
+    // A plain room: no offsets, delivered through the KV log.
+    for (const c of [a, b]) await joinRoom(c, "plain");
+    const plain = collect(b, "plain");
+    for (let n = 1; n <= 20; n++) a.send({ type: "message", room: "plain", payload: { n } });
+    await eventually(() => plain.length === 20, 5000, "20 plain messages on the other isolate");
+    assert.deepEqual(
+      plain.map((m) => (m.payload as { n: number }).n),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    assert.ok(plain.every((m) => m.offset === undefined));
+    // A history room: the store's head watch is the publication.
+    for (const c of [a, b]) await joinRoom(c, "history:1");
+    await publishEverywhere([a, b], "history:1", 20);
+  } finally {
+    await Promise.allSettled(groups.flat().map((c) => c.close()));
+    await server?.stop();
+    await kv.remove();
+  }
+});

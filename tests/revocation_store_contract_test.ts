@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import type { Clock } from "../lib/clock.ts";
+import { KvRevocationStore } from "../lib/store/revocations/kv.ts";
 import { MemoryRevocationStore } from "../lib/store/revocations/memory.ts";
 import { RedisRevocationStore } from "../lib/store/revocations/redis.ts";
 import type { Revocation, RevocationStore } from "../lib/store/revocations/types.ts";
@@ -38,6 +39,22 @@ const BACKENDS: Backend[] = [
       redisTest(`revocation store (redis): ${name}`, (redis) => {
         const prefix = `contract-${crypto.randomUUID()}`;
         return fn((o) => new RedisRevocationStore({ url: redis.url, prefix, ...o }));
+      });
+    },
+  },
+  {
+    name: "kv",
+    test(name, fn) {
+      // A fresh database per test, in a temp dir: stores opened by one test share it.
+      Deno.test(`revocation store (kv): ${name}`, async () => {
+        const dir = await Deno.makeTempDir({ prefix: "kv-revocations-" });
+        const kv = await Deno.openKv(`${dir}/db.kv`);
+        try {
+          await fn((o) => new KvRevocationStore({ kv, ...o }));
+        } finally {
+          kv.close();
+          await Deno.remove(dir, { recursive: true });
+        }
       });
     },
   },

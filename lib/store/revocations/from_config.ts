@@ -5,6 +5,8 @@
  * @module
  */
 import type { Config } from "../../config.ts";
+import { leaseKv } from "../_kv.ts";
+import { KvRevocationStore } from "./kv.ts";
 import { MemoryRevocationStore } from "./memory.ts";
 import { RedisRevocationStore } from "./redis.ts";
 import type { RevocationStore } from "./types.ts";
@@ -22,7 +24,14 @@ export function createRevocationStore(config: Config): RevocationStore {
     case "redis":
       // REDIS_URL is required by the config whenever STORE=redis.
       return new RedisRevocationStore({ url: config.bus.redisUrl!, prefix: config.bus.channel });
-    case "kv":
-      throw new TypeError("STORE=kv is not available for revocations in this build");
+    case "kv": {
+      // Opened lazily, like Redis: the handle is leased on first use by the store's promise.
+      const lease = leaseKv(config.kv.path);
+      return new KvRevocationStore({
+        kv: lease.then((l) => l.kv),
+        prefix: [config.bus.channel],
+        onClose: () => void lease.then((l) => l.release(), () => {}),
+      });
+    }
   }
 }
