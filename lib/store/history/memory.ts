@@ -121,6 +121,7 @@ interface Stream {
 }
 
 interface DedupeRecord {
+  key: string;
   offset: number;
   epoch: string;
   expiresAt: number;
@@ -154,8 +155,15 @@ export class MemoryHistoryStore implements HistoryStore {
   readonly #streams = new Map<string, Stream>();
   /** Streams without entries, least recently used first: the first to go past `maxBytes`. */
   readonly #empty = new Set<Stream>();
-  /** Insertion order is (about) expiry order, and the oldest is dropped first past the bound. */
   readonly #dedupe = new Map<string, DedupeRecord>();
+  /**
+   * Dedupe records in the order they were made: (about) expiry order, and the
+   * oldest is dropped first past the bound. A queue beside the map, because
+   * iterating a Map from its start after deleting there skips every deleted
+   * slot each time.
+   */
+  #dedupeOrder: (DedupeRecord | undefined)[] = [];
+  #dedupeHead = 0;
   #oldest: Entry | undefined;
   #newest: Entry | undefined;
   #entries = 0;
@@ -236,13 +244,14 @@ export class MemoryHistoryStore implements HistoryStore {
     this.#trim(stream, limits, now);
     this.#evict(stream);
     if (dedupeKey !== undefined && dedupe !== undefined) {
-      // Re-inserted at the end so that map order stays expiry order for a fixed window.
-      this.#dedupe.delete(dedupeKey);
-      this.#dedupe.set(dedupeKey, {
+      const record = {
+        key: dedupeKey,
         offset,
         epoch: stream.epoch,
         expiresAt: now + dedupe.windowMs,
-      });
+      };
+      this.#dedupe.set(dedupeKey, record);
+      this.#dedupeOrder.push(record);
       this.#sweepDedupe(now);
     }
     return { offset, epoch: stream.epoch, duplicate: false };
@@ -310,6 +319,7 @@ export class MemoryHistoryStore implements HistoryStore {
     this.#streams.clear();
     this.#empty.clear();
     this.#dedupe.clear();
+    this.#dedupeOrder = [];
     this.#oldest = this.#newest = undefined;
     this.#entries = this.#bytes = 0;
     return Promise.resolve();
@@ -428,9 +438,19 @@ export class MemoryHistoryStore implements HistoryStore {
   }
 
   #sweepDedupe(now: number): void {
-    for (const [key, record] of this.#dedupe) {
-      if (record.expiresAt > now && this.#dedupe.size <= this.#maxDedupeKeys) break;
-      this.#dedupe.delete(key);
+    const order = this.#dedupeOrder;
+    for (let r = order[this.#dedupeHead]; r !== undefined; r = order[this.#dedupeHead]) {
+      if (r.expiresAt > now && this.#dedupe.size <= this.#maxDedupeKeys) break;
+      order[this.#dedupeHead++] = undefined;
+      // A key made again after it expired has a newer record; that one stays.
+      if (this.#dedupe.get(r.key) === r) this.#dedupe.delete(r.key);
+    }
+    if (this.#dedupeHead === order.length) {
+      this.#dedupeOrder = [];
+      this.#dedupeHead = 0;
+    } else if (this.#dedupeHead >= 1024 && this.#dedupeHead * 2 >= order.length) {
+      this.#dedupeOrder = order.slice(this.#dedupeHead);
+      this.#dedupeHead = 0;
     }
   }
 }

@@ -1,0 +1,91 @@
+/**
+ * Appends per second into one history room, straight on the store (no
+ * server, no sockets): memory, and Redis with the bus publish in the script.
+ * Reports only; nothing is asserted.
+ *
+ *     deno run -A bench/history_store.ts [--seconds 2]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { MemoryHistoryStore } from "../lib/store/history/memory.ts";
+import { createRedisHistoryStore } from "../lib/store/history/redis.ts";
+import type { HistoryStore } from "../lib/store/history/types.ts";
+import { redisServerPath, startRedis } from "./_redis.ts";
+
+const { values } = parseArgs({ args: Deno.args, options: { seconds: { type: "string" } } });
+const seconds = Number(values.seconds ?? "2");
+const limits = { size: 1000, ttlMs: 600_000 };
+const frame = JSON.stringify({
+  type: "message",
+  room: "bench",
+  payload: { text: "x".repeat(100) },
+  from: "user-1",
+  ts: 0,
+});
+
+interface Row {
+  store: string;
+  mode: string;
+  appendsPerSec: number;
+}
+
+/** Appends for `seconds` with `inFlight` appends outstanding at any time. */
+async function run(store: HistoryStore, inFlight: number, dedupe: boolean): Promise<number> {
+  const deadline = performance.now() + seconds * 1000;
+  let done = 0;
+  let next = 0;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      const n = next++;
+      await store.append("bench", frame, {
+        limits,
+        ...(dedupe ? { dedupe: { key: `u\nbench\n${n}`, windowMs: 300_000 } } : {}),
+      });
+      done++;
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return done / ((performance.now() - started) / 1000);
+}
+
+async function measure(name: string, store: HistoryStore, rows: Row[]): Promise<void> {
+  for (
+    const [mode, inFlight, dedupe] of [
+      ["1 in flight", 1, false],
+      ["64 in flight", 64, false],
+      ["64 in flight, dedupe key", 64, true],
+    ] as const
+  ) {
+    rows.push({ store: name, mode, appendsPerSec: Math.round(await run(store, inFlight, dedupe)) });
+  }
+}
+
+const rows: Row[] = [];
+const memory = new MemoryHistoryStore();
+try {
+  await measure("memory", memory, rows);
+} finally {
+  await memory.close();
+}
+
+const binary = await redisServerPath();
+if (binary === undefined) {
+  console.warn("redis-server not found: Redis rows skipped");
+} else {
+  const redis = await startRedis(binary);
+  const store = await createRedisHistoryStore({
+    url: redis.url,
+    prefix: "bench",
+    publish: { instanceId: "bench" },
+  });
+  try {
+    await measure("redis (script publishes)", store, rows);
+  } finally {
+    await store.close();
+    await redis.close();
+  }
+}
+
+console.table(rows);
