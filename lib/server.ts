@@ -39,7 +39,9 @@ import { Session } from "./session.ts";
 import type { SessionContext } from "./session.ts";
 import { MemoryRevocationStore } from "./store/revocations/memory.ts";
 import type { RevocationStore } from "./store/revocations/types.ts";
-import { TicketStore } from "./tickets.ts";
+import { createTicketStore } from "./store/tickets/from_config.ts";
+import type { TicketStore } from "./store/tickets/types.ts";
+import { StoreUnavailableError } from "./store/history/types.ts";
 import { WriteBatcher } from "./write_batcher.ts";
 import { challenge, reasonOf, recordAuthFailure } from "./routes/_auth_failure.ts";
 import { adminStatsRoute } from "./routes/admin_stats.ts";
@@ -71,6 +73,11 @@ export interface ServerOptions {
    * @default a per-process memory store
    */
   revocationStore?: RevocationStore | (() => RevocationStore);
+  /**
+   * Where `/ticket` tickets wait to be redeemed; closed with the server.
+   * @default the store `STORE` implies (KV for `STORE=kv`, else this isolate's memory)
+   */
+  tickets?: TicketStore;
   /** Room policy. @default the file named by `ROOM_POLICY`, or none */
   policy?: RoomPolicy;
   /** @default systemClock */
@@ -259,7 +266,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     maxKeys: 100_000,
     clock,
   });
-  const tickets = new TicketStore({ ttlMs: config.ticketTtlMs, clock });
+  const tickets = options.tickets ?? createTicketStore(config, { clock });
   const metrics = new Metrics({
     connections: () => sessions.size,
     rooms: () => rooms.size,
@@ -338,7 +345,13 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       return authFailed("missing", ip, credential?.source);
     }
     if (credential.source === "ticket") {
-      const redeemed = tickets.redeem(credential.value, origin);
+      let redeemed;
+      try {
+        redeemed = await tickets.redeem(credential.value, origin);
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError)) throw err;
+        return refused(503, "ticket store unavailable", ip, { "retry-after": "1" });
+      }
       if (!redeemed.ok) return authFailed(redeemed.reason, ip, "ticket");
       return { principal: redeemed.principal, source: "ticket" };
     }
@@ -567,6 +580,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       batcher.close();
       for (const session of [...sessions]) session.close(CloseCode.GoingAway, "server going away");
       await revocations.close();
+      await tickets.close();
       await bus.close();
       await historyStore?.close();
     },

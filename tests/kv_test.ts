@@ -204,6 +204,32 @@ Deno.test("kv: deno serve --parallel, STORE=kv + BUS=broadcast: 4 publishers on 
     const clients = groups.flat();
     for (const c of clients) await joinRoom(c, "chat");
     await publishEverywhere(clients, "chat", 25);
+
+    // Tickets: issued over one HTTP connection (one isolate), redeemed by
+    // WebSockets that land on both; each works once.
+    const jwt = await token("ticket-user");
+    const tickets: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const res: Response = await fetch(`${server.httpUrl}/ticket`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${jwt}` },
+      });
+      assert.equal(res.status, 200);
+      tickets.push((await res.json()).ticket);
+    }
+    const landed = new Set<string>();
+    for (const ticket of tickets) {
+      const { client, welcome } = await connect(`${server.wsUrl}?ticket=${ticket}`);
+      landed.add(String(welcome.instanceId));
+      assert.equal(welcome.userId, "ticket-user");
+      await client.close();
+      const again: Response = await fetch(`${server.httpUrl}/ws?ticket=${ticket}`, {
+        headers: { upgrade: "websocket" },
+      });
+      await again.body?.cancel();
+      assert.equal(again.status, 401, "a ticket works once");
+    }
+    assert.equal(landed.size, 2, "redeemed on both isolates");
   } finally {
     await Promise.allSettled(groups.flat().map((c) => c.close()));
     await server?.stop();

@@ -11,7 +11,8 @@ import { originAllowed } from "../handshake.ts";
 import { apiError, bearer, json } from "../http.ts";
 import type { Counters } from "../metrics.ts";
 import type { RateLimiter } from "../rate_limiter.ts";
-import type { TicketStore } from "../tickets.ts";
+import { StoreUnavailableError } from "../store/history/types.ts";
+import type { TicketStore } from "../store/tickets/types.ts";
 import { challenge, reasonOf, recordAuthFailure } from "./_auth_failure.ts";
 
 /** What the ticket routes need. */
@@ -74,7 +75,16 @@ export function ticketRoutes(deps: TicketRouteDeps): TicketRoutes {
           "www-authenticate": challenge(reason),
         });
       }
-      const issued = tickets.issue(principal, config.ticketBindOrigin ? origin : null);
+      let issued;
+      try {
+        issued = await tickets.issue(principal, config.ticketBindOrigin ? origin : null);
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError)) throw err;
+        return apiError(503, "unavailable", "ticket store unavailable", {
+          ...cors,
+          "retry-after": String(Math.ceil(err.retryAfterMs / 1000)),
+        });
+      }
       if (issued === null) {
         return apiError(503, "unavailable", "too many outstanding tickets", cors);
       }

@@ -1,0 +1,79 @@
+/**
+ * One-time connection tickets: a short-lived random string exchanged for a
+ * verified principal, so browsers need not put a JWT in a URL (where proxies
+ * and access logs keep it). Single use, bound to the user and optionally to
+ * the Origin that asked for it. One interface; one file per backend
+ * (`memory.ts`, `kv.ts`), both held to one contract test suite
+ * (`tests/ticket_store_contract_test.ts`).
+ *
+ * @module
+ */
+import type { Principal } from "../../auth.ts";
+import type { StoreHealth } from "../history/types.ts";
+
+export type { StoreHealth } from "../history/types.ts";
+export { StoreUnavailableError } from "../history/types.ts";
+
+/** A ticket just issued. */
+export interface IssuedTicket {
+  /** 256 random bits, base64url. */
+  ticket: string;
+  /** When it stops being valid, in ms since the epoch. */
+  expiresAt: number;
+}
+
+/** Outcome of {@linkcode TicketStore.redeem}. */
+export type Redemption =
+  | { ok: true; principal: Principal }
+  | { ok: false; reason: "ticket_invalid" | "ticket_origin_mismatch" };
+
+/**
+ * Where tickets wait to be redeemed.
+ *
+ * Contract (every backend, checked by the contract suite):
+ * - A ticket is valid for the store's TTL and never past its token's `exp`.
+ * - `redeem` succeeds at most once per ticket, whoever calls it, even
+ *   concurrently from several instances of a shared store; a failed redeem
+ *   (wrong Origin, expired) uses the ticket up too.
+ * - Faults of the backend reject with `StoreUnavailableError`.
+ */
+export interface TicketStore {
+  /** Backend name. */
+  readonly kind: "memory" | "kv";
+  /** True when a ticket issued on one instance can be redeemed on any other. */
+  readonly shared: boolean;
+  /** Tickets held in this process (0 for a shared store, which holds none here). */
+  readonly size: number;
+  /**
+   * Issues a ticket for `principal`, bound to `origin` when not null; `null`
+   * when the store is full.
+   *
+   * @throws {StoreUnavailableError}
+   */
+  issue(principal: Principal, origin: string | null): Promise<IssuedTicket | null>;
+  /**
+   * Redeems a ticket once. A second use, an expired ticket or another Origin fails.
+   *
+   * @throws {StoreUnavailableError}
+   */
+  redeem(ticket: string, origin: string | null): Promise<Redemption>;
+  /** Drops expired tickets held here (a no-op where the backend expires them). */
+  sweep(): void;
+  /** Current health. */
+  health(): StoreHealth;
+  /** Releases connections; idempotent. */
+  close(): Promise<void>;
+}
+
+/** A fresh ticket: 32 random bytes, base64url (43 characters). */
+export function newTicket(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+/** When a ticket issued now expires: after `ttlMs`, never past the token's own `exp`. */
+export function ticketExpiry(principal: Principal, now: number, ttlMs: number): number {
+  const tokenEnd = principal.expiresAt === null ? Infinity : principal.expiresAt * 1000;
+  return Math.min(now + ttlMs, tokenEnd);
+}

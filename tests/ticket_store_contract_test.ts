@@ -1,0 +1,160 @@
+/**
+ * The ticket store contract, run unchanged against every backend: single
+ * use (also under concurrent redeems), expiry by the store's clock and the
+ * token's `exp`, Origin binding, and (for shared backends) redeeming on
+ * another instance than the one that issued.
+ *
+ * To add a backend, add one entry to `BACKENDS`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import type { Principal } from "../lib/auth.ts";
+import type { Clock } from "../lib/clock.ts";
+import { KvTicketStore } from "../lib/store/tickets/kv.ts";
+import { MemoryTicketStore } from "../lib/store/tickets/memory.ts";
+import type { TicketStore } from "../lib/store/tickets/types.ts";
+import { FakeClock } from "./_helpers.ts";
+
+/** Opens a store; stores opened in one test share their data when the backend is shared. */
+type Open = (options: { clock: Clock; ttlMs: number }) => TicketStore;
+
+interface Backend {
+  name: string;
+  shared: boolean;
+  /** Runs `fn` with a fresh backend, then releases it. */
+  with(fn: (open: Open) => Promise<void>): Promise<void>;
+}
+
+async function withKv(path: string | undefined, fn: (open: Open) => Promise<void>): Promise<void> {
+  const dir = path === undefined ? await Deno.makeTempDir({ prefix: "kv-tickets-" }) : undefined;
+  const kv = await Deno.openKv(dir === undefined ? ":memory:" : `${dir}/db.kv`);
+  const stores: TicketStore[] = [];
+  try {
+    await fn((o) => {
+      const store = new KvTicketStore({ kv, ...o });
+      stores.push(store);
+      return store;
+    });
+  } finally {
+    for (const store of stores) await store.close();
+    kv.close();
+    if (dir !== undefined) await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const BACKENDS: Backend[] = [
+  {
+    name: "memory",
+    shared: false,
+    async with(fn) {
+      const stores: TicketStore[] = [];
+      try {
+        await fn((o) => {
+          const store = new MemoryTicketStore(o);
+          stores.push(store);
+          return store;
+        });
+      } finally {
+        for (const store of stores) await store.close();
+      }
+    },
+  },
+  { name: "kv (file)", shared: true, with: (fn) => withKv(undefined, fn) },
+  { name: "kv (:memory:)", shared: true, with: (fn) => withKv(":memory:", fn) },
+];
+
+function principal(clock: Clock, overrides: Partial<Principal> = {}): Principal {
+  return {
+    userId: "alice",
+    expiresAt: Math.floor(clock.now() / 1000) + 3600,
+    rooms: ["chat:*"],
+    roomsReadonly: [],
+    roles: [],
+    ...overrides,
+  };
+}
+
+const TTL = 30_000;
+
+for (const backend of BACKENDS) {
+  const test = (name: string, fn: (open: Open) => Promise<void>) =>
+    Deno.test(`ticket store (${backend.name}): ${name}`, () => backend.with(fn));
+
+  test("a ticket is redeemed once, for its principal", async (open) => {
+    const clock = new FakeClock();
+    const store = open({ clock, ttlMs: TTL });
+    const alice = principal(clock);
+    const issued = await store.issue(alice, "https://app.example");
+    assert.ok(issued !== null);
+    assert.match(issued.ticket, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(issued.expiresAt, clock.now() + TTL);
+    assert.deepEqual(await store.redeem(issued.ticket, "https://app.example"), {
+      ok: true,
+      principal: alice,
+    });
+    assert.deepEqual(await store.redeem(issued.ticket, "https://app.example"), {
+      ok: false,
+      reason: "ticket_invalid",
+    });
+    assert.deepEqual(await store.redeem("not-a-ticket", null), {
+      ok: false,
+      reason: "ticket_invalid",
+    });
+  });
+
+  test("expiry: the TTL by the store's clock, never past the token's exp", async (open) => {
+    const clock = new FakeClock();
+    const store = open({ clock, ttlMs: TTL });
+    const issued = (await store.issue(principal(clock), null))!;
+    clock.advance(TTL);
+    assert.deepEqual(await store.redeem(issued.ticket, null), {
+      ok: false,
+      reason: "ticket_invalid",
+    });
+    const soon = principal(clock, { expiresAt: Math.floor(clock.now() / 1000) + 5 });
+    const short = (await store.issue(soon, null))!;
+    assert.equal(short.expiresAt, soon.expiresAt! * 1000);
+    clock.advance(5000);
+    assert.equal((await store.redeem(short.ticket, null)).ok, false);
+  });
+
+  test("another Origin fails and uses the ticket up", async (open) => {
+    const clock = new FakeClock();
+    const store = open({ clock, ttlMs: TTL });
+    const issued = (await store.issue(principal(clock), "https://app.example"))!;
+    assert.deepEqual(await store.redeem(issued.ticket, "https://evil.example"), {
+      ok: false,
+      reason: "ticket_origin_mismatch",
+    });
+    assert.equal((await store.redeem(issued.ticket, "https://app.example")).ok, false);
+    // Unbound tickets take any Origin.
+    const free = (await store.issue(principal(clock), null))!;
+    assert.equal((await store.redeem(free.ticket, "https://anywhere.example")).ok, true);
+  });
+
+  test("20 concurrent redeems of one ticket: exactly one succeeds", async (open) => {
+    const clock = new FakeClock();
+    const stores = backend.shared
+      ? Array.from({ length: 4 }, () => open({ clock, ttlMs: TTL }))
+      : [open({ clock, ttlMs: TTL })];
+    const issued = (await stores[0]!.issue(principal(clock), null))!;
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => stores[i % stores.length]!.redeem(issued.ticket, null)),
+    );
+    assert.equal(results.filter((r) => r.ok).length, 1);
+  });
+
+  if (backend.shared) {
+    test("a ticket issued on one instance is redeemed on another", async (open) => {
+      const clock = new FakeClock();
+      const a = open({ clock, ttlMs: TTL });
+      const b = open({ clock, ttlMs: TTL });
+      assert.equal(a.shared, true);
+      const issued = (await a.issue(principal(clock), null))!;
+      assert.equal((await b.redeem(issued.ticket, null)).ok, true);
+      assert.equal((await a.redeem(issued.ticket, null)).ok, false);
+      assert.equal(a.health().status, "ok");
+    });
+  }
+}
