@@ -73,7 +73,8 @@ export class HistoryReader {
   /**
    * The newest `limit` messages before `before` (or the newest overall),
    * oldest first. When they exceed the byte budget, the newest that fit are
-   * returned and `more` is true.
+   * returned and `more` is true; a single message larger than the budget is
+   * returned alone.
    *
    * @throws {NoHistoryError} for a room without history
    * @throws {StoreUnavailableError} when the store cannot be reached
@@ -96,6 +97,9 @@ export class HistoryReader {
       budget -= size;
       first--;
     }
+    // A single message over the budget (MAX_MESSAGE_BYTES above HISTORY_PAGE_BYTES)
+    // comes alone: an empty page with `more` would leave the client nowhere to page from.
+    if (first === entries.length && first > 0) first--;
     const kept = first === 0 ? entries : entries.slice(first);
     const more = first > 0 || (kept.length > 0 && kept[0]!.offset > oldest);
     return { entries: kept, position, more };

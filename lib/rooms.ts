@@ -186,6 +186,11 @@ export class RoomManager {
     }
   }
 
+  /** The position delivered so far in a joined history room on this instance. */
+  streamPosition(room: string): StreamPosition | undefined {
+    return this.#rooms.get(room)?.stream?.position;
+  }
+
   /** A room's history limits, or `null` when it keeps none. */
   historyLimits(room: string): HistoryLimits | null {
     return this.#history?.limitsFor(room) ?? null;

@@ -431,9 +431,8 @@ export class Session implements Member {
 
   async #join(room: string, id: string | undefined, since?: StreamPosition): Promise<void> {
     if (this.#memberships.has(room)) {
-      return this.send(
-        encode(id === undefined ? { type: "joined", room } : { type: "joined", room, id }),
-      );
+      const position = this.#ctx.rooms.streamPosition(room);
+      return this.send(encodeJoined(room, id, position === undefined ? null : { position }));
     }
     if (this.#joining.has(room)) {
       return this.#error(ErrorCode.BadRequest, "a join for this room is in progress", { id, room });

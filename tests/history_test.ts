@@ -309,6 +309,27 @@ Deno.test("history: a page stays within HISTORY_PAGE_BYTES and says more", async
   }
 });
 
+Deno.test("history: a message larger than HISTORY_PAGE_BYTES comes alone, so paging goes on", async () => {
+  const ts = await startServer({
+    ...HISTORY,
+    HISTORY_PAGE_BYTES: "1024",
+    MAX_MESSAGE_BYTES: "8192",
+  });
+  try {
+    for (const size of [100, 3000, 100]) await ts.server.publish("wide", "x".repeat(size));
+    const c = await connectAs(ts, "reader");
+    const newest = await c.request({ type: "history", room: "wide", id: "a" });
+    assert.deepEqual((newest.messages as Msg[]).map((m) => m.offset), [3]);
+    const big = await c.request({ type: "history", room: "wide", before: 3, id: "b" });
+    assert.deepEqual([(big.messages as Msg[]).map((m) => m.offset), big.more], [[2], true]);
+    const oldest = await c.request({ type: "history", room: "wide", before: 2, id: "c" });
+    assert.deepEqual([(oldest.messages as Msg[]).map((m) => m.offset), oldest.more], [[1], false]);
+    await c.close();
+  } finally {
+    await ts.close();
+  }
+});
+
 Deno.test("history: forbidden without read access, allowed read-only without joining", async () => {
   const ts = await startServer(HISTORY);
   try {
@@ -522,5 +543,20 @@ Deno.test("memory store: HISTORY_MAX_BYTES evicts oldest first and RSS stays bou
     await reader.close();
   } finally {
     await node.stop();
+  }
+});
+
+Deno.test("joining a history room twice answers its position again", async () => {
+  const ts = await startServer(HISTORY);
+  try {
+    const c = await connectAs(ts, "alice");
+    const first = await joinWith(c, "twice");
+    await ts.server.publish("twice", 1);
+    await c.nextOf("message");
+    const again = await joinWith(c, "twice");
+    assert.deepEqual([again.offset, again.epoch], [1, first.epoch]);
+    await c.close();
+  } finally {
+    await ts.close();
   }
 });
