@@ -1,0 +1,293 @@
+/**
+ * History rooms on the Redis store, end to end with real node processes: one
+ * order per room across nodes, a rolling deploy that loses and duplicates
+ * nothing, and a Redis outage that refuses history publishes instead of
+ * losing them.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { connect as connectClient, type RejoinInfo } from "../lib/client/client.ts";
+import type { RealtimeClient, RoomMessage } from "../lib/client/client.ts";
+import { loadConfig } from "../lib/config.ts";
+import { createBus } from "../lib/bus/from_config.ts";
+import { createHistoryStore } from "../lib/store/history/from_config.ts";
+import {
+  type Client,
+  connect,
+  eventually,
+  type Msg,
+  SECRET,
+  startServer,
+  token,
+} from "./_helpers.ts";
+import { freePort, type ServerProcess, spawnServer } from "./_process.ts";
+import { redisTest } from "./_redis.ts";
+
+const NODE_ENV = {
+  JWT_SECRET: SECRET,
+  HOSTNAME: "127.0.0.1",
+  LOG_LEVEL: "error",
+  BUS: "redis",
+  HISTORY_SIZE: "5000",
+  RATE_LIMIT_CAPACITY: "100000",
+  RATE_LIMIT_REFILL_PER_SEC: "100000",
+  HANDSHAKES_PER_MINUTE_PER_IP: "1000000",
+  SHUTDOWN_GRACE_MS: "2000",
+};
+
+function startNode(redisUrl: string, channel: string): Promise<ServerProcess> {
+  const port = freePort();
+  return spawnServer(["run", "--allow-net", "--allow-env", "--allow-read", "main.ts"], {
+    port,
+    env: { ...NODE_ENV, PORT: String(port), REDIS_URL: redisUrl, BUS_CHANNEL: channel },
+  });
+}
+
+async function connectTo(node: ServerProcess, sub: string): Promise<Client> {
+  return (await connect(`${node.wsUrl}?token=${await token(sub)}`)).client;
+}
+
+async function joinRoom(client: Client, room: string): Promise<Msg> {
+  const reply = await client.request({ type: "join", room, id: `j-${crypto.randomUUID()}` });
+  assert.equal(reply.type, "joined", JSON.stringify(reply));
+  return reply;
+}
+
+function roomMessages(client: Client, room: string): Msg[] {
+  const got: Msg[] = [];
+  client.ws.addEventListener("message", (e) => {
+    for (const line of String(e.data).split("\n")) {
+      const m = JSON.parse(line) as Msg;
+      if (m.type === "message" && m.room === room) got.push(m);
+    }
+  });
+  return got;
+}
+
+async function stopAll(nodes: (ServerProcess | undefined)[]): Promise<void> {
+  await Promise.all(nodes.map((n) => n?.stop()));
+}
+
+redisTest("history on redis: publishers on two nodes, one order on every member", async (redis) => {
+  const channel = `hist-${crypto.randomUUID()}`;
+  const nodes = await Promise.all([startNode(redis.url, channel), startNode(redis.url, channel)]);
+  const clients: Client[] = [];
+  try {
+    const [a, b] = nodes as [ServerProcess, ServerProcess];
+    const members = [
+      await connectTo(a, "ma1"),
+      await connectTo(a, "ma2"),
+      await connectTo(b, "mb1"),
+      await connectTo(b, "mb2"),
+    ];
+    const publishers = [
+      await connectTo(a, "pa1"),
+      await connectTo(a, "pa2"),
+      await connectTo(b, "pb"),
+    ];
+    clients.push(...members, ...publishers);
+    const logs = members.map((m) => roomMessages(m, "ordered"));
+    for (const c of [...members, ...publishers]) await joinRoom(c, "ordered");
+    const perPublisher = 100;
+    // All three publish at once, without waiting for acks: the order is the store's, not the test's.
+    await Promise.all(publishers.map(async (p, i) => {
+      for (let n = 0; n < perPublisher; n++) {
+        p.send({ type: "message", room: "ordered", payload: { p: i, n } });
+        if (n % 10 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+    }));
+    const total = perPublisher * publishers.length;
+    await eventually(
+      () => logs.every((l) => l.length >= total),
+      15_000,
+      `${total} on every member`,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const reference = logs[0]!.map((m) => JSON.stringify(m.payload));
+    for (const [i, log] of logs.entries()) {
+      assert.equal(log.length, total, `member ${i}: nothing twice`);
+      assert.deepEqual(log.map((m) => m.offset), Array.from({ length: total }, (_, k) => k + 1));
+      assert.deepEqual(
+        log.map((m) => JSON.stringify(m.payload)),
+        reference,
+        `member ${i}: same order`,
+      );
+      assert.ok(log.every((m) => m.epoch === log[0]!.epoch));
+    }
+    // Each publisher's own messages keep their order within the total order.
+    for (let p = 0; p < publishers.length; p++) {
+      const own = logs[0]!.map((m) => m.payload as { p: number; n: number }).filter((x) =>
+        x.p === p
+      );
+      assert.deepEqual(own.map((x) => x.n), [...Array(perPublisher).keys()]);
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.close().catch(() => {})));
+    await stopAll(nodes);
+  }
+});
+
+redisTest(
+  "history on redis: rolling deploy, 200 clients, zero loss, zero duplicates",
+  async (redis) => {
+    const channel = `hist-${crypto.randomUUID()}`;
+    const [nodeA, nodeB] = await Promise.all([
+      startNode(redis.url, channel),
+      startNode(redis.url, channel),
+    ]);
+    const clients: RealtimeClient[] = [];
+    let publisher: Client | undefined;
+    try {
+      const count = 200;
+      const got: number[][] = [];
+      const rejoins: RejoinInfo[] = [];
+      const instances = new Set<string>();
+      for (let i = 0; i < count; i++) {
+        const received: number[] = [];
+        got.push(received);
+        // The browser client's own logic: A first, then B when A goes away.
+        const rt = connectClient([nodeA.wsUrl, nodeB.wsUrl], {
+          token: () => token(`user-${i}`),
+          reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
+          pingIntervalMs: 0,
+        });
+        rt.on("rejoin", (_room, info) => rejoins.push(info));
+        clients.push(rt);
+      }
+      await Promise.all(
+        clients.map((rt, i) =>
+          rt.join<{ n: number }>("deploy", (payload, message: RoomMessage<{ n: number }>) => {
+            assert.ok(message.offset !== undefined);
+            got[i]!.push(payload.n);
+          })
+        ),
+      );
+      for (const rt of clients) {
+        instances.add(rt.instanceId ?? "");
+      }
+      assert.equal(instances.size, 1, "every client starts on node A");
+
+      publisher = await connectTo(nodeB, "publisher");
+      await joinRoom(publisher, "deploy");
+      let sent = 0;
+      let stop = false;
+      const pump = (async () => {
+        while (!stop) {
+          const ack: Msg = await publisher!.request({
+            type: "message",
+            room: "deploy",
+            payload: { n: sent },
+            id: `p${sent}`,
+          });
+          assert.equal(ack.type, "ack", JSON.stringify(ack));
+          sent++;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      await eventually(() => sent >= 100, 10_000, "100 messages before the deploy");
+      const status = await nodeA.stop(); // SIGTERM: every client gets 1001 and moves to B
+      assert.equal(status.code, 0);
+      await eventually(
+        () => clients.every((rt) => rt.state === "open" && rt.instanceId !== [...instances][0]),
+        20_000,
+        "every client on node B",
+      );
+      const atDeploy = sent;
+      await eventually(() => sent >= atDeploy + 100, 10_000, "100 messages after the deploy");
+      stop = true;
+      await pump;
+      const expected = [...Array(sent).keys()];
+      await eventually(
+        () => got.every((r) => r.length >= sent),
+        20_000,
+        `all ${sent} messages on every client`,
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      for (const [i, received] of got.entries()) {
+        assert.deepEqual(received, expected, `client ${i}: every message once, in order`);
+      }
+      assert.equal(rejoins.length, count, "one rejoin per client");
+      assert.ok(rejoins.every((r) => r.recovered), "every rejoin recovered");
+    } finally {
+      await Promise.all(clients.map((rt) => rt.close()));
+      await publisher?.close().catch(() => {});
+      await stopAll([nodeA, nodeB]);
+    }
+  },
+);
+
+redisTest(
+  "history on redis: an outage answers unavailable; the retried publish lands once",
+  async (redis) => {
+    const dir = await Deno.makeTempDir();
+    const policy = `${dir}/policy.json`;
+    // "hist" keeps history, "plain" does not: the outage treats them differently.
+    await Deno.writeTextFile(
+      policy,
+      JSON.stringify({ rooms: [{ room: "hist", history: { size: 100, ttlSec: 600 } }] }),
+    );
+    const env = {
+      BUS: "redis",
+      REDIS_URL: redis.url,
+      BUS_CHANNEL: `hist-${crypto.randomUUID()}`,
+      ROOM_POLICY: policy,
+    };
+    const config = loadConfig({ JWT_SECRET: SECRET, ...env });
+    const bus = await createBus(config);
+    const ts = await startServer(env, {
+      bus,
+      history: () => createHistoryStore(config, { instanceId: bus.instanceId }),
+    });
+    const reader = await connectTo({ wsUrl: ts.wsUrl } as ServerProcess, "reader");
+    const rt = connectClient(ts.wsUrl, {
+      token: () => token("writer"),
+      requestTimeoutMs: 30_000,
+      pingIntervalMs: 0,
+    });
+    try {
+      await joinRoom(reader, "hist");
+      await joinRoom(reader, "plain");
+      const histLog = roomMessages(reader, "hist");
+      await rt.join("hist", () => {});
+      await rt.join("plain", () => {});
+      await rt.publish("hist", "before");
+      await eventually(() => histLog.length === 1, 3000, "the first message");
+
+      await redis.stop();
+      await eventually(() => ts.server.health().status === "degraded", 10_000, "degraded");
+      const refused = await reader.request({
+        type: "message",
+        room: "hist",
+        payload: "x",
+        id: "r1",
+      });
+      assert.equal(refused.type, "error");
+      assert.equal(refused.code, "unavailable");
+      assert.ok(Number(refused.retryAfterMs) > 0);
+      // A room without history keeps local delivery.
+      const plainLog = roomMessages(reader, "plain");
+      await rt.publish("plain", "still here");
+      await eventually(() => plainLog.length === 1, 3000, "local delivery of a plain room");
+
+      // The client retries on its own, with the same id, until the store is back.
+      const retried = rt.publish("hist", "retried");
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(histLog.length, 1, "nothing delivered while Redis is down");
+      await redis.restart();
+      await retried;
+      await eventually(() => histLog.length === 2, 10_000, "the retried message");
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(histLog.map((m) => m.payload), ["before", "retried"]);
+      // Redis lost its data (no persistence): a new epoch, offsets from 1.
+      assert.notEqual(histLog[1]!.epoch, histLog[0]!.epoch);
+      assert.equal(histLog[1]!.offset, 1);
+      assert.ok(ts.server.health().history.status === "ok");
+    } finally {
+      await rt.close();
+      await reader.close();
+      await ts.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
