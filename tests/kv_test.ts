@@ -141,6 +141,9 @@ async function historyPolicy(kvPath: string): Promise<string> {
   return path;
 }
 
+/** The isolate each client of {@linkcode spread} landed on. */
+const instanceOf = new WeakMap<Client, string>();
+
 /** Connects clients until `perIsolate` of them sit on each of two isolates. */
 async function spread(server: ServerProcess, perIsolate: number): Promise<Client[][]> {
   const byInstance = new Map<string, Client[]>();
@@ -150,6 +153,7 @@ async function spread(server: ServerProcess, perIsolate: number): Promise<Client
     if (groups.length === 2 && groups.every((g) => g.length >= perIsolate)) break;
     const { client, welcome } = await connectTo(server, `user-${attempt}`);
     const id = String(welcome.instanceId);
+    instanceOf.set(client, id);
     const group = byInstance.get(id) ?? [];
     if (group.length >= perIsolate || (byInstance.size === 2 && !byInstance.has(id))) {
       extra.push(client);
@@ -269,5 +273,82 @@ Deno.test("kv: BUS=kv alone carries plain and history rooms across two isolates"
     await Promise.allSettled(groups.flat().map((c) => c.close()));
     await server?.stop();
     await kv.remove();
+  }
+});
+
+interface IsolateHealth {
+  instanceId: string;
+  bus: { transport: string; gaps: number };
+}
+
+/** `/healthz` of one isolate: a new connection per request until one lands there. */
+async function healthOf(server: ServerProcess, instanceId: string): Promise<IsolateHealth> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const client = Deno.createHttpClient({});
+    try {
+      const res = await fetch(`${server.httpUrl}/healthz`, { client });
+      const health = await res.json() as IsolateHealth;
+      if (health.instanceId === instanceId) return health;
+    } finally {
+      client.close();
+    }
+  }
+  throw new Error(`no /healthz answer from isolate ${instanceId}`);
+}
+
+Deno.test("kv: BroadcastChannel dropping 30% of envelopes, STORE=kv still delivers all, once, in order", async () => {
+  const kv = await tempKv();
+  let server: ServerProcess | undefined;
+  let groups: Client[][] = [];
+  try {
+    server = await startParallel({
+      STORE: "kv",
+      KV_PATH: kv.path,
+      BUS: "broadcast",
+      DENO_ENV: "test",
+      BUS_TEST_DROP_RATE: "0.3",
+    });
+    groups = await spread(server, 2);
+    const clients = groups.flat();
+    for (const c of clients) await joinRoom(c, "chat");
+    await publishEverywhere(clients, "chat", 25);
+    // The drops did happen: the store filled them.
+    const gaps = await Promise.all(
+      groups.map(async (g) => (await healthOf(server!, instanceOf.get(g[0]!)!)).bus.gaps),
+    );
+    assert.ok(gaps[0]! + gaps[1]! > 0, `gaps seen on the bus: ${gaps}`);
+  } finally {
+    await Promise.allSettled(groups.flat().map((c) => c.close()));
+    await server?.stop();
+    await kv.remove();
+  }
+});
+
+Deno.test("kv: the same drops without a shared store show as gaps in /healthz", async () => {
+  let server: ServerProcess | undefined;
+  let groups: Client[][] = [];
+  try {
+    server = await startParallel({
+      STORE: "memory",
+      HISTORY_SIZE: "0",
+      BUS: "broadcast",
+      DENO_ENV: "test",
+      BUS_TEST_DROP_RATE: "0.3",
+    });
+    groups = await spread(server, 1);
+    const [a, b] = [groups[0]![0]!, groups[1]![0]!];
+    for (const c of [a, b]) await joinRoom(c, "plain");
+    const got = collect(b, "plain");
+    for (let n = 1; n <= 100; n++) await publish(a, "plain", { n });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.ok(got.length < 100, `some were dropped (got ${got.length})`);
+    const health = await healthOf(server, instanceOf.get(b)!);
+    assert.ok(health.bus.gaps > 0, "the receiving isolate counted gaps");
+    // A drop shows once a later envelope arrives; the last ones may not have.
+    assert.ok(got.length + health.bus.gaps <= 100);
+    assert.ok(got.length + health.bus.gaps >= 90, JSON.stringify({ got: got.length, health }));
+  } finally {
+    await Promise.allSettled(groups.flat().map((c) => c.close()));
+    await server?.stop();
   }
 });
