@@ -459,7 +459,8 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     clock,
     health,
     activity: () => rooms.activity(),
-    // Extension point: `presence: () => ({...})` shows on /admin as is.
+    // Extension point: `presence: () => ({...})` shows on /admin as is. History needs
+    // none: /healthz's `history` and the unavailable/duplicates counters show already.
     sections: {
       revocations: () => ({
         active: revocations.active,
@@ -467,17 +468,6 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
         store: revocations.store.kind,
         storeStatus: revocations.store.health().status,
       }),
-      history: () => {
-        const store = historyStore?.health();
-        const { rooms: streams, gaps } = rooms.historyStats;
-        return {
-          store: store === undefined ? "none" : `${store.transport} (${store.status})`,
-          "rooms with history here": streams,
-          "messages lost (gaps)": gaps,
-          "publishes refused (unavailable)": counters.unavailable,
-          "resends deduplicated": counters.duplicates,
-        };
-      },
     },
   });
   const revoke = revokeRoute({ config, verifier, revocations, clock, audit, counters });
