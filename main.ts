@@ -13,6 +13,7 @@ import { ConfigError, loadConfigFromEnv } from "./lib/config.ts";
 import type { Config } from "./lib/config.ts";
 import { createBus } from "./lib/bus/from_config.ts";
 import { createHistoryStore } from "./lib/store/history/from_config.ts";
+import { createPresenceStore } from "./lib/store/presence/from_config.ts";
 import { configureLogging, flushLogging } from "./lib/log.ts";
 import { createServer } from "./lib/server.ts";
 import { createRevocationStore } from "./lib/store/revocations/from_config.ts";
@@ -46,6 +47,11 @@ const server = await createServer({
       onError: (err) => log.error("history store: {message}", { message: err.message }),
     }),
   revocationStore: () => createRevocationStore(config),
+  // Opened only when some room tracks presence.
+  presence: () =>
+    createPresenceStore(config, {
+      onError: (err) => log.error("presence store: {message}", { message: err.message }),
+    }),
   routes: await staticRoutes(config),
 }).catch(
   (err: Error) => {

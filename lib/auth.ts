@@ -15,7 +15,7 @@ import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import type { Config, JwtAlgorithm } from "./config.ts";
 import { ConfigError, isHmacAlgorithm } from "./config.ts";
-import { MAX_TOKEN_LENGTH } from "./protocol.ts";
+import { type JsonValue, MAX_TOKEN_LENGTH, utf8ByteLength } from "./protocol.ts";
 
 /** Who a connection is, as established by its token. */
 export interface Principal {
@@ -36,7 +36,26 @@ export interface Principal {
   iat?: number;
   /** The token's `jti`, when it has one: the handle for revoking this one token. */
   jti?: string;
+  /** What presence shows about the user to others (`info` claim), when the token has one. */
+  info?: PresenceInfo;
 }
+
+/** Largest `info` claim, serialized, in bytes. */
+export const MAX_INFO_BYTES = 1024;
+
+/** A user's presence `info`: a JSON object from the token. */
+export type PresenceInfo = { [key: string]: JsonValue };
+
+/**
+ * The `info` claim: a JSON object of at most {@linkcode MAX_INFO_BYTES}
+ * serialized; `null` counts as absent.
+ */
+export const InfoClaim = z.custom<PresenceInfo | null>(
+  (v) =>
+    v === null || (typeof v === "object" && !Array.isArray(v) &&
+      utf8ByteLength(JSON.stringify(v)) <= MAX_INFO_BYTES),
+  `info must be a JSON object of at most ${MAX_INFO_BYTES} bytes`,
+);
 
 /** Verification failed. `reason` is for logs and metrics, never for the client. */
 export class AuthError extends Error {
@@ -71,6 +90,7 @@ export const Claims = z.object({
   rooms_readonly: z.array(Pattern).max(MAX_PATTERNS).optional(),
   roles: z.union([z.string().transform((r) => [r]), z.array(z.string().max(256)).max(64)])
     .optional(),
+  info: InfoClaim.optional(),
 });
 
 /** Builds a principal from claims that jose already verified. */
@@ -79,7 +99,7 @@ export function principalFromClaims(payload: unknown): Principal {
   if (!result.success) {
     const issue = result.error.issues[0];
     throw new AuthError(
-      "claim_invalid",
+      issue?.path[0] === "info" ? "bad_claims" : "claim_invalid",
       `claim ${String(issue?.path[0] ?? "?")} is invalid: ${issue?.message ?? ""}`,
     );
   }
@@ -93,6 +113,7 @@ export function principalFromClaims(payload: unknown): Principal {
   };
   if (c.iat !== undefined) principal.iat = c.iat;
   if (c.jti !== undefined) principal.jti = c.jti;
+  if (c.info !== undefined && c.info !== null) principal.info = c.info;
   return principal;
 }
 

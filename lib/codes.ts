@@ -80,6 +80,8 @@ export type AuthFailureReason =
   | "bad_api_key"
   | "alg_not_allowed"
   | "claim_invalid"
+  /** A claim the server reads has the wrong shape or size (the presence `info` claim). */
+  | "bad_claims"
   | "unknown_key"
   | "key_unavailable"
   | "ticket_invalid"

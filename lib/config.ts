@@ -108,6 +108,10 @@ export const EnvSchema = z.object({
   HISTORY_MAX_BYTES: int(1024, 2 ** 40).default(64 * 1024 * 1024),
   HISTORY_PAGE_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   DEDUP_WINDOW_SEC: int(1, 86_400).default(300),
+  PRESENCE: bool.optional(),
+  PRESENCE_DIFF_MS: int(10, 60_000).default(250),
+  PRESENCE_MAX_MEMBERS: int(1, 1_000_000).default(1000),
+  PRESENCE_TTL_MS: int(1000, 3_600_000).default(30_000),
   BUS_CHANNEL: z.string().min(1).max(200).default("realtime"),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warning", "error", "fatal"]).default("info"),
@@ -280,6 +284,16 @@ function toConfig(env: z.output<typeof EnvSchema>, ctx: z.RefinementCtx) {
       maxBytes: env.HISTORY_MAX_BYTES,
       pageBytes: env.HISTORY_PAGE_BYTES,
       dedupeWindowMs: env.DEDUP_WINDOW_SEC * 1000,
+    },
+    presence: {
+      /** Whether rooms track presence unless a policy rule says otherwise. Dev mode: on unless PRESENCE is set. */
+      enabled: env.PRESENCE ?? key.kind === "dev",
+      /** Trailing-edge window of `presence_diff` batching. */
+      diffMs: env.PRESENCE_DIFF_MS,
+      /** Above this many users a room's state is truncated and its diffs carry only the count. */
+      maxMembers: env.PRESENCE_MAX_MEMBERS,
+      /** An instance not heard from (or whose store entries were not refreshed) for this long is gone. */
+      ttlMs: env.PRESENCE_TTL_MS,
     },
     log: { level: env.LOG_LEVEL, format: env.LOG_FORMAT },
   };

@@ -26,6 +26,8 @@ export interface MintOptions {
   jti?: string;
   /** `iat` in seconds since the epoch. @default now */
   issuedAt?: number;
+  /** The presence `info` claim (a JSON object; anything else is refused by the server). */
+  info?: unknown;
 }
 
 /**
@@ -43,6 +45,7 @@ export async function mintToken(secret: Uint8Array, options: MintOptions): Promi
   if (rooms.length > 0) claims.rooms = rooms;
   if (roomsReadonly.length > 0) claims.rooms_readonly = roomsReadonly;
   if (roles.length > 0) claims.roles = roles;
+  if (options.info !== undefined) claims.info = options.info;
   let jwt = new SignJWT(claims).setProtectedHeader({ alg, typ: "JWT" }).setSubject(sub)
     .setIssuedAt(options.issuedAt).setExpirationTime(`${ttlSec}s`);
   if (options.issuer !== undefined) jwt = jwt.setIssuer(options.issuer);

@@ -94,6 +94,13 @@ export const RefreshRequest = z.strictObject({
   id: RequestId.optional(),
 });
 
+/** `{"type":"presence","room":R}`: a fresh `presence_state` of a joined presence room. */
+export const PresenceRequest = z.strictObject({
+  type: z.literal("presence"),
+  room: RoomName,
+  id: RequestId.optional(),
+});
+
 /** Every message a client may send, discriminated on `type`. */
 export const ClientMessage = z.discriminatedUnion("type", [
   JoinRequest,
@@ -102,6 +109,7 @@ export const ClientMessage = z.discriminatedUnion("type", [
   PingRequest,
   RefreshRequest,
   HistoryRequest,
+  PresenceRequest,
 ]);
 /** A parsed client message. */
 export type ClientMessage = z.infer<typeof ClientMessage>;
@@ -113,7 +121,49 @@ const CLIENT_TYPES: ReadonlySet<string> = new Set([
   "ping",
   "refresh",
   "history",
+  "presence",
 ]);
+
+/** One member of a presence room in `presence_state`: a user, with how many connections it has there. */
+export const PresenceMember = z.object({
+  userId: z.string(),
+  /** The token's `info` claim, when it had one. */
+  info: z.record(z.string(), z.unknown()).optional(),
+  connections: z.number(),
+});
+/** A member as `presence_state` lists it. */
+export type PresenceMember = z.infer<typeof PresenceMember>;
+
+/**
+ * The members of a presence room: sent once after `joined` and in answer to
+ * a `presence` request. Above `PRESENCE_MAX_MEMBERS` it lists that many, with
+ * `truncated: true`; `count` is always the true number of users.
+ */
+export const PresenceState = z.object({
+  type: z.literal("presence_state"),
+  room: z.string(),
+  id: z.string().optional(),
+  members: z.array(PresenceMember),
+  count: z.number(),
+  truncated: z.boolean().optional(),
+});
+/** A `presence_state` frame. */
+export type PresenceState = z.infer<typeof PresenceState>;
+
+/**
+ * Users whose first connection joined, or last left, a presence room during
+ * one batching window, relative to the last state or diff. In a room above
+ * `PRESENCE_MAX_MEMBERS`, `joins` and `leaves` are empty and only `count` moves.
+ */
+export const PresenceDiff = z.object({
+  type: z.literal("presence_diff"),
+  room: z.string(),
+  joins: z.array(z.object({ userId: z.string(), info: PresenceMember.shape.info })),
+  leaves: z.array(z.object({ userId: z.string() })),
+  count: z.number(),
+});
+/** A `presence_diff` frame. */
+export type PresenceDiff = z.infer<typeof PresenceDiff>;
 
 /** Server → client messages. Documented here; built by the `encode*` helpers below. */
 export const ServerMessage = z.discriminatedUnion("type", [
@@ -169,6 +219,8 @@ export const ServerMessage = z.discriminatedUnion("type", [
     /** Whether older messages are still kept (page on with `before`). */
     more: z.boolean(),
   }),
+  PresenceState,
+  PresenceDiff,
   z.object({ type: z.literal("pong"), id: z.string().optional() }),
   z.object({ type: z.literal("expiring"), expiresAt: z.number() }),
   z.object({

@@ -64,6 +64,11 @@ export const RoomRule = z.strictObject({
       ttlSec: z.number().int().min(1).max(7 * 86_400),
     }),
   ]).optional(),
+  /**
+   * Presence for the rooms this rule matches. The first rule (in file order)
+   * that matches a room and sets it decides; otherwise `PRESENCE` does.
+   */
+  presence: z.boolean().optional(),
 });
 /** A policy rule. */
 export type RoomRule = z.infer<typeof RoomRule>;
@@ -83,12 +88,44 @@ function listed(list: RoomRule["users"], userId: string): boolean {
 /** Most rooms whose history setting is remembered; the oldest is recomputed past it. */
 const MAX_SETTINGS_CACHED = 10_000;
 
+/** Room settings a rule may set, decided by the first matching rule that sets them. */
+type RoomSetting = "history" | "presence";
+
+/** The rules that set `field`, in file order, with user-independent matchers (`{sub}` matches any user). */
+function rulesSetting<K extends RoomSetting>(
+  rules: readonly RoomRule[],
+  field: K,
+): { re: RegExp; value: NonNullable<RoomRule[K]> }[] {
+  const out: { re: RegExp; value: NonNullable<RoomRule[K]> }[] = [];
+  for (const rule of rules) {
+    const value = rule[field];
+    if (value === undefined) continue;
+    out.push({ re: compilePattern(rule.room.replaceAll("{sub}", "*"), ""), value });
+  }
+  return out;
+}
+
+/** The value of the first rule that matches `room`, or `undefined` when none does. */
+function firstSetting<T>(rules: readonly { re: RegExp; value: T }[], room: string): T | undefined {
+  for (const rule of rules) if (rule.re.test(room)) return rule.value;
+  return undefined;
+}
+
+/** Remembers a room's computed setting, dropping the oldest past {@linkcode MAX_SETTINGS_CACHED}. */
+function remember<T>(cache: Map<string, T>, room: string, value: T): T {
+  if (cache.size >= MAX_SETTINGS_CACHED) cache.delete(cache.keys().next().value!);
+  cache.set(room, value);
+  return value;
+}
+
 /** Decides room access for a principal; built once per connection (patterns compiled once). */
 export class RoomPolicy {
   readonly #rules: readonly RoomRule[];
   /** Rules that set `history`, with a user-independent matcher (`{sub}` matches any user). */
   readonly #historyRules: readonly { re: RegExp; history: RoomRule["history"] }[];
   readonly #historyCache = new Map<string, HistoryLimits | null>();
+  readonly #presenceRules: readonly { re: RegExp; value: boolean }[];
+  readonly #presenceCache = new Map<string, boolean>();
 
   /** @param file a validated policy; the empty policy grants nothing beyond the tokens' claims */
   constructor(file: RoomPolicyFile = { rooms: [] }) {
@@ -97,6 +134,29 @@ export class RoomPolicy {
       re: compilePattern(rule.room.replaceAll("{sub}", "*"), ""),
       history: rule.history,
     }));
+    this.#presenceRules = rulesSetting(file.rooms, "presence");
+  }
+
+  /** Whether any rule turns presence on for the rooms it matches. */
+  get hasPresenceRules(): boolean {
+    return this.#presenceRules.some((rule) => rule.value);
+  }
+
+  /**
+   * Whether `room` tracks presence: the first rule that matches it and sets
+   * `presence` decides, otherwise `fallback` (`PRESENCE`). Cached per room.
+   *
+   * @example
+   * ```ts
+   * import { RoomPolicy } from "./room_policy.ts";
+   * const policy = RoomPolicy.parse('{"rooms":[{"room":"chat:*","presence":true}]}');
+   * policy.presenceFor("chat:1", false); // true
+   * ```
+   */
+  presenceFor(room: string, fallback: boolean): boolean {
+    const cached = this.#presenceCache.get(room);
+    if (cached !== undefined) return cached;
+    return remember(this.#presenceCache, room, firstSetting(this.#presenceRules, room) ?? fallback);
   }
 
   /** Whether any rule turns history on for the rooms it matches. */

@@ -36,6 +36,9 @@ import { apiDedupeKey } from "./dedupe.ts";
 import { MemoryHistoryStore } from "./store/history/memory.ts";
 import type { HistoryStore, StoreHealth } from "./store/history/types.ts";
 import { Session } from "./session.ts";
+import { PRESENCE_KIND, PresenceTracker } from "./presence.ts";
+import { MemoryPresenceStore } from "./store/presence/memory.ts";
+import type { PresenceStore } from "./store/presence/types.ts";
 import type { SessionContext } from "./session.ts";
 import { MemoryRevocationStore } from "./store/revocations/memory.ts";
 import type { RevocationStore } from "./store/revocations/types.ts";
@@ -78,6 +81,12 @@ export interface ServerOptions {
    * @default the store `STORE` implies (KV for `STORE=kv`, else this isolate's memory)
    */
   tickets?: TicketStore;
+  /**
+   * Where presence entries live, or a function that makes it; closed with
+   * the server. Called only when some room can track presence (`PRESENCE` or
+   * a policy rule). @default a per-isolate memory store
+   */
+  presence?: PresenceStore | (() => PresenceStore | Promise<PresenceStore>);
   /** Room policy. @default the file named by `ROOM_POLICY`, or none */
   policy?: RoomPolicy;
   /** @default systemClock */
@@ -141,6 +150,8 @@ export interface RealtimeServer {
   ): Promise<PublishOutcome>;
   /** Current counts. */
   stats(): ServerStats;
+  /** Presence rooms, when some room can track presence. */
+  readonly presence: PresenceTracker | undefined;
   /** Liveness report. */
   health(): Health;
   /** Prometheus registry wrapper. */
@@ -228,6 +239,14 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     () => new MemoryHistoryStore({ clock, maxBytes: config.history.maxBytes }),
   );
   const limitsFor = (room: string) => policy.historyFor(room, defaultHistory);
+  const presenceWanted = config.presence.enabled || policy.hasPresenceRules;
+  const presenceStore = typeof options.presence === "object"
+    ? options.presence
+    : !presenceWanted
+    ? undefined
+    : options.presence === undefined
+    ? new MemoryPresenceStore({ ttlMs: config.presence.ttlMs, clock })
+    : await options.presence();
   const startedAt = clock.now();
   const sessions = new Set<Session>();
   const perUser = new Map<string, number>();
@@ -250,6 +269,21 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
         error: `history: ${err instanceof Error ? err.message : String(err)}`,
       }),
   });
+  const presence = presenceStore === undefined ? undefined : new PresenceTracker({
+    bus,
+    store: presenceStore,
+    enabled: (room) => policy.presenceFor(room, config.presence.enabled),
+    diffMs: config.presence.diffMs,
+    maxMembers: config.presence.maxMembers,
+    clock,
+    onError: (err) =>
+      audit.record("bus_error", {
+        error: `presence: ${err instanceof Error ? err.message : String(err)}`,
+      }),
+  });
+  if (presence !== undefined) {
+    rooms.onSystem(PRESENCE_KIND, (envelope) => presence.receive(envelope));
+  }
   const historyReader = new HistoryReader({
     ...(historyStore === undefined ? {} : { store: historyStore }),
     limitsFor,
@@ -291,6 +325,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
   const ctx: SessionContext = {
     rooms,
     history: historyReader,
+    ...(presence === undefined ? {} : { presence }),
     limiter,
     verifier,
     policy,
@@ -459,9 +494,8 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     clock,
     health,
     activity: () => rooms.activity(),
-    // Extension point: `presence: () => ({...})` shows on /admin as is. History needs
-    // none: /healthz's `history` and the unavailable/duplicates counters show already.
     sections: {
+      ...(presence === undefined ? {} : { presence: () => ({ ...presence.stats() }) }),
       revocations: () => ({
         active: revocations.active,
         closed: revocations.closedTotal,
@@ -544,6 +578,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     instanceId: bus.instanceId,
     devSecret,
     metrics,
+    presence,
     async publish(room, payload, publishOptions = {}) {
       const { from = "server", idempotencyKey } = publishOptions;
       const frame = encodeRoomMessage(room, JSON.stringify(payload), from, clock.now());
@@ -580,6 +615,9 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       clock.clearInterval(sweeper);
       batcher.close();
       for (const session of [...sessions]) session.close(CloseCode.GoingAway, "server going away");
+      // Before the bus: the last leaves are announced and our entries removed from the store.
+      await presence?.close();
+      await presenceStore?.close();
       await revocations.close();
       await tickets.close();
       await bus.close();

@@ -36,6 +36,7 @@ import type { StreamPosition } from "./store/history/types.ts";
 import { StoreUnavailableError } from "./store/history/types.ts";
 import type { TokenSource } from "./handshake.ts";
 import type { WriteBatcher } from "./write_batcher.ts";
+import type { PresenceTracker } from "./presence.ts";
 
 /** Window over which rate-limit violations are counted towards a 4429 close. */
 export const FLOOD_WINDOW_MS = 10_000;
@@ -51,6 +52,8 @@ export interface SessionContext {
   readonly rooms: RoomManager;
   /** Answers `history` requests. */
   readonly history: HistoryReader;
+  /** Presence rooms' members; absent when no room can track presence. */
+  readonly presence?: PresenceTracker;
   readonly limiter: RateLimiter;
   readonly verifier: TokenVerifier;
   readonly policy: RoomPolicy;
@@ -155,6 +158,11 @@ export class Session implements Member {
   /** The user id (`sub`). */
   get userId(): string {
     return this.#principal.userId;
+  }
+
+  /** The token's presence `info` claim (the latest token's, after a refresh). */
+  get presenceInfo(): Principal["info"] {
+    return this.#principal.info;
   }
 
   /** Rooms this session belongs to. */
@@ -325,6 +333,8 @@ export class Session implements Member {
         return;
       case "leave":
         return this.#leave(message.room, message.id);
+      case "presence":
+        return this.#presence(message.room, message.id);
       case "ping":
         return this.send(
           encode(message.id === undefined ? { type: "pong" } : { type: "pong", id: message.id }),
@@ -461,6 +471,7 @@ export class Session implements Member {
       this.#ctx.counters.joins++;
       this.#ctx.audit.record("join", { user: this.userId, connection: this.id, room, access });
       this.send(encodeJoined(room, id, join));
+      this.#ctx.presence?.join(room, this);
     };
     try {
       await this.#ctx.rooms.join(
@@ -471,6 +482,7 @@ export class Session implements Member {
     } catch (err) {
       this.#joining.delete(room);
       if (this.#memberships.delete(room)) this.#ctx.counters.leaves++;
+      this.#ctx.presence?.leave(room, this);
       if (err instanceof ReplayInterruptedError) {
         this.#ctx.audit.record("replay_interrupted", {
           user: this.userId,
@@ -501,6 +513,7 @@ export class Session implements Member {
       return this.#error(ErrorCode.NotJoined, "not a member of this room", { id, room });
     }
     this.#ctx.rooms.leave(room, this);
+    this.#ctx.presence?.leave(room, this);
     this.#ctx.counters.leaves++;
     this.#ctx.audit.record("leave", { user: this.userId, connection: this.id, room, reason });
     const left: { type: "left"; room: string; id?: string; reason?: "revoked" } = {
@@ -510,6 +523,15 @@ export class Session implements Member {
     if (id !== undefined) left.id = id;
     if (reason !== undefined) left.reason = reason;
     this.send(encode(left));
+  }
+
+  #presence(room: string, id: string | undefined): void {
+    if (!this.#memberships.has(room)) {
+      return this.#error(ErrorCode.NotJoined, "join the room first", { id, room });
+    }
+    if (this.#ctx.presence?.request(room, this, id) !== true) {
+      return this.#error(ErrorCode.BadRequest, "this room does not track presence", { id, room });
+    }
   }
 
   async #refresh(token: string, id: string | undefined): Promise<void> {
@@ -611,6 +633,7 @@ export class Session implements Member {
     this.#clearExpiry();
     for (const room of this.#memberships.keys()) {
       this.#ctx.rooms.leave(room, this);
+      this.#ctx.presence?.leave(room, this);
       this.#ctx.counters.leaves++;
     }
     this.#memberships.clear();

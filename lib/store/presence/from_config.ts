@@ -1,0 +1,50 @@
+/**
+ * Builds the presence store named by `STORE`. The only place that knows every
+ * backend.
+ *
+ * @module
+ */
+import type { Clock } from "../../clock.ts";
+import type { Config } from "../../config.ts";
+import { MemoryPresenceStore } from "./memory.ts";
+import { createRedisPresenceStore } from "./redis.ts";
+import type { PresenceStore } from "./types.ts";
+
+/** Options for {@linkcode createPresenceStore}. */
+export interface CreatePresenceStoreOptions {
+  /** @default systemClock */
+  clock?: Clock;
+  /** Called when the backend becomes unreachable (logged by the caller). */
+  onError?: (error: Error) => void;
+}
+
+/**
+ * The configured presence store.
+ *
+ * @example
+ * ```ts ignore
+ * const store = await createPresenceStore(config, {});
+ * ```
+ */
+export function createPresenceStore(
+  config: Config,
+  options: CreatePresenceStoreOptions = {},
+): Promise<PresenceStore> {
+  const { clock, onError } = options;
+  const ttlMs = config.presence.ttlMs;
+  switch (config.store) {
+    case "memory":
+      return Promise.resolve(
+        new MemoryPresenceStore({ ttlMs, ...(clock === undefined ? {} : { clock }) }),
+      );
+    case "redis":
+      return createRedisPresenceStore({
+        url: config.bus.redisUrl!,
+        prefix: config.bus.channel,
+        ttlMs,
+        ...(onError === undefined ? {} : { onError }),
+      });
+    case "kv":
+      return Promise.reject(new TypeError("STORE=kv has no presence store in this build"));
+  }
+}

@@ -1,0 +1,382 @@
+/**
+ * The presence store on Redis, shared by every node (`STORE=redis`).
+ *
+ * Layout (`<prefix>` is `BUS_CHANNEL`; instance ids never contain `:`):
+ * - `<prefix>:presence:<instance>:<room>`: a hash, user id → entry JSON: one
+ *   node's users in one room, expiring `ttlMs` after its last write or heartbeat.
+ * - `<prefix>:presence-room:<room>`: a set of the instances with a hash for
+ *   the room, expiring likewise; `list` prunes instances whose hash is gone.
+ * - `<prefix>:presence-alive:<instance>`: the node's liveness, `PX ttlMs`.
+ *
+ * A node killed with SIGKILL stops refreshing: its liveness key and hashes
+ * expire within `ttlMs`, and nothing of it stays behind. Every operation is
+ * one Lua script (one round trip, atomic). Not Redis Cluster-ready, like the
+ * history store: a script touches keys of several hash slots.
+ *
+ * Faults: while Redis is unreachable or a command gets no answer within
+ * `commandTimeoutMs`, operations reject and `health()` is `degraded`; the
+ * connection is replaced in the background with a bounded back-off whose
+ * timer `close` clears.
+ *
+ * @module
+ */
+import { createClient } from "@redis/client";
+import type { PresenceEntry, PresenceStore, RoomEntries, StoreHealth } from "./types.ts";
+
+type RedisClient = ReturnType<typeof createClient>;
+
+/** Options for {@linkcode RedisPresenceStore}. */
+export interface RedisPresenceStoreOptions {
+  /** `redis://` or `rediss://` URL (`REDIS_URL`). */
+  url: string;
+  /** Prefix of every key (`BUS_CHANNEL`). @default {"realtime"} */
+  prefix?: string;
+  /** @default {30000} */
+  ttlMs?: number;
+  /** @default {2000} */
+  commandTimeoutMs?: number;
+  /** @default {5000} */
+  connectTimeoutMs?: number;
+  /** Longest wait between reconnect attempts (doubling from 100 ms). @default {2000} */
+  maxReconnectDelayMs?: number;
+  /** Called once when Redis becomes unreachable, not again until it is back. */
+  onError?: (error: Error) => void;
+}
+
+const SET_LUA = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
+return 1
+`;
+
+const DELETE_LUA = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return 1
+`;
+
+/** KEYS: alive, then (hash, index) per room. Returns the 1-based room numbers whose hash was gone. */
+const HEARTBEAT_LUA = `
+local ttl = ARGV[1]
+redis.call('SET', KEYS[1], '1', 'PX', ttl)
+local missing = {}
+for i = 2, #KEYS, 2 do
+  if redis.call('PEXPIRE', KEYS[i], ttl) == 1 then
+    redis.call('SADD', KEYS[i + 1], ARGV[2])
+    redis.call('PEXPIRE', KEYS[i + 1], ttl)
+  else
+    missing[#missing + 1] = (i / 2)
+  end
+end
+return missing
+`;
+
+const ALIVE_LUA = `
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('EXISTS', KEYS[i]) end
+return out
+`;
+
+/** KEYS: index. ARGV: prefix, room. Returns {instance, {user, json, …}, …}. */
+const LIST_LUA = `
+local out = {}
+for _, instance in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local hash = ARGV[1] .. ':presence:' .. instance .. ':' .. ARGV[2]
+  local alive = redis.call('EXISTS', ARGV[1] .. ':presence-alive:' .. instance) == 1
+  local users = alive and redis.call('HGETALL', hash) or {}
+  if #users == 0 then
+    redis.call('SREM', KEYS[1], instance)
+  else
+    out[#out + 1] = instance
+    out[#out + 1] = users
+  end
+end
+return out
+`;
+
+/** KEYS: alive, then (hash, index) per room. ARGV: instance. */
+const DROP_LUA = `
+redis.call('DEL', KEYS[1])
+for i = 2, #KEYS, 2 do
+  redis.call('DEL', KEYS[i])
+  redis.call('SREM', KEYS[i + 1], ARGV[1])
+end
+return 1
+`;
+
+const FIRST_RECONNECT_DELAY_MS = 100;
+
+/**
+ * A {@linkcode PresenceStore} on Redis. Prefer {@linkcode createRedisPresenceStore},
+ * which waits for the first connection.
+ *
+ * @example
+ * ```ts ignore
+ * import { RedisPresenceStore } from "./redis.ts";
+ * const store = new RedisPresenceStore({ url: "redis://127.0.0.1:6379", ttlMs: 30_000 });
+ * await store.set("lobby", bus.instanceId, "alice", { connections: 1 });
+ * ```
+ */
+export class RedisPresenceStore implements PresenceStore {
+  readonly kind = "redis";
+  readonly shared = true;
+  readonly ttlMs: number;
+  readonly #url: string;
+  readonly #prefix: string;
+  readonly #commandTimeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #maxReconnectDelayMs: number;
+  readonly #onError: (error: Error) => void;
+  readonly #waiters = new Set<(ok: boolean) => void>();
+  readonly #failed = new WeakSet<RedisClient>();
+  #client: RedisClient | undefined;
+  #connecting: Promise<void>;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #attempts = 0;
+  #detail = "connecting";
+  #reported = false;
+  #closed = false;
+
+  /** @param options URL, naming, TTL and bounds; connecting starts at once */
+  constructor(options: RedisPresenceStoreOptions) {
+    const {
+      url,
+      prefix = "realtime",
+      ttlMs = 30_000,
+      commandTimeoutMs = 2000,
+      connectTimeoutMs = 5000,
+      maxReconnectDelayMs = 2000,
+      onError = () => {},
+    } = options;
+    if (!/^rediss?:\/\//.test(url)) {
+      throw new TypeError(
+        "Cannot create Redis presence store: url must start with redis:// or rediss://",
+      );
+    }
+    this.#url = url;
+    this.#prefix = prefix;
+    this.ttlMs = ttlMs;
+    this.#commandTimeoutMs = commandTimeoutMs;
+    this.#connectTimeoutMs = connectTimeoutMs;
+    this.#maxReconnectDelayMs = maxReconnectDelayMs;
+    this.#onError = onError;
+    this.#connecting = this.#connect();
+  }
+
+  /** Resolves true once connected, or false after `timeoutMs`. */
+  ready(timeoutMs: number): Promise<boolean> {
+    if (this.#client !== undefined) return Promise.resolve(true);
+    if (this.#closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.#waiters.add(done);
+    });
+  }
+
+  async set(room: string, instance: string, userId: string, entry: PresenceEntry): Promise<void> {
+    await this.#eval(SET_LUA, [
+      this.#hash(instance, room),
+      this.#index(room),
+      this.#alive(instance),
+    ], [
+      userId,
+      JSON.stringify(entry),
+      String(this.ttlMs),
+      instance,
+    ]);
+  }
+
+  async delete(room: string, instance: string, userId: string): Promise<void> {
+    await this.#eval(DELETE_LUA, [this.#hash(instance, room), this.#index(room)], [
+      userId,
+      instance,
+    ]);
+  }
+
+  async heartbeat(instance: string, rooms: readonly string[]): Promise<string[]> {
+    const keys = [this.#alive(instance)];
+    for (const room of rooms) keys.push(this.#hash(instance, room), this.#index(room));
+    const missing = await this.#eval(HEARTBEAT_LUA, keys, [
+      String(this.ttlMs),
+      instance,
+    ]) as number[];
+    return missing.map((n) => rooms[n - 1]!);
+  }
+
+  async alive(instances: readonly string[]): Promise<Set<string>> {
+    if (instances.length === 0) return new Set();
+    const found = await this.#eval(ALIVE_LUA, instances.map((i) => this.#alive(i)), []) as number[];
+    return new Set(instances.filter((_, i) => found[i] === 1));
+  }
+
+  async list(room: string): Promise<RoomEntries> {
+    const reply = await this.#eval(LIST_LUA, [this.#index(room)], [this.#prefix, room]) as (
+      | string
+      | string[]
+    )[];
+    const out: RoomEntries = new Map();
+    for (let i = 0; i + 1 < reply.length; i += 2) {
+      const flat = reply[i + 1] as string[];
+      const users = new Map<string, PresenceEntry>();
+      for (let j = 0; j + 1 < flat.length; j += 2) {
+        users.set(flat[j]!, JSON.parse(flat[j + 1]!) as PresenceEntry);
+      }
+      out.set(reply[i] as string, users);
+    }
+    return out;
+  }
+
+  async drop(instance: string, rooms: readonly string[]): Promise<void> {
+    const keys = [this.#alive(instance)];
+    for (const room of rooms) keys.push(this.#hash(instance, room), this.#index(room));
+    await this.#eval(DROP_LUA, keys, [instance]);
+  }
+
+  health(): StoreHealth {
+    if (this.#client !== undefined && !this.#closed) return { status: "ok", transport: "redis" };
+    return {
+      status: "degraded",
+      transport: "redis",
+      detail: this.#closed ? "closed" : this.#detail,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    for (const waiter of [...this.#waiters]) waiter(false);
+    const client = this.#client;
+    this.#client = undefined;
+    if (client !== undefined) {
+      try {
+        await client.close();
+      } catch {
+        destroy(client);
+      }
+    }
+    await this.#connecting;
+  }
+
+  #hash(instance: string, room: string): string {
+    return `${this.#prefix}:presence:${instance}:${room}`;
+  }
+
+  #index(room: string): string {
+    return `${this.#prefix}:presence-room:${room}`;
+  }
+
+  #alive(instance: string): string {
+    return `${this.#prefix}:presence-alive:${instance}`;
+  }
+
+  async #eval(script: string, keys: string[], args: string[]): Promise<unknown> {
+    const client = this.#client;
+    if (client === undefined || !client.isReady) {
+      throw new Error(
+        `presence store: Redis unreachable (${this.#closed ? "closed" : this.#detail})`,
+      );
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new Error(
+          `presence store: Redis did not answer within ${this.#commandTimeoutMs} ms`,
+        );
+        this.#fail(client, err);
+        reject(err);
+      }, this.#commandTimeoutMs);
+    });
+    try {
+      return await Promise.race([
+        client.sendCommand(["EVAL", script, String(keys.length), ...keys, ...args]),
+        timeout,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #newClient(): RedisClient {
+    return createClient({
+      url: this.#url,
+      disableOfflineQueue: true,
+      socket: { connectTimeout: this.#connectTimeoutMs, reconnectStrategy: false },
+    });
+  }
+
+  async #connect(): Promise<void> {
+    this.#retryTimer = undefined;
+    const client = this.#newClient();
+    let open = false;
+    client.on("error", (err: unknown) => {
+      if (open) this.#fail(client, err);
+    });
+    try {
+      await client.connect();
+    } catch (err) {
+      this.#fail(client, err);
+      return;
+    }
+    if (this.#closed) {
+      destroy(client);
+      return;
+    }
+    open = true;
+    this.#client = client;
+    this.#attempts = 0;
+    this.#reported = false;
+    for (const waiter of [...this.#waiters]) waiter(true);
+  }
+
+  #fail(client: RedisClient, err: unknown): void {
+    if (this.#failed.has(client)) return; // a late second report from the same connection
+    this.#failed.add(client);
+    if (this.#client === client) this.#client = undefined;
+    destroy(client);
+    if (this.#closed || this.#retryTimer !== undefined) return;
+    this.#detail = err instanceof Error ? err.message || err.name : String(err);
+    if (!this.#reported) {
+      this.#reported = true;
+      this.#onError(
+        new Error(`presence store: Redis unreachable (${this.#detail})`, { cause: err }),
+      );
+    }
+    const delay = Math.min(
+      this.#maxReconnectDelayMs,
+      FIRST_RECONNECT_DELAY_MS * 2 ** this.#attempts++,
+    );
+    this.#retryTimer = setTimeout(() => {
+      this.#connecting = this.#connect();
+    }, delay);
+  }
+}
+
+function destroy(client: RedisClient): void {
+  try {
+    client.destroy();
+  } catch {
+    // already closed
+  }
+}
+
+/**
+ * Creates a {@linkcode RedisPresenceStore} and waits up to `startTimeoutMs`
+ * for its first connection; never rejects for an unreachable Redis.
+ */
+export async function createRedisPresenceStore(
+  options: RedisPresenceStoreOptions & { startTimeoutMs?: number },
+): Promise<RedisPresenceStore> {
+  const { startTimeoutMs = 2000, ...rest } = options;
+  const store = new RedisPresenceStore(rest);
+  await store.ready(startTimeoutMs);
+  return store;
+}

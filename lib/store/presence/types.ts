@@ -1,0 +1,70 @@
+/**
+ * The presence store: which users each instance has in each room, as entries
+ * per (room, instance) that live `ttlMs` unless refreshed. The tracker
+ * (`lib/presence.ts`) writes its own instance's entries, refreshes them with
+ * heartbeats and reads other instances' entries through this interface; it
+ * never knows which backend it talks to.
+ *
+ * Contract (every backend, checked by `tests/presence_store_contract_test.ts`):
+ * - `set` writes one user's entry for (room, instance) and marks the instance
+ *   alive for `ttlMs`; `delete` removes it, and a room with no entry left
+ *   keeps nothing (no key, no map).
+ * - `heartbeat(instance, rooms)` keeps the instance and its entries in
+ *   `rooms` alive for another `ttlMs`, and answers the rooms whose entries
+ *   were gone (the backend lost them) so the caller can write them again.
+ * - An instance not refreshed for `ttlMs` is no longer `alive`, and `list`
+ *   no longer shows its entries.
+ * - `drop(instance, rooms)` removes the instance's entries in `rooms` and its
+ *   liveness at once (clean shutdown).
+ *
+ * @module
+ */
+import type { PresenceInfo } from "../../auth.ts";
+import type { StoreHealth } from "../history/types.ts";
+
+export type { StoreHealth };
+
+/** One user on one instance in one room. */
+export interface PresenceEntry {
+  /** The `info` claim of the user's latest joining connection there. */
+  info?: PresenceInfo;
+  /** The user's connections to the room on that instance (at least 1). */
+  connections: number;
+}
+
+/** A room's live entries: instance id → user id → entry. */
+export type RoomEntries = Map<string, Map<string, PresenceEntry>>;
+
+/** Where presence entries live; see the module doc for the contract. */
+export interface PresenceStore {
+  /** Backend name: `memory`, `redis`, `kv`. */
+  readonly kind: string;
+  /**
+   * True when every instance reads the same entries (Redis, KV): a room's
+   * members on other instances come from {@linkcode PresenceStore.list}.
+   * False for a per-isolate store: other instances' members come from their
+   * announcements on the bus, and only liveness is kept here.
+   */
+  readonly shared: boolean;
+  /** How long an entry or instance lives without a refresh, in milliseconds. */
+  readonly ttlMs: number;
+  /** Writes `instance`'s entry for `userId` in `room`, and marks `instance` alive. */
+  set(room: string, instance: string, userId: string, entry: PresenceEntry): Promise<void>;
+  /** Removes `instance`'s entry for `userId` in `room` (nothing if there is none). */
+  delete(room: string, instance: string, userId: string): Promise<void>;
+  /**
+   * Keeps `instance` and its entries in `rooms` alive for another `ttlMs`.
+   * Resolves to the rooms of `rooms` where the instance had no entry left.
+   */
+  heartbeat(instance: string, rooms: readonly string[]): Promise<string[]>;
+  /** Which of `instances` are alive (written or refreshed within `ttlMs`). */
+  alive(instances: readonly string[]): Promise<Set<string>>;
+  /** The live entries of `room`, by instance. */
+  list(room: string): Promise<RoomEntries>;
+  /** Removes `instance`'s entries in `rooms` and its liveness. */
+  drop(instance: string, rooms: readonly string[]): Promise<void>;
+  /** Current health. */
+  health(): StoreHealth;
+  /** Releases connections and timers; idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,267 @@
+/**
+ * Presence across real server processes: two nodes on Redis (convergence,
+ * then a SIGKILL and the dead node's users leaving within the TTL, and no
+ * Redis key left behind), and two `deno serve --parallel` isolates on
+ * BroadcastChannel.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { type Client, connect, eventually, type Msg, SECRET, token } from "./_helpers.ts";
+import { freePort, type ServerProcess, spawnServer } from "./_process.ts";
+import { type RedisServer, redisTest } from "./_redis.ts";
+
+const TTL_MS = 3000;
+
+const BASE_ENV = {
+  JWT_SECRET: SECRET,
+  HOSTNAME: "127.0.0.1",
+  LOG_LEVEL: "error",
+  PRESENCE: "1",
+  PRESENCE_TTL_MS: String(TTL_MS),
+  HANDSHAKES_PER_MINUTE_PER_IP: "100000",
+  RATE_LIMIT_CAPACITY: "10000",
+};
+
+/** A client that keeps the presence of one room from its state and diffs. */
+class Watcher {
+  readonly client: Client;
+  readonly instanceId: string;
+  count = -1;
+  readonly members = new Set<string>();
+  leaves = 0;
+
+  constructor(client: Client, instanceId: string) {
+    this.client = client;
+    this.instanceId = instanceId;
+    client.ws.addEventListener("message", (e) => {
+      for (const line of String(e.data).split("\n")) {
+        const m = JSON.parse(line) as Msg;
+        if (m.type === "presence_state") {
+          this.members.clear();
+          for (const member of m.members as { userId: string }[]) this.members.add(member.userId);
+          this.count = m.count as number;
+        } else if (m.type === "presence_diff") {
+          for (const j of m.joins as { userId: string }[]) this.members.add(j.userId);
+          for (const l of m.leaves as { userId: string }[]) {
+            this.members.delete(l.userId);
+            this.leaves++;
+          }
+          this.count = m.count as number;
+        }
+      }
+    });
+  }
+}
+
+async function watch(url: string, userId: string, room: string): Promise<Watcher> {
+  const { client, welcome } = await connect(`${url}?token=${await token(userId)}`);
+  const watcher = new Watcher(client, welcome.instanceId as string);
+  client.send({ type: "join", room, id: "j" });
+  await client.next((m) => m.id === "j" && m.type === "joined");
+  // Frames are read through the listener above; keep the inbox from growing.
+  client.inbox.length = 0;
+  return watcher;
+}
+
+async function closeAll(watchers: Watcher[]): Promise<void> {
+  await Promise.all(watchers.map((w) => w.client.close()));
+}
+
+function startRedisNode(redisUrl: string, busChannel: string): Promise<ServerProcess> {
+  const port = freePort();
+  return spawnServer(["run", "--allow-net", "--allow-env", "--allow-read", "main.ts"], {
+    port,
+    env: {
+      ...BASE_ENV,
+      PORT: String(port),
+      BUS: "redis",
+      REDIS_URL: redisUrl,
+      BUS_CHANNEL: busChannel,
+    },
+  });
+}
+
+async function presenceKeys(redis: RedisServer, busChannel: string): Promise<number> {
+  const reply = await redis.command(
+    "EVAL",
+    "return #redis.call('KEYS', ARGV[1])",
+    "0",
+    `${busChannel}:presence*`,
+  );
+  return Number(reply.slice(1));
+}
+
+redisTest(
+  "redis: 100 users on each of two nodes converge to 200; a SIGKILLed node's users leave within the TTL",
+  async (redis) => {
+    const busChannel = `presence-${crypto.randomUUID()}`;
+    let nodeA: ServerProcess | undefined;
+    let nodeB: ServerProcess | undefined;
+    const watchers: Watcher[] = [];
+    try {
+      [nodeA, nodeB] = await Promise.all([
+        startRedisNode(redis.url, busChannel),
+        startRedisNode(redis.url, busChannel),
+      ]);
+      const onA: Watcher[] = [];
+      const onB: Watcher[] = [];
+      for (let i = 0; i < 100; i++) {
+        const [a, b] = await Promise.all([
+          watch(nodeA.wsUrl, `a-${i}`, "hall"),
+          watch(nodeB.wsUrl, `b-${i}`, "hall"),
+        ]);
+        onA.push(a);
+        onB.push(b);
+        watchers.push(a, b);
+      }
+      const joinedAt = performance.now();
+      await eventually(
+        () => watchers.every((w) => w.count === 200 && w.members.size === 200),
+        2000,
+        "every client's count and member list at 200",
+      );
+      const converged = performance.now() - joinedAt;
+
+      Deno.kill(nodeB.pid, "SIGKILL");
+      const killedAt = performance.now();
+      await eventually(
+        () => onA.every((w) => w.count === 100 && w.leaves === 100),
+        TTL_MS + 2000,
+        "100 leaves on every survivor",
+      );
+      const healed = performance.now() - killedAt;
+      const asked = await onA[0]!.client.request({ type: "presence", room: "hall", id: "p" });
+      assert.equal(asked.count, 100);
+      assert.ok(
+        (asked.members as { userId: string }[]).every((m) => m.userId.startsWith("a-")),
+        "only node A's users are left",
+      );
+      console.log(
+        `converged ${converged.toFixed(0)} ms after the last join; healed ${
+          healed.toFixed(0)
+        } ms after SIGKILL`,
+      );
+
+      // Node A's users leave: nothing of either node stays in Redis.
+      await closeAll(onA);
+      await eventually(
+        async () => await presenceKeys(redis, busChannel) === 0,
+        TTL_MS + 2000,
+        "no presence key left in Redis",
+      );
+    } finally {
+      await closeAll(watchers);
+      await nodeA?.stop();
+      await nodeB?.stop();
+    }
+  },
+);
+
+redisTest(
+  "redis: a node restarted after a crash leaves no ghosts; join/leave cycles leave no key",
+  async (redis) => {
+    const busChannel = `presence-${crypto.randomUUID()}`;
+    let nodeA: ServerProcess | undefined;
+    let nodeB: ServerProcess | undefined;
+    let nodeB2: ServerProcess | undefined;
+    const watchers: Watcher[] = [];
+    try {
+      [nodeA, nodeB] = await Promise.all([
+        startRedisNode(redis.url, busChannel),
+        startRedisNode(redis.url, busChannel),
+      ]);
+      const a = await watch(nodeA.wsUrl, "alice", "room");
+      const b = await watch(nodeB.wsUrl, "bob", "room");
+      watchers.push(a, b);
+      await eventually(() => a.count === 2 && b.count === 2, 3000);
+      Deno.kill(nodeB.pid, "SIGKILL");
+      nodeB2 = await startRedisNode(redis.url, busChannel);
+      // A newcomer on the restarted node may briefly see the dead node's bob,
+      // until its entries expire; then nobody does.
+      const c = await watch(nodeB2.wsUrl, "carol", "room");
+      watchers.push(c);
+      await eventually(
+        () => [a, c].every((w) => w.count === 2 && !w.members.has("bob")),
+        TTL_MS + 2000,
+        "bob gone everywhere",
+      );
+
+      // 1,000 join/leave cycles by one connection on the restarted node.
+      const cycler = (await connect(`${nodeB2.wsUrl}?token=${await token("cycler")}`)).client;
+      for (let i = 0; i < 1000; i++) {
+        const room = i % 2 === 0 ? "room" : `r${i % 10}`;
+        cycler.send({ type: "join", room, id: `j${i}` });
+        cycler.send({ type: "leave", room, id: `l${i}` });
+        if (i % 100 === 99) await cycler.next((m) => m.id === `l${i}`, 10_000);
+      }
+      await cycler.close();
+      await eventually(() => a.count === 2 && c.count === 2, 3000);
+      await closeAll(watchers);
+      await eventually(
+        async () => await presenceKeys(redis, busChannel) === 0,
+        TTL_MS + 2000,
+        "no presence key left in Redis",
+      );
+    } finally {
+      await closeAll(watchers);
+      await nodeA?.stop();
+      await nodeB?.stop();
+      await nodeB2?.stop();
+    }
+  },
+);
+
+/** `deno task start:parallel` as users run it, pinned to two isolates. */
+function startParallel(busChannel: string): Promise<ServerProcess> {
+  const port = freePort();
+  return spawnServer(["run", "-A", "scripts/serve_parallel.ts"], {
+    port,
+    processGroup: true,
+    stopTimeoutMs: 3000,
+    env: {
+      ...BASE_ENV,
+      PORT: String(port),
+      BUS: "broadcast",
+      BUS_CHANNEL: busChannel,
+      DENO_JOBS: "2",
+    },
+  });
+}
+
+Deno.test("parallel: users on two isolates over BroadcastChannel converge to one presence", async () => {
+  const server = await startParallel(`presence-${crypto.randomUUID()}`);
+  const watchers: Watcher[] = [];
+  try {
+    // Keep connecting until both isolates hold users (see scaling_test.ts).
+    for (let i = 0; i < 200; i++) {
+      watchers.push(await watch(server.wsUrl, `user-${i}`, "hall"));
+      const isolates = new Set(watchers.map((w) => w.instanceId));
+      if (watchers.length >= 40 && isolates.size === 2) break;
+      if (isolates.size === 1 && watchers.length % 10 === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    const isolates = new Set(watchers.map((w) => w.instanceId));
+    assert.equal(isolates.size, 2, "users landed on both isolates");
+    const total = watchers.length;
+    await eventually(
+      () => watchers.every((w) => w.count === total && w.members.size === total),
+      2000,
+      `every client's count at ${total}`,
+    );
+    // Users of one isolate leave: the other isolate's users see them go.
+    const [first] = isolates;
+    const leaving = watchers.filter((w) => w.instanceId === first);
+    const staying = watchers.filter((w) => w.instanceId !== first);
+    await closeAll(leaving);
+    await eventually(
+      () => staying.every((w) => w.count === staying.length),
+      2000,
+      "the other isolate's users gone",
+    );
+  } finally {
+    await closeAll(watchers);
+    await server.stop();
+  }
+});
