@@ -1,6 +1,7 @@
 /**
  * Appends per second into one history room, straight on the store (no
- * server, no sockets): memory, and Redis with the bus publish in the script.
+ * server, no sockets): memory, Redis with the bus publish in the script, and
+ * Deno KV on a local file (appends from one isolate are batched per commit).
  * Reports only; nothing is asserted.
  *
  *     deno run -A bench/history_store.ts [--seconds 2]
@@ -8,6 +9,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { KvHistoryStore } from "../lib/store/history/kv.ts";
 import { MemoryHistoryStore } from "../lib/store/history/memory.ts";
 import { createRedisHistoryStore } from "../lib/store/history/redis.ts";
 import type { HistoryStore } from "../lib/store/history/types.ts";
@@ -86,6 +88,18 @@ if (binary === undefined) {
     await store.close();
     await redis.close();
   }
+}
+
+// Deno KV on a local file (SQLite), as `deno serve --parallel` shares it.
+const kvDir = await Deno.makeTempDir({ prefix: "bench-kv-history-" });
+const kv = await Deno.openKv(`${kvDir}/db.kv`);
+const kvStore = new KvHistoryStore({ kv });
+try {
+  await measure("kv (file)", kvStore, rows);
+} finally {
+  await kvStore.close();
+  kv.close();
+  await Deno.remove(kvDir, { recursive: true });
 }
 
 console.table(rows);

@@ -24,7 +24,7 @@ import { type Context, OURS_BATCHED } from "./scenarios/_context.ts";
 import { fanoutScenario, fanoutSectionId } from "./scenarios/fanout.ts";
 import { handshakesScenario } from "./scenarios/handshakes.ts";
 import { idleScenario, OURS_LARGE } from "./scenarios/idle.ts";
-import { isolatesScenario } from "./scenarios/isolates.ts";
+import { isolatesScenario, KV_VARIANTS } from "./scenarios/isolates.ts";
 import { roomsScenario } from "./scenarios/rooms.ts";
 
 const SCENARIOS = {
@@ -150,7 +150,7 @@ function expectedRows(
   const ids: string[] = [];
   for (const s of servers) {
     if (section.id === "isolates") {
-      if (s === "ours") ids.push("ours_parallel", "ours_redis");
+      if (s === "ours") ids.push("ours_parallel", ...KV_VARIANTS.map((v) => v.id), "ours_redis");
     } else if (section.id === "idle" && s === "ours") {
       ids.push("ours");
       if (config.idle.oursOnlyConnections > 0) ids.push(OURS_LARGE);

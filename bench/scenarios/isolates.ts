@@ -23,7 +23,7 @@ interface Deployment {
 }
 
 /** One row: how to start its deployment, or why it cannot run here. */
-interface Variant {
+export interface Variant {
   id: string;
   label: string;
   start(): Promise<Deployment>;
@@ -49,6 +49,53 @@ const parallel: Variant = {
     return { endpoints: [server], close: () => server.close() };
   },
 };
+
+/** A deployment on `deno serve --parallel` whose isolates share a KV file in a temp dir. */
+function kvVariant(id: string, label: string, env: Record<string, string>): Variant {
+  return {
+    id,
+    label,
+    async start() {
+      const dir = await Deno.makeTempDir({ prefix: "bench-kv-" });
+      const remove = () => Deno.remove(dir, { recursive: true }).catch(() => {});
+      try {
+        const server = await startOurs({
+          launch: "parallel",
+          env: { KV_PATH: `${dir}/realtime.kv`, BUS_CHANNEL: channel(), ...env },
+        });
+        return {
+          endpoints: [server],
+          close: async () => {
+            await server.close();
+            await remove();
+          },
+        };
+      } catch (err) {
+        await remove();
+        throw err;
+      }
+    },
+  };
+}
+
+/** The KV rows: the hop with STORE=kv behind BroadcastChannel, and with the KV bus alone. */
+export const KV_VARIANTS: readonly Variant[] = [
+  kvVariant(
+    "ours_parallel_kv_store",
+    "ours, --parallel, BUS=broadcast + STORE=kv, history room",
+    { BUS: "broadcast", STORE: "kv", HISTORY_SIZE: "1000" },
+  ),
+  kvVariant(
+    "ours_parallel_kv_bus",
+    "ours, --parallel, BUS=kv, room without history",
+    { BUS: "kv", HISTORY_SIZE: "0" },
+  ),
+  kvVariant(
+    "ours_parallel_kv_bus_history",
+    "ours, --parallel, BUS=kv, history room",
+    { BUS: "kv", HISTORY_SIZE: "1000" },
+  ),
+];
 
 const REDIS_ROW = { id: "ours_redis", label: "ours, 2 processes via Redis" } as const;
 
@@ -93,7 +140,7 @@ export async function isolatesScenario(ctx: Context): Promise<Section[]> {
   if (ctx.servers.includes("ours")) {
     log(`across isolates: ${p.subscribers} subscribers, ${p.messages} messages at ${p.rate}/s`);
     const redis = await redisServerPath();
-    const variants: Variant[] = [parallel];
+    const variants: Variant[] = [parallel, ...KV_VARIANTS];
     if (redis !== undefined) variants.push(redisVariant(redis));
     rows.push(...await measure(variants, ctx.config.runs, p, await tokensFor(p.subscribers)));
     if (redis === undefined) {
