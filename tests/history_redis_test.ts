@@ -23,6 +23,7 @@ import {
 } from "./_helpers.ts";
 import { freePort, type ServerProcess, spawnServer } from "./_process.ts";
 import { redisTest } from "./_redis.ts";
+import { CuttableProxy } from "./_proxy.ts";
 
 const NODE_ENV = {
   JWT_SECRET: SECRET,
@@ -288,6 +289,55 @@ redisTest(
       await reader.close();
       await ts.close();
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+redisTest(
+  "history on redis: a node cut from Redis catches up when it reconnects, with no later message",
+  async (redis) => {
+    const proxy = new CuttableProxy(redis.port);
+    const channel = `hist-${crypto.randomUUID()}`;
+    const start = async (url: string) => {
+      const env = { BUS: "redis", REDIS_URL: url, BUS_CHANNEL: channel, HISTORY_SIZE: "100" };
+      const config = loadConfig({ JWT_SECRET: SECRET, ...env });
+      const bus = await createBus(config);
+      return await startServer(env, {
+        bus,
+        history: () => createHistoryStore(config, { instanceId: bus.instanceId }),
+      });
+    };
+    const a = await start(`redis://127.0.0.1:${proxy.port}`);
+    const b = await start(redis.url);
+    const onA = await connectTo({ wsUrl: a.wsUrl } as ServerProcess, "on-a");
+    const onB = await connectTo({ wsUrl: b.wsUrl } as ServerProcess, "on-b");
+    try {
+      await joinRoom(onA, "cut");
+      await joinRoom(onB, "cut");
+      const log = roomMessages(onA, "cut");
+      await onB.request({ type: "message", room: "cut", payload: 0, id: "m0" });
+      await eventually(() => log.length === 1, 3000, "the first message on A");
+
+      // A's Redis link goes silent: it does not know, and hears none of these.
+      proxy.blackhole("both");
+      for (let n = 1; n <= 10; n++) {
+        await onB.request({ type: "message", room: "cut", payload: n, id: `m${n}` });
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(log.length, 1, "A heard nothing while cut");
+      // The link breaks for good; A reconnects and reads what it missed.
+      proxy.heal();
+      proxy.cut();
+      await eventually(() => log.length === 11, 10_000, "the ten missed messages on A");
+      assert.deepEqual(log.map((m) => m.payload), [...Array(11).keys()]);
+      assert.deepEqual(log.map((m) => m.offset), Array.from({ length: 11 }, (_, i) => i + 1));
+      assert.equal(a.server.health().history.gaps, 0, "read back, not lost");
+    } finally {
+      await onA.close();
+      await onB.close();
+      await a.close();
+      await b.close();
+      await proxy.close();
     }
   },
 );
