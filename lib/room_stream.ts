@@ -334,8 +334,10 @@ export class RoomStream {
     this.#filling = true;
     try {
       if (this.#resyncWanted) {
-        this.#resyncWanted = false;
         const position = await this.#store.position(this.room, this.limits);
+        // Cleared only once read: a store still reconnecting fails here, and
+        // the retry must ask again.
+        this.#resyncWanted = false;
         if (this.#closed) return;
         if (position.epoch !== this.#epoch) this.#restart(position);
         this.#head = Math.max(this.#head, position.offset);

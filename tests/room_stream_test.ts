@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { RoomStream } from "../lib/room_stream.ts";
 import { MemoryHistoryStore } from "../lib/store/history/memory.ts";
-import type { HistoryLimits, StreamPosition } from "../lib/store/history/types.ts";
+import type { HistoryLimits, HistoryStore, StreamPosition } from "../lib/store/history/types.ts";
+import { StoreUnavailableError } from "../lib/store/history/types.ts";
 import { FakeClock } from "./_helpers.ts";
 
 const LIMITS: HistoryLimits = { size: 100, ttlMs: 600_000 };
@@ -156,4 +157,53 @@ Deno.test("room stream: close clears its timer and held messages", async () => {
   assert.equal(stream.held, 0);
   assert.equal(clock.pending, before);
   await store.close();
+});
+
+Deno.test("room stream: a resync that finds the store down asks again on the retry", async () => {
+  const clock = new FakeClock();
+  const store = new MemoryHistoryStore({ clock });
+  // Fault injection around the real store: its next position() fails, as a
+  // Redis store still reconnecting after the bus came back does.
+  let failNext = false;
+  const flaky: HistoryStore = {
+    kind: store.kind,
+    shared: store.shared,
+    publishes: store.publishes,
+    append: (room, f, options) => store.append(room, f, options),
+    read: (room, options) => store.read(room, options),
+    health: () => store.health(),
+    close: () => store.close(),
+    position(room: string, limits: HistoryLimits) {
+      if (failNext) {
+        failNext = false;
+        return Promise.reject(new StoreUnavailableError("reconnecting"));
+      }
+      return store.position(room, limits);
+    },
+  };
+  const errors: unknown[] = [];
+  const stream = new RoomStream("r", {
+    store: flaky,
+    limits: LIMITS,
+    clock,
+    onError: (e) => errors.push(e),
+  });
+  const got: number[] = [];
+  try {
+    await stream.open();
+    await stream.add({ send: (f) => got.push(JSON.parse(f).offset) }, undefined, () => {});
+    for (let n = 1; n <= 3; n++) await store.append("r", frame(n), { limits: LIMITS });
+    failNext = true;
+    stream.resync(); // the bus is back; nothing else will tell us about 1..3
+    clock.advance(0);
+    await settle();
+    assert.equal(errors.length, 1);
+    assert.deepEqual(got, []);
+    clock.advance(1000); // the retry
+    await settle();
+    assert.deepEqual(got, [1, 2, 3]);
+  } finally {
+    stream.close();
+    await store.close();
+  }
 });
