@@ -201,6 +201,12 @@ Deno.test({
     const bob = await browser.open(demo.url, { name: "bob" });
     await joined(alice, "lobby");
     await joined(bob, "lobby");
+    // Dev mode tracks presence: each page lists both users online in the room.
+    for (const page of [alice, bob]) {
+      await page.waitForSelector('#online li[data-user="alice"]');
+      await page.waitForSelector('#online li[data-user="bob"]');
+      assert.equal(await page.locator("#online-title").textContent(), "Online · 2");
+    }
 
     await say(alice, "hello from alice");
     await bob.waitForSelector('#log .msg .text:text-is("hello from alice")');
@@ -227,6 +233,11 @@ Deno.test({
     assert.deepEqual(await messageTexts(alice), []);
     await alice.click('#rooms li[data-room="lobby"] .room-btn');
     assert.equal((await messageTexts(alice)).length, 3);
+
+    // Bob closes his tab: alice sees him go.
+    await bob.close();
+    await alice.waitForSelector('#online li[data-user="bob"]', { state: "detached" });
+    assert.equal(await alice.locator("#online-title").textContent(), "Online · 1");
 
     assert.deepEqual(browser.problems, []);
   },

@@ -57,6 +57,94 @@ var JoinedRoom = class {
   }
 };
 
+// lib/client/presence.ts
+var RoomPresence = class {
+  #members = /* @__PURE__ */ new Map();
+  #count = 0;
+  #truncated = false;
+  /**
+   * Takes a `presence_state` (after a join, a rejoin, or when a large room
+   * shrinks): replaces the view, and returns the change from the old one
+   * (every member is a join on the first state).
+   */
+  state(message) {
+    const before = new Map(this.#members);
+    this.#members.clear();
+    const joins = [];
+    for (const m of message.members) {
+      const member = {
+        userId: m.userId,
+        connections: m.connections
+      };
+      if (m.info !== void 0) member.info = m.info;
+      this.#members.set(m.userId, member);
+      if (!before.delete(m.userId)) joins.push(withInfo(m.userId, member.info));
+    }
+    this.#count = message.count;
+    this.#truncated = message.truncated === true;
+    const leaves = [
+      ...before.keys()
+    ].map((userId) => ({
+      userId
+    }));
+    return {
+      joins,
+      leaves,
+      count: this.#count
+    };
+  }
+  /** Takes a `presence_diff` and returns it as a change. */
+  diff(message) {
+    const joins = [];
+    for (const j of message.joins) {
+      const info = j.info;
+      const member = {
+        userId: j.userId,
+        connections: 1
+      };
+      if (info !== void 0) member.info = info;
+      this.#members.set(j.userId, member);
+      joins.push(withInfo(j.userId, info));
+    }
+    const leaves = [];
+    for (const l of message.leaves) {
+      this.#members.delete(l.userId);
+      leaves.push({
+        userId: l.userId
+      });
+    }
+    this.#count = message.count;
+    if (message.joins.length === 0 && message.leaves.length === 0) {
+      this.#truncated = this.#count !== this.#members.size;
+    }
+    return {
+      joins,
+      leaves,
+      count: this.#count
+    };
+  }
+  /** A copy of the current view. */
+  snapshot() {
+    return {
+      members: [
+        ...this.#members.values()
+      ].map((m) => ({
+        ...m
+      })),
+      count: this.#count,
+      truncated: this.#truncated
+    };
+  }
+};
+function withInfo(userId, info) {
+  return info === void 0 ? {
+    userId
+  } : {
+    userId,
+    info
+  };
+}
+
 // lib/client/client.ts
 var RealtimeError = class extends Error {
   /** The server's error code, or one of the client's own; see {@linkcode ClientErrorCode}. */
@@ -154,6 +242,8 @@ var RealtimeClient = class {
   #failuresBeforeWelcome = 0;
   #nextId = 0;
   #rooms = /* @__PURE__ */ new Map();
+  /** Presence rooms' member maps, for joined rooms only. */
+  #presence = /* @__PURE__ */ new Map();
   #queue = [];
   #inflight = /* @__PURE__ */ new Map();
   #rejoinsLeft = 0;
@@ -239,6 +329,22 @@ var RealtimeClient = class {
   /** The last position seen in a joined history room (what a rejoin recovers from). */
   position(room) {
     return this.#rooms.get(room)?.position;
+  }
+  /**
+   * The members of a joined presence room, kept up to date from the server's
+   * frames (no round trip); `undefined` before the room's first state, and
+   * for rooms not joined or without presence.
+   *
+   * @example
+   * ```ts ignore
+   * await rt.join("chat:lobby", onMessage);
+   * rt.on("presence", (room, { joins, leaves, count }) => {
+   *   render(rt.presence(room)?.members ?? [], count);
+   * });
+   * ```
+   */
+  presence(room) {
+    return this.#presence.get(room)?.snapshot();
   }
   /**
    * Listens for a lifecycle event.
@@ -366,6 +472,7 @@ var RealtimeClient = class {
       return Promise.reject(err);
     }
     const wasJoined = this.#rooms.delete(room);
+    this.#presence.delete(room);
     if (this.#state === "connecting" || this.#state === "reconnecting") {
       const joinQueued = this.#queue.some((r) => r.frame.type === "join" && r.frame.room === room);
       if (!joinQueued && !(wasJoined && this.#socketWelcomed)) return Promise.resolve();
@@ -630,6 +737,7 @@ var RealtimeClient = class {
     this.#queue.length = 0;
     this.#inflight.clear();
     this.#rooms.clear();
+    this.#presence.clear();
     this.#socket = void 0;
     this.#socketWelcomed = false;
   }
@@ -682,9 +790,14 @@ var RealtimeClient = class {
         return;
       case "left":
         if (message.reason === "revoked" && this.#rooms.delete(message.room)) {
+          this.#presence.delete(message.room);
           this.#emit("left", message.room, "revoked");
         }
         this.#reply(message, message.id);
+        return;
+      case "presence_state":
+      case "presence_diff":
+        this.#onPresence(message);
         return;
       case "pong":
         if (message.id === void 0 || message.id === this.#pingId) this.#onPong(socket);
@@ -696,6 +809,17 @@ var RealtimeClient = class {
         this.#onError(message);
         return;
     }
+  }
+  #onPresence(message) {
+    const room = message.room;
+    if (!this.#rooms.has(room)) return;
+    let view = this.#presence.get(room);
+    if (view === void 0) {
+      if (message.type !== "presence_state") return;
+      this.#presence.set(room, view = new RoomPresence());
+    }
+    const change = message.type === "presence_state" ? view.state(message) : view.diff(message);
+    this.#emit("presence", room, change);
   }
   #onWelcome(socket, message) {
     if (this.#socketWelcomed) return;
@@ -733,6 +857,7 @@ var RealtimeClient = class {
         }
         if (reply.type === "error") {
           this.#rooms.delete(room);
+          this.#presence.delete(room);
           const error = new RealtimeError(reply.code, `Rejoining failed: ${reply.message}`, {
             room
           });

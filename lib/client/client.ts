@@ -25,8 +25,21 @@
 import type { CloseCode, ErrorCode } from "../codes.ts";
 import type { JsonValue, ServerMessage } from "../protocol.ts";
 import { JoinedRoom, type RejoinInfo, type RoomPosition } from "./room.ts";
+import {
+  type PresenceChange,
+  type PresenceMember,
+  type PresenceSnapshot,
+  RoomPresence,
+} from "./presence.ts";
 
-export type { JsonValue, RejoinInfo, RoomPosition };
+export type {
+  JsonValue,
+  PresenceChange,
+  PresenceMember,
+  PresenceSnapshot,
+  RejoinInfo,
+  RoomPosition,
+};
 
 /** Where the client is in its connection lifecycle; see {@linkcode RealtimeClient.state}. */
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
@@ -204,6 +217,12 @@ export interface RealtimeEvents {
    * lost: refetch the room's state (for example with `history`).
    */
   rejoin: (room: string, info: RejoinInfo) => void;
+  /**
+   * Who arrived and left in a joined presence room. The first state after a
+   * join reports every member as a join; a state after a rejoin reports the
+   * difference from what was known. Read the whole list with `presence(room)`.
+   */
+  presence: (room: string, change: PresenceChange) => void;
 }
 
 /** Name of a {@linkcode RealtimeEvents} event. */
@@ -540,6 +559,8 @@ export class RealtimeClient {
   #nextId = 0;
 
   readonly #rooms = new Map<string, JoinedRoom<RoomHandler<never>>>();
+  /** Presence rooms' member maps, for joined rooms only. */
+  readonly #presence = new Map<string, RoomPresence>();
   readonly #queue: PendingRequest[] = [];
   readonly #inflight = new Map<string, PendingRequest>();
   #rejoinsLeft = 0;
@@ -647,6 +668,23 @@ export class RealtimeClient {
   /** The last position seen in a joined history room (what a rejoin recovers from). */
   position(room: string): RoomPosition | undefined {
     return this.#rooms.get(room)?.position;
+  }
+
+  /**
+   * The members of a joined presence room, kept up to date from the server's
+   * frames (no round trip); `undefined` before the room's first state, and
+   * for rooms not joined or without presence.
+   *
+   * @example
+   * ```ts ignore
+   * await rt.join("chat:lobby", onMessage);
+   * rt.on("presence", (room, { joins, leaves, count }) => {
+   *   render(rt.presence(room)?.members ?? [], count);
+   * });
+   * ```
+   */
+  presence(room: string): PresenceSnapshot | undefined {
+    return this.#presence.get(room)?.snapshot();
   }
 
   /**
@@ -774,6 +812,7 @@ export class RealtimeClient {
       return Promise.reject(err);
     }
     const wasJoined = this.#rooms.delete(room);
+    this.#presence.delete(room);
     if (this.#state === "connecting" || this.#state === "reconnecting") {
       // Only a queued join, or a rejoin already sent on a welcomed socket, needs
       // undoing on the server; otherwise the room was ours only locally.
@@ -1048,6 +1087,7 @@ export class RealtimeClient {
     this.#queue.length = 0;
     this.#inflight.clear();
     this.#rooms.clear();
+    this.#presence.clear();
     this.#socket = undefined;
     this.#socketWelcomed = false;
   }
@@ -1109,9 +1149,14 @@ export class RealtimeClient {
         return;
       case "left":
         if (message.reason === "revoked" && this.#rooms.delete(message.room)) {
+          this.#presence.delete(message.room);
           this.#emit("left", message.room, "revoked");
         }
         this.#reply(message, message.id);
+        return;
+      case "presence_state":
+      case "presence_diff":
+        this.#onPresence(message);
         return;
       case "pong":
         if (message.id === undefined || message.id === this.#pingId) this.#onPong(socket);
@@ -1123,6 +1168,21 @@ export class RealtimeClient {
         this.#onError(message);
         return;
     }
+  }
+
+  #onPresence(
+    message: Extract<ServerMessage, { type: "presence_state" | "presence_diff" }>,
+  ): void {
+    const room = message.room;
+    if (!this.#rooms.has(room)) return;
+    let view = this.#presence.get(room);
+    if (view === undefined) {
+      // Diffs are relative to a state: none is usable before the first.
+      if (message.type !== "presence_state") return;
+      this.#presence.set(room, view = new RoomPresence());
+    }
+    const change = message.type === "presence_state" ? view.state(message) : view.diff(message);
+    this.#emit("presence", room, change);
   }
 
   #onWelcome(socket: WebSocketLike, message: Extract<ServerMessage, { type: "welcome" }>): void {
@@ -1155,6 +1215,7 @@ export class RealtimeClient {
         }
         if (reply.type === "error") {
           this.#rooms.delete(room);
+          this.#presence.delete(room);
           const error = new RealtimeError(reply.code, `Rejoining failed: ${reply.message}`, {
             room,
           });
