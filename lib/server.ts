@@ -109,6 +109,11 @@ export interface Health {
   bus: BusHealth;
   /** The history store (rooms with history answer `unavailable` while it is degraded). */
   history: StoreHealth & { rooms: number; gaps: number };
+  /**
+   * The shared-state store named by `STORE` (tickets, revocations, and
+   * history when `HISTORY_STORE` is the same): the worst of their healths.
+   */
+  store: StoreHealth;
 }
 
 /** Counts of everything the server holds, for tests and `/healthz`. */
@@ -511,14 +516,21 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
   function health(): Health {
     const busHealth = bus.health();
     const storeHealth: StoreHealth = historyStore?.health() ?? { status: "ok", transport: "none" };
+    const shared = [tickets.health(), revocations.store.health()];
+    if (historyStore !== undefined && historyStore.kind === config.store) shared.push(storeHealth);
+    const store = shared.find((h) => h.status !== "ok") ??
+      { status: "ok", transport: config.store };
     return {
-      status: busHealth.status === "ok" && storeHealth.status === "ok" ? "ok" : "degraded",
+      status: busHealth.status === "ok" && storeHealth.status === "ok" && store.status === "ok"
+        ? "ok"
+        : "degraded",
       uptimeMs: clock.now() - startedAt,
       connections: sessions.size,
       rooms: rooms.size,
       instanceId: bus.instanceId,
       bus: busHealth,
       history: { ...storeHealth, ...rooms.historyStats },
+      store,
     };
   }
 

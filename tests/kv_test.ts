@@ -101,6 +101,7 @@ Deno.test("kv: a single node restarted on its KV file recovers with since", asyn
     server = await startNode(env);
     const health = await (await fetch(`${server.httpUrl}/healthz`)).json();
     assert.equal(health.history.transport, "kv");
+    assert.deepEqual(health.store, { status: "ok", transport: "kv" });
     const { client } = await connectTo(server, "alice");
     clients.push(client);
     const joined = await joinRoom(client, "chat");
