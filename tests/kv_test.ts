@@ -353,3 +353,58 @@ Deno.test("kv: the same drops without a shared store show as gaps in /healthz", 
     await server?.stop();
   }
 });
+
+for (const bus of ["broadcast", "kv"]) {
+  Deno.test(`kv: presence converges across two isolates on STORE=kv, BUS=${bus}`, async () => {
+    const kv = await tempKv();
+    let server: ServerProcess | undefined;
+    let groups: Client[][] = [];
+    try {
+      server = await startParallel({
+        STORE: "kv",
+        KV_PATH: kv.path,
+        BUS: bus,
+        PRESENCE: "1",
+        HISTORY_SIZE: "0",
+      });
+      groups = await spread(server, 3);
+      const clients = groups.flat();
+      for (const c of clients) await joinRoom(c, "lobby");
+      // Every member, on either isolate, counts all 6 users.
+      await eventually(
+        async () => {
+          const counts = await Promise.all(clients.map(async (c) => {
+            const state = await c.request({
+              type: "presence",
+              room: "lobby",
+              id: crypto.randomUUID(),
+            });
+            return state.count;
+          }));
+          return counts.every((n) => n === 6);
+        },
+        10_000,
+        "presence count 6 on every client",
+      );
+      // A leave on one isolate reaches the other.
+      await groups[0]![0]!.close();
+      const other = groups[1]![0]!;
+      await eventually(
+        async () => {
+          const state = await other.request({
+            type: "presence",
+            room: "lobby",
+            id: crypto.randomUUID(),
+          });
+          return state.count === 5;
+        },
+        10_000,
+        "presence count 5 after a leave",
+      );
+    } finally {
+      await Promise.allSettled(groups.flat().map((c) => c.close()));
+      await server?.stop();
+      await kv.remove();
+    }
+  });
+}

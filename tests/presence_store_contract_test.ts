@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { KvPresenceStore } from "../lib/store/presence/kv.ts";
 import { MemoryPresenceStore } from "../lib/store/presence/memory.ts";
 import { createRedisPresenceStore } from "../lib/store/presence/redis.ts";
 import { presenceStoreContract } from "./_presence_contract.ts";
@@ -62,3 +63,37 @@ presenceStoreContract({
     };
   },
 });
+
+/** KV: a fresh database per case (a file in a temp dir, or `:memory:`), a fake clock for expiry. */
+function kvContract(name: string, inFile: boolean): void {
+  presenceStoreContract({
+    name,
+    ttlMs: 3000,
+    async open(ttlMs) {
+      const dir = inFile ? await Deno.makeTempDir({ prefix: "kv-presence-" }) : undefined;
+      const kv = await Deno.openKv(dir === undefined ? ":memory:" : `${dir}/db.kv`);
+      const clock = new FakeClock();
+      const store = new KvPresenceStore({ kv, clock, ttlMs });
+      return {
+        store,
+        advance(ms: number) {
+          clock.advance(ms);
+          return Promise.resolve();
+        },
+        async leftovers() {
+          let keys = 0;
+          for await (const _ of kv.list({ prefix: [] })) keys++;
+          return keys;
+        },
+        async close() {
+          await store.close();
+          kv.close();
+          if (dir !== undefined) await Deno.remove(dir, { recursive: true });
+        },
+      };
+    },
+  });
+}
+
+kvContract("kv (file)", true);
+kvContract("kv (:memory:)", false);

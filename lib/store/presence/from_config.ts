@@ -6,6 +6,8 @@
  */
 import type { Clock } from "../../clock.ts";
 import type { Config } from "../../config.ts";
+import { leaseKv } from "../_kv.ts";
+import { KvPresenceStore } from "./kv.ts";
 import { MemoryPresenceStore } from "./memory.ts";
 import { createRedisPresenceStore } from "./redis.ts";
 import type { PresenceStore } from "./types.ts";
@@ -45,6 +47,15 @@ export function createPresenceStore(
         ...(onError === undefined ? {} : { onError }),
       });
     case "kv":
-      return Promise.reject(new TypeError("STORE=kv has no presence store in this build"));
+      return leaseKv(config.kv.path).then((lease) =>
+        new KvPresenceStore({
+          kv: lease.kv,
+          prefix: [config.bus.channel],
+          ttlMs,
+          onClose: () => lease.release(),
+          ...(onError === undefined ? {} : { onError }),
+          ...(clock === undefined ? {} : { clock }),
+        })
+      );
   }
 }
