@@ -7,6 +7,7 @@
 import type { AcrossParams } from "./gen/across.ts";
 import type { FanoutParams } from "./gen/fanout.ts";
 import type { HandshakeParams } from "./gen/handshakes.ts";
+import type { PublishParams, StormParams } from "./gen/history.ts";
 import type { RoomsParams } from "./gen/rooms.ts";
 
 /** Idle-connection scenario sizes. */
@@ -41,6 +42,20 @@ export interface IdleParams {
   connectTimeoutMs: number;
 }
 
+/** History rooms (issue 9): sizes of the three measurements. */
+export interface HistoryBenchParams {
+  /** HISTORY_SIZE of the history rows: messages kept per room. */
+  size: number;
+  /** Fan-out with history on vs off, on one node (memory store). */
+  fanout: FanoutParams;
+  /** Saturated publishing into one history room, one publisher on each of two Redis nodes. */
+  publishes: PublishParams;
+  /** Light-rate end-to-end latency across the two Redis nodes. */
+  latency: AcrossParams;
+  /** Every client of a room drops, messages are published, every client comes back. */
+  storm: StormParams;
+}
+
 /** Everything one bench run needs to know. */
 export interface BenchConfig {
   mode: "quick" | "full";
@@ -52,6 +67,7 @@ export interface BenchConfig {
   handshakes: HandshakeParams;
   /** Across isolates (`deno serve --parallel`) and across processes (Redis). */
   isolates: AcrossParams;
+  history: HistoryBenchParams;
   /** The whole bench is aborted (non-zero exit) past this. */
   watchdogMs: number;
 }
@@ -114,6 +130,29 @@ export const FULL: BenchConfig = {
   // 2,000 samples per group per run at 4,000 deliveries/s: enough for a p99,
   // light enough that neither group queues.
   isolates: { subscribers: 100, messages: 40, rate: 40, timeoutMs: 15_000 },
+  history: {
+    // Larger than one run publishes into a room: the fan-out ring never trims
+    // in the fan-out rows, and does trim in the publish rows (3,000 per run).
+    size: 1000,
+    // 60 × 1,001 deliveries, 0.4–1.3 s of server CPU per round (7–21 µs per
+    // delivery, by the machine's load): more than fan-out's 40, since a ratio
+    // of two such figures is the target here.
+    fanout: {
+      subscribers: 1000,
+      messages: 60,
+      window: 4,
+      lightMessages: 10,
+      lightRate: 10,
+      phaseTimeoutMs: 30_000,
+    },
+    // 0.2–0.4 s of saturated publishing at the 7,000–15,000/s we see: the
+    // nodes' CPU is read to ~3%, redis-server's (≈ 30 µs per history publish)
+    // to ~10%, without history (< 10 µs) only to the 10 ms clock tick.
+    publishes: { messages: 3000, window: 16, timeoutMs: 20_000 },
+    // The across-isolates sizes, so the rows compare with that section's Redis row.
+    latency: { subscribers: 100, messages: 40, rate: 40, timeoutMs: 15_000 },
+    storm: { clients: 1000, missed: 100, concurrency: 128, timeoutMs: 30_000 },
+  },
   watchdogMs: 8 * 60_000,
 };
 
@@ -156,5 +195,19 @@ export const QUICK: BenchConfig = {
   },
   handshakes: { count: 60, concurrency: 8, timeoutMs: 5000 },
   isolates: { subscribers: 20, messages: 20, rate: 100, timeoutMs: 10_000 },
+  history: {
+    size: 100,
+    fanout: {
+      subscribers: 50,
+      messages: 20,
+      window: 4,
+      lightMessages: 2,
+      lightRate: 10,
+      phaseTimeoutMs: 5000,
+    },
+    publishes: { messages: 200, window: 8, timeoutMs: 10_000 },
+    latency: { subscribers: 20, messages: 10, rate: 100, timeoutMs: 10_000 },
+    storm: { clients: 50, missed: 10, concurrency: 32, timeoutMs: 10_000 },
+  },
   watchdogMs: 90_000,
 };

@@ -38,3 +38,26 @@ export async function rssBytes(pid: number): Promise<number> {
 export function selfCpuMicros(): Promise<number> {
   return cpuMicros(Deno.pid);
 }
+
+/** Peak resident set size of a process since it started or since {@linkcode resetPeakRss}, in bytes (VmHWM). */
+export async function peakRssBytes(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const match = /^VmHWM:\s+(\d+)\s+kB$/m.exec(status);
+  if (!match) throw new TypeError(`Cannot read VmHWM of pid ${pid}: current value is missing`);
+  return Number(match[1]) * 1024;
+}
+
+/**
+ * Restarts a process's peak RSS from its current RSS (`5` to
+ * /proc/<pid>/clear_refs, Linux ≥ 4.0, own processes only), so that
+ * {@linkcode peakRssBytes} measures one phase rather than the process's life.
+ * Resolves to false when the kernel refuses; the peak then spans the whole life.
+ */
+export async function resetPeakRss(pid: number): Promise<boolean> {
+  try {
+    await Deno.writeTextFile(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -16,6 +16,8 @@ export interface RedisOptions {
 export interface RunningRedis {
   /** `redis://127.0.0.1:<port>` */
   url: string;
+  /** Process id, for its CPU time in /proc. */
+  pid: number;
   /** SIGTERM (SIGKILL after 3 s) and wait for exit; idempotent. */
   close(): Promise<void>;
 }
@@ -89,6 +91,7 @@ export async function startRedis(
   let closing: Promise<void> | undefined;
   const redis: RunningRedis = {
     url: `redis://127.0.0.1:${port}`,
+    pid: child.pid,
     close() {
       closing ??= (async () => {
         if (exited) return;

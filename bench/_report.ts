@@ -38,6 +38,11 @@ export interface Section {
   description: string;
   metrics: MetricDef[];
   rows: Row[];
+  /**
+   * Start of the run that measured this section, when it differs from the
+   * report's (a `--scenarios=` run keeps the other sections of the last one).
+   */
+  measuredAt?: string;
 }
 
 /** A ratio target between two rows of one section. Reported, never asserted. */
@@ -132,10 +137,19 @@ export function renderMarkdown(report: Report): string {
   out.push(
     `${report.startedAt} · ${report.machine.cpus} cores · deno ${report.machine.deno} · node ${report.machine.node} · ${
       report.durationSec.toFixed(0)
-    } s. Cells: median (min–max).`,
+    } s. Cells: median (min–max).${
+      report.sections.some((s) => s.measuredAt !== undefined)
+        ? " Sections marked so were measured by an earlier run (a `--scenarios=` run replaces " +
+          "only its own sections)."
+        : ""
+    }`,
   );
   for (const section of report.sections) {
-    out.push("", `## ${section.title}`, "", section.description, "");
+    out.push("", `## ${section.title}`, "");
+    if (section.measuredAt !== undefined) {
+      out.push(`*Measured by an earlier run, ${section.measuredAt}.*`, "");
+    }
+    out.push(section.description, "");
     out.push(`| server | ${section.metrics.map((m) => m.label).join(" | ")} | notes |`);
     out.push(`| --- | ${section.metrics.map(() => "---:").join(" | ")} | --- |`);
     for (const row of section.rows) {
@@ -162,6 +176,22 @@ export function renderMarkdown(report: Report): string {
 
 function oneLine(text: string): string {
   return text.replaceAll("|", "\\|").replace(/\s*\n\s*/g, " ⏎ ").slice(0, 400);
+}
+
+/**
+ * The sections of `previous` with this run's sections in place of those with
+ * the same id (new ones last), so that running some scenarios does not wipe
+ * the published figures of the others. Kept sections say when they were measured.
+ */
+export function mergeSections(previous: Report, current: readonly Section[]): Section[] {
+  const fresh = new Map(current.map((s) => [s.id, s]));
+  const merged = previous.sections.map((old) =>
+    fresh.get(old.id) ?? { ...old, measuredAt: old.measuredAt ?? previous.startedAt }
+  );
+  for (const section of current) {
+    if (!previous.sections.some((old) => old.id === section.id)) merged.push(section);
+  }
+  return merged;
 }
 
 /** Builds a row from per-run metric records (all runs succeeded). */

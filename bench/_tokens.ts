@@ -9,6 +9,9 @@ import { exportSPKI, generateKeyPair, SignJWT } from "jose";
 /** HS256 secret handed to ours as JWT_SECRET (≥ 32 characters, as ours requires). */
 export const BENCH_HS256_SECRET = "bench-only-secret-not-for-production-0123456789";
 
+/** API_KEY handed to ours where the bench publishes through `POST /api/publish` (≥ 32 characters). */
+export const BENCH_API_KEY = "bench-only-api-key-not-for-production-0123456789";
+
 /** An ES256 key pair: the private key signs here, the PEM goes to ours as JWT_PUBLIC_KEY. */
 export interface Es256Keys {
   privateKey: CryptoKey;

@@ -1,10 +1,11 @@
 /**
  * `deno task bench [--quick] [--servers=ours,bare_deno,node_ws,socketio]
- * [--scenarios=fanout,rooms,idle,handshakes,isolates]`
+ * [--scenarios=fanout,rooms,idle,handshakes,isolates,history]`
  *
  * Starts each server as a subprocess on loopback, drives it with our
  * generator, prints a markdown table (stdout; progress goes to stderr) and
- * writes bench/results/latest.json and latest.md (quick.* for --quick). Exits non-zero when any
+ * writes bench/results/latest.json and latest.md (quick.* for --quick); a `--scenarios=` run
+ * replaces its own sections there and keeps the others. Exits non-zero when any
  * row failed or is missing; skipped rows say why and do not fail the run.
  *
  * @module
@@ -13,6 +14,7 @@ import { closeSharedServers, log } from "./_alternate.ts";
 import { type BenchConfig, FULL, QUICK } from "./_config.ts";
 import {
   evaluateTargets,
+  mergeSections,
   renderMarkdown,
   type Report,
   type Section,
@@ -23,6 +25,12 @@ import { closeAllServers, SERVER_IDS, type ServerId } from "./_servers.ts";
 import { type Context, OURS_BATCHED } from "./scenarios/_context.ts";
 import { fanoutScenario, fanoutSectionId } from "./scenarios/fanout.ts";
 import { handshakesScenario } from "./scenarios/handshakes.ts";
+import {
+  HISTORY_SECTIONS,
+  historyScenario,
+  OURS_HISTORY,
+  OURS_REDIS_HISTORY,
+} from "./scenarios/history.ts";
 import { idleScenario, OURS_LARGE } from "./scenarios/idle.ts";
 import { isolatesScenario, KV_VARIANTS } from "./scenarios/isolates.ts";
 import { roomsScenario } from "./scenarios/rooms.ts";
@@ -33,6 +41,7 @@ const SCENARIOS = {
   idle: idleScenario,
   handshakes: handshakesScenario,
   isolates: isolatesScenario,
+  history: historyScenario,
 } as const satisfies Record<string, (ctx: Context) => Promise<Section[]>>;
 type ScenarioId = keyof typeof SCENARIOS;
 
@@ -137,6 +146,16 @@ function targetsFor(config: BenchConfig): TargetDef[] {
       direction: ">=",
       goal: 0.8,
     },
+    {
+      name: `N=${config.history.fanout.subscribers}: ours with history (memory store) ≤ 1.15× ` +
+        "ours without (server CPU per delivery)",
+      section: HISTORY_SECTIONS.fanout,
+      metric: "serverCpuUs",
+      numerator: OURS_HISTORY,
+      denominator: "ours",
+      direction: "<=",
+      goal: 1.15,
+    },
   );
   return defs;
 }
@@ -151,6 +170,10 @@ function expectedRows(
   for (const s of servers) {
     if (section.id === "isolates") {
       if (s === "ours") ids.push("ours_parallel", ...KV_VARIANTS.map((v) => v.id), "ours_redis");
+    } else if (section.id === HISTORY_SECTIONS.redis) {
+      if (s === "ours") ids.push("ours_redis", OURS_REDIS_HISTORY);
+    } else if (section.id === HISTORY_SECTIONS.fanout || section.id === HISTORY_SECTIONS.storm) {
+      if (s === "ours") ids.push("ours", OURS_HISTORY);
     } else if (section.id === "idle" && s === "ours") {
       ids.push("ours");
       if (config.idle.oursOnlyConnections > 0) ids.push(OURS_LARGE);
@@ -172,17 +195,28 @@ async function version(cmd: string, args: string[]): Promise<string> {
   }
 }
 
+/** The report in `path` when it is one of the same mode, else undefined. */
+async function readReport(path: string, config: BenchConfig): Promise<Report | undefined> {
+  try {
+    const report = JSON.parse(await Deno.readTextFile(path)) as Report;
+    return report.mode === config.mode && Array.isArray(report.sections) ? report : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function main(args: string[]): Promise<number> {
   if (args.includes("--help")) {
     console.log(
       "deno task bench [--quick] [--servers=ours,bare_deno,node_ws,socketio] " +
-        "[--scenarios=fanout,rooms,idle,handshakes,isolates]",
+        "[--scenarios=fanout,rooms,idle,handshakes,isolates,history]",
     );
     return 0;
   }
   const config = args.includes("--quick") ? QUICK : FULL;
   const servers = parseList("servers", SERVER_IDS, args);
   const scenarios = parseList("scenarios", Object.keys(SCENARIOS) as ScenarioId[], args);
+  const subset = scenarios.length < Object.keys(SCENARIOS).length;
   const ctx: Context = { config, servers };
   const startedAt = new Date();
   const t0 = performance.now();
@@ -207,6 +241,11 @@ async function main(args: string[]): Promise<number> {
     }
   }
 
+  // A smoke run must not overwrite the published figures of the last full run.
+  const name = config === QUICK ? "quick" : "latest";
+  // Some scenarios only: the file keeps the other sections of its last run.
+  const previous = subset ? await readReport(`${RESULTS_DIR}${name}.json`, config) : undefined;
+  const reported = previous === undefined ? sections : mergeSections(previous, sections);
   const report: Report = {
     startedAt: startedAt.toISOString(),
     mode: config.mode,
@@ -219,13 +258,11 @@ async function main(args: string[]): Promise<number> {
       node: await version("node", ["--version"]),
     },
     config,
-    sections,
-    targets: evaluateTargets(sections, targetsFor(config)),
+    sections: reported,
+    targets: evaluateTargets(reported, targetsFor(config)),
   };
   const markdown = renderMarkdown(report);
   await Deno.mkdir(RESULTS_DIR, { recursive: true });
-  // A smoke run must not overwrite the published figures of the last full run.
-  const name = config === QUICK ? "quick" : "latest";
   await Deno.writeTextFile(`${RESULTS_DIR}${name}.json`, JSON.stringify(report, null, 2) + "\n");
   await Deno.writeTextFile(`${RESULTS_DIR}${name}.md`, markdown);
   console.log(markdown);

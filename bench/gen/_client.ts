@@ -19,6 +19,12 @@ export interface Frame {
   message?: unknown;
   /** In ours' `welcome`: which isolate or process holds the connection. */
   instanceId?: unknown;
+  /** History rooms (`message`, `joined`, `ack`): the stream position. */
+  offset?: unknown;
+  epoch?: unknown;
+  /** In `joined` after a `since`: whether the missed messages follow, and how many. */
+  recovered?: unknown;
+  missed?: unknown;
 }
 
 /** Called for every frame that is not the reply to a pending request. */

@@ -121,7 +121,8 @@ function redisVariant(binary: string): Variant {
   };
 }
 
-function skippedOrFailed(id: string, label: string, reason: string): Row {
+/** A row that cannot run here (redis-server missing): skipped, or failed when CI is set. */
+export function skippedOrFailed(id: string, label: string, reason: string): Row {
   // CI must not lose this row silently: there, a missing redis-server fails the run.
   const inCi = (Deno.env.get("CI") ?? "") !== "";
   return {
