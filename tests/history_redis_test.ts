@@ -233,6 +233,7 @@ redisTest(
       REDIS_URL: redis.url,
       BUS_CHANNEL: `hist-${crypto.randomUUID()}`,
       ROOM_POLICY: policy,
+      API_KEY: "outage-test-api-key-0123456789abcdef",
     };
     const config = loadConfig({ JWT_SECRET: SECRET, ...env });
     const bus = await createBus(config);
@@ -275,6 +276,14 @@ redisTest(
       const retried = rt.publish("hist", "retried");
       await new Promise((r) => setTimeout(r, 1500));
       assert.equal(histLog.length, 1, "nothing delivered while Redis is down");
+      const api = await fetch(`${ts.httpUrl}/api/publish`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${env.API_KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ room: "hist", payload: "api", idempotencyKey: "k" }),
+      });
+      assert.equal(api.status, 503);
+      assert.ok(Number(api.headers.get("retry-after")) >= 1);
+      assert.equal((await api.json()).error.code, "unavailable");
       await redis.restart();
       await retried;
       await eventually(() => histLog.length === 2, 10_000, "the retried message");

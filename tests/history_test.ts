@@ -378,6 +378,24 @@ Deno.test("ROOM_POLICY history rules: the first matching rule that sets history 
   }
 });
 
+Deno.test("ROOM_POLICY history values are validated at start-up", async () => {
+  const { RoomPolicy } = await import("../lib/room_policy.ts");
+  for (
+    const history of [
+      { size: 0, ttlSec: 60 },
+      { size: 10_001, ttlSec: 60 },
+      { size: 10, ttlSec: 0 },
+      { size: 10, ttlSec: 7 * 86_400 + 1 },
+      { size: 10 },
+      true,
+    ]
+  ) {
+    const text = JSON.stringify({ rooms: [{ room: "a", history }] });
+    assert.throws(() => RoomPolicy.parse(text), /rooms\.0\.history/, JSON.stringify(history));
+  }
+  assert.ok(RoomPolicy.parse(JSON.stringify({ rooms: [{ room: "a", history: false }] })));
+});
+
 Deno.test("dev mode keeps history of 100 per room unless HISTORY_SIZE is set", async () => {
   const { loadConfig } = await import("../lib/config.ts");
   assert.equal(loadConfig({}).history.size, 100);
