@@ -122,6 +122,12 @@ const MAX_BATCH = 64;
 const MAX_BATCH_BYTES = 400_000;
 /** Most dedupe keys in one commit (KV allows 100 checks; one is the head). */
 const MAX_BATCH_DEDUPE = 64;
+/**
+ * Most appends waiting for one room on this isolate: past it (the database
+ * is stalling and publishers keep going) appends are refused at once rather
+ * than queued without bound.
+ */
+const MAX_QUEUED = 10_000;
 /** Entries listed per round trip. */
 const LIST_BATCH = 500;
 
@@ -224,6 +230,10 @@ export class KvHistoryStore implements HistoryStore {
       if (queue === undefined) {
         queue = [];
         this.#queues.set(room, queue);
+      }
+      if (queue.length >= MAX_QUEUED) {
+        reject(new StoreUnavailableError(`too many appends waiting for ${room}`, 1000));
+        return;
       }
       queue.push({ frame, limits, dedupe, resolve, reject });
       this.#kick(room);
