@@ -25,13 +25,14 @@
  * Faults: while Redis is unreachable, or when a command gets no answer within
  * `commandTimeoutMs`, operations reject with {@linkcode StoreUnavailableError}
  * and `health()` is `degraded`; the connection is replaced and retried in the
- * background (own bounded back-off, like the Redis bus; no timer outlives
- * `close`). After a timeout the command may still have run: a retried append
+ * background by {@linkcode RedisLink} (bounded back-off, like the Redis bus;
+ * no timer outlives `close`). After a timeout the command may still have run: a retried append
  * with the same dedupe key is then answered as a duplicate.
  *
  * @module
  */
-import { createClient, ErrorReply } from "@redis/client";
+import { ErrorReply } from "@redis/client";
+import { describeError, RedisLink } from "../../redis_link.ts";
 import { newEpoch } from "./_epoch.ts";
 import { checkLimits, checkReadLimit } from "./_limits.ts";
 import {
@@ -46,8 +47,6 @@ import {
   StoreUnavailableError,
   type StreamPosition,
 } from "./types.ts";
-
-type RedisClient = ReturnType<typeof createClient>;
 
 /** Options for {@linkcode RedisHistoryStore}. */
 export interface RedisHistoryStoreOptions {
@@ -92,13 +91,6 @@ export interface RedisHistoryStoreOptions {
   /** Called when Redis is back after an outage reported through `onError`. */
   onRecover?: () => void;
 }
-
-interface Connection {
-  client: RedisClient;
-  failed: boolean;
-}
-
-const FIRST_RECONNECT_DELAY_MS = 100;
 
 /**
  * Trims a stream to its size and drops its expired head. Entries are in time
@@ -253,27 +245,9 @@ export class RedisHistoryStore implements HistoryStore {
   readonly kind = "redis";
   readonly shared = true;
   readonly publishes: boolean;
-  readonly #url: string;
-  readonly #where: string;
   readonly #prefix: string;
   readonly #instanceId: string | undefined;
-  readonly #commandTimeoutMs: number;
-  readonly #connectTimeoutMs: number;
-  readonly #maxReconnectDelayMs: number;
-  readonly #maxPending: number;
-  readonly #onError: (error: Error) => void;
-  readonly #onRecover: () => void;
-  readonly #waiters = new Set<(connected: boolean) => void>();
-  #conn: Connection | undefined;
-  #connecting: Promise<void>;
-  #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  #retryAt = 0;
-  #attempts = 0;
-  #status: StoreHealth["status"] = "degraded";
-  #detail = "connecting";
-  #everConnected = false;
-  #outageReported = false;
-  #closed = false;
+  readonly #link: RedisLink;
 
   /** @param options Redis URL, naming, publishing, bounds and hooks; connecting starts at once */
   constructor(options: RedisHistoryStoreOptions) {
@@ -288,32 +262,22 @@ export class RedisHistoryStore implements HistoryStore {
       onError = () => {},
       onRecover = () => {},
     } = options;
-    this.#where = describeUrl(url);
-    for (
-      const [name, value] of Object.entries({
-        commandTimeoutMs,
-        connectTimeoutMs,
-        maxReconnectDelayMs,
-        maxPendingCommands,
-      })
-    ) {
-      if (!Number.isSafeInteger(value) || value < 1) {
-        throw new RangeError(
-          `Cannot create Redis history store: ${name} must be a positive integer, current value is ${value}`,
-        );
-      }
-    }
-    this.#url = url;
+    this.#link = new RedisLink({
+      url,
+      name: "Redis history store",
+      whileDown: "history rooms answer unavailable until it is back",
+      commandTimeoutMs,
+      connectTimeoutMs,
+      maxReconnectDelayMs,
+      maxPendingCommands,
+      // Commands in flight fail as unavailable at once rather than finishing.
+      closeFlushMs: 0,
+      onError,
+      onRecover,
+    });
     this.#prefix = prefix;
     this.#instanceId = publish?.instanceId;
     this.publishes = publish !== undefined;
-    this.#commandTimeoutMs = commandTimeoutMs;
-    this.#connectTimeoutMs = connectTimeoutMs;
-    this.#maxReconnectDelayMs = maxReconnectDelayMs;
-    this.#maxPending = maxPendingCommands;
-    this.#onError = onError;
-    this.#onRecover = onRecover;
-    this.#connecting = this.#connect();
   }
 
   /**
@@ -321,17 +285,7 @@ export class RedisHistoryStore implements HistoryStore {
    * `timeoutMs` or on close; the store keeps trying either way.
    */
   ready(timeoutMs: number): Promise<boolean> {
-    if (this.#status === "ok") return Promise.resolve(true);
-    if (this.#closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const done = (connected: boolean) => {
-        clearTimeout(timer);
-        this.#waiters.delete(done);
-        resolve(connected);
-      };
-      const timer = setTimeout(() => done(false), timeoutMs);
-      this.#waiters.add(done);
-    });
+    return this.#link.ready(timeoutMs);
   }
 
   async append(room: string, frame: string, options: AppendOptions): Promise<AppendResult> {
@@ -396,24 +350,14 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   health(): StoreHealth {
-    const health: StoreHealth = { status: this.#status, transport: "redis" };
-    if (this.#status === "degraded") health.detail = this.#closed ? "closed" : this.#detail;
+    const status = this.#link.status;
+    const health: StoreHealth = { status, transport: "redis" };
+    if (status === "degraded") health.detail = this.#link.detail;
     return health;
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#status = "degraded";
-    clearTimeout(this.#retryTimer);
-    for (const waiter of this.#waiters) waiter(false);
-    const conn = this.#conn;
-    this.#conn = undefined;
-    if (conn !== undefined) {
-      conn.failed = true;
-      destroy(conn.client);
-    }
-    await this.#connecting;
+  close(): Promise<void> {
+    return this.#link.close();
   }
 
   #streamKey(room: string): string {
@@ -429,132 +373,43 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   #unavailable(why: string, cause?: unknown): StoreUnavailableError {
-    const retryAfterMs = Math.max(
-      FIRST_RECONNECT_DELAY_MS,
-      Math.min(this.#maxReconnectDelayMs, this.#retryAt - Date.now() + FIRST_RECONNECT_DELAY_MS),
-    );
     return new StoreUnavailableError(
       `history store: ${why}`,
-      retryAfterMs,
+      this.#link.retryAfterMs(),
       cause === undefined ? undefined : { cause },
     );
   }
 
   /** Runs a script (by hash, in full after NOSCRIPT) within the command timeout. */
   async #eval(script: Script, keys: string[], args: string[]): Promise<unknown> {
-    if (this.#closed) throw this.#unavailable("closed");
-    const conn = this.#conn;
-    if (conn === undefined || !conn.client.isReady) {
-      throw this.#unavailable(`Redis unreachable (${this.#detail})`);
+    if (this.#link.closed) throw this.#unavailable("closed");
+    const client = this.#link.clients?.[0];
+    if (client === undefined || !client.isReady) {
+      throw this.#unavailable(`Redis unreachable (${this.#link.detail})`);
     }
     const sha = await script.sha();
     const tail = [String(keys.length), ...keys, ...args];
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const err = this.#unavailable(`Redis did not answer within ${this.#commandTimeoutMs} ms`);
-        // A Redis that does not answer is treated as down: the connection is
-        // replaced, which also fails every other command waiting on it.
-        this.#fail(conn, err);
-        reject(err);
-      }, this.#commandTimeoutMs);
-    });
     const run = async () => {
       try {
-        return await conn.client.sendCommand(["EVALSHA", sha, ...tail]);
+        return await client.sendCommand(["EVALSHA", sha, ...tail]);
       } catch (err) {
         if (!(err instanceof ErrorReply) || !err.message.startsWith("NOSCRIPT")) throw err;
-        return await conn.client.sendCommand(["EVAL", script.source, ...tail]);
+        return await client.sendCommand(["EVAL", script.source, ...tail]);
       }
     };
     try {
-      return await Promise.race([run(), timeout]);
+      return await this.#link.deadline(
+        client,
+        run(),
+        () => this.#unavailable(`Redis did not answer within ${this.#link.commandTimeoutMs} ms`),
+      );
     } catch (err) {
       if (err instanceof StoreUnavailableError) throw err;
       // A fault in our script is a bug and stays one; every other failure
       // (connection, OOM, READONLY after a failover, BUSY) means unavailable.
       if (isScriptError(err)) throw err;
-      throw this.#unavailable(`Redis command failed (${describe(err)})`, err);
-    } finally {
-      clearTimeout(timer);
+      throw this.#unavailable(`Redis command failed (${describeError(err)})`, err);
     }
-  }
-
-  #client(): RedisClient {
-    return createClient({
-      url: this.#url,
-      disableOfflineQueue: true,
-      commandsQueueMaxLength: this.#maxPending,
-      socket: { connectTimeout: this.#connectTimeoutMs, reconnectStrategy: false },
-    });
-  }
-
-  /** One connection attempt; never rejects (faults go to #fail, which schedules the next). */
-  async #connect(): Promise<void> {
-    this.#retryTimer = undefined;
-    const conn: Connection = { client: this.#client(), failed: false };
-    let open = false;
-    // While connecting, the same failure also rejects connect(); reacting
-    // twice would destroy a client whose socket is not tracked yet.
-    conn.client.on("error", (err: unknown) => {
-      if (open) this.#fail(conn, err);
-    });
-    try {
-      await conn.client.connect();
-    } catch (err) {
-      this.#fail(conn, err);
-      return;
-    }
-    if (!conn.client.isReady) {
-      this.#fail(conn, new Error("connection closed while opening"));
-      return;
-    }
-    if (this.#closed) {
-      conn.failed = true;
-      destroy(conn.client);
-      return;
-    }
-    open = true;
-    this.#conn = conn;
-    this.#attempts = 0;
-    this.#status = "ok";
-    this.#everConnected = true;
-    for (const waiter of this.#waiters) waiter(true);
-    if (this.#outageReported) {
-      this.#outageReported = false;
-      this.#onRecover();
-    }
-  }
-
-  #fail(conn: Connection, err: unknown): void {
-    if (conn.failed) return;
-    conn.failed = true;
-    if (this.#conn === conn) this.#conn = undefined;
-    destroy(conn.client);
-    if (this.#closed) return;
-    const reason = describe(err);
-    this.#status = "degraded";
-    this.#detail = reason;
-    if (!this.#outageReported) {
-      this.#outageReported = true;
-      const what = this.#everConnected
-        ? `lost the connection to ${this.#where}`
-        : `cannot reach ${this.#where}`;
-      this.#onError(
-        new Error(
-          `Redis history store ${what} (${reason}): history rooms answer unavailable until it is back`,
-          { cause: err },
-        ),
-      );
-    }
-    const delay = Math.min(
-      this.#maxReconnectDelayMs,
-      FIRST_RECONNECT_DELAY_MS * 2 ** this.#attempts++,
-    ) * (0.5 + Math.random() / 2);
-    this.#retryAt = Date.now() + delay;
-    this.#retryTimer = setTimeout(() => {
-      this.#connecting = this.#connect();
-    }, delay);
   }
 }
 
@@ -596,33 +451,4 @@ export async function createRedisHistoryStore(
 function isScriptError(err: unknown): boolean {
   return err instanceof ErrorReply && err.message.startsWith("ERR") &&
     err.message.includes("script");
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message || err.name : String(err);
-}
-
-/** Host and port of a Redis URL, for messages: never the credentials. */
-function describeUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new TypeError("Cannot create Redis history store: url is not a valid URL");
-  }
-  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
-    throw new TypeError(
-      `Cannot create Redis history store: url must use redis: or rediss:, current value is ${parsed.protocol}`,
-    );
-  }
-  return `${parsed.protocol}//${parsed.hostname}:${parsed.port || "6379"}`;
-}
-
-/** Destroys a client whatever its state; a closed client throws, which is fine here. */
-function destroy(client: RedisClient): void {
-  try {
-    client.destroy();
-  } catch {
-    // Already closed.
-  }
 }
