@@ -15,15 +15,13 @@
  *
  * Faults: while Redis is unreachable or a command gets no answer within
  * `commandTimeoutMs`, operations reject and `health()` is `degraded`; the
- * connection is replaced in the background with a bounded back-off whose
- * timer `close` clears.
+ * connection is replaced in the background by {@linkcode RedisLink}, with a
+ * bounded back-off whose timer `close` clears.
  *
  * @module
  */
-import { createClient } from "@redis/client";
+import { RedisLink } from "../../redis_link.ts";
 import type { PresenceEntry, PresenceStore, RoomEntries, StoreHealth } from "./types.ts";
-
-type RedisClient = ReturnType<typeof createClient>;
 
 /** Options for {@linkcode RedisPresenceStore}. */
 export interface RedisPresenceStoreOptions {
@@ -107,8 +105,6 @@ end
 return 1
 `;
 
-const FIRST_RECONNECT_DELAY_MS = 100;
-
 /**
  * A {@linkcode PresenceStore} on Redis. Prefer {@linkcode createRedisPresenceStore},
  * which waits for the first connection.
@@ -124,21 +120,8 @@ export class RedisPresenceStore implements PresenceStore {
   readonly kind = "redis";
   readonly shared = true;
   readonly ttlMs: number;
-  readonly #url: string;
   readonly #prefix: string;
-  readonly #commandTimeoutMs: number;
-  readonly #connectTimeoutMs: number;
-  readonly #maxReconnectDelayMs: number;
-  readonly #onError: (error: Error) => void;
-  readonly #waiters = new Set<(ok: boolean) => void>();
-  readonly #failed = new WeakSet<RedisClient>();
-  #client: RedisClient | undefined;
-  #connecting: Promise<void>;
-  #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  #attempts = 0;
-  #detail = "connecting";
-  #reported = false;
-  #closed = false;
+  readonly #link: RedisLink;
 
   /** @param options URL, naming, TTL and bounds; connecting starts at once */
   constructor(options: RedisPresenceStoreOptions) {
@@ -151,34 +134,22 @@ export class RedisPresenceStore implements PresenceStore {
       maxReconnectDelayMs = 2000,
       onError = () => {},
     } = options;
-    if (!/^rediss?:\/\//.test(url)) {
-      throw new TypeError(
-        "Cannot create Redis presence store: url must start with redis:// or rediss://",
-      );
-    }
-    this.#url = url;
+    this.#link = new RedisLink({
+      url,
+      name: "Redis presence store",
+      whileDown: "presence reads and writes fail until it is back",
+      commandTimeoutMs,
+      connectTimeoutMs,
+      maxReconnectDelayMs,
+      onError,
+    });
     this.#prefix = prefix;
     this.ttlMs = ttlMs;
-    this.#commandTimeoutMs = commandTimeoutMs;
-    this.#connectTimeoutMs = connectTimeoutMs;
-    this.#maxReconnectDelayMs = maxReconnectDelayMs;
-    this.#onError = onError;
-    this.#connecting = this.#connect();
   }
 
   /** Resolves true once connected, or false after `timeoutMs`. */
   ready(timeoutMs: number): Promise<boolean> {
-    if (this.#client !== undefined) return Promise.resolve(true);
-    if (this.#closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const done = (ok: boolean) => {
-        clearTimeout(timer);
-        this.#waiters.delete(done);
-        resolve(ok);
-      };
-      const timer = setTimeout(() => done(false), timeoutMs);
-      this.#waiters.add(done);
-    });
+    return this.#link.ready(timeoutMs);
   }
 
   async set(room: string, instance: string, userId: string, entry: PresenceEntry): Promise<void> {
@@ -241,29 +212,12 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   health(): StoreHealth {
-    if (this.#client !== undefined && !this.#closed) return { status: "ok", transport: "redis" };
-    return {
-      status: "degraded",
-      transport: "redis",
-      detail: this.#closed ? "closed" : this.#detail,
-    };
+    if (this.#link.status === "ok") return { status: "ok", transport: "redis" };
+    return { status: "degraded", transport: "redis", detail: this.#link.detail };
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    clearTimeout(this.#retryTimer);
-    for (const waiter of [...this.#waiters]) waiter(false);
-    const client = this.#client;
-    this.#client = undefined;
-    if (client !== undefined) {
-      try {
-        await client.close();
-      } catch {
-        destroy(client);
-      }
-    }
-    await this.#connecting;
+  close(): Promise<void> {
+    return this.#link.close();
   }
 
   #hash(instance: string, room: string): string {
@@ -279,92 +233,16 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async #eval(script: string, keys: string[], args: string[]): Promise<unknown> {
-    const client = this.#client;
+    const client = this.#link.clients?.[0];
     if (client === undefined || !client.isReady) {
-      throw new Error(
-        `presence store: Redis unreachable (${this.#closed ? "closed" : this.#detail})`,
-      );
+      throw new Error(`presence store: Redis unreachable (${this.#link.detail})`);
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const err = new Error(
-          `presence store: Redis did not answer within ${this.#commandTimeoutMs} ms`,
-        );
-        this.#fail(client, err);
-        reject(err);
-      }, this.#commandTimeoutMs);
-    });
-    try {
-      return await Promise.race([
-        client.sendCommand(["EVAL", script, String(keys.length), ...keys, ...args]),
-        timeout,
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  #newClient(): RedisClient {
-    return createClient({
-      url: this.#url,
-      disableOfflineQueue: true,
-      socket: { connectTimeout: this.#connectTimeoutMs, reconnectStrategy: false },
-    });
-  }
-
-  async #connect(): Promise<void> {
-    this.#retryTimer = undefined;
-    const client = this.#newClient();
-    let open = false;
-    client.on("error", (err: unknown) => {
-      if (open) this.#fail(client, err);
-    });
-    try {
-      await client.connect();
-    } catch (err) {
-      this.#fail(client, err);
-      return;
-    }
-    if (this.#closed) {
-      destroy(client);
-      return;
-    }
-    open = true;
-    this.#client = client;
-    this.#attempts = 0;
-    this.#reported = false;
-    for (const waiter of [...this.#waiters]) waiter(true);
-  }
-
-  #fail(client: RedisClient, err: unknown): void {
-    if (this.#failed.has(client)) return; // a late second report from the same connection
-    this.#failed.add(client);
-    if (this.#client === client) this.#client = undefined;
-    destroy(client);
-    if (this.#closed || this.#retryTimer !== undefined) return;
-    this.#detail = err instanceof Error ? err.message || err.name : String(err);
-    if (!this.#reported) {
-      this.#reported = true;
-      this.#onError(
-        new Error(`presence store: Redis unreachable (${this.#detail})`, { cause: err }),
-      );
-    }
-    const delay = Math.min(
-      this.#maxReconnectDelayMs,
-      FIRST_RECONNECT_DELAY_MS * 2 ** this.#attempts++,
+    return await this.#link.deadline(
+      client,
+      client.sendCommand(["EVAL", script, String(keys.length), ...keys, ...args]),
+      () =>
+        new Error(`presence store: Redis did not answer within ${this.#link.commandTimeoutMs} ms`),
     );
-    this.#retryTimer = setTimeout(() => {
-      this.#connecting = this.#connect();
-    }, delay);
-  }
-}
-
-function destroy(client: RedisClient): void {
-  try {
-    client.destroy();
-  } catch {
-    // already closed
   }
 }
 
