@@ -149,3 +149,35 @@ Deno.test("a database that keeps failing answers StoreUnavailableError, and heal
   assert.equal(store.health().transport, "kv");
   await store.close();
 });
+
+Deno.test("rooms coming and going rebuild the watches without losing the ones that stay", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const watcher = new KvHistoryStore({ kv });
+  const writer = new KvHistoryStore({ kv });
+  try {
+    const heads = new Map<string, number>();
+    watcher.onHead((room, position) => heads.set(room, position.offset));
+    const stay = Array.from({ length: 15 }, (_, i) => `stay-${i}`);
+    for (const room of stay) watcher.follow(room);
+    // Churn: 200 rooms followed and unfollowed across turns, interleaved with appends.
+    for (let i = 0; i < 200; i++) {
+      watcher.follow(`churn-${i}`);
+      if (i % 7 === 0) await writer.append(stay[i % 15]!, "{}", { limits: LIMITS });
+      if (i % 3 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+      watcher.unfollow(`churn-${i}`);
+    }
+    assert.equal(watcher.followed, 15);
+    for (const room of stay) await writer.append(room, "{}", { limits: LIMITS });
+    const expected = new Map(stay.map((room, i) => [room, i < 15 ? 1 : 0]));
+    for (let i = 0; i < 200; i += 7) expected.set(stay[i % 15]!, expected.get(stay[i % 15]!)! + 1);
+    await waitFor(
+      () => stay.every((room) => heads.get(room) === expected.get(room)),
+      "every staying room's latest head",
+    );
+    assert.ok([...heads.keys()].every((room) => room.startsWith("stay-")));
+  } finally {
+    await watcher.close();
+    await writer.close();
+    kv.close();
+  }
+});
