@@ -6,6 +6,7 @@
  * @module
  */
 import { z } from "zod";
+import { DEFAULT_MAX_PAYLOAD_DEPTH } from "./protocol.ts";
 
 const HS_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
 const ASYMMETRIC_ALGORITHMS = [
@@ -83,6 +84,7 @@ export const EnvSchema = z.object({
   MAX_CONNECTIONS_PER_USER: int(1, 1e7).default(20),
   MAX_ROOMS_PER_CONNECTION: int(1, 1e5).default(100),
   MAX_MESSAGE_BYTES: int(64, 64 * 1024 * 1024).default(64 * 1024),
+  MAX_PAYLOAD_DEPTH: int(1, 100_000).default(DEFAULT_MAX_PAYLOAD_DEPTH),
   HEARTBEAT_MS: int(1000, 3_600_000).default(30_000),
   EXPIRY_WARNING_MS: int(0, 86_400_000).default(60_000),
   TICKET_TTL_MS: int(1000, 3_600_000).default(30_000),
@@ -244,6 +246,8 @@ function toConfig(env: z.output<typeof EnvSchema>, ctx: z.RefinementCtx) {
     maxConnectionsPerUser: env.MAX_CONNECTIONS_PER_USER,
     maxRoomsPerConnection: env.MAX_ROOMS_PER_CONNECTION,
     maxMessageBytes: env.MAX_MESSAGE_BYTES,
+    /** Deepest nesting of arrays/objects in a payload (socket and publish API). */
+    maxPayloadDepth: env.MAX_PAYLOAD_DEPTH,
     heartbeatMs: env.HEARTBEAT_MS,
     expiryWarningMs: env.EXPIRY_WARNING_MS,
     ticketTtlMs: env.TICKET_TTL_MS,

@@ -269,6 +269,68 @@ export function utf8Length(text: string, limit: number): number {
   return utf8ByteLength(text);
 }
 
+/** Default deepest nesting of arrays/objects in a payload (`MAX_PAYLOAD_DEPTH`). */
+export const DEFAULT_MAX_PAYLOAD_DEPTH = 64;
+
+const OPEN_BRACKET = 0x5b; // [
+const OPEN_BRACE = 0x7b; // {
+const CLOSE_BRACKET = 0x5d; // ]
+const CLOSE_BRACE = 0x7d; // }
+const QUOTE = 0x22; // "
+const BACKSLASH = 0x5c; // \
+
+/**
+ * Whether a JSON text nests arrays/objects deeper than `maxDepth`. One pass,
+ * no recursion, no allocation: strings are skipped with `indexOf` (a quote
+ * after an odd run of backslashes is escaped). Malformed JSON gives some
+ * answer; `JSON.parse` refuses it anyway.
+ *
+ * Deep nesting is harmless to us (V8's `JSON.parse` does not recurse) but
+ * crashes the recursive parsers of the clients we would relay it to (Python's
+ * `json.loads` raises `RecursionError` around 1,000 levels).
+ *
+ * @example
+ * ```ts
+ * import { jsonDeeperThan } from "./protocol.ts";
+ * jsonDeeperThan('{"a":[[1]]}', 2); // true: 3 levels
+ * ```
+ */
+export function jsonDeeperThan(text: string, maxDepth: number): boolean {
+  // Each level costs at least one character.
+  if (text.length <= maxDepth) return false;
+  let depth = 0;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      for (;;) {
+        const close = text.indexOf('"', i + 1);
+        if (close === -1) return false;
+        i = close;
+        let slashes = 0;
+        while (text.charCodeAt(close - 1 - slashes) === BACKSLASH) slashes++;
+        if ((slashes & 1) === 0) break;
+      }
+    } else if (c === OPEN_BRACKET || c === OPEN_BRACE) {
+      if (++depth > maxDepth) return true;
+    } else if (c === CLOSE_BRACKET || c === CLOSE_BRACE) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/** Options for {@linkcode parseClientFrame}. */
+export interface ParseOptions {
+  /**
+   * Deepest nesting of arrays/objects allowed in a `payload` (the frame
+   * itself is one level more).
+   *
+   * @default {DEFAULT_MAX_PAYLOAD_DEPTH}
+   */
+  maxPayloadDepth?: number;
+}
+
 /** Result of {@linkcode parseClientFrame}. */
 export type ParseResult =
   | { ok: true; message: ClientMessage }
@@ -304,7 +366,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
  *
  * Objects with a `__proto__` key anywhere are refused: they are harmless to us
  * but a classic prototype-pollution vector for the other clients that receive
- * the payload.
+ * the payload. So is nesting deeper than `maxPayloadDepth` levels, which
+ * crashes recursive JSON parsers.
  *
  * @example
  * ```ts
@@ -313,7 +376,19 @@ function describeIssue(issue: z.core.$ZodIssue): string {
  * if (r.ok) console.log(r.message.type); // "join"
  * ```
  */
-export function parseClientFrame(text: string): ParseResult {
+export function parseClientFrame(text: string, options: ParseOptions = {}): ParseResult {
+  const { maxPayloadDepth = DEFAULT_MAX_PAYLOAD_DEPTH } = options;
+  if (jsonDeeperThan(text, maxPayloadDepth + 1)) {
+    const error = `payload nests arrays/objects deeper than ${maxPayloadDepth} levels`;
+    // V8's parser is iterative, so reading the id to echo it is safe at any depth.
+    let id: string | undefined;
+    try {
+      id = idOf(JSON.parse(text));
+    } catch {
+      // Not JSON either: no id to echo.
+    }
+    return id === undefined ? { ok: false, error } : { ok: false, error, id };
+  }
   let value: unknown;
   try {
     value = mayHideProtoKey(text) ? JSON.parse(text, rejectProtoKeys) : JSON.parse(text);

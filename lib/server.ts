@@ -341,6 +341,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     instanceId: bus.instanceId,
     limits: {
       maxMessageBytes: config.maxMessageBytes,
+      maxPayloadDepth: config.maxPayloadDepth,
       maxRoomsPerConnection: config.maxRoomsPerConnection,
       maxBufferedBytes: config.maxBufferedBytes,
       maxViolations: config.rateLimit.maxViolations,

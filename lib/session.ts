@@ -65,6 +65,8 @@ export interface SessionContext {
   readonly instanceId: string;
   readonly limits: {
     readonly maxMessageBytes: number;
+    /** `MAX_PAYLOAD_DEPTH`: deeper payloads are refused with `bad_request`. */
+    readonly maxPayloadDepth: number;
     readonly maxRoomsPerConnection: number;
     readonly maxBufferedBytes: number;
     readonly maxViolations: number;
@@ -282,7 +284,7 @@ export class Session implements Member {
       counters.badRequests++;
       return this.#error(ErrorCode.BadRequest, "binary frames are not supported; send JSON text");
     }
-    const parsed = parseClientFrame(data);
+    const parsed = parseClientFrame(data, { maxPayloadDepth: limits.maxPayloadDepth });
     if (retryAfterMs > 0) {
       return this.#rateLimited(retryAfterMs, parsed.ok ? parsed.message.id : parsed.id);
     }

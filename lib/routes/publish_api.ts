@@ -11,7 +11,7 @@ import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import { apiError, BodyTooLargeError, json, readBodyLimited } from "../http.ts";
 import type { Counters } from "../metrics.ts";
-import { encodeRoomMessage, RoomName } from "../protocol.ts";
+import { encodeRoomMessage, jsonDeeperThan, RoomName } from "../protocol.ts";
 import { MessageTooLargeError, type PublishOutcome, type RoomManager } from "../rooms.ts";
 import { StoreUnavailableError } from "../store/history/types.ts";
 import { apiDedupeKey } from "../dedupe.ts";
@@ -57,6 +57,14 @@ export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => 
         return apiError(413, "payload_too_large", `body over ${config.maxMessageBytes} bytes`);
       }
       return apiError(400, "bad_request", "the body could not be read");
+    }
+    // The body is one level above the payload.
+    if (jsonDeeperThan(text, config.maxPayloadDepth + 1)) {
+      return apiError(
+        400,
+        "bad_request",
+        `payload: nests arrays/objects deeper than ${config.maxPayloadDepth} levels`,
+      );
     }
     let value: unknown;
     try {
