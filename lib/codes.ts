@@ -66,6 +66,21 @@ export const CloseCode = {
 export type CloseCode = typeof CloseCode[keyof typeof CloseCode];
 
 /**
+ * Why a handshake was refused, in the audit log (`handshake_refused`), where
+ * the HTTP status and body alone do not say it precisely.
+ */
+export const RefusalReason = {
+  /**
+   * A cookie credential from an origin that is neither the server's own nor
+   * listed by name in `ALLOWED_ORIGINS` (cross-site WebSocket hijacking); 403.
+   */
+  CookieCrossOrigin: "cookie_cross_origin",
+} as const;
+
+/** One of {@linkcode RefusalReason}'s values. */
+export type RefusalReason = typeof RefusalReason[keyof typeof RefusalReason];
+
+/**
  * Why an authentication attempt failed. Goes to the audit log and metrics only:
  * the HTTP answer is the same generic 401 for all of them (RFC 6750), so that a
  * caller cannot probe which check failed.

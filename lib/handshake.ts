@@ -99,6 +99,27 @@ export function originAllowed(
   return allowed.includes("*") || allowed.includes(origin);
 }
 
+/**
+ * Whether a cookie credential may be used from this `Origin`: a browser
+ * attaches cookies to a cross-site WebSocket handshake, so any page the user
+ * visits could open a socket as them. Only the same origin and origins listed
+ * by name in `ALLOWED_ORIGINS` may; `*` never extends to cookies. No `Origin`
+ * means a non-browser client, which sent the cookie on purpose.
+ */
+export function cookieOriginAllowed(
+  origin: string | null,
+  host: string | null,
+  allowed: readonly string[] | undefined,
+): boolean {
+  if (origin === null) return true;
+  if (allowed?.includes(origin)) return true;
+  try {
+    return host !== null && new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
 /** True for loopback addresses: the only ones dev-mode endpoints answer. */
 export function isLoopback(address: string): boolean {
   return address === "::1" || address.startsWith("127.") || address === "::ffff:127.0.0.1";

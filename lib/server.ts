@@ -14,12 +14,13 @@ import { MemoryBus } from "./bus/memory.ts";
 import type { Bus, BusHealth } from "./bus/types.ts";
 import type { Clock, TimerId } from "./clock.ts";
 import { systemClock } from "./clock.ts";
-import { CloseCode } from "./codes.ts";
+import { CloseCode, RefusalReason } from "./codes.ts";
 import type { AuthFailureReason } from "./codes.ts";
 import type { Config } from "./config.ts";
 import {
   BEARER_PROTOCOL,
   clientAddress,
+  cookieOriginAllowed,
   findCredential,
   offeredProtocols,
   originAllowed,
@@ -384,6 +385,19 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     const credential = findCredential(req, url, config.authCookie, protocols);
     if (credential === null || credential.value === "") {
       return authFailed("missing", ip, credential?.source);
+    }
+    if (
+      credential.source === "cookie" &&
+      !cookieOriginAllowed(origin, req.headers.get("host"), config.allowedOrigins)
+    ) {
+      Counters.bump(counters.refusals, 403);
+      audit.record("handshake_refused", {
+        status: 403,
+        reason: RefusalReason.CookieCrossOrigin,
+        ip,
+        origin,
+      });
+      return refuse(403, "origin not allowed to use cookie credentials");
     }
     if (credential.source === "ticket") {
       let redeemed;

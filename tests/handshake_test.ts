@@ -208,3 +208,86 @@ Deno.test("a malformed WebSocket handshake is a 400, not a server error", async 
     await ts.close();
   }
 });
+
+Deno.test("cookies: with ALLOWED_ORIGINS=* only the same origin may use one (403 cookie_cross_origin)", async () => {
+  const ts = await startServer({ ALLOWED_ORIGINS: "*" });
+  try {
+    const t = await token("victim");
+    const cookie = { cookie: `realtime_token=${t}` };
+    const evil = await rawHandshake(ts.port, "/ws", { ...cookie, origin: "http://evil.example" });
+    assert.equal(evil.status, 403);
+    assert.equal(evil.body.trim(), "origin not allowed to use cookie credentials");
+    const refusals = ts.audit.of("handshake_refused");
+    assert.deepEqual(refusals.map((f) => [f.status, f.reason, f.origin]), [
+      [403, "cookie_cross_origin", "http://evil.example"],
+    ]);
+    assert.equal(ts.audit.of("connect").length, 0);
+    const same = await rawHandshake(ts.port, "/ws", {
+      ...cookie,
+      origin: `http://127.0.0.1:${ts.port}`,
+    });
+    assert.equal(same.status, 101, "same origin keeps working");
+    const noOrigin = await rawHandshake(ts.port, "/ws", cookie);
+    assert.equal(noOrigin.status, 101, "non-browser clients send no Origin");
+    // Other credential sources keep today's rule: * allows any origin.
+    const byQuery = await rawHandshake(ts.port, `/ws?token=${t}`, {
+      origin: "http://evil.example",
+    });
+    assert.equal(byQuery.status, 101);
+    const byProtocol = await rawHandshake(ts.port, "/ws", {
+      origin: "http://evil.example",
+      "sec-websocket-protocol": `bearer, ${t}`,
+    });
+    assert.equal(byProtocol.status, 101);
+    const byHeader = await rawHandshake(ts.port, "/ws", {
+      origin: "http://evil.example",
+      authorization: `Bearer ${t}`,
+      ...cookie,
+    });
+    assert.equal(byHeader.status, 101, "a header credential wins over the cookie");
+    assert.equal(ts.audit.of("handshake_refused").length, 1);
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("cookies: an origin listed by name may use one, an unlisted one may not", async () => {
+  const ts = await startServer({ ALLOWED_ORIGINS: "https://app.example.com, *" });
+  try {
+    const cookie = { cookie: `realtime_token=${await token("alice")}` };
+    const listed = await rawHandshake(ts.port, "/ws", {
+      ...cookie,
+      origin: "https://app.example.com",
+    });
+    assert.equal(listed.status, 101);
+    const other = await rawHandshake(ts.port, "/ws", {
+      ...cookie,
+      origin: "https://other.example",
+    });
+    assert.equal(other.status, 403);
+    assert.equal(ts.audit.of("handshake_refused")[0]?.reason, "cookie_cross_origin");
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("cookies: without an allow-list the origin check comes first; a bad same-origin cookie is 401", async () => {
+  // The cookie rule runs where credentials are read: an origin refused outright
+  // is still "origin not allowed", and a bad cookie from the same origin still 401.
+  const ts = await startServer();
+  try {
+    const evil = await rawHandshake(ts.port, "/ws", {
+      cookie: `realtime_token=${await token("alice")}`,
+      origin: "http://evil.example",
+    });
+    assert.equal(evil.status, 403);
+    assert.equal(evil.body.trim(), "origin not allowed");
+    const bad = await rawHandshake(ts.port, "/ws", {
+      cookie: "realtime_token=garbage",
+      origin: `http://127.0.0.1:${ts.port}`,
+    });
+    assert.equal(bad.status, 401);
+  } finally {
+    await ts.close();
+  }
+});
