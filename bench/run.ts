@@ -20,6 +20,7 @@ import {
   type Section,
   type TargetDef,
 } from "./_report.ts";
+import { ensureNodePeers } from "./_node_peers.ts";
 import { closeAllRedis } from "./_redis.ts";
 import { closeAllServers, SERVER_IDS, type ServerId } from "./_servers.ts";
 import { type Context, OURS_BATCHED } from "./scenarios/_context.ts";
@@ -217,6 +218,14 @@ async function main(args: string[]): Promise<number> {
   const servers = parseList("servers", SERVER_IDS, args);
   const scenarios = parseList("scenarios", Object.keys(SCENARIOS) as ScenarioId[], args);
   const subset = scenarios.length < Object.keys(SCENARIOS).length;
+  // The idle generator is Node whatever the servers, as are the node_ws and socketio servers.
+  if (scenarios.includes("idle") || servers.some((s) => s === "node_ws" || s === "socketio")) {
+    const missing = await ensureNodePeers(log);
+    if (missing !== undefined) {
+      log(`cannot run: ${missing}`);
+      return 1;
+    }
+  }
   const ctx: Context = { config, servers };
   const startedAt = new Date();
   const t0 = performance.now();
