@@ -19,6 +19,8 @@ import { createServer } from "./lib/server.ts";
 import { createRevocationStore } from "./lib/store/revocations/from_config.ts";
 import { mintToken } from "./lib/dev.ts";
 import { staticRoutes } from "./lib/static_routes.ts";
+import { plaintextWarning, readTlsFiles } from "./lib/tls.ts";
+import type { TlsMaterial } from "./lib/tls.ts";
 import { getLogger } from "@logtape/logtape";
 
 function configOrExit(): Config {
@@ -34,6 +36,13 @@ function configOrExit(): Config {
 }
 
 const config = configOrExit();
+// Before anything opens: a bad certificate or key path stops start-up naming it.
+const tls: TlsMaterial | undefined = config.serveMode
+  ? undefined
+  : await readTlsFiles(config).catch((err: Error) => {
+    console.error(`config error: ${err.message}`);
+    return Deno.exit(1);
+  });
 await configureLogging(config.log);
 const log = getLogger(["realtime", "server"]);
 const bus = await createBus(config);
@@ -63,6 +72,7 @@ const server = await createServer({
 if (server.devSecret !== undefined) {
   const token = await mintToken(server.devSecret, { sub: "dev-user", rooms: ["*"], ttlSec: 3600 });
   const base = `${config.hostname === "0.0.0.0" ? "localhost" : config.hostname}:${config.port}`;
+  const [http, ws] = tls === undefined ? ["http", "ws"] : ["https", "wss"];
   console.warn(
     [
       "",
@@ -70,9 +80,9 @@ if (server.devSecret !== undefined) {
       "!!! Tokens are signed with a random secret that dies with this process.",
       "!!! Never run like this in production (DENO_ENV=production refuses to).",
       "",
-      `Demo:      http://${base}/`,
+      `Demo:      ${http}://${base}/`,
       `Token:     ${token}`,
-      `Connect:   ws://${base}/ws?token=<token>   (more tokens: GET http://${base}/dev/token?sub=alice)`,
+      `Connect:   ${ws}://${base}/ws?token=<token>   (more tokens: GET ${http}://${base}/dev/token?sub=alice)`,
       "",
     ].join("\n"),
   );
@@ -111,14 +121,36 @@ if (config.serveMode) {
   Deno.addSignalListener("SIGINT", () => void stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));
 } else if (import.meta.main) {
-  const http = Deno.serve({
-    port: config.port,
-    hostname: config.hostname,
-    onListen({ hostname, port }) {
-      log.info("listening", { hostname, port, instanceId: server.instanceId });
-      console.error(`Listening on http://${hostname}:${port}/`);
-    },
-  }, server.handler);
+  const warning = plaintextWarning(config);
+  // One warning per process: under start:parallel with TLS each worker is its own main.
+  if (warning !== undefined && !config.reusePort) {
+    console.warn(warning);
+    log.warning("plain HTTP in production without a trusted proxy: tokens travel in clear");
+  }
+  let http: Deno.HttpServer;
+  try {
+    http = Deno.serve({
+      port: config.port,
+      hostname: config.hostname,
+      // Several workers share the port (start:parallel with TLS; Linux).
+      ...(config.reusePort ? { reusePort: true } : {}),
+      ...(tls ?? {}),
+      onListen({ hostname, port }) {
+        log.info("listening", { hostname, port, instanceId: server.instanceId, tls: !!tls });
+        console.error(
+          `Listening on ${tls ? "https" : "http"}://${hostname}:${port}/ (TLS ${
+            tls ? "on" : "off"
+          })`,
+        );
+      },
+    }, server.handler);
+  } catch (err) {
+    // A certificate and key that do not belong together, or a PEM Deno cannot use.
+    const what = tls ? "TLS_CERT_FILE/TLS_KEY_FILE" : "PORT";
+    console.error(`config error: ${what}: ${(err as Error).message.split("\n")[0]}`);
+    await server.close();
+    Deno.exit(1);
+  }
   const exit = (signal: string) => void stop(signal, http).then(() => Deno.exit(0));
   Deno.addSignalListener("SIGINT", () => exit("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => exit("SIGTERM"));

@@ -121,6 +121,10 @@ export const EnvSchema = z.object({
   DEMO: bool.default(false),
   DENO_ENV: z.string().optional(),
   REALTIME_SERVE_MODE: bool.default(false),
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  REALTIME_REUSE_PORT: bool.default(false),
+  DENO_JOBS: int(1, 1024).optional(),
   DENO_DEPLOYMENT_ID: z.string().optional(),
 });
 
@@ -214,11 +218,36 @@ function toConfig(env: z.output<typeof EnvSchema>, ctx: z.RefinementCtx) {
       return z.NEVER;
     }
   }
+  if ((env.TLS_CERT_FILE === undefined) !== (env.TLS_KEY_FILE === undefined)) {
+    const missing = env.TLS_CERT_FILE === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE";
+    const other = missing === "TLS_CERT_FILE" ? "TLS_KEY_FILE" : "TLS_CERT_FILE";
+    ctx.addIssue({
+      code: "custom",
+      path: [missing],
+      message: `is required when ${other} is set (TLS needs both the certificate and its key)`,
+    });
+    return z.NEVER;
+  }
+  const tls = env.TLS_CERT_FILE !== undefined && env.TLS_KEY_FILE !== undefined
+    ? { certFile: env.TLS_CERT_FILE, keyFile: env.TLS_KEY_FILE }
+    : undefined;
   return {
     port: env.PORT,
     /** Set by `deno task start:parallel`: `deno serve` owns the listener, main.ts must not call Deno.serve. */
     serveMode: env.REALTIME_SERVE_MODE,
     hostname: env.HOSTNAME,
+    /** PEM files the server serves HTTPS/wss with; undefined: plain HTTP (a proxy or Deploy terminates TLS). */
+    tls,
+    /**
+     * Production on our own listener, without TLS and without a proxy we were
+     * told about: tokens would cross the network in clear. Warned about at start.
+     */
+    plaintextInProduction: env.DENO_ENV === "production" && env.DENO_DEPLOYMENT_ID === undefined &&
+      tls === undefined && !env.TRUST_PROXY,
+    /** Set by `deno task start:parallel` with TLS: one worker per core, each listening with SO_REUSEPORT. */
+    reusePort: env.REALTIME_REUSE_PORT,
+    /** `DENO_JOBS`: isolates under `deno task start:parallel` (default: one per CPU). */
+    jobs: env.DENO_JOBS,
     production,
     devMode: key.kind === "dev",
     demo: env.DEMO || key.kind === "dev",

@@ -115,6 +115,8 @@ export interface Health {
    * history when `HISTORY_STORE` is the same): the worst of their healths.
    */
   store: StoreHealth;
+  /** Whether this server terminates TLS itself (`TLS_CERT_FILE`/`TLS_KEY_FILE`). */
+  tls: boolean;
 }
 
 /** Counts of everything the server holds, for tests and `/healthz`. */
@@ -546,6 +548,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       bus: busHealth,
       history: { ...storeHealth, ...rooms.historyStats },
       store,
+      tls: config.tls !== undefined,
     };
   }
 

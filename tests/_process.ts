@@ -43,6 +43,12 @@ export interface SpawnServerOptions {
    * @default {false}
    */
   processGroup?: boolean;
+  /**
+   * The server serves TLS with a certificate this CA (PEM) vouches for:
+   * `httpUrl`/`wsUrl` become `https://`/`wss://` and readiness is polled
+   * over TLS trusting it.
+   */
+  caCert?: string;
 }
 
 /** A running server subprocess. */
@@ -106,6 +112,7 @@ export async function spawnServer(
     readyTimeoutMs = 20_000,
     stopTimeoutMs = 5000,
     processGroup = false,
+    caCert,
   } = options;
   const setsid = processGroup ? findOnPath("setsid") : undefined;
   const child = new Deno.Command(setsid ?? Deno.execPath(), {
@@ -134,12 +141,15 @@ export async function spawnServer(
   });
 
   let stopping: Promise<Deno.CommandStatus> | undefined;
-  const httpUrl = `http://127.0.0.1:${port}`;
+  const httpUrl = `${caCert === undefined ? "http" : "https"}://127.0.0.1:${port}`;
+  const httpClient = caCert === undefined
+    ? undefined
+    : Deno.createHttpClient({ caCerts: [caCert] });
   const server: ServerProcess = {
     port,
     pid: child.pid,
     httpUrl,
-    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    wsUrl: `${caCert === undefined ? "ws" : "wss"}://127.0.0.1:${port}/ws`,
     output: () => output,
     stop() {
       stopping ??= (async () => {
@@ -167,14 +177,21 @@ export async function spawnServer(
   const deadline = Date.now() + readyTimeoutMs;
   while (!exited && Date.now() < deadline) {
     try {
-      const res = await fetch(`${httpUrl}${readyPath}`);
+      const res = await fetch(
+        `${httpUrl}${readyPath}`,
+        httpClient === undefined ? {} : { client: httpClient },
+      );
       await res.body?.cancel();
-      if (res.status === 200) return server;
+      if (res.status === 200) {
+        httpClient?.close();
+        return server;
+      }
     } catch {
       // Not listening yet.
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  httpClient?.close();
   const why = exited ? "exited before it was ready" : `was not ready within ${readyTimeoutMs} ms`;
   await server.stop();
   throw new Error(`server \`deno ${args.join(" ")}\` ${why}; output:\n${output}`);
