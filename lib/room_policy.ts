@@ -163,8 +163,8 @@ type RoomSetting = "history" | "presence";
 function rulesSetting<K extends RoomSetting>(
   rules: readonly RoomRule[],
   field: K,
-): { re: RegExp; value: NonNullable<RoomRule[K]> }[] {
-  const out: { re: RegExp; value: NonNullable<RoomRule[K]> }[] = [];
+): { re: RoomPattern; value: NonNullable<RoomRule[K]> }[] {
+  const out: { re: RoomPattern; value: NonNullable<RoomRule[K]> }[] = [];
   for (const rule of rules) {
     const value = rule[field];
     if (value === undefined) continue;
@@ -174,7 +174,10 @@ function rulesSetting<K extends RoomSetting>(
 }
 
 /** The value of the first rule that matches `room`, or `undefined` when none does. */
-function firstSetting<T>(rules: readonly { re: RegExp; value: T }[], room: string): T | undefined {
+function firstSetting<T>(
+  rules: readonly { re: RoomPattern; value: T }[],
+  room: string,
+): T | undefined {
   for (const rule of rules) if (rule.re.test(room)) return rule.value;
   return undefined;
 }
@@ -192,7 +195,7 @@ export class RoomPolicy {
   /** Rules that set `history`, with a user-independent matcher (`{sub}` matches any user). */
   readonly #historyRules: readonly { re: RoomPattern; history: RoomRule["history"] }[];
   readonly #historyCache = new Map<string, HistoryLimits | null>();
-  readonly #presenceRules: readonly { re: RegExp; value: boolean }[];
+  readonly #presenceRules: readonly { re: RoomPattern; value: boolean }[];
   readonly #presenceCache = new Map<string, boolean>();
 
   /** @param file a validated policy; the empty policy grants nothing beyond the tokens' claims */
