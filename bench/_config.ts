@@ -8,6 +8,7 @@ import type { AcrossParams } from "./gen/across.ts";
 import type { FanoutParams } from "./gen/fanout.ts";
 import type { HandshakeParams } from "./gen/handshakes.ts";
 import type { PublishParams, StormParams } from "./gen/history.ts";
+import type { PresenceParams } from "./gen/presence.ts";
 import type { RoomsParams } from "./gen/rooms.ts";
 
 /** Idle-connection scenario sizes. */
@@ -68,6 +69,8 @@ export interface BenchConfig {
   /** Across isolates (`deno serve --parallel`) and across processes (Redis). */
   isolates: AcrossParams;
   history: HistoryBenchParams;
+  /** Presence storm: joins into one presence room, on one isolate and two Redis nodes. */
+  presence: PresenceParams;
   /** The whole bench is aborted (non-zero exit) past this. */
   watchdogMs: number;
 }
@@ -153,6 +156,8 @@ export const FULL: BenchConfig = {
     latency: { subscribers: 100, messages: 40, rate: 40, timeoutMs: 15_000 },
     storm: { clients: 1000, missed: 100, concurrency: 128, timeoutMs: 30_000 },
   },
+  // The issue's storm: 2,000 joins within about 2 s, above PRESENCE_MAX_MEMBERS.
+  presence: { existing: 20, storm: 2000, spreadMs: 2000, timeoutMs: 30_000, settleMs: 1200 },
   watchdogMs: 8 * 60_000,
 };
 
@@ -209,5 +214,6 @@ export const QUICK: BenchConfig = {
     latency: { subscribers: 20, messages: 10, rate: 100, timeoutMs: 10_000 },
     storm: { clients: 50, missed: 10, concurrency: 32, timeoutMs: 10_000 },
   },
+  presence: { existing: 4, storm: 60, spreadMs: 200, timeoutMs: 10_000, settleMs: 300 },
   watchdogMs: 90_000,
 };

@@ -1,6 +1,6 @@
 /**
  * `deno task bench [--quick] [--servers=ours,bare_deno,node_ws,socketio]
- * [--scenarios=fanout,rooms,idle,handshakes,isolates,history]`
+ * [--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence]`
  *
  * Starts each server as a subprocess on loopback, drives it with our
  * generator, prints a markdown table (stdout; progress goes to stderr) and
@@ -34,6 +34,7 @@ import {
 } from "./scenarios/history.ts";
 import { idleScenario, OURS_LARGE } from "./scenarios/idle.ts";
 import { isolatesScenario, KV_VARIANTS } from "./scenarios/isolates.ts";
+import { presenceScenario } from "./scenarios/presence.ts";
 import { roomsScenario } from "./scenarios/rooms.ts";
 
 const SCENARIOS = {
@@ -43,6 +44,7 @@ const SCENARIOS = {
   handshakes: handshakesScenario,
   isolates: isolatesScenario,
   history: historyScenario,
+  presence: presenceScenario,
 } as const satisfies Record<string, (ctx: Context) => Promise<Section[]>>;
 type ScenarioId = keyof typeof SCENARIOS;
 
@@ -175,6 +177,8 @@ function expectedRows(
       if (s === "ours") ids.push("ours_redis", OURS_REDIS_HISTORY);
     } else if (section.id === HISTORY_SECTIONS.fanout || section.id === HISTORY_SECTIONS.storm) {
       if (s === "ours") ids.push("ours", OURS_HISTORY);
+    } else if (section.id === "presence") {
+      if (s === "ours") ids.push("ours", "ours_named", "ours_redis");
     } else if (section.id === "idle" && s === "ours") {
       ids.push("ours");
       if (config.idle.oursOnlyConnections > 0) ids.push(OURS_LARGE);
@@ -210,7 +214,7 @@ async function main(args: string[]): Promise<number> {
   if (args.includes("--help")) {
     console.log(
       "deno task bench [--quick] [--servers=ours,bare_deno,node_ws,socketio] " +
-        "[--scenarios=fanout,rooms,idle,handshakes,isolates,history]",
+        "[--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence]",
     );
     return 0;
   }

@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { BroadcastChannelBus } from "../lib/bus/broadcast_channel.ts";
 import { loadConfig } from "../lib/config.ts";
 import { RoomPolicy } from "../lib/room_policy.ts";
 import { MemoryPresenceStore } from "../lib/store/presence/memory.ts";
@@ -379,4 +380,39 @@ Deno.test("config: PRESENCE, its settings, dev mode turns it on unless PRESENCE 
   assert.equal(policy.presenceFor("b", false), true);
   assert.equal(RoomPolicy.parse('{"rooms":[]}').presenceFor("b", true), true);
   assert.throws(() => RoomPolicy.parse('{"rooms":[{"room":"*","presence":"yes"}]}'), /presence/);
+});
+
+Deno.test("broadcast: a new isolate asks for state; one not heard from for PRESENCE_TTL_MS is dropped", async () => {
+  const channel = `presence-${crypto.randomUUID()}`;
+  const env = { ...ENV, PRESENCE_TTL_MS: "1500" };
+  const busA = new BroadcastChannelBus({ channel });
+  const busB = new BroadcastChannelBus({ channel });
+  const a = await startServer(env, { bus: busA });
+  const b = await startServer(env, { bus: busB });
+  try {
+    const alice = await connectAs(a, "alice");
+    await joinPresence(alice, "hall");
+    // Bob's isolate has never heard of the room: it asks, and its state catches up.
+    const bob = await connectAs(b, "bob");
+    await joinPresence(bob, "hall");
+    await eventually(() => b.server.presence?.count("hall") === 2, 3000, "bob's isolate at 2");
+    await eventually(() => a.server.presence?.count("hall") === 2, 3000, "alice's isolate at 2");
+
+    // Bob's isolate falls silent (as if killed): no leave is ever announced.
+    await busB.close();
+    const started = performance.now();
+    const left = await alice.next(
+      (m) => m.type === "presence_diff" && (m.leaves as Msg[]).some((l) => l.userId === "bob"),
+      5000,
+    );
+    const waited = performance.now() - started;
+    assert.equal(left.count, 1);
+    assert.ok(waited > 1000, `bob was dropped after ${waited} ms, not before the TTL`);
+    assert.equal(a.server.presence?.stats().instances, 0);
+    await alice.close();
+    await bob.close();
+  } finally {
+    await a.close();
+    await b.close();
+  }
 });

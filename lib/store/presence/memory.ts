@@ -39,6 +39,7 @@ export class MemoryPresenceStore implements PresenceStore {
   readonly #deadlines = new Map<string, number>();
   /** Instance → rooms where it has entries, so expiry and `drop` need not scan every room. */
   readonly #roomsOf = new Map<string, Set<string>>();
+  #lastSweep = 0;
 
   /** @param options TTL and clock */
   constructor(options: MemoryPresenceStoreOptions = {}) {
@@ -84,6 +85,7 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   heartbeat(instance: string, rooms: readonly string[]): Promise<string[]> {
+    this.#sweep();
     this.#expire(instance);
     this.#touch(instance);
     const own = this.#roomsOf.get(instance);
@@ -124,6 +126,14 @@ export class MemoryPresenceStore implements PresenceStore {
     this.#deadlines.clear();
     this.#roomsOf.clear();
     return Promise.resolve();
+  }
+
+  /** Forgets every expired instance once per TTL, so instances that died unasked do not pile up. */
+  #sweep(): void {
+    const now = this.#clock.now();
+    if (now - this.#lastSweep < this.ttlMs) return;
+    this.#lastSweep = now;
+    for (const instance of [...this.#deadlines.keys()]) this.#expire(instance);
   }
 
   #touch(instance: string): void {
