@@ -139,7 +139,9 @@ export class PresenceTracker {
   readonly #diffMs: number;
   readonly #maxMembers: number;
   readonly #clock: Clock;
+  /** A store call failed (reported, throttled). */
   readonly #onError: (err: unknown) => void;
+  readonly #report: (err: unknown) => void;
   readonly #instance: string;
   readonly #rooms = new Map<string, RoomView>();
   readonly #pending = new Set<Promise<unknown>>();
@@ -148,6 +150,11 @@ export class PresenceTracker {
   #lastHeartbeat = 0;
   #checking = false;
   #closed = false;
+  /** When a store or bus call last failed, and when that was last reported. */
+  #storeFailedAt = -Infinity;
+  #lastReport = -Infinity;
+  /** When every local entry was last written again after a failure. */
+  #lastResync = -Infinity;
   readonly #checkMs: number;
   readonly #heartbeatMs: number;
 
@@ -160,7 +167,17 @@ export class PresenceTracker {
     this.#diffMs = diffMs;
     this.#maxMembers = maxMembers;
     this.#clock = clock;
-    this.#onError = onError;
+    // A store outage fails every write and tick: report it once per heartbeat interval, not each time.
+    this.#report = (err) => {
+      const now = this.#clock.now();
+      if (now - this.#lastReport < this.#heartbeatMs) return;
+      this.#lastReport = now;
+      onError(err);
+    };
+    this.#onError = (err) => {
+      this.#storeFailedAt = this.#clock.now();
+      this.#report(err);
+    };
     this.#instance = options.bus.instanceId;
     this.#heartbeatMs = Math.max(1, Math.floor(this.#store.ttlMs / 3));
     this.#checkMs = Math.min(MAX_CHECK_MS, this.#heartbeatMs);
@@ -355,7 +372,7 @@ export class PresenceTracker {
     if (this.#closed && message.t !== "u") return;
     const frame = JSON.stringify(message);
     if (!this.#bus.fits(room, frame)) {
-      this.#onError(new RangeError(`presence announcement for ${room} is over the bus's limit`));
+      this.#report(new RangeError(`presence announcement for ${room} is over the bus's limit`));
       return;
     }
     this.#bus.publish(room, frame, { kind: PRESENCE_KIND });
@@ -567,7 +584,9 @@ export class PresenceTracker {
     view.touched = null;
     if (this.#rooms.get(view.room) !== view) return;
     entries.delete(this.#instance);
-    for (const [instance, users] of [...view.remote]) {
+    // Right after a store outage the others may not have written their entries again yet.
+    const removals = !this.#settling();
+    for (const [instance, users] of removals ? [...view.remote] : []) {
       const stored = entries.get(instance);
       for (const userId of [...users.keys()]) {
         if (stored?.has(userId) || touched.has(`${instance}\n${userId}`)) continue;
@@ -597,13 +616,23 @@ export class PresenceTracker {
     if (beat) {
       const rooms = [...this.#rooms.keys()];
       if (!this.#store.shared) this.#publish(PRESENCE_SYSTEM_ROOM, { t: "hb" });
+      const failedBefore = this.#storeFailedAt;
       const missing = await this.#store.heartbeat(this.#instance, rooms);
-      // The store lost our entries (a Redis restart): write them again.
-      for (const room of missing) {
+      // The store lost our entries (a Redis restart: the room's entries are gone), or
+      // some of them may have expired or failed to be written during an outage (a
+      // room written to since holds only the newer ones): write them all again, and
+      // announce them, so that instances which dropped our users take them back.
+      const rewrite = failedBefore > this.#lastResync ? rooms : missing;
+      this.#lastResync = this.#clock.now();
+      for (const room of rewrite) {
         const view = this.#rooms.get(room);
         if (view !== undefined) {
           for (const userId of view.local.keys()) this.#announce(view, userId);
         }
+      }
+      // A delete that failed during the outage left an entry of a user who is gone.
+      if (rewrite === rooms && this.#store.shared) {
+        for (const room of rooms) this.#track(this.#dropStale(room));
       }
       if (this.#store.shared) {
         for (const view of this.#rooms.values()) {
@@ -611,6 +640,9 @@ export class PresenceTracker {
         }
       }
     }
+    // After a store outage longer than the TTL every liveness entry has expired: give the
+    // other instances one heartbeat to write theirs again before taking silence for death.
+    if (this.#settling()) return;
     const instances = new Set<string>();
     for (const view of this.#rooms.values()) {
       for (const instance of view.remote.keys()) instances.add(instance);
@@ -625,6 +657,26 @@ export class PresenceTracker {
         }
       }
     }
+  }
+
+  /** Deletes this instance's stored entries in `room` of users no longer here. */
+  async #dropStale(room: string): Promise<void> {
+    const stored = (await this.#store.list(room)).get(this.#instance);
+    if (stored === undefined) return;
+    for (const userId of stored.keys()) {
+      if (this.#rooms.get(room)?.local.has(userId) !== true) {
+        await this.#store.delete(room, this.#instance, userId);
+      }
+    }
+  }
+
+  /**
+   * True within one heartbeat (and check) of a store failure: entries that
+   * expired during the outage are being written again, so their absence
+   * means nothing yet.
+   */
+  #settling(): boolean {
+    return this.#clock.now() - this.#storeFailedAt < this.#heartbeatMs + this.#checkMs;
   }
 
   #track<T>(promise: Promise<T>): void {

@@ -212,6 +212,67 @@ redisTest(
   },
 );
 
+redisTest(
+  "redis: an outage longer than the TTL drops nobody who is still there, and presence heals",
+  async (redis) => {
+    const busChannel = `presence-${crypto.randomUUID()}`;
+    let nodeA: ServerProcess | undefined;
+    let nodeB: ServerProcess | undefined;
+    const watchers: Watcher[] = [];
+    try {
+      [nodeA, nodeB] = await Promise.all([
+        startRedisNode(redis.url, busChannel),
+        startRedisNode(redis.url, busChannel),
+      ]);
+      const a = await watch(nodeA.wsUrl, "alice", "room");
+      const b = await watch(nodeB.wsUrl, "bob", "room");
+      const dave = await watch(nodeB.wsUrl, "dave", "room");
+      watchers.push(a, b);
+      await eventually(() => a.count === 3 && b.count === 3, 3000);
+
+      // A short outage (longer than a command timeout, shorter than the TTL): dave leaves
+      // meanwhile, so neither his store delete nor his announcement gets through.
+      redis.pause();
+      await dave.client.close();
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      redis.resume();
+      await eventually(
+        () => a.count === 2 && !a.members.has("dave"),
+        TTL_MS + 3000,
+        "dave gone on alice's node after the short outage",
+      );
+      assert.equal(a.leaves, 1);
+
+      // Frozen longer than the TTL: every liveness key and entry has expired when it wakes.
+      redis.pause();
+      await new Promise((resolve) => setTimeout(resolve, TTL_MS + 1500));
+      redis.resume();
+      // A newcomer joins after the outage; everyone ends up seeing all three.
+      const c = await watch(nodeB.wsUrl, "carol", "room");
+      watchers.push(c);
+      await eventually(
+        () => watchers.every((w) => w.count === 3),
+        TTL_MS + 5000,
+        "everyone at 3 after the outage",
+      ).catch((err) => {
+        throw new Error(
+          `${err.message}: ${
+            JSON.stringify(watchers.map((w) => [w.count, [...w.members], w.leaves]))
+          }\nA: ${nodeA?.output().slice(-2000)}\nB: ${nodeB?.output().slice(-2000)}`,
+        );
+      });
+      await new Promise((resolve) => setTimeout(resolve, TTL_MS));
+      assert.equal(a.leaves, 1, "alice never saw bob leave (only dave)");
+      assert.equal(b.leaves, 1, "bob never saw alice leave (only dave)");
+      assert.ok(watchers.every((w) => w.count === 3));
+    } finally {
+      await closeAll(watchers);
+      await nodeA?.stop();
+      await nodeB?.stop();
+    }
+  },
+);
+
 /** `deno task start:parallel` as users run it, pinned to two isolates. */
 function startParallel(busChannel: string): Promise<ServerProcess> {
   const port = freePort();
