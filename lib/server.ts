@@ -308,7 +308,11 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     maxKeys: 100_000,
     clock,
   });
-  const tickets = options.tickets ?? createTicketStore(config, { clock });
+  const tickets = options.tickets ??
+    await createTicketStore(config, {
+      clock,
+      onError: (err) => audit.record("bus_error", { error: `tickets: ${err.message}` }),
+    });
   const metrics = new Metrics({
     connections: () => sessions.size,
     rooms: () => rooms.size,

@@ -13,8 +13,10 @@ import type { Principal } from "../lib/auth.ts";
 import type { Clock } from "../lib/clock.ts";
 import { KvTicketStore } from "../lib/store/tickets/kv.ts";
 import { MemoryTicketStore } from "../lib/store/tickets/memory.ts";
+import { RedisTicketStore } from "../lib/store/tickets/redis.ts";
 import type { TicketStore } from "../lib/store/tickets/types.ts";
 import { FakeClock } from "./_helpers.ts";
+import { RedisServer, redisServerPath } from "./_redis.ts";
 
 /** Opens a store; stores opened in one test share their data when the backend is shared. */
 type Open = (options: { clock: Clock; ttlMs: number }) => TicketStore;
@@ -43,6 +45,31 @@ async function withKv(path: string | undefined, fn: (open: Open) => Promise<void
   }
 }
 
+/** A real redis-server per test; every store opened in it shares its keys. */
+async function withRedis(fn: (open: Open) => Promise<void>): Promise<void> {
+  if (redisServerPath === undefined) {
+    if (Deno.env.get("CI")) throw new Error("CI is set but redis-server is not on PATH");
+    console.warn("redis-server not on PATH: the Redis ticket store contract did not run");
+    return;
+  }
+  const redis = await RedisServer.start(redisServerPath);
+  const stores: RedisTicketStore[] = [];
+  try {
+    const prefix = `tickets-${crypto.randomUUID()}`;
+    const first = new RedisTicketStore({ url: redis.url, ttlMs: 1, prefix });
+    stores.push(first);
+    await first.ready(5000);
+    await fn((o) => {
+      const store = new RedisTicketStore({ url: redis.url, prefix, ...o });
+      stores.push(store);
+      return store;
+    });
+  } finally {
+    for (const store of stores) await store.close();
+    await redis.stop();
+  }
+}
+
 const BACKENDS: Backend[] = [
   {
     name: "memory",
@@ -61,6 +88,7 @@ const BACKENDS: Backend[] = [
     },
   },
   { name: "kv (file)", shared: true, with: (fn) => withKv(undefined, fn) },
+  { name: "redis", shared: true, with: withRedis },
   { name: "kv (:memory:)", shared: true, with: (fn) => withKv(":memory:", fn) },
 ];
 

@@ -1,6 +1,7 @@
 /**
- * Builds the ticket store that `STORE` implies: KV for `STORE=kv` (tickets
- * work on any isolate), otherwise this isolate's memory. The only place that
+ * Builds the ticket store that `STORE` implies: KV for `STORE=kv` and Redis
+ * for `STORE=redis` (tickets work on any isolate or node), otherwise this
+ * isolate's memory. The only place that
  * knows every backend.
  *
  * @module
@@ -10,6 +11,7 @@ import type { Config } from "../../config.ts";
 import { leaseKv } from "../_kv.ts";
 import { KvTicketStore } from "./kv.ts";
 import { MemoryTicketStore } from "./memory.ts";
+import { createRedisTicketStore } from "./redis.ts";
 import type { TicketStore } from "./types.ts";
 
 /**
@@ -17,12 +19,26 @@ import type { TicketStore } from "./types.ts";
  *
  * @example
  * ```ts ignore
- * const tickets = createTicketStore(config);
+ * const tickets = await createTicketStore(config);
  * ```
  */
-export function createTicketStore(config: Config, options: { clock?: Clock } = {}): TicketStore {
+export async function createTicketStore(
+  config: Config,
+  options: { clock?: Clock; onError?: (error: Error) => void } = {},
+): Promise<TicketStore> {
   const { clock } = options;
   const ttlMs = config.ticketTtlMs;
+  if (config.store === "redis") {
+    // Waits (2 s at most) for the first connection, as the bus does; never
+    // rejects for an unreachable Redis.
+    return await createRedisTicketStore({
+      url: config.bus.redisUrl!,
+      ttlMs,
+      prefix: config.bus.channel,
+      ...(clock === undefined ? {} : { clock }),
+      ...(options.onError === undefined ? {} : { onError: options.onError }),
+    });
+  }
   if (config.store !== "kv") {
     return new MemoryTicketStore({ ttlMs, ...(clock === undefined ? {} : { clock }) });
   }

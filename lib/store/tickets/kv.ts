@@ -13,9 +13,11 @@ import { systemClock } from "../../clock.ts";
 import { sha256Hex, withRetry } from "../_kv.ts";
 import { judge } from "./memory.ts";
 import {
+  isStoredTicket,
   type IssuedTicket,
   newTicket,
   type Redemption,
+  type StoredTicket,
   type StoreHealth,
   StoreUnavailableError,
   ticketExpiry,
@@ -36,12 +38,6 @@ export interface KvTicketStoreOptions {
   onClose?: () => void;
   /** @default systemClock */
   clock?: Clock;
-}
-
-interface Stored {
-  principal: Principal;
-  origin: string | null;
-  expiresAt: number;
 }
 
 /**
@@ -91,7 +87,7 @@ export class KvTicketStore implements TicketStore {
       const ticket = newTicket();
       const now = this.#clock.now();
       const expiresAt = ticketExpiry(principal, now, this.#ttlMs);
-      const value: Stored = { principal: { ...principal }, origin, expiresAt };
+      const value: StoredTicket = { principal: { ...principal }, origin, expiresAt };
       await kv.set(await this.#key(ticket), value, { expireIn: Math.max(1, expiresAt - now) });
       return { ticket, expiresAt };
     });
@@ -100,8 +96,8 @@ export class KvTicketStore implements TicketStore {
   redeem(ticket: string, origin: string | null): Promise<Redemption> {
     return this.#run("redeem a ticket", async (kv) => {
       const key = await this.#key(ticket);
-      const entry = await kv.get<Stored>(key);
-      if (entry.versionstamp === null || !isStored(entry.value)) {
+      const entry = await kv.get<StoredTicket>(key);
+      if (entry.versionstamp === null || !isStoredTicket(entry.value)) {
         return { ok: false, reason: "ticket_invalid" } as const;
       }
       // Only the redeem whose delete commits against this version gets it.
@@ -153,11 +149,4 @@ export class KvTicketStore implements TicketStore {
       throw new StoreUnavailableError(`cannot ${what}: ${this.#failure}`, 1000, { cause: err });
     }
   }
-}
-
-function isStored(value: unknown): value is Stored {
-  if (typeof value !== "object" || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return typeof v.principal === "object" && v.principal !== null &&
-    typeof v.expiresAt === "number" && (v.origin === null || typeof v.origin === "string");
 }

@@ -3,7 +3,7 @@
  * verified principal, so browsers need not put a JWT in a URL (where proxies
  * and access logs keep it). Single use, bound to the user and optionally to
  * the Origin that asked for it. One interface; one file per backend
- * (`memory.ts`, `kv.ts`), both held to one contract test suite
+ * (`memory.ts`, `kv.ts`, `redis.ts`), all held to one contract test suite
  * (`tests/ticket_store_contract_test.ts`).
  *
  * @module
@@ -39,7 +39,7 @@ export type Redemption =
  */
 export interface TicketStore {
   /** Backend name. */
-  readonly kind: "memory" | "kv";
+  readonly kind: "memory" | "kv" | "redis";
   /** True when a ticket issued on one instance can be redeemed on any other. */
   readonly shared: boolean;
   /** Tickets held in this process (0 for a shared store, which holds none here). */
@@ -76,4 +76,19 @@ export function newTicket(): string {
 export function ticketExpiry(principal: Principal, now: number, ttlMs: number): number {
   const tokenEnd = principal.expiresAt === null ? Infinity : principal.expiresAt * 1000;
   return Math.min(now + ttlMs, tokenEnd);
+}
+
+/** A ticket as shared stores keep it (under a hash of the ticket, never the ticket). */
+export interface StoredTicket {
+  principal: Principal;
+  origin: string | null;
+  expiresAt: number;
+}
+
+/** True when a value read back from a shared store has the shape of a {@linkcode StoredTicket}. */
+export function isStoredTicket(value: unknown): value is StoredTicket {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.principal === "object" && v.principal !== null &&
+    typeof v.expiresAt === "number" && (v.origin === null || typeof v.origin === "string");
 }

@@ -1,0 +1,170 @@
+/**
+ * Tickets on Redis (`STORE=redis`): a ticket issued on one node is redeemed
+ * on whichever node the WebSocket reaches, exactly once. Stored under
+ * `<prefix>:ticket:<sha256(ticket)>` (Redis never holds a usable ticket)
+ * with the ticket's lifetime as expiry; redeeming is one `GETDEL`, so of two
+ * concurrent redeems only one finds it.
+ *
+ * @module
+ */
+import type { Principal } from "../../auth.ts";
+import type { Clock } from "../../clock.ts";
+import { systemClock } from "../../clock.ts";
+import { describeError, RedisLink } from "../../redis_link.ts";
+import { sha256Hex } from "../_kv.ts";
+import { judge } from "./memory.ts";
+import {
+  isStoredTicket,
+  type IssuedTicket,
+  newTicket,
+  type Redemption,
+  type StoredTicket,
+  type StoreHealth,
+  StoreUnavailableError,
+  ticketExpiry,
+  type TicketStore,
+} from "./types.ts";
+
+/** Options for {@linkcode RedisTicketStore}. */
+export interface RedisTicketStoreOptions {
+  /** `redis://` or `rediss://` URL, credentials included. */
+  url: string;
+  /** How long a ticket stays valid, in ms. */
+  ttlMs: number;
+  /**
+   * Prefix of the keys, so several apps can share one Redis (`BUS_CHANNEL`).
+   *
+   * @default {"realtime"}
+   */
+  prefix?: string;
+  /** @default systemClock */
+  clock?: Clock;
+  /** Called once when Redis becomes unreachable, not again until it is back. */
+  onError?: (error: Error) => void;
+}
+
+/**
+ * The shared {@linkcode TicketStore} on Redis.
+ *
+ * @example
+ * ```ts ignore
+ * const tickets = new RedisTicketStore({ url: "redis://127.0.0.1:6379", ttlMs: 30_000 });
+ * const issued = await tickets.issue(principal, "https://app.example");
+ * ```
+ */
+export class RedisTicketStore implements TicketStore {
+  readonly kind = "redis";
+  readonly shared = true;
+  readonly size = 0;
+  readonly #link: RedisLink;
+  readonly #ttlMs: number;
+  readonly #prefix: string;
+  readonly #clock: Clock;
+
+  /** @param options Redis URL, ticket lifetime, key prefix and clock; connecting starts at once */
+  constructor(options: RedisTicketStoreOptions) {
+    const { url, ttlMs, prefix = "realtime", clock = systemClock, onError } = options;
+    this.#link = new RedisLink({
+      url,
+      name: "Redis ticket store",
+      whileDown: "tickets cannot be issued or redeemed until it is back",
+      ...(onError === undefined ? {} : { onError }),
+    });
+    this.#ttlMs = ttlMs;
+    this.#prefix = prefix;
+    this.#clock = clock;
+  }
+
+  /** Resolves true once connected, or false after `timeoutMs`; it keeps trying either way. */
+  ready(timeoutMs: number): Promise<boolean> {
+    return this.#link.ready(timeoutMs);
+  }
+
+  async issue(principal: Principal, origin: string | null): Promise<IssuedTicket | null> {
+    const ticket = newTicket();
+    const now = this.#clock.now();
+    const expiresAt = ticketExpiry(principal, now, this.#ttlMs);
+    const value: StoredTicket = { principal: { ...principal }, origin, expiresAt };
+    const ttl = String(Math.max(1, Math.ceil(expiresAt - now)));
+    await this.#command(["SET", await this.#key(ticket), JSON.stringify(value), "PX", ttl]);
+    return { ticket, expiresAt };
+  }
+
+  async redeem(ticket: string, origin: string | null): Promise<Redemption> {
+    const reply = await this.#command(["GETDEL", await this.#key(ticket)]);
+    const stored = typeof reply === "string" ? parseStored(reply) : undefined;
+    if (stored === undefined) return { ok: false, reason: "ticket_invalid" };
+    // Expiry is judged by our clock too: Redis drops the key at about the same time.
+    return judge(stored, origin, this.#clock.now());
+  }
+
+  sweep(): void {}
+
+  health(): StoreHealth {
+    if (this.#link.status === "ok") return { status: "ok", transport: "redis" };
+    return { status: "degraded", transport: "redis", detail: this.#link.detail };
+  }
+
+  close(): Promise<void> {
+    return this.#link.close();
+  }
+
+  async #key(ticket: string): Promise<string> {
+    return `${this.#prefix}:ticket:${await sha256Hex(ticket)}`;
+  }
+
+  async #command(args: string[]): Promise<unknown> {
+    // A store just created, or reconnecting, gets one command timeout to
+    // come up: a ticket is asked for right before the socket that redeems it.
+    if (this.#link.status !== "ok" && !this.#link.closed) {
+      await this.#link.ready(this.#link.commandTimeoutMs);
+    }
+    const client = this.#link.clients?.[0];
+    if (this.#link.closed || client === undefined || !client.isReady) {
+      throw new StoreUnavailableError(
+        `ticket store: Redis unreachable (${this.#link.detail})`,
+        this.#link.retryAfterMs(),
+      );
+    }
+    try {
+      return await this.#link.deadline(
+        client,
+        client.sendCommand(args),
+        () =>
+          new StoreUnavailableError(
+            `ticket store: Redis did not answer within ${this.#link.commandTimeoutMs} ms`,
+            this.#link.retryAfterMs(),
+          ),
+      );
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw err;
+      throw new StoreUnavailableError(
+        `ticket store: Redis command failed (${describeError(err)})`,
+        this.#link.retryAfterMs(),
+        { cause: err },
+      );
+    }
+  }
+}
+
+function parseStored(text: string): StoredTicket | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return isStoredTicket(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Creates a {@linkcode RedisTicketStore} and waits up to `startTimeoutMs` for
+ * its first connection; never rejects for an unreachable Redis.
+ */
+export async function createRedisTicketStore(
+  options: RedisTicketStoreOptions & { startTimeoutMs?: number },
+): Promise<RedisTicketStore> {
+  const { startTimeoutMs = 2000, ...rest } = options;
+  const store = new RedisTicketStore(rest);
+  await store.ready(startTimeoutMs);
+  return store;
+}
