@@ -394,11 +394,10 @@ export class Session implements Member {
       return this.#error(ErrorCode.PayloadTooLarge, "message too large for the bus", { id, room });
     }
     if (err instanceof StoreUnavailableError) {
-      this.#ctx.counters.unavailable++;
-      return this.#error(
-        ErrorCode.Unavailable,
+      return this.#unavailable(
+        err,
         "the history store is unavailable; the message was not delivered, retry with the same id",
-        { id, room, retryAfterMs: err.retryAfterMs },
+        { id, room },
       );
     }
     this.#ctx.audit.record("internal_error", {
@@ -408,6 +407,12 @@ export class Session implements Member {
       error: err instanceof Error ? err.message : String(err),
     });
     this.#error(ErrorCode.Internal, "the message could not be published", { id, room });
+  }
+
+  /** Answers `unavailable` with the store's retry hint, and counts it. */
+  #unavailable(err: StoreUnavailableError, message: string, fields: ErrorFields): void {
+    this.#ctx.counters.unavailable++;
+    this.#error(ErrorCode.Unavailable, message, { ...fields, retryAfterMs: err.retryAfterMs });
   }
 
   async #history(
@@ -429,12 +434,7 @@ export class Session implements Member {
         return this.#error(ErrorCode.BadRequest, err.message, { id, room });
       }
       if (err instanceof StoreUnavailableError) {
-        this.#ctx.counters.unavailable++;
-        return this.#error(ErrorCode.Unavailable, "the history store is unavailable", {
-          id,
-          room,
-          retryAfterMs: err.retryAfterMs,
-        });
+        return this.#unavailable(err, "the history store is unavailable", { id, room });
       }
       throw err;
     }
@@ -495,12 +495,7 @@ export class Session implements Member {
         return this.close(CloseCode.TryAgainLater, "recovery interrupted; reconnect to resume");
       }
       if (err instanceof StoreUnavailableError) {
-        this.#ctx.counters.unavailable++;
-        return this.#error(ErrorCode.Unavailable, "the history store is unavailable", {
-          id,
-          room,
-          retryAfterMs: err.retryAfterMs,
-        });
+        return this.#unavailable(err, "the history store is unavailable", { id, room });
       }
       return this.#error(ErrorCode.Internal, "the room could not be joined; try again", {
         id,

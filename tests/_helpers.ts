@@ -183,6 +183,34 @@ export async function join(client: Client, room: string): Promise<Msg> {
   return reply;
 }
 
+/**
+ * Joins a room with a fresh request id, optionally recovering `since` a
+ * position, and returns the `joined` reply (throws on anything else).
+ */
+export async function joinRoom(client: Client, room: string, since?: unknown): Promise<Msg> {
+  const id = `j-${crypto.randomUUID()}`;
+  const reply = await client.request(
+    since === undefined ? { type: "join", room, id } : { type: "join", room, id, since },
+  );
+  if (reply.type !== "joined") throw new Error(`join ${room} failed: ${JSON.stringify(reply)}`);
+  return reply;
+}
+
+/**
+ * Collects a room's `message` frames as they arrive, in arrival order
+ * (batched frames split), into the returned array.
+ */
+export function collectRoom(client: Client, room: string): Msg[] {
+  const got: Msg[] = [];
+  client.ws.addEventListener("message", (e) => {
+    for (const line of String(e.data).split("\n")) {
+      const m = JSON.parse(line) as Msg;
+      if (m.type === "message" && m.room === room) got.push(m);
+    }
+  });
+  return got;
+}
+
 /** The answer to a raw HTTP request: status line, headers, body. */
 export interface RawResponse {
   status: number;

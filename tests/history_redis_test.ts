@@ -14,8 +14,10 @@ import { createBus } from "../lib/bus/from_config.ts";
 import { createHistoryStore } from "../lib/store/history/from_config.ts";
 import {
   type Client,
+  collectRoom,
   connect,
   eventually,
+  joinRoom,
   type Msg,
   SECRET,
   startServer,
@@ -49,23 +51,6 @@ async function connectTo(node: ServerProcess, sub: string): Promise<Client> {
   return (await connect(`${node.wsUrl}?token=${await token(sub)}`)).client;
 }
 
-async function joinRoom(client: Client, room: string): Promise<Msg> {
-  const reply = await client.request({ type: "join", room, id: `j-${crypto.randomUUID()}` });
-  assert.equal(reply.type, "joined", JSON.stringify(reply));
-  return reply;
-}
-
-function roomMessages(client: Client, room: string): Msg[] {
-  const got: Msg[] = [];
-  client.ws.addEventListener("message", (e) => {
-    for (const line of String(e.data).split("\n")) {
-      const m = JSON.parse(line) as Msg;
-      if (m.type === "message" && m.room === room) got.push(m);
-    }
-  });
-  return got;
-}
-
 async function stopAll(nodes: (ServerProcess | undefined)[]): Promise<void> {
   await Promise.all(nodes.map((n) => n?.stop()));
 }
@@ -88,7 +73,7 @@ redisTest("history on redis: publishers on two nodes, one order on every member"
       await connectTo(b, "pb"),
     ];
     clients.push(...members, ...publishers);
-    const logs = members.map((m) => roomMessages(m, "ordered"));
+    const logs = members.map((m) => collectRoom(m, "ordered"));
     for (const c of [...members, ...publishers]) await joinRoom(c, "ordered");
     const perPublisher = 100;
     // All three publish at once, without waiting for acks: the order is the store's, not the test's.
@@ -250,7 +235,7 @@ redisTest(
     try {
       await joinRoom(reader, "hist");
       await joinRoom(reader, "plain");
-      const histLog = roomMessages(reader, "hist");
+      const histLog = collectRoom(reader, "hist");
       await rt.join("hist", () => {});
       await rt.join("plain", () => {});
       await rt.publish("hist", "before");
@@ -268,7 +253,7 @@ redisTest(
       assert.equal(refused.code, "unavailable");
       assert.ok(Number(refused.retryAfterMs) > 0);
       // A room without history keeps local delivery.
-      const plainLog = roomMessages(reader, "plain");
+      const plainLog = collectRoom(reader, "plain");
       await rt.publish("plain", "still here");
       await eventually(() => plainLog.length === 1, 3000, "local delivery of a plain room");
 
@@ -323,7 +308,7 @@ redisTest(
     try {
       await joinRoom(onA, "cut");
       await joinRoom(onB, "cut");
-      const log = roomMessages(onA, "cut");
+      const log = collectRoom(onA, "cut");
       await onB.request({ type: "message", room: "cut", payload: 0, id: "m0" });
       await eventually(() => log.length === 1, 3000, "the first message on A");
 

@@ -4,37 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { connect, type Msg, SECRET, startServer, token } from "./_helpers.ts";
-import type { Client, TestServer } from "./_helpers.ts";
-import { connectAs, join } from "./_helpers.ts";
+import type { TestServer } from "./_helpers.ts";
+import { collectRoom, connectAs, join, joinRoom } from "./_helpers.ts";
 
 const API_KEY = "history-test-api-key-0123456789abcdef";
 const HISTORY = { HISTORY_SIZE: "100", API_KEY };
-
-async function joinWith(client: Client, room: string, since?: unknown): Promise<Msg> {
-  const id = `j-${crypto.randomUUID()}`;
-  const reply = await client.request(
-    since === undefined ? { type: "join", room, id } : {
-      type: "join",
-      room,
-      id,
-      since,
-    },
-  );
-  assert.equal(reply.type, "joined", JSON.stringify(reply));
-  return reply;
-}
-
-/** Collects a room's messages as they come, in arrival order. */
-function collect(client: Client, room: string): Msg[] {
-  const got: Msg[] = [];
-  client.ws.addEventListener("message", (e) => {
-    for (const line of String(e.data).split("\n")) {
-      const m = JSON.parse(line) as Msg;
-      if (m.type === "message" && m.room === room) got.push(m);
-    }
-  });
-  return got;
-}
 
 async function publishApi(ts: TestServer, body: unknown): Promise<Response> {
   return await fetch(`${ts.httpUrl}/api/publish`, {
@@ -56,7 +30,7 @@ Deno.test("history room: offsets start at 1 and go up by one; joined carries the
   const ts = await startServer(HISTORY);
   try {
     const a = await connectAs(ts, "alice");
-    const first = await joinWith(a, "chat");
+    const first = await joinRoom(a, "chat");
     assert.equal(first.offset, 0);
     assert.equal(typeof first.epoch, "string");
     for (let i = 1; i <= 3; i++) {
@@ -66,7 +40,7 @@ Deno.test("history room: offsets start at 1 and go up by one; joined carries the
       assert.deepEqual([m.payload, m.offset, m.epoch], [i, i, first.epoch]);
     }
     const b = await connectAs(ts, "bob");
-    const second = await joinWith(b, "chat");
+    const second = await joinRoom(b, "chat");
     assert.deepEqual([second.offset, second.epoch], [3, first.epoch]);
     await a.close();
     await b.close();
@@ -100,15 +74,15 @@ Deno.test("recovery: a client that drops gets exactly the 20 it missed, in order
   const ts = await startServer(HISTORY);
   try {
     const a = await connectAs(ts, "alice");
-    const joined = await joinWith(a, "chat");
+    const joined = await joinRoom(a, "chat");
     await a.request({ type: "message", room: "chat", payload: "before", id: "b" });
     const seen = await a.nextOf("message");
     await a.close();
     for (let i = 0; i < 20; i++) await ts.server.publish("chat", { i });
 
     const back = await connectAs(ts, "alice");
-    const got = collect(back, "chat");
-    const rejoined = await joinWith(back, "chat", { offset: seen.offset, epoch: joined.epoch });
+    const got = collectRoom(back, "chat");
+    const rejoined = await joinRoom(back, "chat", { offset: seen.offset, epoch: joined.epoch });
     assert.equal(rejoined.recovered, true);
     assert.equal(rejoined.missed, 20);
     assert.equal(rejoined.offset, 21);
@@ -130,12 +104,12 @@ Deno.test("recovery while others publish: nothing skipped, nothing twice", async
   const ts = await startServer({ ...HISTORY, HISTORY_SIZE: "5000", RATE_LIMIT_CAPACITY: "100000" });
   try {
     const a = await connectAs(ts, "alice");
-    const joined = await joinWith(a, "busy");
+    const joined = await joinRoom(a, "busy");
     await a.close();
     for (let i = 0; i < 300; i++) await ts.server.publish("busy", i);
 
     const publisher = await connectAs(ts, "pub", {});
-    await joinWith(publisher, "busy");
+    await joinRoom(publisher, "busy");
     let stop = false;
     let sent = 0;
     const pump = (async () => {
@@ -145,8 +119,8 @@ Deno.test("recovery while others publish: nothing skipped, nothing twice", async
       }
     })();
     const back = await connectAs(ts, "alice");
-    const got = collect(back, "busy");
-    const rejoined = await joinWith(back, "busy", { offset: 0, epoch: joined.epoch });
+    const got = collectRoom(back, "busy");
+    const rejoined = await joinRoom(back, "busy", { offset: 0, epoch: joined.epoch });
     assert.equal(rejoined.recovered, true);
     await new Promise((r) => setTimeout(r, 100));
     stop = true;
@@ -165,22 +139,22 @@ Deno.test("recovery refused: unknown epoch, or messages already trimmed", async 
   const ts = await startServer({ ...HISTORY, HISTORY_SIZE: "5" });
   try {
     const a = await connectAs(ts, "alice");
-    const joined = await joinWith(a, "small");
+    const joined = await joinRoom(a, "small");
     for (let i = 0; i < 10; i++) await ts.server.publish("small", i);
     const b = await connectAs(ts, "bob");
-    const got = collect(b, "small");
-    const wrongEpoch = await joinWith(b, "small", { offset: 9, epoch: "not-the-epoch" });
+    const got = collectRoom(b, "small");
+    const wrongEpoch = await joinRoom(b, "small", { offset: 9, epoch: "not-the-epoch" });
     assert.deepEqual([wrongEpoch.recovered, wrongEpoch.offset], [false, 10]);
     assert.equal(wrongEpoch.missed, undefined);
     await b.request({ type: "leave", room: "small", id: "l" });
-    const trimmed = await joinWith(b, "small", { offset: 2, epoch: joined.epoch });
+    const trimmed = await joinRoom(b, "small", { offset: 2, epoch: joined.epoch });
     assert.deepEqual([trimmed.recovered, trimmed.offset], [false, 10]);
     await b.request({ type: "leave", room: "small", id: "l2" });
-    const ahead = await joinWith(b, "small", { offset: 50, epoch: joined.epoch });
+    const ahead = await joinRoom(b, "small", { offset: 50, epoch: joined.epoch });
     assert.equal(ahead.recovered, false, "a position beyond the stream is not trusted");
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(got.length, 0, "nothing replayed");
-    const kept = await joinWith(await connectAs(ts, "carol"), "small", {
+    const kept = await joinRoom(await connectAs(ts, "carol"), "small", {
       offset: 5,
       epoch: joined.epoch,
     });
@@ -197,9 +171,9 @@ Deno.test("idempotent publish: the same id three times is delivered once and ack
   try {
     const a = await connectAs(ts, "alice");
     const b = await connectAs(ts, "bob");
-    await joinWith(a, "chat");
-    await joinWith(b, "chat");
-    const got = collect(b, "chat");
+    await joinRoom(a, "chat");
+    await joinRoom(b, "chat");
+    const got = collectRoom(b, "chat");
     const acks = [];
     for (let i = 0; i < 3; i++) {
       acks.push(await a.request({ type: "message", room: "chat", payload: "once", id: "same" }));
@@ -364,9 +338,9 @@ Deno.test("ROOM_POLICY history rules: the first matching rule that sets history 
   const ts = await startServer({ ROOM_POLICY: path, HISTORY_SIZE: "0" });
   try {
     const c = await connectAs(ts, "alice", { rooms: [] });
-    const kept = await joinWith(c, "chat:general");
+    const kept = await joinRoom(c, "chat:general");
     assert.equal(kept.offset, 0);
-    const none = await joinWith(c, "chat:ephemeral:x");
+    const none = await joinRoom(c, "chat:ephemeral:x");
     assert.equal(none.offset, undefined);
     for (let i = 0; i < 5; i++) await ts.server.publish("chat:other", i);
     const page = await c.request({ type: "history", room: "chat:other", id: "h" });
@@ -436,7 +410,7 @@ Deno.test("history rooms leave nothing behind after 300 join/publish/leave cycle
   try {
     for (let i = 0; i < 300; i++) {
       const c = await connectAs(ts, `u${i % 7}`);
-      await joinWith(c, `r${i % 13}`);
+      await joinRoom(c, `r${i % 13}`);
       await c.request({ type: "message", room: `r${i % 13}`, payload: i, id: `m${i}` });
       await c.close();
     }
@@ -568,10 +542,10 @@ Deno.test("joining a history room twice answers its position again", async () =>
   const ts = await startServer(HISTORY);
   try {
     const c = await connectAs(ts, "alice");
-    const first = await joinWith(c, "twice");
+    const first = await joinRoom(c, "twice");
     await ts.server.publish("twice", 1);
     await c.nextOf("message");
-    const again = await joinWith(c, "twice");
+    const again = await joinRoom(c, "twice");
     assert.deepEqual([again.offset, again.epoch], [1, first.epoch]);
     await c.close();
   } finally {

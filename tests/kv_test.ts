@@ -7,7 +7,16 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Client, connect, eventually, type Msg, SECRET, token } from "./_helpers.ts";
+import {
+  type Client,
+  collectRoom,
+  connect,
+  eventually,
+  joinRoom,
+  type Msg,
+  SECRET,
+  token,
+} from "./_helpers.ts";
 import { freePort, type ServerProcess, spawnServer } from "./_process.ts";
 
 const BASE_ENV = {
@@ -64,32 +73,11 @@ async function connectTo(
   return await connect(`${server.wsUrl}?token=${await token(sub)}`);
 }
 
-async function joinRoom(client: Client, room: string, since?: unknown): Promise<Msg> {
-  const id = `j-${crypto.randomUUID()}`;
-  const reply = await client.request(
-    since === undefined ? { type: "join", room, id } : { type: "join", room, id, since },
-  );
-  assert.equal(reply.type, "joined", JSON.stringify(reply));
-  return reply;
-}
-
 async function publish(client: Client, room: string, payload: unknown): Promise<Msg> {
   const id = `p-${crypto.randomUUID()}`;
   const ack = await client.request({ type: "message", room, payload, id }, 10_000);
   assert.equal(ack.type, "ack", JSON.stringify(ack));
   return ack;
-}
-
-/** Collects a room's messages as they arrive. */
-function collect(client: Client, room: string): Msg[] {
-  const got: Msg[] = [];
-  client.ws.addEventListener("message", (e) => {
-    for (const line of String(e.data).split("\n")) {
-      const m = JSON.parse(line) as Msg;
-      if (m.type === "message" && m.room === room) got.push(m);
-    }
-  });
-  return got;
 }
 
 Deno.test("kv: a single node restarted on its KV file recovers with since", async () => {
@@ -117,7 +105,7 @@ Deno.test("kv: a single node restarted on its KV file recovers with since", asyn
     for (let n = 6; n <= 8; n++) await publish(other, "chat", { n });
     const back = (await connectTo(server, "alice")).client;
     clients.push(back);
-    const got = collect(back, "chat");
+    const got = collectRoom(back, "chat");
     const rejoined = await joinRoom(back, "chat", { offset: 3, epoch });
     assert.deepEqual([rejoined.recovered, rejoined.missed, rejoined.epoch], [true, 5, epoch]);
     await eventually(() => got.length === 5, 5000, "5 replayed messages");
@@ -178,7 +166,7 @@ async function spread(server: ServerProcess, perIsolate: number): Promise<Client
  * hold all of them exactly once, offsets 1..n contiguous, in one order.
  */
 async function publishEverywhere(clients: Client[], room: string, each: number): Promise<void> {
-  const got = clients.map((c) => collect(c, room));
+  const got = clients.map((c) => collectRoom(c, room));
   await Promise.all(
     clients.map((c, i) =>
       Promise.all(Array.from({ length: each }, (_, n) => publish(c, room, { from: i, n })))
@@ -259,7 +247,7 @@ Deno.test("kv: BUS=kv alone carries plain and history rooms across two isolates"
     const [a, b] = [groups[0]![0]!, groups[1]![0]!];
     // A plain room: no offsets, delivered through the KV log.
     for (const c of [a, b]) await joinRoom(c, "plain");
-    const plain = collect(b, "plain");
+    const plain = collectRoom(b, "plain");
     for (let n = 1; n <= 20; n++) a.send({ type: "message", room: "plain", payload: { n } });
     await eventually(() => plain.length === 20, 5000, "20 plain messages on the other isolate");
     assert.deepEqual(
@@ -339,7 +327,7 @@ Deno.test("kv: the same drops without a shared store show as gaps in /healthz", 
     groups = await spread(server, 1);
     const [a, b] = [groups[0]![0]!, groups[1]![0]!];
     for (const c of [a, b]) await joinRoom(c, "plain");
-    const got = collect(b, "plain");
+    const got = collectRoom(b, "plain");
     for (let n = 1; n <= 100; n++) await publish(a, "plain", { n });
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.ok(got.length < 100, `some were dropped (got ${got.length})`);
