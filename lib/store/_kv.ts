@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { StoreUnavailableError } from "./history/types.ts";
+import { type StoreHealth, StoreUnavailableError } from "./history/types.ts";
 
 /** Where a KV database lives: a file path, `":memory:"`, or `undefined` for Deno Deploy's managed one. */
 export type KvPath = string | undefined;
@@ -125,6 +125,131 @@ export async function withRetry<T>(
       throw new StoreUnavailableError(`cannot ${what}: ${detail}`, 1000, { cause: lastError });
     }
     await sleep(Math.random() * Math.min(50, 2 ** Math.min(tries, 6)));
+  }
+}
+
+/** Options for {@linkcode KvHandle}: the part of every KV store's options it takes. */
+export interface KvHandleOptions {
+  /** The database, or its coming handle; not closed by the handle (see `onClose`). */
+  kv: Deno.Kv | Promise<Deno.Kv>;
+  /** How long operations retry a failing database, in ms. @default 3000 */
+  unavailableAfterMs?: number;
+  /** Called once by `close`. */
+  onClose?: () => void;
+}
+
+/** How a {@linkcode KvHandle} names its store and reports its failures. */
+export interface KvHandleSettings {
+  /** The store, for the error an operation on a closed store rejects with (`"ticket store"`). */
+  name: string;
+  /** Told of each operation that gave up, unless the store was closed by then. */
+  onError?: (error: StoreUnavailableError) => void;
+  /**
+   * Whether a `RangeError` (a caller's mistake) also becomes a
+   * {@linkcode StoreUnavailableError} and a failure; otherwise it is rethrown
+   * as is and leaves the health alone.
+   *
+   * @default {false}
+   */
+  rangeErrorUnavailable?: boolean;
+}
+
+/**
+ * What a KV store of one concern (tickets, revocations, presence) does
+ * around its operations: waits for the database, retries with
+ * {@linkcode withRetry}, turns every other failure into
+ * {@linkcode StoreUnavailableError}, remembers the last one for `health`,
+ * and closes once. The store keeps its keys and values; this keeps the
+ * plumbing in one place so the stores report the same way.
+ *
+ * @example
+ * ```ts ignore
+ * const handle = new KvHandle({ kv: Deno.openKv(":memory:") }, { name: "ticket store" });
+ * await handle.run("issue a ticket", (kv) => kv.set(["k"], 1));
+ * handle.health(); // { status: "ok", transport: "kv" }
+ * await handle.close();
+ * ```
+ */
+export class KvHandle {
+  readonly #kv: Promise<Deno.Kv>;
+  readonly #unavailableAfterMs: number;
+  readonly #onClose: () => void;
+  readonly #name: string;
+  readonly #onError: (error: StoreUnavailableError) => void;
+  readonly #rangeErrorUnavailable: boolean;
+  #failure: string | undefined;
+  #closed = false;
+
+  /**
+   * @param options the store's own options (only `kv`, `unavailableAfterMs` and `onClose` are read)
+   * @param settings the store's name and failure hooks
+   */
+  constructor(options: KvHandleOptions, settings: KvHandleSettings) {
+    const { kv, unavailableAfterMs = 3000, onClose = () => {} } = options;
+    const { name, onError = () => {}, rangeErrorUnavailable = false } = settings;
+    this.#kv = Promise.resolve(kv);
+    // A database that fails to open rejects the operations, not the process.
+    this.#kv.catch(() => {});
+    this.#unavailableAfterMs = unavailableAfterMs;
+    this.#onClose = onClose;
+    this.#name = name;
+    this.#onError = onError;
+    this.#rangeErrorUnavailable = rangeErrorUnavailable;
+  }
+
+  /** Whether `close` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Runs `operation` on the database, retried through {@linkcode withRetry};
+   * `what` ("issue a ticket") names it in errors. Success clears the last
+   * failure; giving up records it and rejects with
+   * {@linkcode StoreUnavailableError}.
+   */
+  async run<T>(what: string, operation: (kv: Deno.Kv) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new StoreUnavailableError(`${this.#name} is closed`);
+    try {
+      const kv = await this.#kv;
+      const result = await withRetry(() => operation(kv), {
+        what,
+        unavailableAfterMs: this.#unavailableAfterMs,
+        stopped: () => this.#closed,
+      });
+      this.#failure = undefined;
+      return result;
+    } catch (err) {
+      if (err instanceof RangeError && !this.#rangeErrorUnavailable) throw err;
+      // Anything else (opening the database failed, a permanent KV error) is the store's failure.
+      const error = err instanceof StoreUnavailableError ? err : new StoreUnavailableError(
+        `cannot ${what}: ${err instanceof Error ? err.message : String(err)}`,
+        1000,
+        { cause: err },
+      );
+      if (!this.#closed) {
+        this.#failure = error.message;
+        this.#onError(error);
+      }
+      throw error;
+    }
+  }
+
+  /** `closed`, ok, or degraded with the last failure's message until an operation succeeds. */
+  health(): StoreHealth {
+    if (this.#closed) return { status: "degraded", transport: "kv", detail: "closed" };
+    return this.#failure === undefined
+      ? { status: "ok", transport: "kv" }
+      : { status: "degraded", transport: "kv", detail: this.#failure };
+  }
+
+  /** Stops every operation (running ones stop retrying) and calls `onClose`, once. */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#onClose();
+    }
+    return Promise.resolve();
   }
 }
 

@@ -10,7 +10,7 @@
 import type { Principal } from "../../auth.ts";
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
-import { sha256Hex, withRetry } from "../_kv.ts";
+import { KvHandle, sha256Hex } from "../_kv.ts";
 import { judge } from "./memory.ts";
 import {
   isStoredTicket,
@@ -19,7 +19,6 @@ import {
   type Redemption,
   type StoredTicket,
   type StoreHealth,
-  StoreUnavailableError,
   ticketExpiry,
   type TicketStore,
 } from "./types.ts";
@@ -54,36 +53,22 @@ export class KvTicketStore implements TicketStore {
   readonly kind = "kv";
   readonly shared = true;
   readonly size = 0;
-  readonly #kv: Promise<Deno.Kv>;
+  readonly #handle: KvHandle;
   readonly #ttlMs: number;
   readonly #prefix: Deno.KvKey;
-  readonly #unavailableAfterMs: number;
-  readonly #onClose: () => void;
   readonly #clock: Clock;
-  #failure: string | undefined;
-  #closed = false;
 
   /** @param options the database, ttl, prefix and clock */
   constructor(options: KvTicketStoreOptions) {
-    const {
-      kv,
-      ttlMs,
-      prefix = ["realtime"],
-      unavailableAfterMs = 3000,
-      onClose = () => {},
-      clock = systemClock,
-    } = options;
-    this.#kv = Promise.resolve(kv);
-    this.#kv.catch(() => {});
+    const { ttlMs, prefix = ["realtime"], clock = systemClock } = options;
+    this.#handle = new KvHandle(options, { name: "ticket store" });
     this.#ttlMs = ttlMs;
     this.#prefix = prefix;
-    this.#unavailableAfterMs = unavailableAfterMs;
-    this.#onClose = onClose;
     this.#clock = clock;
   }
 
   issue(principal: Principal, origin: string | null): Promise<IssuedTicket | null> {
-    return this.#run("issue a ticket", async (kv) => {
+    return this.#handle.run("issue a ticket", async (kv) => {
       const ticket = newTicket();
       const now = this.#clock.now();
       const expiresAt = ticketExpiry(principal, now, this.#ttlMs);
@@ -94,7 +79,7 @@ export class KvTicketStore implements TicketStore {
   }
 
   redeem(ticket: string, origin: string | null): Promise<Redemption> {
-    return this.#run("redeem a ticket", async (kv) => {
+    return this.#handle.run("redeem a ticket", async (kv) => {
       const key = await this.#key(ticket);
       const entry = await kv.get<StoredTicket>(key);
       if (entry.versionstamp === null || !isStoredTicket(entry.value)) {
@@ -110,43 +95,14 @@ export class KvTicketStore implements TicketStore {
   sweep(): void {}
 
   health(): StoreHealth {
-    if (this.#closed) return { status: "degraded", transport: "kv", detail: "closed" };
-    return this.#failure === undefined
-      ? { status: "ok", transport: "kv" }
-      : { status: "degraded", transport: "kv", detail: this.#failure };
+    return this.#handle.health();
   }
 
   close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#onClose();
-    }
-    return Promise.resolve();
+    return this.#handle.close();
   }
 
   async #key(ticket: string): Promise<Deno.KvKey> {
     return [...this.#prefix, "tickets", await sha256Hex(ticket)];
-  }
-
-  async #run<T>(what: string, operation: (kv: Deno.Kv) => Promise<T>): Promise<T> {
-    if (this.#closed) throw new StoreUnavailableError("ticket store is closed");
-    try {
-      const kv = await this.#kv;
-      const result = await withRetry(() => operation(kv), {
-        what,
-        unavailableAfterMs: this.#unavailableAfterMs,
-        stopped: () => this.#closed,
-      });
-      this.#failure = undefined;
-      return result;
-    } catch (err) {
-      if (err instanceof StoreUnavailableError) {
-        this.#failure = err.message;
-        throw err;
-      }
-      if (err instanceof RangeError) throw err;
-      this.#failure = err instanceof Error ? err.message : String(err);
-      throw new StoreUnavailableError(`cannot ${what}: ${this.#failure}`, 1000, { cause: err });
-    }
   }
 }
