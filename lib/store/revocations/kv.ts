@@ -9,9 +9,9 @@
  */
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
-import { withRetry } from "../_kv.ts";
+import { KvHandle } from "../_kv.ts";
 import type { Revocation, RevocationKind, RevocationStore, StoreHealth } from "./types.ts";
-import { RevocationSchema, StoreUnavailableError } from "./types.ts";
+import { RevocationSchema } from "./types.ts";
 
 /** Options for {@linkcode KvRevocationStore}. */
 export interface KvRevocationStoreOptions {
@@ -46,41 +46,27 @@ const EXPIRY_MARGIN_MS = 60_000;
 export class KvRevocationStore implements RevocationStore {
   readonly kind = "kv" as const;
   readonly shared = true;
-  readonly #kv: Promise<Deno.Kv>;
+  readonly #handle: KvHandle;
   readonly #prefix: Deno.KvKey;
   readonly #max: number;
-  readonly #unavailableAfterMs: number;
-  readonly #onClose: () => void;
   readonly #clock: Clock;
-  #failure: string | undefined;
-  #closed = false;
 
   /** @param options the database, prefix, bound and clock */
   constructor(options: KvRevocationStoreOptions) {
-    const {
-      kv,
-      prefix = ["realtime"],
-      maxEntries = 100_000,
-      unavailableAfterMs = 3000,
-      onClose = () => {},
-      clock = systemClock,
-    } = options;
+    const { prefix = ["realtime"], maxEntries = 100_000, clock = systemClock } = options;
     if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
       throw new RangeError(
         `Cannot create revocation store: maxEntries must be a positive integer, current value is ${maxEntries}`,
       );
     }
-    this.#kv = Promise.resolve(kv);
-    this.#kv.catch(() => {});
+    this.#handle = new KvHandle(options, { name: "revocation store" });
     this.#prefix = prefix;
     this.#max = maxEntries;
-    this.#unavailableAfterMs = unavailableAfterMs;
-    this.#onClose = onClose;
     this.#clock = clock;
   }
 
   add(revocation: Revocation): Promise<boolean> {
-    return this.#run("add a revocation", async (kv) => {
+    return this.#handle.run("add a revocation", async (kv) => {
       const key = this.#key(revocation.kind, revocation.subject);
       const now = this.#clock.now();
       const existing = await kv.get(key);
@@ -95,7 +81,7 @@ export class KvRevocationStore implements RevocationStore {
   }
 
   remove(kind: RevocationKind, subject: string): Promise<boolean> {
-    return this.#run("remove a revocation", async (kv) => {
+    return this.#handle.run("remove a revocation", async (kv) => {
       const key = this.#key(kind, subject);
       const existing = await kv.get(key);
       if (existing.versionstamp === null) return false;
@@ -105,7 +91,7 @@ export class KvRevocationStore implements RevocationStore {
   }
 
   list(): Promise<Revocation[]> {
-    return this.#run("list revocations", async (kv) => {
+    return this.#handle.run("list revocations", async (kv) => {
       const now = this.#clock.now();
       const out: Revocation[] = [];
       for await (const { value } of kv.list({ prefix: [...this.#prefix, "revocations"] })) {
@@ -117,18 +103,11 @@ export class KvRevocationStore implements RevocationStore {
   }
 
   health(): StoreHealth {
-    if (this.#closed) return { status: "degraded", transport: "kv", detail: "closed" };
-    return this.#failure === undefined
-      ? { status: "ok", transport: "kv" }
-      : { status: "degraded", transport: "kv", detail: this.#failure };
+    return this.#handle.health();
   }
 
   close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#onClose();
-    }
-    return Promise.resolve();
+    return this.#handle.close();
   }
 
   #key(kind: RevocationKind, subject: string): Deno.KvKey {
@@ -146,27 +125,5 @@ export class KvRevocationStore implements RevocationStore {
       if (this.#active(value, now)) active++;
     }
     return active;
-  }
-
-  async #run<T>(what: string, operation: (kv: Deno.Kv) => Promise<T>): Promise<T> {
-    if (this.#closed) throw new StoreUnavailableError("revocation store is closed");
-    try {
-      const kv = await this.#kv;
-      const result = await withRetry(() => operation(kv), {
-        what,
-        unavailableAfterMs: this.#unavailableAfterMs,
-        stopped: () => this.#closed,
-      });
-      this.#failure = undefined;
-      return result;
-    } catch (err) {
-      if (err instanceof StoreUnavailableError) this.#failure = err.message;
-      else if (!(err instanceof RangeError)) {
-        // Opening the database failed.
-        this.#failure = err instanceof Error ? err.message : String(err);
-        throw new StoreUnavailableError(`cannot ${what}: ${this.#failure}`, 1000, { cause: err });
-      }
-      throw err;
-    }
   }
 }
