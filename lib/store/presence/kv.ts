@@ -19,8 +19,7 @@
  */
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
-import { getAll, withRetry } from "../_kv.ts";
-import { StoreUnavailableError } from "../history/types.ts";
+import { getAll, KvHandle } from "../_kv.ts";
 import type { PresenceEntry, PresenceStore, RoomEntries, StoreHealth } from "./types.ts";
 
 /** Options for {@linkcode KvPresenceStore}. */
@@ -63,43 +62,32 @@ export class KvPresenceStore implements PresenceStore {
   readonly kind = "kv";
   readonly shared = true;
   readonly ttlMs: number;
-  readonly #kv: Promise<Deno.Kv>;
+  readonly #handle: KvHandle;
   readonly #prefix: Deno.KvKey;
-  readonly #unavailableAfterMs: number;
-  readonly #onError: (error: Error) => void;
-  readonly #onClose: () => void;
   readonly #clock: Clock;
-  #failure: string | undefined;
-  #closed = false;
 
   /** @param options the database, prefix, TTL and clock */
   constructor(options: KvPresenceStoreOptions) {
-    const {
-      kv,
-      prefix = ["realtime"],
-      ttlMs = 30_000,
-      unavailableAfterMs = 3000,
-      onError = () => {},
-      onClose = () => {},
-      clock = systemClock,
-    } = options;
+    const { prefix = ["realtime"], ttlMs = 30_000, onError = () => {}, clock = systemClock } =
+      options;
     if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) {
       throw new RangeError(
         `Cannot create presence store: ttlMs must be positive, current value is ${ttlMs}`,
       );
     }
-    this.#kv = Promise.resolve(kv);
-    this.#kv.catch(() => {});
+    // Unlike tickets and revocations, presence reports a RangeError from KV as unavailability too.
+    this.#handle = new KvHandle(options, {
+      name: "presence store",
+      onError,
+      rangeErrorUnavailable: true,
+    });
     this.#prefix = prefix;
     this.ttlMs = ttlMs;
-    this.#unavailableAfterMs = unavailableAfterMs;
-    this.#onError = onError;
-    this.#onClose = onClose;
     this.#clock = clock;
   }
 
   set(room: string, instance: string, userId: string, entry: PresenceEntry): Promise<void> {
-    return this.#run("write presence", async (kv) => {
+    return this.#handle.run("write presence", async (kv) => {
       const expiresAt = this.#clock.now() + this.ttlMs;
       await kv.atomic()
         .set(this.#entryKey(room, instance, userId), { entry: { ...entry }, expiresAt }, {
@@ -111,11 +99,14 @@ export class KvPresenceStore implements PresenceStore {
   }
 
   delete(room: string, instance: string, userId: string): Promise<void> {
-    return this.#run("delete presence", (kv) => kv.delete(this.#entryKey(room, instance, userId)));
+    return this.#handle.run(
+      "delete presence",
+      (kv) => kv.delete(this.#entryKey(room, instance, userId)),
+    );
   }
 
   heartbeat(instance: string, rooms: readonly string[]): Promise<string[]> {
-    return this.#run("refresh presence", async (kv) => {
+    return this.#handle.run("refresh presence", async (kv) => {
       const now = this.#clock.now();
       const expiresAt = now + this.ttlMs;
       await kv.set(this.#aliveKey(instance), { expiresAt }, { expireIn: this.ttlMs });
@@ -145,11 +136,11 @@ export class KvPresenceStore implements PresenceStore {
   }
 
   alive(instances: readonly string[]): Promise<Set<string>> {
-    return this.#run("read presence liveness", (kv) => this.#alive(kv, instances));
+    return this.#handle.run("read presence liveness", (kv) => this.#alive(kv, instances));
   }
 
   list(room: string): Promise<RoomEntries> {
-    return this.#run("list presence", async (kv) => {
+    return this.#handle.run("list presence", async (kv) => {
       const now = this.#clock.now();
       const found = new Map<string, [Deno.KvKey, string, PresenceEntry][]>();
       const stale: Deno.KvKey[] = [];
@@ -183,7 +174,7 @@ export class KvPresenceStore implements PresenceStore {
   }
 
   drop(instance: string, rooms: readonly string[]): Promise<void> {
-    return this.#run("drop presence", async (kv) => {
+    return this.#handle.run("drop presence", async (kv) => {
       const keys: Deno.KvKey[] = [this.#aliveKey(instance)];
       for (const room of rooms) {
         for await (const { key } of kv.list({ prefix: this.#roomKey(room, instance) })) {
@@ -195,18 +186,11 @@ export class KvPresenceStore implements PresenceStore {
   }
 
   health(): StoreHealth {
-    if (this.#closed) return { status: "degraded", transport: "kv", detail: "closed" };
-    return this.#failure === undefined
-      ? { status: "ok", transport: "kv" }
-      : { status: "degraded", transport: "kv", detail: this.#failure };
+    return this.#handle.health();
   }
 
   close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#onClose();
-    }
-    return Promise.resolve();
+    return this.#handle.close();
   }
 
   #entryKey(room: string, instance: string, userId: string): Deno.KvKey {
@@ -240,31 +224,6 @@ export class KvPresenceStore implements PresenceStore {
       const atomic = kv.atomic();
       for (const key of keys.slice(i, i + BATCH)) atomic.delete(key);
       await atomic.commit();
-    }
-  }
-
-  async #run<T>(what: string, operation: (kv: Deno.Kv) => Promise<T>): Promise<T> {
-    if (this.#closed) throw new StoreUnavailableError("presence store is closed");
-    try {
-      const kv = await this.#kv;
-      const result = await withRetry(() => operation(kv), {
-        what,
-        unavailableAfterMs: this.#unavailableAfterMs,
-        stopped: () => this.#closed,
-      });
-      this.#failure = undefined;
-      return result;
-    } catch (err) {
-      const error = err instanceof StoreUnavailableError ? err : new StoreUnavailableError(
-        `cannot ${what}: ${err instanceof Error ? err.message : String(err)}`,
-        1000,
-        { cause: err },
-      );
-      if (!this.#closed) {
-        this.#failure = error.message;
-        this.#onError(error);
-      }
-      throw error;
     }
   }
 }
