@@ -31,6 +31,7 @@ import { type Clock, systemClock } from "../../clock.ts";
 import { CONFLICT, getAll, keyPart, withRetry } from "../_kv.ts";
 import { KeyWatcher } from "../_kv_watch.ts";
 import { newEpoch } from "./_epoch.ts";
+import { checkLimits, checkReadLimit } from "./_limits.ts";
 import {
   type AppendOptions,
   type AppendResult,
@@ -249,11 +250,7 @@ export class KvHistoryStore implements HistoryStore {
   async read(room: string, options: ReadOptions): Promise<ReadResult> {
     const { after, before, limit, limits } = options;
     checkLimits(limits);
-    if (!Number.isSafeInteger(limit) || limit < 0) {
-      throw new RangeError(
-        `Cannot read history: limit must be an integer ≥ 0, current value is ${limit}`,
-      );
-    }
+    checkReadLimit(limit);
     return await this.#retry("read history", async () => {
       const head = await this.#ensureHead(room, limits);
       if (head === CONFLICT) return CONFLICT;
@@ -558,18 +555,4 @@ function isDedupe(value: unknown): value is DedupeRecord {
 /** Within the TTL it was stored with and the room's current one. */
 function fresh(value: StoredEntry, limits: HistoryLimits, now: number): boolean {
   return value.exp > now && value.at > now - limits.ttlMs;
-}
-
-function checkLimits(limits: HistoryLimits): void {
-  const { size, ttlMs } = limits;
-  if (!Number.isSafeInteger(size) || size < 1) {
-    throw new RangeError(
-      `Cannot use history limits: size must be a positive integer, current value is ${size}`,
-    );
-  }
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
-    throw new RangeError(
-      `Cannot use history limits: ttlMs must be positive, current value is ${ttlMs}`,
-    );
-  }
 }
