@@ -12,25 +12,14 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
-import type { BrowserContext, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { loadConfig } from "../lib/config.ts";
 import { staticRoutes } from "../lib/static_routes.ts";
 import type { Client, TestServer } from "./_helpers.ts";
 import { connectAs, join, SECRET, startServer, token } from "./_helpers.ts";
+import { CHROMIUM, launchChromium } from "./_browser.ts";
 
 const ARTIFACTS = new URL("./artifacts/", import.meta.url);
-const CHROMIUM = [
-  "/usr/bin/chromium",
-  ...(Deno.env.get("PATH") ?? "").split(":").map((d) => `${d}/chromium`),
-]
-  .find((path) => {
-    try {
-      return Deno.statSync(path).isFile;
-    } catch {
-      return false;
-    }
-  });
 const API_KEY = "admin-page-key-0123456789-0123456789-0123456789";
 
 async function startAdmin(): Promise<TestServer> {
@@ -47,50 +36,19 @@ interface Browser extends AsyncDisposable {
 }
 
 async function launchBrowser(): Promise<Browser> {
-  assert.ok(CHROMIUM !== undefined);
-  const profile = await Deno.makeTempDir({ prefix: "admin_browser_test_" });
-  let context: BrowserContext;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1200, height: 900 },
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-  } catch (err) {
-    await Deno.remove(profile, { recursive: true });
-    throw err;
-  }
-  const problems: string[] = [];
+  const chromium = await launchChromium({
+    profilePrefix: "admin_browser_test_",
+    viewport: { width: 1200, height: 900 },
+    problemPattern: /Content Security Policy|Refused to/i,
+  });
   return {
-    problems,
+    problems: chromium.problems,
     async open(ts) {
-      const page = await context.newPage();
-      page.setDefaultTimeout(10_000);
-      page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
-      page.on("console", (message) => {
-        if (/Content Security Policy|Refused to/i.test(message.text())) {
-          problems.push(message.text());
-        }
-      });
+      const page = await chromium.newPage();
       await page.goto(`${ts.httpUrl}/admin`);
       return page;
     },
-    async [Symbol.asyncDispose]() {
-      try {
-        await context.close();
-      } finally {
-        await Deno.remove(profile, { recursive: true });
-      }
-    },
+    [Symbol.asyncDispose]: () => chromium[Symbol.asyncDispose](),
   };
 }
 

@@ -12,7 +12,6 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
 import type { BrowserContext, Page } from "playwright-core";
 import { MemoryAuditSink } from "../lib/audit.ts";
 import { loadConfig } from "../lib/config.ts";
@@ -21,10 +20,10 @@ import type { RealtimeServer } from "../lib/server.ts";
 import { createServer } from "../lib/server.ts";
 import { staticRoutes } from "../lib/static_routes.ts";
 import { eventually, SECRET, token } from "./_helpers.ts";
+import { CHROMIUM, launchChromium } from "./_browser.ts";
 
 const ARTIFACTS = new URL("./artifacts/", import.meta.url);
 const CI = (Deno.env.get("CI") ?? "") !== "";
-const CHROMIUM = findChromium();
 const HOW_TO_INSTALL = "install it with `apt-get install chromium` (Debian) " +
   "or put a `chromium` binary on PATH";
 
@@ -32,21 +31,6 @@ if (CHROMIUM === undefined && !CI) {
   console.warn(
     `browser_test.ts: Chromium not found at /usr/bin/chromium or on PATH: browser tests skipped; ${HOW_TO_INSTALL} to run them.`,
   );
-}
-
-function findChromium(): string | undefined {
-  const candidates = [
-    "/usr/bin/chromium",
-    ...(Deno.env.get("PATH") ?? "").split(":").filter(Boolean).map((dir) => `${dir}/chromium`),
-  ];
-  for (const path of candidates) {
-    try {
-      if (Deno.statSync(path).isFile) return path;
-    } catch {
-      // Not there; try the next.
-    }
-  }
-  return undefined;
 }
 
 /** Options shared by the browser tests. */
@@ -118,39 +102,15 @@ interface Browser extends AsyncDisposable {
 }
 
 async function launchBrowser(): Promise<Browser> {
-  assert.ok(CHROMIUM !== undefined);
-  const profile = await Deno.makeTempDir({ prefix: "browser_test_" });
-  let context: BrowserContext;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 800 },
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-  } catch (err) {
-    await Deno.remove(profile, { recursive: true });
-    throw err;
-  }
-  const problems: string[] = [];
+  const chromium = await launchChromium({
+    profilePrefix: "browser_test_",
+    viewport: { width: 1280, height: 800 },
+  });
   return {
-    context,
-    problems,
+    context: chromium.context,
+    problems: chromium.problems,
     async open(url, options = {}) {
-      const page = await context.newPage();
-      page.setDefaultTimeout(10_000);
-      page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
-      page.on("console", (message) => {
-        if (/Content Security Policy/i.test(message.text())) problems.push(message.text());
-      });
+      const page = await chromium.newPage();
       await page.goto(url);
       if (options.connected === false) return page;
       await waitForState(page, "open");
@@ -162,13 +122,7 @@ async function launchBrowser(): Promise<Browser> {
       }
       return page;
     },
-    async [Symbol.asyncDispose]() {
-      try {
-        await context.close();
-      } finally {
-        await Deno.remove(profile, { recursive: true });
-      }
-    },
+    [Symbol.asyncDispose]: () => chromium[Symbol.asyncDispose](),
   };
 }
 
