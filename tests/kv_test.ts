@@ -25,6 +25,8 @@ const BASE_ENV = {
   LOG_LEVEL: "error",
   RATE_LIMIT_CAPACITY: "1000",
   HISTORY_SIZE: "1000",
+  // spread() may need many connection attempts to reach both isolates.
+  HANDSHAKES_PER_MINUTE_PER_IP: "100000",
 };
 
 async function tempKv(): Promise<{ path: string; remove(): Promise<void> }> {
@@ -137,7 +139,10 @@ const instanceOf = new WeakMap<Client, string>();
 async function spread(server: ServerProcess, perIsolate: number): Promise<Client[][]> {
   const byInstance = new Map<string, Client[]>();
   const extra: Client[] = [];
-  for (let attempt = 0; attempt < 80; attempt++) {
+  // The kernel places connections; under load the second isolate may start
+  // taking them only a while after /healthz first answered: try for 20 s.
+  const deadline = Date.now() + 20_000;
+  for (let attempt = 0; Date.now() < deadline; attempt++) {
     const groups = [...byInstance.values()];
     if (groups.length === 2 && groups.every((g) => g.length >= perIsolate)) break;
     const { client, welcome } = await connectTo(server, `user-${attempt}`);
@@ -150,7 +155,7 @@ async function spread(server: ServerProcess, perIsolate: number): Promise<Client
       group.push(client);
       byInstance.set(id, group);
     }
-    if (byInstance.size < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+    if (byInstance.size < 2) await new Promise((resolve) => setTimeout(resolve, 100));
   }
   await Promise.allSettled(extra.map((c) => c.close()));
   const groups = [...byInstance.values()];
