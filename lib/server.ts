@@ -111,8 +111,8 @@ export interface Health {
   /** The history store (rooms with history answer `unavailable` while it is degraded). */
   history: StoreHealth & { rooms: number; gaps: number };
   /**
-   * The shared-state store named by `STORE` (tickets, revocations, and
-   * history when `HISTORY_STORE` is the same): the worst of their healths.
+   * The shared-state store named by `STORE` (tickets, revocations, presence,
+   * and history when `HISTORY_STORE` is the same): the worst of their healths.
    */
   store: StoreHealth;
   /** Whether this server terminates TLS itself (`TLS_CERT_FILE`/`TLS_KEY_FILE`). */
@@ -538,6 +538,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     const busHealth = bus.health();
     const storeHealth: StoreHealth = historyStore?.health() ?? { status: "ok", transport: "none" };
     const shared = [tickets.health(), revocations.store.health()];
+    if (presenceStore !== undefined) shared.push(presenceStore.health());
     if (historyStore !== undefined && historyStore.kind === config.store) shared.push(storeHealth);
     const store = shared.find((h) => h.status !== "ok") ??
       { status: "ok", transport: config.store };
