@@ -197,6 +197,31 @@ export async function spawnServer(
   throw new Error(`server \`deno ${args.join(" ")}\` ${why}; output:\n${output}`);
 }
 
+/** Options for {@linkcode spawnParallel}: those of {@linkcode spawnServer}, with a port optional. */
+export type SpawnParallelOptions = Omit<SpawnServerOptions, "port" | "env"> & { port?: number };
+
+/**
+ * `deno task start:parallel` as users run it (`scripts/serve_parallel.ts`),
+ * pinned to two isolates (`DENO_JOBS=2`, so a test means the same on any
+ * machine) on a free port unless `options.port` is given. The launcher runs
+ * in a process group of its own, so the SIGKILL fallback reaches the server
+ * it spawns; that fallback comes after 3 s unless `stopTimeoutMs` says
+ * otherwise. `env` is added last and may override `DENO_JOBS`.
+ */
+export function spawnParallel(
+  env: Record<string, string>,
+  options: SpawnParallelOptions = {},
+): Promise<ServerProcess> {
+  const { port = freePort(), stopTimeoutMs = 3000, ...rest } = options;
+  return spawnServer(["run", "-A", "scripts/serve_parallel.ts"], {
+    ...rest,
+    port,
+    processGroup: true,
+    stopTimeoutMs,
+    env: { PORT: String(port), DENO_JOBS: "2", ...env },
+  });
+}
+
 function signal(child: Deno.ChildProcess, name: Deno.Signal): void {
   try {
     child.kill(name);

@@ -17,7 +17,7 @@ import {
   SECRET,
   token,
 } from "./_helpers.ts";
-import { freePort, type ServerProcess, spawnServer } from "./_process.ts";
+import { freePort, type ServerProcess, spawnParallel, spawnServer } from "./_process.ts";
 
 const BASE_ENV = {
   JWT_SECRET: SECRET,
@@ -51,21 +51,8 @@ function startNode(env: Record<string, string>): Promise<ServerProcess> {
   );
 }
 
-/** `deno task start:parallel` with two isolates. */
 function startParallel(env: Record<string, string>): Promise<ServerProcess> {
-  const port = freePort();
-  return spawnServer(["run", "-A", "scripts/serve_parallel.ts"], {
-    port,
-    processGroup: true,
-    stopTimeoutMs: 3000,
-    env: {
-      ...BASE_ENV,
-      PORT: String(port),
-      BUS_CHANNEL: `kv-${crypto.randomUUID()}`,
-      DENO_JOBS: "2",
-      ...env,
-    },
-  });
+  return spawnParallel({ ...BASE_ENV, BUS_CHANNEL: `kv-${crypto.randomUUID()}`, ...env });
 }
 
 async function connectTo(

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { type Client, connect, eventually, type Msg, SECRET, token } from "./_helpers.ts";
-import { freePort, type ServerProcess, spawnServer } from "./_process.ts";
+import { freePort, type ServerProcess, spawnParallel, spawnServer } from "./_process.ts";
 import { type RedisServer, redisTest } from "./_redis.ts";
 
 const TTL_MS = 3000;
@@ -275,19 +275,7 @@ redisTest(
 
 /** `deno task start:parallel` as users run it, pinned to two isolates. */
 function startParallel(busChannel: string): Promise<ServerProcess> {
-  const port = freePort();
-  return spawnServer(["run", "-A", "scripts/serve_parallel.ts"], {
-    port,
-    processGroup: true,
-    stopTimeoutMs: 3000,
-    env: {
-      ...BASE_ENV,
-      PORT: String(port),
-      BUS: "broadcast",
-      BUS_CHANNEL: busChannel,
-      DENO_JOBS: "2",
-    },
-  });
+  return spawnParallel({ ...BASE_ENV, BUS: "broadcast", BUS_CHANNEL: busChannel });
 }
 
 Deno.test("parallel: users on two isolates over BroadcastChannel converge to one presence", async () => {

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { RedisRevocationStore } from "../lib/store/revocations/redis.ts";
 import { type Client, connect, rawHandshake, SECRET, token } from "./_helpers.ts";
-import { freePort, type ServerProcess, spawnServer } from "./_process.ts";
+import { freePort, type ServerProcess, spawnParallel, spawnServer } from "./_process.ts";
 import { redisTest } from "./_redis.ts";
 
 const API_KEY = "revocation-scaling-api-key-0123456789abcdef";
@@ -61,23 +61,14 @@ function closedWithin(client: Client, ms: number): Promise<{ code: number; reaso
   return Promise.race([client.closed, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** `deno task start:parallel` with two isolates on the BroadcastChannel bus and memory stores. */
 function startParallel(): Promise<ServerProcess> {
-  const port = freePort();
-  return spawnServer(["run", "-A", "scripts/serve_parallel.ts"], {
-    port,
-    processGroup: true,
-    stopTimeoutMs: 3000,
-    env: {
-      JWT_SECRET: SECRET,
-      HOSTNAME: "127.0.0.1",
-      LOG_LEVEL: "error",
-      PORT: String(port),
-      BUS: "broadcast",
-      BUS_CHANNEL: `revoke-parallel-${crypto.randomUUID()}`,
-      API_KEY,
-      DENO_JOBS: "2",
-    },
+  return spawnParallel({
+    JWT_SECRET: SECRET,
+    HOSTNAME: "127.0.0.1",
+    LOG_LEVEL: "error",
+    BUS: "broadcast",
+    BUS_CHANNEL: `revoke-parallel-${crypto.randomUUID()}`,
+    API_KEY,
   });
 }
 

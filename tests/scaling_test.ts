@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { type Client, connect, eventually, join, type Msg, SECRET, token } from "./_helpers.ts";
-import { freePort, type ServerProcess, spawnServer } from "./_process.ts";
+import { freePort, type ServerProcess, spawnParallel, spawnServer } from "./_process.ts";
 import { redisTest } from "./_redis.ts";
 
 /** Channel names unique per test, so that no two servers of different tests share traffic. */
@@ -25,26 +25,13 @@ const BASE_ENV = {
   HANDSHAKES_PER_MINUTE_PER_IP: "100000",
 };
 
-/** `deno task start:parallel` as users run it, pinned to two isolates. */
+/**
+ * `deno task start:parallel` as users run it, pinned to two isolates. On
+ * SIGTERM `deno serve` stops its listener and main.ts shuts the isolates
+ * down; the 3 s SIGKILL fallback only ends a launcher that hangs.
+ */
 function startParallel(busChannel: string): Promise<ServerProcess> {
-  const port = freePort();
-  return spawnServer(["run", "-A", "scripts/serve_parallel.ts"], {
-    port,
-    // The launcher spawns `deno serve`; a SIGKILL fallback must reach that too.
-    processGroup: true,
-    // On SIGTERM `deno serve` stops its listener, but in serve mode main.ts never
-    // closes the server or its BroadcastChannel, which keeps the process alive:
-    // the fallback is what ends it today, so keep it short.
-    stopTimeoutMs: 3000,
-    env: {
-      ...BASE_ENV,
-      PORT: String(port),
-      BUS: "broadcast",
-      BUS_CHANNEL: busChannel,
-      // `--parallel` defaults to one worker per core; pinned so the test means the same everywhere.
-      DENO_JOBS: "2",
-    },
-  });
+  return spawnParallel({ ...BASE_ENV, BUS: "broadcast", BUS_CHANNEL: busChannel });
 }
 
 /** `deno task start` on the Redis bus. */

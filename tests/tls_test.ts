@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "../lib/config.ts";
 import { plaintextWarning } from "../lib/tls.ts";
 import { Client, SECRET, token } from "./_helpers.ts";
-import { freePort, type ServerProcess, spawnServer } from "./_process.ts";
+import { freePort, type ServerProcess, spawnParallel, spawnServer } from "./_process.ts";
 
 const CLIENT = new URL("./_tls_client.ts", import.meta.url).pathname;
 
@@ -228,19 +228,13 @@ Deno.test("production in clear: the server starts, with the warning on stderr", 
 tlsTest("start:parallel serves TLS too: two isolates on one port", async () => {
   const cert = await makeCertificate();
   const port = freePort();
-  const server = await spawnServer(["run", "-A", "scripts/serve_parallel.ts"], {
-    port,
-    caCert: cert.pem,
-    processGroup: true,
-    env: {
-      ...baseEnv(port),
-      BUS: "broadcast",
-      BUS_CHANNEL: `tls-${crypto.randomUUID()}`,
-      DENO_JOBS: "2",
-      TLS_CERT_FILE: cert.cert,
-      TLS_KEY_FILE: cert.key,
-    },
-  });
+  const server = await spawnParallel({
+    ...baseEnv(port),
+    BUS: "broadcast",
+    BUS_CHANNEL: `tls-${crypto.randomUUID()}`,
+    TLS_CERT_FILE: cert.cert,
+    TLS_KEY_FILE: cert.key,
+  }, { port, caCert: cert.pem, stopTimeoutMs: 5000 });
   try {
     const seen = new Set<string>();
     // A fresh client per request: a kept-alive connection stays on one isolate.
