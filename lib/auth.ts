@@ -15,7 +15,13 @@ import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import type { Config, JwtAlgorithm } from "./config.ts";
 import { ConfigError, isHmacAlgorithm } from "./config.ts";
-import { type JsonValue, MAX_TOKEN_LENGTH, utf8ByteLength } from "./protocol.ts";
+import {
+  DEFAULT_MAX_PAYLOAD_DEPTH,
+  type JsonValue,
+  MAX_TOKEN_LENGTH,
+  relayProblem,
+  utf8ByteLength,
+} from "./protocol.ts";
 
 /** Who a connection is, as established by its token. */
 export interface Principal {
@@ -93,8 +99,24 @@ export const Claims = z.object({
   info: InfoClaim.optional(),
 });
 
-/** Builds a principal from claims that jose already verified. */
-export function principalFromClaims(payload: unknown): Principal {
+/** Options for {@linkcode principalFromClaims}. */
+export interface ClaimsOptions {
+  /**
+   * Deepest nesting of the `info` claim (the object itself is one level):
+   * presence relays it to every member, so it gets the payload limit.
+   *
+   * @default {DEFAULT_MAX_PAYLOAD_DEPTH}
+   */
+  maxInfoDepth?: number;
+}
+
+/**
+ * Builds a principal from claims that jose already verified. An `info` claim
+ * that client frames could not carry (a `__proto__` key, nesting past
+ * `maxInfoDepth`) refuses the token with `bad_claims`, like an oversized one.
+ */
+export function principalFromClaims(payload: unknown, options: ClaimsOptions = {}): Principal {
+  const { maxInfoDepth = DEFAULT_MAX_PAYLOAD_DEPTH } = options;
   const result = Claims.safeParse(payload);
   if (!result.success) {
     const issue = result.error.issues[0];
@@ -113,7 +135,11 @@ export function principalFromClaims(payload: unknown): Principal {
   };
   if (c.iat !== undefined) principal.iat = c.iat;
   if (c.jti !== undefined) principal.jti = c.jti;
-  if (c.info !== undefined && c.info !== null) principal.info = c.info;
+  if (c.info !== undefined && c.info !== null) {
+    const problem = relayProblem(c.info, maxInfoDepth);
+    if (problem !== undefined) throw new AuthError("bad_claims", `claim info ${problem}`);
+    principal.info = c.info;
+  }
   return principal;
 }
 
@@ -231,6 +257,12 @@ export interface JwtVerifierOptions {
    * `kid`s cannot make us hammer the identity provider. @default 30_000
    */
   jwksCooldownMs?: number;
+  /**
+   * Deepest nesting of the `info` claim (`MAX_PAYLOAD_DEPTH`).
+   *
+   * @default {DEFAULT_MAX_PAYLOAD_DEPTH}
+   */
+  maxInfoDepth?: number;
 }
 
 /**
@@ -249,7 +281,13 @@ export async function createJwtVerifier(
   jwt: Config["jwt"],
   options: JwtVerifierOptions = {},
 ): Promise<TokenVerifier> {
-  const { clock = systemClock, devSecret, jwksCooldownMs = 30_000 } = options;
+  const {
+    clock = systemClock,
+    devSecret,
+    jwksCooldownMs = 30_000,
+    maxInfoDepth = DEFAULT_MAX_PAYLOAD_DEPTH,
+  } = options;
+  const claimsOptions = { maxInfoDepth };
   const { key: source, algorithms } = jwt;
   let resolver: KeyResolver;
   let allowed: string[] = [...algorithms];
@@ -288,7 +326,7 @@ export async function createJwtVerifier(
         const { payload } = resolver instanceof CryptoKey
           ? await jose.jwtVerify(token, resolver, verifyOptions)
           : await jose.jwtVerify(token, resolver, verifyOptions);
-        return principalFromClaims(payload);
+        return principalFromClaims(payload, claimsOptions);
       } catch (err) {
         throw mapJoseError(err);
       }

@@ -341,12 +341,62 @@ function mayHideProtoKey(text: string): boolean {
   return text.includes("__proto__") || text.includes("\\u");
 }
 
-/** Thrown inside the reviver to stop parsing at the first forbidden key. */
-class ProtoKeyError extends Error {}
+/** A JSON text has a `__proto__` key, which nothing we relay may carry. */
+export class ProtoKeyError extends Error {
+  /** @param options the cause, if any */
+  constructor(options?: ErrorOptions) {
+    super("__proto__ keys are not allowed", options);
+    this.name = "ProtoKeyError";
+  }
+}
 
 function rejectProtoKeys(key: string, value: unknown): unknown {
   if (key === "__proto__") throw new ProtoKeyError();
   return value;
+}
+
+/**
+ * `JSON.parse`, refusing a `__proto__` key anywhere (however it is escaped):
+ * harmless to us, but a classic prototype-pollution vector for the clients
+ * we would relay it to. Costs nothing extra unless the text contains
+ * `__proto__` or a `\u` escape.
+ *
+ * @throws {ProtoKeyError} for a `__proto__` key
+ * @throws {SyntaxError} for text that is not JSON
+ *
+ * @example
+ * ```ts
+ * import { parseJsonRefusingProto } from "./protocol.ts";
+ * parseJsonRefusingProto('{"text":"__proto__"}'); // fine: a value, not a key
+ * ```
+ */
+export function parseJsonRefusingProto(text: string): unknown {
+  return mayHideProtoKey(text) ? JSON.parse(text, rejectProtoKeys) : JSON.parse(text);
+}
+
+/**
+ * Why a JSON value may not be relayed to clients, or `undefined` when it may:
+ * the checks of client frames (a `__proto__` key anywhere, arrays/objects
+ * nested deeper than `maxDepth`) for JSON that reached us another way (a
+ * token claim). The value itself counts as one level when it is an array or
+ * object.
+ *
+ * @example
+ * ```ts
+ * import { relayProblem } from "./protocol.ts";
+ * relayProblem({ a: { b: {} } }, 2); // "nests arrays/objects deeper than 2 levels"
+ * ```
+ */
+export function relayProblem(value: unknown, maxDepth: number): string | undefined {
+  const text = JSON.stringify(value) ?? "null";
+  if (jsonDeeperThan(text, maxDepth)) return `nests arrays/objects deeper than ${maxDepth} levels`;
+  try {
+    parseJsonRefusingProto(text);
+  } catch (err) {
+    if (err instanceof ProtoKeyError) return err.message;
+    throw err;
+  }
+  return undefined;
 }
 
 /** Pulls a usable `id` out of an object that failed the schema, so the error can carry it. */
@@ -391,9 +441,9 @@ export function parseClientFrame(text: string, options: ParseOptions = {}): Pars
   }
   let value: unknown;
   try {
-    value = mayHideProtoKey(text) ? JSON.parse(text, rejectProtoKeys) : JSON.parse(text);
+    value = parseJsonRefusingProto(text);
   } catch (err) {
-    if (err instanceof ProtoKeyError) return { ok: false, error: "__proto__ keys are not allowed" };
+    if (err instanceof ProtoKeyError) return { ok: false, error: err.message };
     return { ok: false, error: "frame is not valid JSON" };
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {

@@ -232,7 +232,11 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
   // Outside any cache: a cached verification never lets a revoked token through.
   const verifier = revocations.guard(
     options.verifier ?? withVerifiedTokenCache(
-      await createJwtVerifier(config.jwt, devSecret ? { clock, devSecret } : { clock }),
+      await createJwtVerifier(config.jwt, {
+        clock,
+        maxInfoDepth: config.maxPayloadDepth,
+        ...(devSecret ? { devSecret } : {}),
+      }),
       { clock },
     ),
   );

@@ -11,7 +11,13 @@ import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import { apiError, BodyTooLargeError, json, readBodyLimited } from "../http.ts";
 import type { Counters } from "../metrics.ts";
-import { encodeRoomMessage, jsonDeeperThan, RoomName } from "../protocol.ts";
+import {
+  encodeRoomMessage,
+  jsonDeeperThan,
+  parseJsonRefusingProto,
+  ProtoKeyError,
+  RoomName,
+} from "../protocol.ts";
 import { MessageTooLargeError, type PublishOutcome, type RoomManager } from "../rooms.ts";
 import { StoreUnavailableError } from "../store/history/types.ts";
 import { apiDedupeKey } from "../dedupe.ts";
@@ -68,8 +74,12 @@ export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => 
     }
     let value: unknown;
     try {
-      value = JSON.parse(text);
-    } catch {
+      value = parseJsonRefusingProto(text);
+    } catch (err) {
+      // Outside the payload, the key would fail the strict schema anyway.
+      if (err instanceof ProtoKeyError) {
+        return apiError(400, "bad_request", `payload: ${err.message}`);
+      }
       return apiError(400, "bad_request", "body is not valid JSON");
     }
     const parsed = PublishBody.safeParse(value);
