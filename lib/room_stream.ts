@@ -13,10 +13,21 @@
 import type { Clock, TimerId } from "./clock.ts";
 import { withPosition } from "./protocol.ts";
 import type { Member } from "./rooms.ts";
-import type { HistoryLimits, HistoryStore, StreamPosition } from "./store/history/types.ts";
+import type {
+  HistoryEntry,
+  HistoryLimits,
+  HistoryStore,
+  StreamPosition,
+} from "./store/history/types.ts";
 
 /** Entries read from the store per round trip, when filling a gap or replaying. */
 export const READ_CHUNK = 500;
+/**
+ * Bytes of a replay written between two calls to the member's
+ * {@linkcode Member.drain}: the socket's backlog can pass its mark by about
+ * this much (plus one frame) before the replay waits.
+ */
+export const REPLAY_SLICE_BYTES = 16 * 1024;
 /** Most out-of-order messages held while waiting for the ones before them. */
 export const MAX_EARLY = 10_000;
 /** How long to wait before retrying a fill that failed (store down). */
@@ -41,6 +52,22 @@ export class ReplayInterruptedError extends Error {
   }
 }
 
+/**
+ * A member's live frames queued behind its replay passed `maxHeldBytes`: it
+ * reads slower than the room talks. Its queue was dropped; close it as a slow
+ * consumer.
+ */
+export class ReplayOverflowError extends Error {
+  /** Characters that were held when the bound was passed. */
+  readonly heldBytes: number;
+  /** @param heldBytes what was held */
+  constructor(heldBytes: number) {
+    super(`Cannot hold more live frames behind the replay: ${heldBytes} bytes held`);
+    this.name = "ReplayOverflowError";
+    this.heldBytes = heldBytes;
+  }
+}
+
 /** Options for {@linkcode RoomStream}. */
 export interface RoomStreamOptions {
   store: HistoryStore;
@@ -53,6 +80,13 @@ export interface RoomStreamOptions {
    * @default {50}
    */
   gapWaitMs?: number;
+  /**
+   * Most characters of live frames held for one member while its replay is
+   * sent; past it the member's replay ends in {@linkcode ReplayOverflowError}.
+   *
+   * @default {Infinity}
+   */
+  maxHeldBytes?: number;
   /** Called with the number of messages lost for good (no longer in the store). */
   onGap?: (missing: number) => void;
   /** Called when a fill fails (store down); it is retried. */
@@ -64,6 +98,10 @@ interface Cursor {
   floor: number;
   /** While a replay is being sent: live frames held until it ends. */
   queue: Array<[number, string]> | null;
+  /** Characters of the frames in `queue`. */
+  held: number;
+  /** `held` passed `maxHeldBytes`: the queue was dropped, the replay must end. */
+  overflowed: boolean;
 }
 
 /** A history room's delivery state on this instance. */
@@ -73,6 +111,7 @@ export class RoomStream {
   readonly #store: HistoryStore;
   readonly #clock: Clock;
   readonly #gapWaitMs: number;
+  readonly #maxHeldBytes: number;
   readonly #onGap: (missing: number) => void;
   readonly #onError: (err: unknown) => void;
   readonly #cursors = new Map<Member, Cursor>();
@@ -99,6 +138,7 @@ export class RoomStream {
     this.#store = options.store;
     this.#clock = options.clock;
     this.#gapWaitMs = options.gapWaitMs ?? 50;
+    this.#maxHeldBytes = options.maxHeldBytes ?? Infinity;
     this.#onGap = options.onGap ?? (() => {});
     this.#onError = options.onError ?? (() => {});
   }
@@ -204,6 +244,8 @@ export class RoomStream {
    *
    * @throws {ReplayInterruptedError} when a replay that began cannot finish;
    * the member is removed and should reconnect to recover from what it got.
+   * @throws {ReplayOverflowError} when more than `maxHeldBytes` of live
+   * frames piled up behind the replay; the member is removed.
    */
   async add(
     member: Member,
@@ -211,11 +253,21 @@ export class RoomStream {
     announce: (join: StreamJoin) => void,
   ): Promise<void> {
     if (since === undefined) {
-      this.#cursors.set(member, { floor: this.#next - 1, queue: null });
+      this.#cursors.set(member, {
+        floor: this.#next - 1,
+        queue: null,
+        held: 0,
+        overflowed: false,
+      });
       announce({ position: this.position });
       return;
     }
-    const cursor: Cursor = { floor: since.offset, queue: [] };
+    const cursor: Cursor = {
+      floor: since.offset,
+      queue: [],
+      held: 0,
+      overflowed: false,
+    };
     this.#cursors.set(member, cursor);
     let first;
     try {
@@ -239,8 +291,38 @@ export class RoomStream {
       return;
     }
     announce({ position: head, recovered: true, missed: head.offset - since.offset });
-    let last = since.offset;
-    let entries = first!.entries;
+    const last = await this.#replay(member, cursor, head, since.offset, first!.entries);
+    if (last === null) return;
+    const queued = cursor.queue ?? [];
+    cursor.queue = null;
+    cursor.held = 0;
+    cursor.floor = last;
+    for (const [offset, frame] of queued) {
+      if (offset <= cursor.floor) continue;
+      member.send(frame);
+      cursor.floor = offset;
+    }
+  }
+
+  /**
+   * Sends the stored messages after `since` up to `head`, starting with
+   * `entries` and reading on in chunks, paced by the member's drain; live
+   * frames meanwhile wait in the cursor's queue. Returns the last offset sent,
+   * or `null` when the member left or was closed meanwhile.
+   *
+   * @throws {ReplayInterruptedError}
+   * @throws {ReplayOverflowError}
+   */
+  async #replay(
+    member: Member,
+    cursor: Cursor,
+    head: StreamPosition,
+    since: number,
+    entries: HistoryEntry[],
+  ): Promise<number | null> {
+    const held = () => cursor.held;
+    let last = since;
+    let unpaced = 0;
     while (true) {
       for (const entry of entries) {
         if (entry.offset > head.offset) break;
@@ -250,8 +332,19 @@ export class RoomStream {
             `offsets ${last + 1}..${entry.offset - 1} were trimmed during the replay`,
           );
         }
-        member.send(withPosition(entry.frame, entry.offset, head.epoch));
+        const frame = withPosition(entry.frame, entry.offset, head.epoch);
+        member.send(frame);
         last = entry.offset;
+        unpaced += frame.length;
+        if (unpaced < REPLAY_SLICE_BYTES || member.drain === undefined) continue;
+        unpaced = 0;
+        // A fast reader keeps up; one that stops is closed by its session.
+        const more = await member.drain(held);
+        if (this.#cursors.get(member) !== cursor) return this.#leftDuringReplay(cursor);
+        if (!more) {
+          this.#cursors.delete(member);
+          return null;
+        }
       }
       if (last >= head.offset || entries.length === 0) break;
       try {
@@ -266,20 +359,19 @@ export class RoomStream {
           cause: err,
         });
       }
-      if (this.#cursors.get(member) !== cursor) return;
+      if (this.#cursors.get(member) !== cursor) return this.#leftDuringReplay(cursor);
     }
     if (last < head.offset) {
       this.#cursors.delete(member);
       throw new ReplayInterruptedError(`offsets after ${last} expired during the replay`);
     }
-    const queued = cursor.queue ?? [];
-    cursor.queue = null;
-    cursor.floor = last;
-    for (const [offset, frame] of queued) {
-      if (offset <= cursor.floor) continue;
-      member.send(frame);
-      cursor.floor = offset;
-    }
+    return last;
+  }
+
+  /** A replaying member's cursor is gone: it left (`null`), or overflowed (throws). */
+  #leftDuringReplay(cursor: Cursor): null {
+    if (cursor.overflowed) throw new ReplayOverflowError(cursor.held);
+    return null;
   }
 
   /** Removes a member's cursor. */
@@ -296,6 +388,13 @@ export class RoomStream {
       if (offset <= cursor.floor) continue;
       if (cursor.queue !== null) {
         cursor.queue.push([offset, positioned]);
+        cursor.held += positioned.length;
+        // Bounded at once, not when the replay next looks: its member may be asleep.
+        if (cursor.held > this.#maxHeldBytes) {
+          cursor.overflowed = true;
+          cursor.queue = null;
+          this.#cursors.delete(member);
+        }
         continue;
       }
       cursor.floor = offset;
@@ -395,6 +494,7 @@ export class RoomStream {
     for (const cursor of this.#cursors.values()) {
       cursor.floor = 0;
       if (cursor.queue !== null) cursor.queue.length = 0;
+      cursor.held = 0;
     }
   }
 }

@@ -29,6 +29,14 @@ export class MessageTooLargeError extends RangeError {
 export interface Member {
   /** Sends one serialized frame; must not throw. */
   send(frame: string): void;
+  /**
+   * Paces a recovery's replay: resolves `true` once the member can take more
+   * (its socket's backlog has drained), `false` when it never will (it ended,
+   * or was closed as a slow consumer because it stopped reading or its
+   * backlog plus the `held()` bytes of live messages queued behind the replay
+   * passed its limit). Without it, a replay is written at once.
+   */
+  drain?(held: () => number): Promise<boolean>;
 }
 
 /** Receives the system envelopes of one kind (see {@linkcode RoomManager.onSystem}). */
@@ -43,6 +51,8 @@ export interface RoomHistoryOptions {
   dedupeWindowMs: number;
   /** @default {50} see {@linkcode RoomStreamOptions.gapWaitMs} */
   gapWaitMs?: number;
+  /** @default {Infinity} see {@linkcode RoomStreamOptions.maxHeldBytes} */
+  maxHeldBytes?: number;
 }
 
 /** Options for {@linkcode RoomManager}. */
@@ -244,6 +254,7 @@ export class RoomManager {
       limits,
       clock: this.#clock,
       ...(history.gapWaitMs === undefined ? {} : { gapWaitMs: history.gapWaitMs }),
+      ...(history.maxHeldBytes === undefined ? {} : { maxHeldBytes: history.maxHeldBytes }),
       onGap: (missing) => {
         this.#historyGaps += missing;
         this.#onHistoryGap(room, missing);

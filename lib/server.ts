@@ -270,7 +270,13 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     bus,
     clock,
     ...(historyStore === undefined ? {} : {
-      history: { store: historyStore, limitsFor, dedupeWindowMs: config.history.dedupeWindowMs },
+      history: {
+        store: historyStore,
+        limitsFor,
+        dedupeWindowMs: config.history.dedupeWindowMs,
+        // Live frames queued behind a replay are unread data too.
+        maxHeldBytes: config.maxBufferedBytes,
+      },
     }),
     onBusError: (err, room) =>
       audit.record("bus_error", { room, error: err instanceof Error ? err.message : String(err) }),
@@ -355,6 +361,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       maxPayloadDepth: config.maxPayloadDepth,
       maxRoomsPerConnection: config.maxRoomsPerConnection,
       maxBufferedBytes: config.maxBufferedBytes,
+      replayStallMs: config.heartbeatMs,
       maxViolations: config.rateLimit.maxViolations,
       expiryWarningMs: config.expiryWarningMs,
     },

@@ -14,6 +14,7 @@ import { CloseCode, ErrorCode } from "./codes.ts";
 import { Counters } from "./metrics.ts";
 import type { ClientMessage, ErrorFields, ServerMessage } from "./protocol.ts";
 import { socketDedupeKey } from "./dedupe.ts";
+import { waitForDrain } from "./drain.ts";
 import { type HistoryPage, type HistoryReader, NoHistoryError } from "./history_reader.ts";
 import {
   encode,
@@ -31,7 +32,7 @@ import {
   type PublishOutcome,
   type RoomManager,
 } from "./rooms.ts";
-import { ReplayInterruptedError, type StreamJoin } from "./room_stream.ts";
+import { ReplayInterruptedError, ReplayOverflowError, type StreamJoin } from "./room_stream.ts";
 import type { StreamPosition } from "./store/history/types.ts";
 import { StoreUnavailableError } from "./store/history/types.ts";
 import type { TokenSource } from "./handshake.ts";
@@ -69,6 +70,8 @@ export interface SessionContext {
     readonly maxPayloadDepth: number;
     readonly maxRoomsPerConnection: number;
     readonly maxBufferedBytes: number;
+    /** How long a recovery's replay waits for a socket that reads nothing (`HEARTBEAT_MS`). */
+    readonly replayStallMs: number;
     readonly maxViolations: number;
     readonly expiryWarningMs: number;
   };
@@ -129,6 +132,8 @@ export class Session implements Member {
   #batchBytes = 0;
   /** Bytes written since `bufferedAmount` was last read. */
   #unchecked = 0;
+  /** Aborted when the session ends: stops replays waiting for the socket to drain. */
+  readonly #alive = new AbortController();
   messagesIn = 0;
   messagesOut = 0;
 
@@ -250,15 +255,43 @@ export class Session implements Member {
     if (this.#unchecked < BACKLOG_CHECK_BYTES) return;
     this.#unchecked = 0;
     const buffered = this.#ws.bufferedAmount;
-    if (buffered > limits.maxBufferedBytes) {
-      counters.slowConsumers++;
-      this.#ctx.audit.record("slow_consumer", {
-        user: this.userId,
-        connection: this.id,
-        bufferedBytes: buffered,
-      });
-      this.close(CloseCode.PolicyViolation, "slow consumer: too much unread data");
-    }
+    if (buffered > limits.maxBufferedBytes) this.#slowConsumer(buffered);
+  }
+
+  /**
+   * Paces a recovery's replay (see {@linkcode Member.drain}): waits until the
+   * socket's backlog is at most a quarter of `MAX_BUFFERED_BYTES`. Closes the
+   * session as a slow consumer when the backlog plus `held()` passes
+   * `MAX_BUFFERED_BYTES`, or when the backlog has not shrunk for
+   * `replayStallMs`.
+   */
+  async drain(held: () => number): Promise<boolean> {
+    if (this.#ended) return false;
+    if (this.#batch !== null) this.flush();
+    const { clock, limits } = this.#ctx;
+    const { result, unread } = await waitForDrain({
+      buffered: () => this.#ws.bufferedAmount,
+      held,
+      mark: limits.maxBufferedBytes / 4,
+      limit: limits.maxBufferedBytes,
+      stallMs: limits.replayStallMs,
+      clock,
+      signal: this.#alive.signal,
+    });
+    if (result === "drained") return !this.#ended;
+    if (result !== "aborted") this.#slowConsumer(unread);
+    return false;
+  }
+
+  #slowConsumer(bufferedBytes: number): void {
+    if (this.#ended) return;
+    this.#ctx.counters.slowConsumers++;
+    this.#ctx.audit.record("slow_consumer", {
+      user: this.userId,
+      connection: this.id,
+      bufferedBytes,
+    });
+    this.close(CloseCode.PolicyViolation, "slow consumer: too much unread data");
   }
 
   #error(code: ErrorCode, message: string, fields?: ErrorFields): void {
@@ -485,6 +518,9 @@ export class Session implements Member {
       this.#joining.delete(room);
       if (this.#memberships.delete(room)) this.#ctx.counters.leaves++;
       this.#ctx.presence?.leave(room, this);
+      if (err instanceof ReplayOverflowError) {
+        return this.#slowConsumer(err.heldBytes + this.bufferedAmount);
+      }
       if (err instanceof ReplayInterruptedError) {
         this.#ctx.audit.record("replay_interrupted", {
           user: this.userId,
@@ -624,6 +660,7 @@ export class Session implements Member {
   #end(code: number, reason: string, by: "client" | "server" | "error"): void {
     if (this.#ended) return; // close can fire twice (idle timeout: 1001 then 1005)
     this.#ended = true;
+    this.#alive.abort();
     Counters.bump(this.#ctx.counters.closes, Counters.closeLabel(code));
     this.#batch = null;
     this.#ctx.batcher.cancel(this);
