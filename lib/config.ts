@@ -89,6 +89,7 @@ export const EnvSchema = z.object({
   EXPIRY_WARNING_MS: int(0, 86_400_000).default(60_000),
   TICKET_TTL_MS: int(1000, 3_600_000).default(30_000),
   TICKET_BIND_ORIGIN: bool.default(true),
+  TICKET_STORE_MAX_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   API_KEY: z.string().min(32, "must be at least 32 characters").optional(),
   ADMIN_ROLE: z.string().min(1).optional(),
   REVOCATION_TTL_SEC: int(60, 366 * 86_400).default(86_400),
@@ -281,6 +282,8 @@ function toConfig(env: z.output<typeof EnvSchema>, ctx: z.RefinementCtx) {
     expiryWarningMs: env.EXPIRY_WARNING_MS,
     ticketTtlMs: env.TICKET_TTL_MS,
     ticketBindOrigin: env.TICKET_BIND_ORIGIN,
+    /** Most bytes all outstanding tickets may take in the ticket store (every backend). */
+    ticketStoreMaxBytes: env.TICKET_STORE_MAX_BYTES,
     apiKey: env.API_KEY,
     adminRole: env.ADMIN_ROLE,
     metricsToken: env.METRICS_TOKEN,

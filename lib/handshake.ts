@@ -79,6 +79,13 @@ export function clientAddress(
 }
 
 /**
+ * Longest `Origin` and `Host` a ticket request may carry. A real origin is a
+ * scheme, a DNS name (at most 253 characters) and a port; anything longer is
+ * an attempt to make the ticket store and the audit log hold it.
+ */
+export const MAX_ORIGIN_LENGTH = 512;
+
+/**
  * Cross-site WebSocket hijacking check. Browsers always send `Origin` on a
  * WebSocket handshake; its absence means a non-browser client, which is
  * allowed. With no allow-list configured, only same-origin pages may connect.

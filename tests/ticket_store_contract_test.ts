@@ -1,8 +1,8 @@
 /**
  * The ticket store contract, run unchanged against every backend: single
  * use (also under concurrent redeems), expiry by the store's clock and the
- * token's `exp`, Origin binding, and (for shared backends) redeeming on
- * another instance than the one that issued.
+ * token's `exp`, Origin binding, the byte and count limits, and (for shared
+ * backends) redeeming on another instance than the one that issued.
  *
  * To add a backend, add one entry to `BACKENDS`.
  *
@@ -14,12 +14,12 @@ import type { Clock } from "../lib/clock.ts";
 import { KvTicketStore } from "../lib/store/tickets/kv.ts";
 import { MemoryTicketStore } from "../lib/store/tickets/memory.ts";
 import { RedisTicketStore } from "../lib/store/tickets/redis.ts";
-import type { TicketStore } from "../lib/store/tickets/types.ts";
+import { ticketCost, type TicketLimits, type TicketStore } from "../lib/store/tickets/types.ts";
 import { FakeClock } from "./_helpers.ts";
 import { RedisServer, redisServerPath } from "./_redis.ts";
 
 /** Opens a store; stores opened in one test share their data when the backend is shared. */
-type Open = (options: { clock: Clock; ttlMs: number }) => TicketStore;
+type Open = (options: { clock: Clock; ttlMs: number } & TicketLimits) => TicketStore;
 
 interface Backend {
   name: string;
@@ -171,6 +171,39 @@ for (const backend of BACKENDS) {
       Array.from({ length: 20 }, (_, i) => stores[i % stores.length]!.redeem(issued.ticket, null)),
     );
     assert.equal(results.filter((r) => r.ok).length, 1);
+  });
+
+  test("a full store answers null: bytes and count are capped, and free again later", async (open) => {
+    const clock = new FakeClock();
+    // The attack: every ticket carries the longest Origin /ticket lets through.
+    const origin = `https://${"a".repeat(480)}.example`;
+    const cost = ticketCost({ principal: principal(clock), origin, expiresAt: clock.now() + TTL });
+    const maxBytes = 10 * cost + cost / 2;
+    const stores = backend.shared
+      ? [open({ clock, ttlMs: TTL, maxBytes }), open({ clock, ttlMs: TTL, maxBytes })]
+      : [open({ clock, ttlMs: TTL, maxBytes })];
+    const issued = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) => stores[i % stores.length]!.issue(principal(clock), origin),
+      ),
+    );
+    assert.equal(
+      issued.filter((t) => t !== null).length,
+      10,
+      "ten fit, on every instance together",
+    );
+    // A small ticket still fits in the half left over.
+    assert.notEqual(await stores[0]!.issue(principal(clock), null), null);
+    // Tickets lapse with their lifetime (two at most for a shared store's windows).
+    clock.advance(2 * TTL);
+    assert.notEqual(await stores[0]!.issue(principal(clock), origin), null);
+
+    const counted = open({ clock, ttlMs: TTL, maxTickets: 3 });
+    clock.advance(2 * TTL);
+    const few = [];
+    for (let i = 0; i < 5; i++) few.push(await counted.issue(principal(clock), null));
+    assert.equal(few.filter((t) => t !== null).length, 3);
   });
 
   if (backend.shared) {

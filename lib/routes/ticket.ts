@@ -7,7 +7,7 @@
 import type { AuditSink } from "../audit.ts";
 import type { Principal, TokenVerifier } from "../auth.ts";
 import type { Config } from "../config.ts";
-import { originAllowed } from "../handshake.ts";
+import { MAX_ORIGIN_LENGTH, originAllowed } from "../handshake.ts";
 import { apiError, bearer, json } from "../http.ts";
 import type { Counters } from "../metrics.ts";
 import type { RateLimiter } from "../rate_limiter.ts";
@@ -45,8 +45,13 @@ export function ticketRoutes(deps: TicketRouteDeps): TicketRoutes {
   return {
     async issue(req, ip) {
       const origin = req.headers.get("origin");
+      const host = req.headers.get("host");
+      // The ticket keeps the Origin and the audit line copies it: both stay small.
+      if ((origin?.length ?? 0) > MAX_ORIGIN_LENGTH || (host?.length ?? 0) > MAX_ORIGIN_LENGTH) {
+        return apiError(400, "bad_request", `Origin or Host longer than ${MAX_ORIGIN_LENGTH}`);
+      }
       const cors = corsHeaders(origin);
-      if (!originAllowed(origin, req.headers.get("host"), config.allowedOrigins)) {
+      if (!originAllowed(origin, host, config.allowedOrigins)) {
         return apiError(403, "forbidden", "origin not allowed");
       }
       const wait = limiter.take(ip);

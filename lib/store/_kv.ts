@@ -203,12 +203,16 @@ export class KvHandle {
   }
 
   /**
-   * Runs `operation` on the database, retried through {@linkcode withRetry};
-   * `what` ("issue a ticket") names it in errors. Success clears the last
+   * Runs `operation` on the database, retried through {@linkcode withRetry}
+   * (also when it answers {@linkcode CONFLICT}); `what` ("issue a ticket")
+   * names it in errors. Success clears the last
    * failure; giving up records it and rejects with
    * {@linkcode StoreUnavailableError}.
    */
-  async run<T>(what: string, operation: (kv: Deno.Kv) => Promise<T>): Promise<T> {
+  async run<T>(
+    what: string,
+    operation: (kv: Deno.Kv) => Promise<T | typeof CONFLICT>,
+  ): Promise<T> {
     if (this.#closed) throw new StoreUnavailableError(`${this.#name} is closed`);
     try {
       const kv = await this.#kv;

@@ -28,24 +28,27 @@ export async function createTicketStore(
 ): Promise<TicketStore> {
   const { clock } = options;
   const ttlMs = config.ticketTtlMs;
+  const maxBytes = config.ticketStoreMaxBytes;
   if (config.store === "redis") {
     // Waits (2 s at most) for the first connection, as the bus does; never
     // rejects for an unreachable Redis.
     return await createRedisTicketStore({
       url: config.bus.redisUrl!,
       ttlMs,
+      maxBytes,
       prefix: config.bus.channel,
       ...(clock === undefined ? {} : { clock }),
       ...(options.onError === undefined ? {} : { onError: options.onError }),
     });
   }
   if (config.store !== "kv") {
-    return new MemoryTicketStore({ ttlMs, ...(clock === undefined ? {} : { clock }) });
+    return new MemoryTicketStore({ ttlMs, maxBytes, ...(clock === undefined ? {} : { clock }) });
   }
   const lease = leaseKv(config.kv.path);
   return new KvTicketStore({
     kv: lease.then((l) => l.kv),
     ttlMs,
+    maxBytes,
     prefix: [config.bus.channel],
     onClose: () => void lease.then((l) => l.release(), () => {}),
     ...(clock === undefined ? {} : { clock }),

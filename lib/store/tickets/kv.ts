@@ -3,28 +3,49 @@
  * Deploy region) is redeemed on whichever one the WebSocket lands, exactly
  * once. Stored under `[…, "tickets", sha256(ticket)]` (the database never
  * holds a usable ticket) with `expireIn`; redeeming is an atomic
- * check-and-delete, so of two concurrent redeems only one finds it.
+ * check-and-delete, so of two concurrent redeems only one finds it. Issuing
+ * charges the ticket to a usage record per ticket lifetime
+ * (`[…, "ticket_usage", window]`) in the same atomic operation, and refuses
+ * past the limits.
  *
  * @module
  */
 import type { Principal } from "../../auth.ts";
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
-import { KvHandle, sha256Hex } from "../_kv.ts";
+import { CONFLICT, KvHandle, sha256Hex } from "../_kv.ts";
 import { judge } from "./memory.ts";
 import {
+  DEFAULT_MAX_TICKETS,
+  DEFAULT_TICKET_STORE_MAX_BYTES,
   isStoredTicket,
   type IssuedTicket,
   newTicket,
   type Redemption,
   type StoredTicket,
   type StoreHealth,
+  ticketCost,
   ticketExpiry,
+  type TicketLimits,
   type TicketStore,
+  usageWindows,
 } from "./types.ts";
 
+/** What the tickets issued in one window were charged. */
+interface Usage {
+  bytes: number;
+  count: number;
+}
+
+function usageOf(entry: Deno.KvEntryMaybe<Usage>): Usage {
+  const v = entry.value;
+  return v !== null && typeof v.bytes === "number" && typeof v.count === "number"
+    ? v
+    : { bytes: 0, count: 0 };
+}
+
 /** Options for {@linkcode KvTicketStore}. */
-export interface KvTicketStoreOptions {
+export interface KvTicketStoreOptions extends TicketLimits {
   /** The database, or its coming handle; not closed by the store (see `onClose`). */
   kv: Deno.Kv | Promise<Deno.Kv>;
   /** How long a ticket stays valid, in ms. */
@@ -57,14 +78,24 @@ export class KvTicketStore implements TicketStore {
   readonly #ttlMs: number;
   readonly #prefix: Deno.KvKey;
   readonly #clock: Clock;
+  readonly #maxBytes: number;
+  readonly #maxTickets: number;
 
-  /** @param options the database, ttl, prefix and clock */
+  /** @param options the database, ttl, bounds, prefix and clock */
   constructor(options: KvTicketStoreOptions) {
-    const { ttlMs, prefix = ["realtime"], clock = systemClock } = options;
+    const {
+      ttlMs,
+      prefix = ["realtime"],
+      clock = systemClock,
+      maxBytes = DEFAULT_TICKET_STORE_MAX_BYTES,
+      maxTickets = DEFAULT_MAX_TICKETS,
+    } = options;
     this.#handle = new KvHandle(options, { name: "ticket store" });
     this.#ttlMs = ttlMs;
     this.#prefix = prefix;
     this.#clock = clock;
+    this.#maxBytes = maxBytes;
+    this.#maxTickets = maxTickets;
   }
 
   issue(principal: Principal, origin: string | null): Promise<IssuedTicket | null> {
@@ -73,8 +104,24 @@ export class KvTicketStore implements TicketStore {
       const now = this.#clock.now();
       const expiresAt = ticketExpiry(principal, now, this.#ttlMs);
       const value: StoredTicket = { principal: { ...principal }, origin, expiresAt };
-      await kv.set(await this.#key(ticket), value, { expireIn: Math.max(1, expiresAt - now) });
-      return { ticket, expiresAt };
+      const cost = ticketCost(value);
+      const { current, previous } = usageWindows(now, this.#ttlMs);
+      const curKey = [...this.#prefix, "ticket_usage", current];
+      const [cur, prev] = await kv.getMany<[Usage, Usage]>([
+        curKey,
+        [...this.#prefix, "ticket_usage", previous],
+      ]);
+      const used = [usageOf(cur), usageOf(prev)];
+      const bytes = used[0]!.bytes + used[1]!.bytes + cost;
+      const count = used[0]!.count + used[1]!.count + 1;
+      if (bytes > this.#maxBytes || count > this.#maxTickets) return null;
+      const charged: Usage = { bytes: used[0]!.bytes + cost, count: used[0]!.count + 1 };
+      // Both windows checked: a concurrent issue on any isolate retries with fresh counts.
+      const committed = await kv.atomic().check(cur, prev)
+        .set(curKey, charged, { expireIn: 2 * this.#ttlMs })
+        .set(await this.#key(ticket), value, { expireIn: Math.max(1, expiresAt - now) })
+        .commit();
+      return committed.ok ? { ticket, expiresAt } : CONFLICT;
     });
   }
 

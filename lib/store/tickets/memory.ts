@@ -8,11 +8,15 @@ import type { Principal } from "../../auth.ts";
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
 import {
+  DEFAULT_MAX_TICKETS,
+  DEFAULT_TICKET_STORE_MAX_BYTES,
   type IssuedTicket,
   newTicket,
   type Redemption,
   type StoreHealth,
+  ticketCost,
   ticketExpiry,
+  type TicketLimits,
   type TicketStore,
 } from "./types.ts";
 
@@ -20,14 +24,14 @@ interface Entry {
   principal: Principal;
   origin: string | null;
   expiresAt: number;
+  /** Its {@linkcode ticketCost}, given back when it leaves. */
+  cost: number;
 }
 
 /** Options for {@linkcode MemoryTicketStore}. */
-export interface MemoryTicketStoreOptions {
+export interface MemoryTicketStoreOptions extends TicketLimits {
   /** How long a ticket stays valid, in ms. */
   ttlMs: number;
-  /** Most unredeemed tickets held; issuing past it fails. @default 100_000 */
-  maxTickets?: number;
   /** @default systemClock */
   clock?: Clock;
 }
@@ -48,14 +52,22 @@ export class MemoryTicketStore implements TicketStore {
   readonly shared = false;
   readonly #tickets = new Map<string, Entry>();
   readonly #ttlMs: number;
-  readonly #max: number;
+  readonly #maxTickets: number;
+  readonly #maxBytes: number;
   readonly #clock: Clock;
+  #bytes = 0;
 
-  /** @param options ttl, bound and clock */
+  /** @param options ttl, bounds and clock */
   constructor(options: MemoryTicketStoreOptions) {
-    const { ttlMs, maxTickets = 100_000, clock = systemClock } = options;
+    const {
+      ttlMs,
+      maxTickets = DEFAULT_MAX_TICKETS,
+      maxBytes = DEFAULT_TICKET_STORE_MAX_BYTES,
+      clock = systemClock,
+    } = options;
     this.#ttlMs = ttlMs;
-    this.#max = maxTickets;
+    this.#maxTickets = maxTickets;
+    this.#maxBytes = maxBytes;
     this.#clock = clock;
   }
 
@@ -63,26 +75,33 @@ export class MemoryTicketStore implements TicketStore {
     return this.#tickets.size;
   }
 
+  /** What the tickets held are charged, in bytes ({@linkcode ticketCost}). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
   issue(principal: Principal, origin: string | null): Promise<IssuedTicket | null> {
-    if (this.#tickets.size >= this.#max) this.sweep();
-    if (this.#tickets.size >= this.#max) return Promise.resolve(null);
-    const ticket = newTicket();
     const expiresAt = ticketExpiry(principal, this.#clock.now(), this.#ttlMs);
-    this.#tickets.set(ticket, { principal, origin, expiresAt });
+    const cost = ticketCost({ principal, origin, expiresAt });
+    if (!this.#fits(cost)) this.sweep();
+    if (!this.#fits(cost)) return Promise.resolve(null);
+    const ticket = newTicket();
+    this.#tickets.set(ticket, { principal, origin, expiresAt, cost });
+    this.#bytes += cost;
     return Promise.resolve({ ticket, expiresAt });
   }
 
   redeem(ticket: string, origin: string | null): Promise<Redemption> {
     const entry = this.#tickets.get(ticket);
     if (entry === undefined) return Promise.resolve({ ok: false, reason: "ticket_invalid" });
-    this.#tickets.delete(ticket);
+    this.#drop(ticket, entry);
     return Promise.resolve(judge(entry, origin, this.#clock.now()));
   }
 
   sweep(): void {
     const now = this.#clock.now();
     for (const [ticket, entry] of this.#tickets) {
-      if (entry.expiresAt <= now) this.#tickets.delete(ticket);
+      if (entry.expiresAt <= now) this.#drop(ticket, entry);
     }
   }
 
@@ -92,7 +111,17 @@ export class MemoryTicketStore implements TicketStore {
 
   close(): Promise<void> {
     this.#tickets.clear();
+    this.#bytes = 0;
     return Promise.resolve();
+  }
+
+  #fits(cost: number): boolean {
+    return this.#tickets.size < this.#maxTickets && this.#bytes + cost <= this.#maxBytes;
+  }
+
+  #drop(ticket: string, entry: Entry): void {
+    this.#tickets.delete(ticket);
+    this.#bytes -= entry.cost;
   }
 }
 

@@ -3,7 +3,9 @@
  * on whichever node the WebSocket reaches, exactly once. Stored under
  * `<prefix>:ticket:<sha256(ticket)>` (Redis never holds a usable ticket)
  * with the ticket's lifetime as expiry; redeeming is one `GETDEL`, so of two
- * concurrent redeems only one finds it.
+ * concurrent redeems only one finds it. Issuing is one script that also
+ * charges the ticket to a usage hash per ticket lifetime
+ * (`<prefix>:ticket_usage:<window>`) and refuses past the limits.
  *
  * @module
  */
@@ -14,6 +16,8 @@ import { describeError, RedisLink } from "../../redis_link.ts";
 import { sha256Hex } from "../_kv.ts";
 import { judge } from "./memory.ts";
 import {
+  DEFAULT_MAX_TICKETS,
+  DEFAULT_TICKET_STORE_MAX_BYTES,
   isStoredTicket,
   type IssuedTicket,
   newTicket,
@@ -21,12 +25,35 @@ import {
   type StoredTicket,
   type StoreHealth,
   StoreUnavailableError,
+  ticketCost,
   ticketExpiry,
+  type TicketLimits,
   type TicketStore,
+  usageWindows,
 } from "./types.ts";
 
+/**
+ * KEYS: ticket, usage of this window, usage of the previous one. ARGV: value,
+ * its ttl in ms, its cost, max bytes, max tickets, the usage hash's ttl in ms.
+ * Answers 1 when stored, 0 when full.
+ */
+const ISSUE_LUA = `
+local bytes = tonumber(redis.call('HGET', KEYS[2], 'b') or 0)
+  + tonumber(redis.call('HGET', KEYS[3], 'b') or 0)
+local count = tonumber(redis.call('HGET', KEYS[2], 'n') or 0)
+  + tonumber(redis.call('HGET', KEYS[3], 'n') or 0)
+if bytes + tonumber(ARGV[3]) > tonumber(ARGV[4]) or count + 1 > tonumber(ARGV[5]) then
+  return 0
+end
+redis.call('HINCRBY', KEYS[2], 'b', ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'n', 1)
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
 /** Options for {@linkcode RedisTicketStore}. */
-export interface RedisTicketStoreOptions {
+export interface RedisTicketStoreOptions extends TicketLimits {
   /** `redis://` or `rediss://` URL, credentials included. */
   url: string;
   /** How long a ticket stays valid, in ms. */
@@ -60,10 +87,20 @@ export class RedisTicketStore implements TicketStore {
   readonly #ttlMs: number;
   readonly #prefix: string;
   readonly #clock: Clock;
+  readonly #maxBytes: number;
+  readonly #maxTickets: number;
 
-  /** @param options Redis URL, ticket lifetime, key prefix and clock; connecting starts at once */
+  /** @param options Redis URL, ticket lifetime, bounds, key prefix and clock; connecting starts at once */
   constructor(options: RedisTicketStoreOptions) {
-    const { url, ttlMs, prefix = "realtime", clock = systemClock, onError } = options;
+    const {
+      url,
+      ttlMs,
+      prefix = "realtime",
+      clock = systemClock,
+      onError,
+      maxBytes = DEFAULT_TICKET_STORE_MAX_BYTES,
+      maxTickets = DEFAULT_MAX_TICKETS,
+    } = options;
     this.#link = new RedisLink({
       url,
       name: "Redis ticket store",
@@ -73,6 +110,8 @@ export class RedisTicketStore implements TicketStore {
     this.#ttlMs = ttlMs;
     this.#prefix = prefix;
     this.#clock = clock;
+    this.#maxBytes = maxBytes;
+    this.#maxTickets = maxTickets;
   }
 
   /** Resolves true once connected, or false after `timeoutMs`; it keeps trying either way. */
@@ -86,8 +125,24 @@ export class RedisTicketStore implements TicketStore {
     const expiresAt = ticketExpiry(principal, now, this.#ttlMs);
     const value: StoredTicket = { principal: { ...principal }, origin, expiresAt };
     const ttl = String(Math.max(1, Math.ceil(expiresAt - now)));
-    await this.#command(["SET", await this.#key(ticket), JSON.stringify(value), "PX", ttl]);
-    return { ticket, expiresAt };
+    const { current, previous } = usageWindows(now, this.#ttlMs);
+    const usage = (window: number) => `${this.#prefix}:ticket_usage:${window}`;
+    const stored = await this.#command([
+      "EVAL",
+      ISSUE_LUA,
+      "3",
+      await this.#key(ticket),
+      usage(current),
+      usage(previous),
+      JSON.stringify(value),
+      ttl,
+      String(ticketCost(value)),
+      String(this.#maxBytes),
+      String(this.#maxTickets),
+      // Counted until the window after it ends.
+      String(2 * this.#ttlMs),
+    ]);
+    return stored === 1 ? { ticket, expiresAt } : null;
   }
 
   async redeem(ticket: string, origin: string | null): Promise<Redemption> {

@@ -10,6 +10,7 @@
  */
 import type { Principal } from "../../auth.ts";
 import type { StoreHealth } from "../history/types.ts";
+import { utf8ByteLength } from "../../protocol.ts";
 
 export type { StoreHealth } from "../history/types.ts";
 export { StoreUnavailableError } from "../history/types.ts";
@@ -36,6 +37,8 @@ export type Redemption =
  *   concurrently from several instances of a shared store; a failed redeem
  *   (wrong Origin, expired) uses the ticket up too.
  * - Faults of the backend reject with `StoreUnavailableError`.
+ * - Issuing answers `null` rather than hold more than `maxBytes`
+ *   ({@linkcode ticketCost} each) or `maxTickets` outstanding tickets.
  */
 export interface TicketStore {
   /** Backend name. */
@@ -46,7 +49,7 @@ export interface TicketStore {
   readonly size: number;
   /**
    * Issues a ticket for `principal`, bound to `origin` when not null; `null`
-   * when the store is full.
+   * when the store is full (its {@linkcode TicketLimits}).
    *
    * @throws {StoreUnavailableError}
    */
@@ -83,6 +86,49 @@ export interface StoredTicket {
   principal: Principal;
   origin: string | null;
   expiresAt: number;
+}
+
+/** Default of `TICKET_STORE_MAX_BYTES`: what all outstanding tickets may take together. */
+export const DEFAULT_TICKET_STORE_MAX_BYTES = 32 * 1024 * 1024;
+
+/** Default most outstanding tickets, whatever their size. */
+export const DEFAULT_MAX_TICKETS = 100_000;
+
+/**
+ * What one ticket is charged against `maxBytes`: its stored JSON plus a
+ * fixed allowance for the key, the map entry and object headers. Every
+ * backend charges the same, so one limit means the same everywhere.
+ */
+export function ticketCost(stored: StoredTicket): number {
+  return utf8ByteLength(JSON.stringify(stored)) + TICKET_OVERHEAD_BYTES;
+}
+
+/** Per-ticket allowance beyond its JSON (a 64-character hashed key, entry and headers). */
+export const TICKET_OVERHEAD_BYTES = 256;
+
+/** The bounds every ticket store enforces. */
+export interface TicketLimits {
+  /**
+   * Most bytes ({@linkcode ticketCost}) of outstanding tickets; issuing past
+   * it answers `null`.
+   *
+   * @default {DEFAULT_TICKET_STORE_MAX_BYTES}
+   */
+  maxBytes?: number;
+  /** Most outstanding tickets; issuing past it answers `null`. @default {DEFAULT_MAX_TICKETS} */
+  maxTickets?: number;
+}
+
+/**
+ * The usage windows a shared store counts in: one per ticket lifetime.
+ * Every ticket alive at `now` was issued in the current or the previous
+ * window, so their sum bounds what is outstanding (redeemed tickets keep
+ * counting until their window passes: a shared store may refuse sooner than
+ * the memory store, never later).
+ */
+export function usageWindows(now: number, ttlMs: number): { current: number; previous: number } {
+  const current = Math.floor(now / ttlMs);
+  return { current, previous: current - 1 };
 }
 
 /** True when a value read back from a shared store has the shape of a {@linkcode StoredTicket}. */
