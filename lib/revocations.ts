@@ -10,7 +10,9 @@
  * - With a shared store (Redis, KV) the set is loaded at start and re-read
  *   every few seconds, which heals bus messages lost in an outage; with a
  *   per-process store it lives and dies with the process.
- * - The set is bounded (`maxEntries`) and expired entries are swept.
+ * - The set is bounded (`maxEntries`) and expired entries are swept. A
+ *   revocation is never refused: when the set is full, the one that lapses
+ *   soonest makes room (and is lifted everywhere).
  *
  * @module
  */
@@ -27,8 +29,10 @@ import {
   type Revocation,
   revocationKey,
   type RevocationKind,
+  RevocationMap,
   RevocationSchema,
   type RevocationStore,
+  soonestToLapse,
 } from "./store/revocations/types.ts";
 
 /** The reserved bus room for system traffic; client room names cannot contain `$`. */
@@ -72,7 +76,7 @@ export interface RevocationsOptions {
   store: RevocationStore;
   /** @default systemClock */
   clock?: Clock;
-  /** Most revocations held; new ones are refused past it. @default 100_000 */
+  /** Most revocations held; past it the one that lapses soonest makes room. @default 100_000 */
   maxEntries?: number;
   /**
    * How often a shared store is re-read (and expired entries swept), healing
@@ -81,7 +85,7 @@ export interface RevocationsOptions {
    * @default 5000
    */
   syncIntervalMs?: number;
-  /** Faults worth an operator's attention (store unreachable, list full). @default a LogTape warning */
+  /** Faults worth an operator's attention (store unreachable, an entry evicted). @default a LogTape warning */
   onError?: (error: Error) => void;
 }
 
@@ -107,9 +111,13 @@ export interface RevokeRequest {
 }
 
 /** Outcome of {@linkcode Revocations.revoke}. */
-export type RevokeResult =
-  | { ok: true; revocation: Revocation; closed: number }
-  | { ok: false; reason: "full" };
+export interface RevokeResult {
+  revocation: Revocation;
+  /** Sessions of this instance closed. */
+  closed: number;
+  /** The revocation dropped to make room, when the set was full. */
+  evicted?: Revocation;
+}
 
 interface Entry {
   revocation: Revocation;
@@ -134,7 +142,7 @@ export class Revocations {
   readonly #max: number;
   readonly #syncIntervalMs: number;
   readonly #onError: (error: Error) => void;
-  readonly #entries = new Map<string, Entry>();
+  readonly #entries = new RevocationMap<Entry>();
   /** Keys removed since the last sync began, with the counter value of the removal. */
   readonly #removed = new Map<string, number>();
   /** Counts the changes learned, so that a sync can tell those made while it read. */
@@ -190,10 +198,10 @@ export class Revocations {
   revokes(principal: Principal): boolean {
     if (this.#entries.size === 0) return false;
     const now = this.#clock.now();
-    const user = this.#entries.get(revocationKey("user", principal.userId))?.revocation;
+    const user = this.#entries.get("user", principal.userId)?.revocation;
     if (user !== undefined && user.until > now && concerns(user, principal)) return true;
     if (principal.jti === undefined) return false;
-    const token = this.#entries.get(revocationKey("jti", principal.jti))?.revocation;
+    const token = this.#entries.get("jti", principal.jti)?.revocation;
     return token !== undefined && token.until > now;
   }
 
@@ -245,15 +253,11 @@ export class Revocations {
       by: request.by,
     };
     if (request.reason !== undefined) revocation.reason = request.reason;
-    const key = revocationKey(revocation.kind, revocation.subject);
-    if (!this.#entries.has(key) && this.#entries.size >= this.#max) this.sweep();
-    if (!this.#entries.has(key) && this.#entries.size >= this.#max) {
-      return { ok: false, reason: "full" };
-    }
-    if (!await this.#store.add(revocation)) return { ok: false, reason: "full" };
+    const evicted = await this.#store.add(revocation);
+    if (evicted !== undefined) this.#evicted(evicted);
     const closed = this.#add(revocation);
     this.#publish({ op: "add", revocation });
-    return { ok: true, revocation, closed };
+    return evicted === undefined ? { revocation, closed } : { revocation, closed, evicted };
   }
 
   /**
@@ -264,7 +268,7 @@ export class Revocations {
    */
   async lift(kind: RevocationKind, subject: string): Promise<boolean> {
     const stored = await this.#store.remove(kind, subject);
-    const held = this.#remove(revocationKey(kind, subject));
+    const held = this.#remove(kind, subject);
     this.#publish({ op: "remove", kind, subject });
     return stored || held;
   }
@@ -322,13 +326,15 @@ export class Revocations {
       this.#syncFailing = false;
       this.#onError(new Error("revocations: the store is reachable again"));
     }
-    const byKey = new Map(listed.map((r) => [revocationKey(r.kind, r.subject), r]));
-    for (const [key, entry] of this.#entries) {
-      if (!byKey.has(key) && entry.learned <= started) this.#remove(key);
+    const listedSet = new RevocationMap<Revocation>();
+    for (const r of listed) listedSet.set(r.kind, r.subject, r);
+    for (const { revocation: r, learned } of this.#entries.values()) {
+      if (!listedSet.has(r.kind, r.subject) && learned <= started) this.#remove(r.kind, r.subject);
     }
-    for (const [key, revocation] of byKey) {
+    for (const revocation of listedSet.values()) {
+      const key = revocationKey(revocation.kind, revocation.subject);
       if ((this.#removed.get(key) ?? -1) > started) continue;
-      const held = this.#entries.get(key);
+      const held = this.#entries.get(revocation.kind, revocation.subject);
       if (held !== undefined && (held.learned > started || same(held.revocation, revocation))) {
         continue;
       }
@@ -351,27 +357,25 @@ export class Revocations {
     if (change.op === "add") {
       // Two instances revoking the same subject at once: the later one covers
       // more tokens, whichever order their messages arrive in.
-      const held = this.#entries.get(
-        revocationKey(change.revocation.kind, change.revocation.subject),
-      );
+      const held = this.#entries.get(change.revocation.kind, change.revocation.subject);
       if (held !== undefined && held.revocation.revokedAt > change.revocation.revokedAt) return;
       this.#add(change.revocation);
       mirror?.add(change.revocation).catch(() => {});
     } else {
-      this.#remove(revocationKey(change.kind, change.subject));
+      this.#remove(change.kind, change.subject);
       mirror?.remove(change.kind, change.subject).catch(() => {});
     }
   }
 
   /** Holds a revocation and closes the local sessions it concerns; returns how many. */
   #add(revocation: Revocation): number {
-    const key = revocationKey(revocation.kind, revocation.subject);
-    if (!this.#entries.has(key) && this.#entries.size >= this.#max) {
+    const { kind, subject } = revocation;
+    if (!this.#entries.has(kind, subject) && this.#entries.size >= this.#max) {
       this.sweep();
       if (this.#entries.size >= this.#max) this.#evictSoonest();
     }
-    this.#entries.set(key, { revocation, learned: ++this.#changes });
-    this.#removed.delete(key);
+    this.#entries.set(kind, subject, { revocation, learned: ++this.#changes });
+    if (this.#removed.size > 0) this.#removed.delete(revocationKey(kind, subject));
     if (revocation.until <= this.#clock.now()) return 0;
     let closed = 0;
     for (const session of this.#attachment?.sessions ?? []) {
@@ -383,10 +387,21 @@ export class Revocations {
     return closed;
   }
 
-  #remove(key: string): boolean {
-    const held = this.#entries.delete(key);
-    if (this.#store.shared) this.#removed.set(key, ++this.#changes);
+  #remove(kind: RevocationKind, subject: string): boolean {
+    const held = this.#entries.delete(kind, subject);
+    if (this.#store.shared) this.#removed.set(revocationKey(kind, subject), ++this.#changes);
     return held;
+  }
+
+  /** The store dropped `r` to make room: lifted here and everywhere, and reported. */
+  #evicted(r: Revocation): void {
+    this.#remove(r.kind, r.subject);
+    this.#publish({ op: "remove", kind: r.kind, subject: r.subject });
+    this.#onError(
+      new Error(
+        `revocations: the store is full (${this.#max}); the ${r.kind} revocation lapsing soonest was dropped`,
+      ),
+    );
   }
 
   #publish(change: RevocationChange): void {
@@ -396,8 +411,8 @@ export class Revocations {
   /** Drops lapsed revocations (they are already ignored by every check). */
   sweep(): void {
     const now = this.#clock.now();
-    for (const [key, entry] of this.#entries) {
-      if (entry.revocation.until <= now) this.#entries.delete(key);
+    for (const { revocation: r } of this.#entries.values()) {
+      if (r.until <= now) this.#entries.delete(r.kind, r.subject);
     }
   }
 
@@ -406,14 +421,9 @@ export class Revocations {
    * (a smaller `maxEntries` here): the entry closest to lapsing goes.
    */
   #evictSoonest(): void {
-    let soonest: [string, Entry] | undefined;
-    for (const item of this.#entries) {
-      if (soonest === undefined || item[1].revocation.until < soonest[1].revocation.until) {
-        soonest = item;
-      }
-    }
+    const soonest = soonestToLapse([...this.#entries.values()].map((e) => e.revocation));
     if (soonest === undefined) return;
-    this.#entries.delete(soonest[0]);
+    this.#entries.delete(soonest.kind, soonest.subject);
     this.#onError(
       new Error(`revocations: over ${this.#max} held; the one closest to lapsing was dropped`),
     );

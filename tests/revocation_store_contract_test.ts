@@ -99,8 +99,8 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await store.list(), []);
       const withReason = revocation(clock, { reason: "password reset" });
       const jti = revocation(clock, { kind: "jti", subject: "token-1", by: "admin-bob" });
-      assert.equal(await store.add(withReason), true);
-      assert.equal(await store.add(jti), true);
+      assert.equal(await store.add(withReason), undefined);
+      assert.equal(await store.add(jti), undefined);
       assert.deepEqual((await store.list()).sort(byKey), [jti, withReason]);
     }));
 
@@ -143,24 +143,30 @@ for (const backend of BACKENDS) {
       assert.equal(await store.remove("user", "short"), false, "an expired entry is not active");
     }));
 
-  backend.test("the bound refuses new subjects, never replacements, and frees on expiry", (open) =>
+  backend.test("a full store never refuses: the entry lapsing soonest makes room", (open) =>
     using(open, async (open) => {
       const clock = new FakeClock();
-      const store = open({ clock, maxEntries: 2 });
+      const store = open({ clock, maxEntries: 3 });
+      const soon = revocation(clock, { subject: "soon", until: clock.now() + 1000 });
+      assert.equal(await store.add(revocation(clock, { subject: "a" })), undefined);
+      assert.equal(await store.add(soon), undefined);
+      assert.equal(await store.add(revocation(clock, { kind: "jti", subject: "t" })), undefined);
+      // Replacing in place takes no room.
       assert.equal(
-        await store.add(revocation(clock, { subject: "a", until: clock.now() + 1000 })),
-        true,
+        await store.add(revocation(clock, { subject: "a", reason: "again" })),
+        undefined,
       );
-      assert.equal(await store.add(revocation(clock, { subject: "b" })), true);
-      assert.equal(await store.add(revocation(clock, { subject: "c" })), false, "full");
-      assert.equal(await store.add(revocation(clock, { subject: "b", reason: "again" })), true);
-      clock.advance(1000);
-      assert.equal(
-        await store.add(revocation(clock, { subject: "c" })),
-        true,
-        "a lapsed entry frees room",
-      );
-      assert.deepEqual((await store.list()).map((r) => r.subject).sort(), ["b", "c"]);
+      // The attack: the list is full of year-long entries, then a real ban comes.
+      const ban = revocation(clock, { subject: "mallory", until: clock.now() + 60_000 });
+      assert.deepEqual(await store.add(ban), soon, "the one lapsing soonest is dropped");
+      assert.deepEqual((await store.list()).map((r) => r.subject).sort(), ["a", "mallory", "t"]);
+      // Even a ban that lapses sooner than all the others gets in.
+      const brief = revocation(clock, { kind: "jti", subject: "brief", until: clock.now() + 10 });
+      assert.equal((await store.add(brief))?.subject, "mallory");
+      assert.ok((await store.list()).some((r) => r.subject === "brief"));
+      clock.advance(10);
+      assert.equal(await store.add(revocation(clock, { subject: "c" })), undefined, "lapsed frees");
+      assert.deepEqual((await store.list()).map((r) => r.subject).sort(), ["a", "c", "t"]);
     }));
 
   backend.test("subjects are kept exactly, whatever characters they hold", (open) =>

@@ -131,9 +131,7 @@ export function revokeRoute(
       if (err instanceof StoreUnavailableError) return unavailable(err);
       throw err;
     }
-    if (!result.ok) {
-      return apiError(503, "too_many_revocations", "the revocation list is full; nothing changed");
-    }
+    const { evicted } = result;
     audit.record("revoke", {
       by,
       [kind === "user" ? "user" : "jti"]: subject,
@@ -141,6 +139,8 @@ export function revokeRoute(
       until,
       closed: result.closed,
       ip,
+      // A full list made room by dropping the revocation that lapses soonest.
+      ...(evicted === undefined ? {} : { evicted: `${evicted.kind}:${evicted.subject}` }),
     });
     return json(202, { closed: result.closed, until });
   }

@@ -9,7 +9,7 @@
  */
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
-import { KvHandle } from "../_kv.ts";
+import { CONFLICT, KvHandle } from "../_kv.ts";
 import type { Revocation, RevocationKind, RevocationStore, StoreHealth } from "./types.ts";
 import { RevocationSchema } from "./types.ts";
 
@@ -19,7 +19,7 @@ export interface KvRevocationStoreOptions {
   kv: Deno.Kv | Promise<Deno.Kv>;
   /** @default {["realtime"]} */
   prefix?: Deno.KvKey;
-  /** Most active revocations held. @default 100_000 */
+  /** Most active revocations held; past it the one that lapses soonest makes room. @default 100_000 */
   maxEntries?: number;
   /** How long operations retry a failing database, in ms. @default 3000 */
   unavailableAfterMs?: number;
@@ -65,18 +65,25 @@ export class KvRevocationStore implements RevocationStore {
     this.#clock = clock;
   }
 
-  add(revocation: Revocation): Promise<boolean> {
+  add(revocation: Revocation): Promise<Revocation | undefined> {
     return this.#handle.run("add a revocation", async (kv) => {
       const key = this.#key(revocation.kind, revocation.subject);
       const now = this.#clock.now();
       const existing = await kv.get(key);
-      if (!this.#active(existing.value, now) && await this.#count(kv, now) >= this.#max) {
-        return false;
+      const op = kv.atomic().check(existing);
+      let evicted: Revocation | undefined;
+      if (!this.#active(existing.value, now)) {
+        const { count, soonest } = await this.#scan(kv, now);
+        if (count >= this.#max && soonest !== undefined) {
+          // Dropped only if nobody changed it meanwhile; else the whole add retries.
+          op.check(soonest.entry).delete(soonest.entry.key);
+          evicted = soonest.revocation;
+        }
       }
-      await kv.set(key, { ...revocation }, {
+      op.set(key, { ...revocation }, {
         expireIn: Math.max(1, revocation.until - now) + EXPIRY_MARGIN_MS,
       });
-      return true;
+      return (await op.commit()).ok ? evicted : CONFLICT;
     });
   }
 
@@ -119,11 +126,23 @@ export class KvRevocationStore implements RevocationStore {
     return parsed.success && parsed.data.until > now;
   }
 
-  async #count(kv: Deno.Kv, now: number): Promise<number> {
-    let active = 0;
-    for await (const { value } of kv.list({ prefix: [...this.#prefix, "revocations"] })) {
-      if (this.#active(value, now)) active++;
+  /** How many entries are active, and the one that lapses soonest. */
+  async #scan(
+    kv: Deno.Kv,
+    now: number,
+  ): Promise<
+    { count: number; soonest?: { entry: Deno.KvEntry<unknown>; revocation: Revocation } }
+  > {
+    let count = 0;
+    let soonest: { entry: Deno.KvEntry<unknown>; revocation: Revocation } | undefined;
+    for await (const entry of kv.list({ prefix: [...this.#prefix, "revocations"] })) {
+      const parsed = RevocationSchema.safeParse(entry.value);
+      if (!parsed.success || parsed.data.until <= now) continue;
+      count++;
+      if (soonest === undefined || parsed.data.until < soonest.revocation.until) {
+        soonest = { entry, revocation: parsed.data };
+      }
     }
-    return active;
+    return soonest === undefined ? { count } : { count, soonest };
   }
 }

@@ -7,11 +7,11 @@
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
 import type { Revocation, RevocationKind, RevocationStore, StoreHealth } from "./types.ts";
-import { revocationKey } from "./types.ts";
+import { RevocationMap, soonestToLapse } from "./types.ts";
 
 /** Options for {@linkcode MemoryRevocationStore}. */
 export interface MemoryRevocationStoreOptions {
-  /** Most active revocations held. @default 100_000 */
+  /** Most active revocations held; past it the one that lapses soonest makes room. @default 100_000 */
   maxEntries?: number;
   /** @default systemClock */
   clock?: Clock;
@@ -31,7 +31,7 @@ export interface MemoryRevocationStoreOptions {
 export class MemoryRevocationStore implements RevocationStore {
   readonly kind = "memory" as const;
   readonly shared = false;
-  readonly #entries = new Map<string, Revocation>();
+  readonly #entries = new RevocationMap<Revocation>();
   readonly #max: number;
   readonly #clock: Clock;
 
@@ -47,20 +47,23 @@ export class MemoryRevocationStore implements RevocationStore {
     this.#clock = clock;
   }
 
-  add(revocation: Revocation): Promise<boolean> {
-    const key = revocationKey(revocation.kind, revocation.subject);
-    if (!this.#entries.has(key) && this.#entries.size >= this.#max) this.#sweep();
-    if (!this.#entries.has(key) && this.#entries.size >= this.#max) {
-      return Promise.resolve(false);
+  add(revocation: Revocation): Promise<Revocation | undefined> {
+    const { kind, subject } = revocation;
+    let evicted: Revocation | undefined;
+    if (!this.#entries.has(kind, subject) && this.#entries.size >= this.#max) {
+      this.#sweep();
+      if (this.#entries.size >= this.#max) {
+        evicted = soonestToLapse(this.#entries.values());
+        if (evicted !== undefined) this.#entries.delete(evicted.kind, evicted.subject);
+      }
     }
-    this.#entries.set(key, { ...revocation });
-    return Promise.resolve(true);
+    this.#entries.set(kind, subject, { ...revocation });
+    return Promise.resolve(evicted);
   }
 
   remove(kind: RevocationKind, subject: string): Promise<boolean> {
-    const key = revocationKey(kind, subject);
-    const entry = this.#entries.get(key);
-    this.#entries.delete(key);
+    const entry = this.#entries.get(kind, subject);
+    this.#entries.delete(kind, subject);
     return Promise.resolve(entry !== undefined && entry.until > this.#clock.now());
   }
 
@@ -80,8 +83,8 @@ export class MemoryRevocationStore implements RevocationStore {
 
   #sweep(): void {
     const now = this.#clock.now();
-    for (const [key, entry] of this.#entries) {
-      if (entry.until <= now) this.#entries.delete(key);
+    for (const entry of this.#entries.values()) {
+      if (entry.until <= now) this.#entries.delete(entry.kind, entry.subject);
     }
   }
 }

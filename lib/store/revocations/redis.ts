@@ -25,7 +25,7 @@ export interface RedisRevocationStoreOptions {
   url: string;
   /** Prefix of the keys, so several apps can share one Redis. @default "realtime" */
   prefix?: string;
-  /** Most active revocations held. @default 100_000 */
+  /** Most active revocations held; past it the one that lapses soonest makes room. @default 100_000 */
   maxEntries?: number;
   /** Time source for expiry (passed to the scripts, not Redis's own clock). @default systemClock */
   clock?: Clock;
@@ -41,14 +41,21 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 for _, field in ipairs(expired) do redis.call('HDEL', KEYS[1], field) end
 if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1]) end
 `;
-// ARGV: now, field, value, until, max. Returns 1 when stored, 0 when full.
+// ARGV: now, field, value, until, max. Stores; when full, first drops the
+// entry that lapses soonest and returns its value (1 when none was dropped).
 const ADD = `${PRUNE}
+local evicted = 1
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then
-  return 0
+  local soonest = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  if soonest then
+    evicted = redis.call('HGET', KEYS[1], soonest) or 1
+    redis.call('HDEL', KEYS[1], soonest)
+    redis.call('ZREM', KEYS[2], soonest)
+  end
 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
-return 1`;
+return evicted`;
 // ARGV: now, field. Returns 1 when an active entry was removed.
 const REMOVE = `${PRUNE}
 redis.call('ZREM', KEYS[2], ARGV[2])
@@ -107,7 +114,7 @@ export class RedisRevocationStore implements RevocationStore {
     this.#commandTimeoutMs = commandTimeoutMs;
   }
 
-  async add(revocation: Revocation): Promise<boolean> {
+  async add(revocation: Revocation): Promise<Revocation | undefined> {
     const field = revocationKey(revocation.kind, revocation.subject);
     const reply = await this.#script(ADD, [
       field,
@@ -115,7 +122,7 @@ export class RedisRevocationStore implements RevocationStore {
       String(revocation.until),
       String(this.#max),
     ]);
-    return reply === 1;
+    return typeof reply === "string" ? parseRevocation(reply) : undefined;
   }
 
   async remove(kind: RevocationKind, subject: string): Promise<boolean> {
@@ -127,14 +134,9 @@ export class RedisRevocationStore implements RevocationStore {
     const now = this.#clock.now();
     const entries: Revocation[] = [];
     for (const value of Array.isArray(reply) ? reply : []) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(String(value));
-      } catch {
-        continue; // not ours: skipped rather than failing every node's sync
-      }
-      const result = RevocationSchema.safeParse(parsed);
-      if (result.success && result.data.until > now) entries.push(result.data);
+      // Not ours: skipped rather than failing every node's sync.
+      const parsed = parseRevocation(String(value));
+      if (parsed !== undefined && parsed.until > now) entries.push(parsed);
     }
     return entries;
   }
@@ -230,6 +232,15 @@ export class RedisRevocationStore implements RevocationStore {
     } finally {
       clearTimeout(timer);
     }
+  }
+}
+
+function parseRevocation(text: string): Revocation | undefined {
+  try {
+    const result = RevocationSchema.safeParse(JSON.parse(text));
+    return result.success ? result.data : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -21,8 +21,11 @@ export type RevocationKind = Revocation["kind"];
 
 /** Longest user id, token id or reason accepted, in characters. */
 export const MAX_SUBJECT_LENGTH = 256;
-/** Longest `reason` accepted, in characters. */
-export const MAX_REASON_LENGTH = 500;
+/**
+ * Longest `reason` accepted, in characters: enough for a sentence. Each entry
+ * is bounded (two ids of 256 and this), so `maxEntries` bounds the memory.
+ */
+export const MAX_REASON_LENGTH = 200;
 
 /**
  * One active revocation, as stored and as carried on the bus. Times are
@@ -51,14 +54,71 @@ export function revocationKey(kind: RevocationKind, subject: string): string {
 }
 
 /**
+ * A map keyed by kind and subject without building `kind:subject` strings:
+ * the subject the entry already holds is the key, so a set of 100,000
+ * revocations does not pay for a second copy of each id.
+ */
+export class RevocationMap<V> {
+  readonly #maps: Record<RevocationKind, Map<string, V>> = { user: new Map(), jti: new Map() };
+
+  /** Entries of both kinds. */
+  get size(): number {
+    return this.#maps.user.size + this.#maps.jti.size;
+  }
+
+  /** The value for this kind and subject. */
+  get(kind: RevocationKind, subject: string): V | undefined {
+    return this.#maps[kind].get(subject);
+  }
+
+  /** Whether there is a value for this kind and subject. */
+  has(kind: RevocationKind, subject: string): boolean {
+    return this.#maps[kind].has(subject);
+  }
+
+  /** Sets the value for this kind and subject. */
+  set(kind: RevocationKind, subject: string, value: V): void {
+    this.#maps[kind].set(subject, value);
+  }
+
+  /** Deletes; true when there was a value. */
+  delete(kind: RevocationKind, subject: string): boolean {
+    return this.#maps[kind].delete(subject);
+  }
+
+  /** Empties both kinds. */
+  clear(): void {
+    this.#maps.user.clear();
+    this.#maps.jti.clear();
+  }
+
+  /** Every value, users first (deleting the current one while iterating is safe). */
+  *values(): IterableIterator<V> {
+    yield* this.#maps.user.values();
+    yield* this.#maps.jti.values();
+  }
+}
+
+/**
+ * The active revocation that lapses soonest among `entries`, the one a full
+ * store drops to make room.
+ */
+export function soonestToLapse(entries: Iterable<Revocation>): Revocation | undefined {
+  let soonest: Revocation | undefined;
+  for (const r of entries) if (soonest === undefined || r.until < soonest.until) soonest = r;
+  return soonest;
+}
+
+/**
  * Where revocations are kept.
  *
  * Contract (every backend, checked by the contract suite):
  * - `add` keeps one entry per kind and subject: adding again replaces it.
  * - An entry is active while `until` is after the store's clock; inactive ones
  *   are never listed and are dropped by the store itself.
- * - `add` refuses (returns false) a new subject when `maxEntries` active
- *   entries are held; replacing an existing one is always accepted.
+ * - `add` never refuses: with `maxEntries` active entries held, a new
+ *   subject takes the place of the active entry that lapses soonest (which
+ *   `add` returns), so a real ban always gets in; replacing is in place.
  * - Faults of the backend reject with {@linkcode StoreUnavailableError}.
  */
 export interface RevocationStore {
@@ -71,12 +131,13 @@ export interface RevocationStore {
    */
   readonly shared: boolean;
   /**
-   * Stores a revocation, replacing any for the same kind and subject.
-   * Returns false, storing nothing, when the store is full.
+   * Stores a revocation, replacing any for the same kind and subject. When
+   * the store is full, drops the active entry that lapses soonest and
+   * returns it.
    *
    * @throws {StoreUnavailableError}
    */
-  add(revocation: Revocation): Promise<boolean>;
+  add(revocation: Revocation): Promise<Revocation | undefined>;
   /**
    * Removes the revocation of this kind and subject; true when an active one
    * was there.
