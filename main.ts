@@ -98,18 +98,35 @@ const entry: Partial<Deno.ServeDefaultExport> = config.serveMode
   : {};
 export default entry;
 
+/**
+ * How long `stop` waits for HTTP requests still in flight once the sockets
+ * are closed. `HttpServer.shutdown()` waits for every connection, and one
+ * whose client never finishes its request body would hold it forever; the
+ * process exits after `stop` all the same.
+ */
+const HTTP_DRAIN_MS = 2000;
+
 let stopping = false;
 /**
  * Graceful shutdown, whoever owns the listener: clients get 1001 "server
- * going away", buffered frames get `SHUTDOWN_GRACE_MS` to drain, the bus and
- * timers are released, logs are flushed.
+ * going away", buffered frames get `SHUTDOWN_GRACE_MS` to drain, API bodies
+ * still arriving are abandoned, in-flight HTTP requests get `HTTP_DRAIN_MS`,
+ * the bus and timers are released, logs are flushed.
  */
 async function stop(signal: string, http?: Deno.HttpServer): Promise<void> {
   if (stopping) return;
   stopping = true;
   log.info("shutting down", { signal });
   await server.shutdown();
-  await http?.shutdown();
+  if (http !== undefined) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const drained = await Promise.race([
+      http.shutdown().then(() => true),
+      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), HTTP_DRAIN_MS)),
+    ]);
+    clearTimeout(timer);
+    if (!drained) log.warning("HTTP connections still open after {ms} ms", { ms: HTTP_DRAIN_MS });
+  }
   await server.close();
   await flushLogging();
 }

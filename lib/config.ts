@@ -97,6 +97,7 @@ export const EnvSchema = z.object({
   METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   MAX_BUFFERED_BYTES: int(1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  BODY_TIMEOUT_MS: int(100, 600_000).default(10_000),
   BUS: z.enum(["broadcast", "redis", "memory", "kv"]).default("broadcast"),
   KV_PATH: z.string().min(1).optional(),
   BUS_TEST_DROP_RATE: z.string().trim().regex(
@@ -295,6 +296,8 @@ function toConfig(env: z.output<typeof EnvSchema>, ctx: z.RefinementCtx) {
     },
     maxBufferedBytes: env.MAX_BUFFERED_BYTES,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    /** An API request body (`/api/publish`, `/api/revoke`) must arrive in full within this; else 408. */
+    bodyTimeoutMs: env.BODY_TIMEOUT_MS,
     bus: {
       kind: env.BUS,
       channel: env.BUS_CHANNEL,

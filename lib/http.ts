@@ -45,20 +45,77 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/** The body did not arrive in full within the deadline. */
+export class BodyTimeoutError extends Error {
+  /** @param timeoutMs the deadline that passed */
+  constructor(readonly timeoutMs: number) {
+    super(`request body not complete within ${timeoutMs} ms`);
+    this.name = "BodyTimeoutError";
+  }
+}
+
+/** The read was abandoned because the server is shutting down. */
+export class BodyAbortedError extends Error {
+  constructor() {
+    super("request body abandoned: the server is shutting down");
+    this.name = "BodyAbortedError";
+  }
+}
+
+/** Options for {@linkcode readBodyLimited}. */
+export interface ReadBodyOptions {
+  /** The whole body must have arrived this long after the read starts. @default 10_000 */
+  timeoutMs?: number;
+  /** Abandons the read at once (server shutdown). */
+  signal?: AbortSignal;
+}
+
 /**
  * Reads a body as text, stopping as soon as it passes `limit` bytes, so a
- * client cannot make us buffer more than that whatever `Content-Length` says.
+ * client cannot make us buffer more than that whatever `Content-Length` says,
+ * nor hold the request open by sending slowly: past `timeoutMs`, or when
+ * `signal` aborts, the read stops and the body is cancelled.
+ *
+ * @throws {BodyTooLargeError} over `limit` bytes
+ * @throws {BodyTimeoutError} not complete within `timeoutMs`
+ * @throws {BodyAbortedError} `signal` aborted
  */
-export async function readBodyLimited(req: Request, limit: number): Promise<string> {
+export async function readBodyLimited(
+  req: Request,
+  limit: number,
+  options: ReadBodyOptions = {},
+): Promise<string> {
+  const { timeoutMs = 10_000, signal } = options;
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > limit) throw new BodyTooLargeError(limit);
   if (req.body === null) return "";
+  if (signal?.aborted) throw new BodyAbortedError();
+  const reader = req.body.getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  // Real time, not an injected clock: this waits for a real socket.
+  const stopped = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BodyTimeoutError(timeoutMs)), timeoutMs);
+    onAbort = () => reject(new BodyAbortedError());
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of req.body) {
-    size += chunk.byteLength;
-    if (size > limit) throw new BodyTooLargeError(limit);
-    chunks.push(chunk);
+  try {
+    for (;;) {
+      const { value, done } = await Promise.race([reader.read(), stopped]);
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) throw new BodyTooLargeError(limit);
+      chunks.push(value);
+    }
+  } catch (err) {
+    // Settles the pending read too, so nothing is left waiting on the socket.
+    await reader.cancel().catch(() => {});
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
   }
   const all = new Uint8Array(size);
   let offset = 0;
@@ -67,6 +124,28 @@ export async function readBodyLimited(req: Request, limit: number): Promise<stri
     offset += chunk.byteLength;
   }
   return new TextDecoder().decode(all);
+}
+
+/**
+ * The API answer to a body that could not be read: `413` too large, `408`
+ * too slow, `503` shutting down, else `400`. The slow and abandoned ones say
+ * `Connection: close`: the rest of their body will never be read. (Deno
+ * 2.9.6 still keeps such a connection open until its client sends the rest or
+ * hangs up; the handler and its buffers are released at once.)
+ */
+export function bodyErrorResponse(err: unknown): Response {
+  if (err instanceof BodyTooLargeError) {
+    return apiError(413, "payload_too_large", `body over ${err.limit} bytes`);
+  }
+  if (err instanceof BodyTimeoutError) {
+    return apiError(408, "request_timeout", `body not received within ${err.timeoutMs} ms`, {
+      connection: "close",
+    });
+  }
+  if (err instanceof BodyAbortedError) {
+    return apiError(503, "unavailable", "server is shutting down", { connection: "close" });
+  }
+  return apiError(400, "bad_request", "the body could not be read");
 }
 
 /** The credential of `Authorization: Bearer <x>`, or null. */

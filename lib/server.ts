@@ -264,6 +264,9 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
   const perUser = new Map<string, number>();
   let pendingHandshakes = 0;
   let draining = false;
+  // Aborts API bodies still arriving, so a stuck client cannot hold up shutdown.
+  const shutdownController = new AbortController();
+  const shutdownSignal = shutdownController.signal;
   let closed = false;
 
   const rooms = new RoomManager({
@@ -522,6 +525,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     clock,
     audit,
     counters,
+    shutdownSignal,
   });
   const adminStats = adminStatsRoute({
     config,
@@ -541,7 +545,15 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       }),
     },
   });
-  const revoke = revokeRoute({ config, verifier, revocations, clock, audit, counters });
+  const revoke = revokeRoute({
+    config,
+    verifier,
+    revocations,
+    clock,
+    audit,
+    counters,
+    shutdownSignal,
+  });
   const devToken = devTokenRoute(devSecret, clock);
   const metricsHandler = metricsRoute(metrics, config.metricsToken);
 
@@ -646,6 +658,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     async shutdown(shutdownOptions = {}) {
       const { graceMs = config.shutdownGraceMs } = shutdownOptions;
       draining = true;
+      shutdownController.abort();
       const open = [...sessions];
       for (const session of open) session.close(CloseCode.GoingAway, "server going away");
       // Real time, not the injected clock: this waits for real sockets.
@@ -658,6 +671,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       if (closed) return;
       closed = true;
       draining = true;
+      shutdownController.abort();
       clock.clearInterval(sweeper);
       batcher.close();
       for (const session of [...sessions]) session.close(CloseCode.GoingAway, "server going away");

@@ -9,7 +9,7 @@ import type { AuditSink } from "../audit.ts";
 import type { TokenVerifier } from "../auth.ts";
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
-import { apiError, BodyTooLargeError, json, readBodyLimited } from "../http.ts";
+import { apiError, bodyErrorResponse, json, readBodyLimited } from "../http.ts";
 import type { Counters } from "../metrics.ts";
 import {
   encodeRoomMessage,
@@ -42,6 +42,8 @@ export interface PublishApiDeps {
   clock: Clock;
   audit: AuditSink;
   counters: Counters;
+  /** Aborted when the server shuts down: a body still arriving is abandoned. */
+  shutdownSignal: AbortSignal;
 }
 
 /** Builds the `POST /api/publish` handler. */
@@ -57,12 +59,12 @@ export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => 
     if (caller instanceof Response) return caller;
     let text: string;
     try {
-      text = await readBodyLimited(req, config.maxMessageBytes);
+      text = await readBodyLimited(req, config.maxMessageBytes, {
+        timeoutMs: config.bodyTimeoutMs,
+        signal: deps.shutdownSignal,
+      });
     } catch (err) {
-      if (err instanceof BodyTooLargeError) {
-        return apiError(413, "payload_too_large", `body over ${config.maxMessageBytes} bytes`);
-      }
-      return apiError(400, "bad_request", "the body could not be read");
+      return bodyErrorResponse(err);
     }
     // The body is one level above the payload.
     if (jsonDeeperThan(text, config.maxPayloadDepth + 1)) {

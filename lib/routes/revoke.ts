@@ -10,7 +10,7 @@ import type { AuditSink } from "../audit.ts";
 import type { TokenVerifier } from "../auth.ts";
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
-import { apiError, BodyTooLargeError, json, readBodyLimited } from "../http.ts";
+import { apiError, bodyErrorResponse, json, readBodyLimited } from "../http.ts";
 import type { Counters } from "../metrics.ts";
 import type { Revocations } from "../revocations.ts";
 import {
@@ -54,6 +54,8 @@ export interface RevokeRouteDeps {
   clock: Clock;
   audit: AuditSink;
   counters: Counters;
+  /** Aborted when the server shuts down: a body still arriving is abandoned. */
+  shutdownSignal: AbortSignal;
 }
 
 /** A revocation as `GET /api/revoke` shows it. */
@@ -78,12 +80,12 @@ export function revokeRoute(
   async function readBody(req: Request): Promise<RevokeBody | Response> {
     let text: string;
     try {
-      text = await readBodyLimited(req, MAX_BODY_BYTES);
+      text = await readBodyLimited(req, MAX_BODY_BYTES, {
+        timeoutMs: config.bodyTimeoutMs,
+        signal: deps.shutdownSignal,
+      });
     } catch (err) {
-      if (err instanceof BodyTooLargeError) {
-        return apiError(413, "payload_too_large", `body over ${MAX_BODY_BYTES} bytes`);
-      }
-      return apiError(400, "bad_request", "the body could not be read");
+      return bodyErrorResponse(err);
     }
     let value: unknown;
     try {
