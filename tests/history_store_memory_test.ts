@@ -140,3 +140,30 @@ Deno.test("memory history: bad limits are refused as RangeError", async () => {
     await store.close();
   }
 });
+
+Deno.test("memory history: HISTORY_MAX_BYTES holds in heap within 25% for tiny messages over 50,000 rooms", async () => {
+  // A subprocess, for a heap of its own and --expose-gc.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--v8-flags=--expose-gc",
+      new URL("../bench/history_memory.ts", import.meta.url).pathname,
+      "--rooms",
+      "50000",
+      "--per-room",
+      "5",
+      "--max-bytes",
+      String(16 * 1024 * 1024),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const result = JSON.parse(text) as { heapOverLimit: number; countedBytes: number };
+  assert.ok(result.countedBytes <= 16 * 1024 * 1024);
+  // Before each message and room were counted at what they cost, 16 MiB held 27.6 MiB.
+  assert.ok(result.heapOverLimit <= 1.25, text);
+  assert.ok(result.heapOverLimit >= 0.5, `the store holds far less than it may: ${text}`);
+});
