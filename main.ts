@@ -71,7 +71,8 @@ const server = await createServer({
 
 if (server.devSecret !== undefined) {
   const token = await mintToken(server.devSecret, { sub: "dev-user", rooms: ["*"], ttlSec: 3600 });
-  const base = `${config.hostname === "0.0.0.0" ? "localhost" : config.hostname}:${config.port}`;
+  const local = config.hostname === "0.0.0.0" || config.hostname === "127.0.0.1";
+  const base = `${local ? "localhost" : config.hostname}:${config.port}`;
   const [http, ws] = tls === undefined ? ["http", "ws"] : ["https", "wss"];
   console.warn(
     [

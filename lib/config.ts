@@ -61,7 +61,7 @@ const origin = z.string().refine(
 /** The schema of the environment, keyed by variable name so errors name the variable. */
 export const EnvSchema = z.object({
   PORT: int(0, 65535).default(8000),
-  HOSTNAME: z.string().min(1).default("0.0.0.0"),
+  HOSTNAME: z.string().min(1).optional(),
   JWT_SECRET: z.string().min(32, "must be at least 32 characters (256 bits) for HS256").optional(),
   JWT_PUBLIC_KEY: z.string().min(1).optional(),
   JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -237,7 +237,8 @@ function toConfig(env: z.output<typeof EnvSchema>, ctx: z.RefinementCtx) {
     port: env.PORT,
     /** Set by `deno task start:parallel`: `deno serve` owns the listener, main.ts must not call Deno.serve. */
     serveMode: env.REALTIME_SERVE_MODE,
-    hostname: env.HOSTNAME,
+    /** `HOSTNAME`; unset: 0.0.0.0, but 127.0.0.1 in dev mode (its tokens are free for the asking). */
+    hostname: env.HOSTNAME ?? (key.kind === "dev" ? "127.0.0.1" : "0.0.0.0"),
     /** PEM files the server serves HTTPS/wss with; undefined: plain HTTP (a proxy or Deploy terminates TLS). */
     tls,
     /**

@@ -59,6 +59,12 @@ export function findCredential(
   return null;
 }
 
+/** The TCP peer's address, whatever the headers say; `unknown` for other transports. */
+export function peerAddress(remote: Deno.Addr | undefined): string {
+  if (remote && (remote.transport === "tcp" || remote.transport === "udp")) return remote.hostname;
+  return "unknown";
+}
+
 /**
  * The client's address. `X-Forwarded-For` is only believed behind a proxy we
  * were told about (`TRUST_PROXY=1`); we take its last entry, the one our proxy
@@ -74,8 +80,7 @@ export function clientAddress(
     const last = forwarded?.split(",").map((s) => s.trim()).filter(Boolean).pop();
     if (last) return last.slice(0, 64);
   }
-  if (remote && (remote.transport === "tcp" || remote.transport === "udp")) return remote.hostname;
-  return "unknown";
+  return peerAddress(remote);
 }
 
 /**
@@ -129,5 +134,20 @@ export function cookieOriginAllowed(
 
 /** True for loopback addresses: the only ones dev-mode endpoints answer. */
 export function isLoopback(address: string): boolean {
-  return address === "::1" || address.startsWith("127.") || address === "::ffff:127.0.0.1";
+  return address === "::1" || address.startsWith("127.") || address.startsWith("::ffff:127.");
+}
+
+/** Headers a proxy adds: a request carrying one was not made on this machine. */
+const FORWARDING_HEADERS = ["x-forwarded-for", "forwarded", "x-real-ip"] as const;
+
+/**
+ * Whether a request was made on this machine: its TCP peer is loopback and
+ * it names no forwarded client. Decided from the socket, never from
+ * `X-Forwarded-For` (whoever connects can write that), and whatever
+ * `TRUST_PROXY` says: a proxy on this machine connects from loopback, but the
+ * client it forwards is not local.
+ */
+export function isLocalRequest(req: Request, remote: Deno.Addr | undefined): boolean {
+  if (!isLoopback(peerAddress(remote))) return false;
+  return FORWARDING_HEADERS.every((name) => !req.headers.has(name));
 }

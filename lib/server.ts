@@ -616,7 +616,9 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
         }
         return await revoke(req, ip);
       }
-      if (path === "/dev/token" && req.method === "GET") return await devToken(req, url, ip);
+      if (path === "/dev/token" && req.method === "GET") {
+        return await devToken(req, url, info?.remoteAddr);
+      }
       const route = routes[path];
       if (route !== undefined && (req.method === "GET" || req.method === "HEAD")) {
         return await route(req);

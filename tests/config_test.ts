@@ -50,6 +50,9 @@ Deno.test("empty values fall back to defaults", () => {
 Deno.test("dev mode without a key; refused in production and on Deno Deploy", () => {
   assert.equal(loadConfig({}).devMode, true);
   assert.equal(loadConfig({}).demo, true);
+  assert.equal(loadConfig({}).hostname, "127.0.0.1", "dev mode listens on loopback");
+  assert.equal(loadConfig({ HOSTNAME: "0.0.0.0" }).hostname, "0.0.0.0", "unless told otherwise");
+  assert.equal(loadConfig({ JWT_SECRET: SECRET }).hostname, "0.0.0.0");
   assert.throws(() => loadConfig({ DENO_ENV: "production" }), /dev mode refuses/);
   assert.throws(() => loadConfig({ DENO_DEPLOYMENT_ID: "abc" }), /Deno Deploy/);
   assert.equal(loadConfig({ DENO_ENV: "production", JWT_SECRET: SECRET }).production, true);

@@ -7,7 +7,7 @@
 import { z } from "zod";
 import type { Clock } from "../clock.ts";
 import { mintToken } from "../dev.ts";
-import { isLoopback } from "../handshake.ts";
+import { isLocalRequest } from "../handshake.ts";
 import { apiError, json } from "../http.ts";
 
 const DevTokenQuery = z.object({
@@ -19,15 +19,19 @@ const DevTokenQuery = z.object({
 
 const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "::1"]);
 
-/** Builds the handler; it answers 404 unless `devSecret` is set (dev mode). */
+/**
+ * Builds the handler; it answers 404 unless `devSecret` is set (dev mode).
+ * `remote` is the TCP peer: the client address of `X-Forwarded-For` is never
+ * used here, since any client can send that header.
+ */
 export function devTokenRoute(
   devSecret: Uint8Array | undefined,
   clock: Clock,
-): (req: Request, url: URL, ip: string) => Promise<Response> {
-  return async (req, url, ip) => {
-    // A loopback peer and a loopback Host: the second defeats DNS rebinding.
+): (req: Request, url: URL, remote: Deno.Addr | undefined) => Promise<Response> {
+  return async (req, url, remote) => {
+    // A local request and a loopback Host: the second defeats DNS rebinding.
     const host = (req.headers.get("host") ?? "").replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
-    if (devSecret === undefined || !isLoopback(ip) || !LOOPBACK_HOSTS.has(host)) {
+    if (devSecret === undefined || !isLocalRequest(req, remote) || !LOOPBACK_HOSTS.has(host)) {
       return apiError(404, "not_found", "not found");
     }
     const query = DevTokenQuery.safeParse(Object.fromEntries(url.searchParams));
