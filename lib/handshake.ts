@@ -22,6 +22,22 @@ export interface Credential {
 /** The subprotocol that carries a token: `Sec-WebSocket-Protocol: bearer, <jwt>`. */
 export const BEARER_PROTOCOL = "bearer";
 
+/** The one WebSocket version there is (RFC 6455 §4.1). */
+export const WEBSOCKET_VERSION = "13";
+
+/** Base64 of exactly 16 bytes: 22 characters and `==`. */
+const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/;
+
+/**
+ * Whether the handshake's own fields are what RFC 6455 §4.2.1 requires: a
+ * `Sec-WebSocket-Version` of 13 and a `Sec-WebSocket-Key` that is the base64
+ * of 16 bytes. Deno upgrades with version 8, none, or any key at all.
+ */
+export function wellFormedWebSocketHandshake(req: Request): boolean {
+  return req.headers.get("sec-websocket-version") === WEBSOCKET_VERSION &&
+    WEBSOCKET_KEY.test(req.headers.get("sec-websocket-key") ?? "");
+}
+
 /** Parses `Sec-WebSocket-Protocol` into its offered entries. */
 export function offeredProtocols(req: Request): string[] {
   const header = req.headers.get("sec-websocket-protocol");

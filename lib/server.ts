@@ -24,6 +24,8 @@ import {
   findCredential,
   offeredProtocols,
   originAllowed,
+  WEBSOCKET_VERSION,
+  wellFormedWebSocketHandshake,
 } from "./handshake.ts";
 import { apiError, json, refuse } from "./http.ts";
 import { Counters, Metrics } from "./metrics.ts";
@@ -174,6 +176,18 @@ export interface RealtimeServer {
 }
 
 const SWEEP_INTERVAL_MS = 30_000;
+
+/**
+ * `/healthz` as anyone may read it: every status, no `detail`. The error
+ * texts name backends' addresses (`connect ECONNREFUSED 10.0.3.7:6379`);
+ * they stay in the log and in the authenticated admin stats.
+ */
+function publicHealth(health: Health): Health {
+  const { detail: _bus, ...bus } = health.bus;
+  const { detail: _history, ...history } = health.history;
+  const { detail: _store, ...store } = health.store;
+  return { ...health, bus, history, store };
+}
 
 /** The given store; else, when some room can keep history, the factory's or the default one. */
 async function openHistoryStore(
@@ -454,6 +468,12 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
         "retry-after": String(Math.ceil(wait / 1000)),
       });
     }
+    // Before the credential: a refused handshake must not spend a one-time ticket.
+    if (!wellFormedWebSocketHandshake(req)) {
+      return refused(400, "invalid WebSocket handshake", ip, {
+        "sec-websocket-version": WEBSOCKET_VERSION,
+      });
+    }
     // Every header is read before the upgrade: afterwards Deno answers "Request closed".
     const origin = req.headers.get("origin");
     if (!originAllowed(origin, req.headers.get("host"), config.allowedOrigins)) {
@@ -491,7 +511,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
         idleTimeout: Math.max(1, Math.round(config.heartbeatMs / 1000)),
       });
     } catch {
-      // A malformed Sec-WebSocket-Key or version: the client's fault, not ours.
+      // Whatever else Deno finds wrong with the handshake: the client's fault, not ours.
       return refused(400, "invalid WebSocket handshake", ip);
     }
     const { socket, response } = upgraded;
@@ -591,7 +611,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
         if (req.method !== "GET") return refuse(405, "use GET", { allow: "GET" });
         return await handshake(req, url, info);
       }
-      if (path === "/healthz" && req.method === "GET") return json(200, health());
+      if (path === "/healthz" && req.method === "GET") return json(200, publicHealth(health()));
       if (path === "/metrics" && req.method === "GET") return await metricsHandler(req);
       const ip = clientAddress(req, info?.remoteAddr, config.trustProxy);
       if (path === "/ticket") {

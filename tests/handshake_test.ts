@@ -291,3 +291,56 @@ Deno.test("cookies: without an allow-list the origin check comes first; a bad sa
     await ts.close();
   }
 });
+
+Deno.test("RFC 6455 §4.2.1: a version other than 13, no version, or a key not 16 base64 bytes is a 400", async () => {
+  const ts = await startServer();
+  try {
+    const t = await token("alice");
+    const b64 = (n: number) => btoa(String.fromCharCode(...new Uint8Array(n).fill(7)));
+    const cases: Array<[string, Record<string, string>]> = [
+      ["version 8", { "sec-websocket-version": "8" }],
+      ["version 13 twice", { "sec-websocket-version": "13, 13" }],
+      ["no version", { "sec-websocket-version": "" }],
+      ["a 4 KB key that is not base64", { "sec-websocket-key": "!".repeat(4096) }],
+      ["a key of 15 bytes", { "sec-websocket-key": b64(15) }],
+      ["a key of 17 bytes", { "sec-websocket-key": b64(17) }],
+      ["a key of 16 bytes without padding", { "sec-websocket-key": b64(16).slice(0, 22) }],
+      ["no key", { "sec-websocket-key": "" }],
+    ];
+    for (const [what, headers] of cases) {
+      const r = await rawHandshake(ts.port, `/ws?token=${t}`, headers);
+      assert.equal(r.status, 400, what);
+      assert.equal(r.body.trim(), "invalid WebSocket handshake", what);
+    }
+    const wrongVersion = await rawHandshake(ts.port, `/ws?token=${t}`, {
+      "sec-websocket-version": "8",
+    });
+    assert.equal(wrongVersion.headers.get("sec-websocket-version"), "13", "the version we speak");
+    assert.equal(ts.server.stats().connections, 0, "no socket was created");
+    assert.equal(ts.audit.of("connect").length, 0);
+    assert.equal(ts.audit.of("auth_failure").length, 0, "refused before the credential is read");
+    const good = await rawHandshake(ts.port, `/ws?token=${t}`, { "sec-websocket-key": b64(16) });
+    assert.equal(good.status, 101, "a well-formed handshake still upgrades");
+  } finally {
+    await ts.close();
+  }
+});
+
+Deno.test("a malformed handshake does not spend the one-time ticket it carries", async () => {
+  const ts = await startServer();
+  try {
+    const issued = await fetch(`${ts.httpUrl}/ticket`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${await token("alice")}` },
+    });
+    const { ticket } = await issued.json();
+    const bad = await rawHandshake(ts.port, `/ws?ticket=${ticket}`, {
+      "sec-websocket-version": "8",
+    });
+    assert.equal(bad.status, 400);
+    const good = await rawHandshake(ts.port, `/ws?ticket=${ticket}`);
+    assert.equal(good.status, 101, "the ticket is still good");
+  } finally {
+    await ts.close();
+  }
+});

@@ -378,7 +378,7 @@ redisTest(
         const h = await health(node);
         assert.equal(h.bus.status, "degraded");
         assert.equal(h.bus.transport, "redis");
-        assert.equal(typeof h.bus.detail, "string");
+        assert.equal(h.bus.detail, undefined, "the public /healthz names no address");
         assert.equal(await busUp(node), 0);
       }
 
