@@ -209,7 +209,11 @@ Deno.test("kv: deno serve --parallel, STORE=kv + BUS=broadcast: 4 publishers on 
       assert.equal(welcome.userId, "ticket-user");
       await client.close();
       const again: Response = await fetch(`${server.httpUrl}/ws?ticket=${ticket}`, {
-        headers: { upgrade: "websocket" },
+        headers: {
+          upgrade: "websocket",
+          "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+          "sec-websocket-version": "13",
+        },
       });
       await again.body?.cancel();
       assert.equal(again.status, 401, "a ticket works once");

@@ -29,7 +29,12 @@ Deno.test("tickets on an unreachable KV: 503 with Retry-After on /ticket and on 
     assert.equal(issue.status, 503);
     assert.ok(issue.headers.get("retry-after"));
     const redeem = await fetch(`${ts.httpUrl}/ws?ticket=${ticket}`, {
-      headers: { upgrade: "websocket", connection: "upgrade" },
+      headers: {
+        upgrade: "websocket",
+        connection: "upgrade",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version": "13",
+      },
     });
     await redeem.body?.cancel();
     assert.equal(redeem.status, 503);
