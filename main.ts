@@ -45,6 +45,24 @@ const tls: TlsMaterial | undefined = config.serveMode
   });
 await configureLogging(config.log);
 const log = getLogger(["realtime", "server"]);
+let lastUncaughtLog = 0;
+/**
+ * The process-wide guard: a failure inside the runtime's own loops (Deno's
+ * WebSocket event loop throws past V8's string limit on a fragmented message
+ * it never bounded, docs/upstream/deno-websocket-fragments.md) surfaces as an
+ * unhandled rejection, which would end the process and drop every client.
+ * It is logged (at most once a second) and the process goes on.
+ */
+globalThis.addEventListener("unhandledrejection", (event) => {
+  event.preventDefault();
+  const now = Date.now();
+  if (now - lastUncaughtLog < 1000) return;
+  lastUncaughtLog = now;
+  const reason = event.reason instanceof Error ? event.reason.message : String(event.reason);
+  log.error("unhandled rejection kept from ending the process: {reason}", {
+    reason: reason.slice(0, 200),
+  });
+});
 const bus = await createBus(config);
 const server = await createServer({
   config,
