@@ -159,8 +159,9 @@ function freePort(): number {
   return port;
 }
 
-function findOnPath(name: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+/** Absolute path of `name` on PATH, if any. */
+export function findOnPath(name: string, path = Deno.env.get("PATH") ?? ""): string | undefined {
+  for (const dir of path.split(":")) {
     if (dir === "") continue;
     const candidate = `${dir}/${name}`;
     try {
