@@ -222,6 +222,23 @@ export function spawnParallel(
   });
 }
 
+/**
+ * `deno task start` as users run it (`main.ts` in one process) on a free
+ * loopback port, with an in-memory bus and only errors logged. `env` is added
+ * last (set `JWT_SECRET` there) and may override any of those.
+ */
+export function spawnMain(
+  env: Record<string, string>,
+  options: SpawnParallelOptions = {},
+): Promise<ServerProcess> {
+  const { port = freePort(), ...rest } = options;
+  return spawnServer(["run", "-A", "main.ts"], {
+    ...rest,
+    port,
+    env: { PORT: String(port), HOSTNAME: "127.0.0.1", BUS: "memory", LOG_LEVEL: "error", ...env },
+  });
+}
+
 function signal(child: Deno.ChildProcess, name: Deno.Signal): void {
   try {
     child.kill(name);

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { mintToken } from "../lib/dev.ts";
 import { startServer } from "./_helpers.ts";
-import { freePort, spawnServer } from "./_process.ts";
+import { spawnMain } from "./_process.ts";
 
 const API_KEY = "k".repeat(40);
 const encoder = new TextEncoder();
@@ -56,20 +56,9 @@ async function readAnswer(conn: Deno.TcpConn, ms: number): Promise<string> {
 }
 
 Deno.test("SIGTERM exits within 10 s while authenticated API bodies are unfinished", async () => {
-  const port = freePort();
   const secret = "s".repeat(40);
-  const server = await spawnServer(["run", "-A", "main.ts"], {
-    port,
-    stopTimeoutMs: 20_000,
-    env: {
-      PORT: String(port),
-      HOSTNAME: "127.0.0.1",
-      JWT_SECRET: secret,
-      API_KEY,
-      BUS: "memory",
-      LOG_LEVEL: "error",
-    },
-  });
+  const server = await spawnMain({ JWT_SECRET: secret, API_KEY }, { stopTimeoutMs: 20_000 });
+  const { port } = server;
   const conns: Deno.TcpConn[] = [];
   try {
     conns.push(await stuckRequest(port, "/api/publish", API_KEY, 1000, '{"room":"r",'));

@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { mintToken } from "../lib/dev.ts";
-import { freePort, spawnServer } from "./_process.ts";
+import { spawnMain } from "./_process.ts";
 import { connect, rawWebSocket } from "./_helpers.ts";
 
 const CHUNK = 4 * 1024 * 1024;
@@ -28,18 +28,9 @@ function frameHeader(first: boolean, fin: boolean): Uint8Array {
 }
 
 Deno.test("600 MiB of fragments on one connection do not end the process", async () => {
-  const port = freePort();
   const secret = "f".repeat(40);
-  const server = await spawnServer(["run", "-A", "main.ts"], {
-    port,
-    env: {
-      PORT: String(port),
-      HOSTNAME: "127.0.0.1",
-      JWT_SECRET: secret,
-      BUS: "memory",
-      LOG_LEVEL: "error",
-    },
-  });
+  const server = await spawnMain({ JWT_SECRET: secret });
+  const { port } = server;
   const key = new TextEncoder().encode(secret);
   try {
     const attacker = await rawWebSocket(

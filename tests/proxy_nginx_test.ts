@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { mintToken } from "../lib/dev.ts";
-import { freePort, spawnServer } from "./_process.ts";
+import { freePort, spawnMain } from "./_process.ts";
 import { connect } from "./_helpers.ts";
 import { findOnPath } from "./_redis.ts";
 
@@ -60,18 +60,9 @@ Deno.test({
   name: "nginx as shipped closes an unfinished request head and passes WebSockets",
   ignore: skip,
 }, async () => {
-  const port = freePort();
   const secret = "n".repeat(40);
-  const server = await spawnServer(["run", "-A", "main.ts"], {
-    port,
-    env: {
-      PORT: String(port),
-      HOSTNAME: "127.0.0.1",
-      JWT_SECRET: secret,
-      BUS: "memory",
-      LOG_LEVEL: "error",
-    },
-  });
+  const server = await spawnMain({ JWT_SECRET: secret });
+  const { port } = server;
   const listen = freePort();
   const nginx = await startNginx(listen, port);
   try {
