@@ -6,8 +6,9 @@
  * file fails the boot rather than a request, and each is served from memory
  * with a strong ETag.
  *
- * `lib/client/client.js` is generated from `lib/client/client.ts` by
- * `deno task build:client` and committed: the server cannot transpile
+ * `web/client/client.js` is generated from `lib/client/client.ts` by
+ * `deno task build:client` and committed (outside `lib/`, beside the admin
+ * page's bundle, so generated code never sits beside its source): the server cannot transpile
  * TypeScript cheaply at runtime, and `tests/client_bundle_test.ts` fails when
  * the committed bundle is stale.
  *
@@ -23,7 +24,7 @@ export type Route = (req: Request) => Response | Promise<Response>;
 export interface StaticRoutesOptions {
   /**
    * The bundled client module.
-   * @default lib/client/client.js beside this file
+   * @default web/client/client.js in the repository
    */
   clientUrl?: URL;
   /**
@@ -219,7 +220,7 @@ export async function staticRoutes(
   options: StaticRoutesOptions = {},
 ): Promise<Record<string, Route>> {
   const {
-    clientUrl = new URL("./client/client.js", import.meta.url),
+    clientUrl = new URL("../web/client/client.js", import.meta.url),
     demoUrl = new URL("./demo/index.html", import.meta.url),
     adminDir = new URL("../web/admin/", import.meta.url),
   } = options;

@@ -1,5 +1,5 @@
 /**
- * Keeps the committed browser bundle `lib/client/client.js` in step with its
+ * Keeps the committed browser bundle `web/client/client.js` in step with its
  * source `lib/client/client.ts`: re-bundles with the same command as
  * `deno task build:client` into a temp file and compares byte for byte.
  *
@@ -8,9 +8,9 @@
 import assert from "node:assert/strict";
 
 const ROOT = new URL("../", import.meta.url);
-const COMMITTED = new URL("lib/client/client.js", ROOT);
+const COMMITTED = new URL("web/client/client.js", ROOT);
 
-Deno.test("lib/client/client.js is the current bundle of lib/client/client.ts", async () => {
+Deno.test("web/client/client.js is the current bundle of lib/client/client.ts", async () => {
   const dir = await Deno.makeTempDir({ prefix: "client_bundle_" });
   try {
     const fresh = `${dir}/client.js`;
@@ -38,11 +38,11 @@ Deno.test("lib/client/client.js is the current bundle of lib/client/client.ts", 
     try {
       committed = await Deno.readTextFile(COMMITTED);
     } catch {
-      assert.fail("lib/client/client.js is missing: run deno task build:client");
+      assert.fail("web/client/client.js is missing: run deno task build:client");
     }
     assert.ok(
       committed === expected,
-      "lib/client/client.js is stale (it differs from a fresh bundle of lib/client/client.ts): " +
+      "web/client/client.js is stale (it differs from a fresh bundle of lib/client/client.ts): " +
         "run deno task build:client and commit the result",
     );
   } finally {

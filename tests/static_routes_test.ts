@@ -13,7 +13,7 @@ import type { RealtimeServer } from "../lib/server.ts";
 import { ifNoneMatchHits, inlineScriptHashes, staticRoutes } from "../lib/static_routes.ts";
 import { SECRET } from "./_helpers.ts";
 
-const CLIENT_JS = new URL("../lib/client/client.js", import.meta.url);
+const CLIENT_JS = new URL("../web/client/client.js", import.meta.url);
 const BASE = "http://127.0.0.1:8000";
 
 async function withServer(

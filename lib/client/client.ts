@@ -5,7 +5,7 @@
  *
  * The client imports only its own modules (`room.ts`: one joined room's
  * state and recovery) and uses no Deno-only API. `deno task build:client`
- * bundles it into `lib/client/client.js` (committed; a test fails when it is
+ * bundles it into `web/client/client.js` (committed; a test fails when it is
  * stale), which the server serves as `/client.js`. The `import type` lines
  * below disappear in that step; they keep the client's view of the wire
  * protocol tied to the server's single definition of it.
