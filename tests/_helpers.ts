@@ -4,12 +4,14 @@
  *
  * @module
  */
+import type { z } from "zod";
 import { MemoryAuditSink } from "../lib/audit.ts";
 import type { Clock, TimerId } from "../lib/clock.ts";
 import { loadConfig } from "../lib/config.ts";
 import type { Config } from "../lib/config.ts";
 import { mintToken } from "../lib/dev.ts";
 import type { MintOptions } from "../lib/dev.ts";
+import type { RoomRule } from "../lib/room_policy.ts";
 import type { RealtimeServer, ServerOptions } from "../lib/server.ts";
 import { createServer } from "../lib/server.ts";
 
@@ -22,8 +24,11 @@ export function token(sub: string, options: Omit<MintOptions, "sub"> = {}): Prom
   return mintToken(SECRET_BYTES, { sub, rooms: ["*"], ...options });
 }
 
-/** A test server listening on 127.0.0.1 and a random port. */
-export interface TestServer {
+/**
+ * A test server listening on 127.0.0.1 and a random port. It is disposable:
+ * `await using ts = await startServer()` closes it when the scope ends.
+ */
+export interface TestServer extends AsyncDisposable {
   server: RealtimeServer;
   config: Config;
   audit: MemoryAuditSink;
@@ -32,10 +37,19 @@ export interface TestServer {
   wsUrl: string;
   /** `http://127.0.0.1:<port>` */
   httpUrl: string;
+  /** Shuts down gracefully (2 s grace), stops listening, closes the server; idempotent. */
   close(): Promise<void>;
 }
 
-/** Starts a server with test defaults plus `env` overrides. */
+/**
+ * Starts a server with test defaults plus `env` overrides.
+ *
+ * @example
+ * ```ts ignore
+ * await using ts = await startServer({ HISTORY_SIZE: "10" });
+ * const client = await connectAs(ts, "alice");
+ * ```
+ */
 export async function startServer(
   env: Record<string, string> = {},
   options: Omit<ServerOptions, "config"> = {},
@@ -54,7 +68,13 @@ export async function startServer(
     server.handler,
   );
   const port = http.addr.port;
-  let closed = false;
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      await server.shutdown({ graceMs: 2000 });
+      await http.shutdown();
+      await server.close();
+    })();
   return {
     server,
     config,
@@ -62,13 +82,8 @@ export async function startServer(
     port,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     httpUrl: `http://127.0.0.1:${port}`,
-    async close() {
-      if (closed) return;
-      closed = true;
-      await server.shutdown({ graceMs: 2000 });
-      await http.shutdown();
-      await server.close();
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }
 
@@ -324,6 +339,33 @@ export class FakeClock implements Clock {
   }
 }
 
+/** Resolves after `ms` milliseconds of real time. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A room policy file in a temporary directory, removed on dispose. */
+export interface PolicyFile extends AsyncDisposable {
+  /** The file, to pass as `ROOM_POLICY`. */
+  readonly path: string;
+}
+
+/**
+ * Writes `{ rooms }` as a `ROOM_POLICY` file in a fresh temporary directory.
+ *
+ * @example
+ * ```ts ignore
+ * await using policy = await writePolicy([{ room: "lobby", users: "*" }]);
+ * await using ts = await startServer({ ROOM_POLICY: policy.path });
+ * ```
+ */
+export async function writePolicy(rooms: z.input<typeof RoomRule>[]): Promise<PolicyFile> {
+  const dir = await Deno.makeTempDir({ prefix: "policy-" });
+  const path = `${dir}/policy.json`;
+  await Deno.writeTextFile(path, JSON.stringify({ rooms }));
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
+}
+
 /** Polls `check` until it is true or `timeoutMs` passes. */
 export async function eventually(
   check: () => boolean | Promise<boolean>,
@@ -333,7 +375,7 @@ export async function eventually(
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   throw new Error(`timed out waiting for ${what}`);
 }

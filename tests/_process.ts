@@ -51,8 +51,11 @@ export interface SpawnServerOptions {
   caCert?: string;
 }
 
-/** A running server subprocess. */
-export interface ServerProcess {
+/**
+ * A running server subprocess. Disposable: `await using server = await
+ * spawnServer(...)` stops it when the scope ends.
+ */
+export interface ServerProcess extends AsyncDisposable {
   readonly port: number;
   /** The process id (of the launcher, for launchers). */
   readonly pid: number;
@@ -89,15 +92,11 @@ export function freePort(): number {
  * @example
  * ```ts ignore
  * const port = freePort();
- * const server = await spawnServer(["run", "-A", "main.ts"], {
+ * await using server = await spawnServer(["run", "-A", "main.ts"], {
  *   port,
  *   env: { PORT: String(port), HOSTNAME: "127.0.0.1" },
  * });
- * try {
- *   // talk to server.wsUrl
- * } finally {
- *   await server.stop();
- * }
+ * // talk to server.wsUrl; the server is stopped when the scope ends
  * ```
  */
 export async function spawnServer(
@@ -171,6 +170,9 @@ export async function spawnServer(
         return result;
       })();
       return stopping;
+    },
+    async [Symbol.asyncDispose]() {
+      await server.stop();
     },
   };
 
@@ -259,11 +261,13 @@ function killGroup(child: Deno.ChildProcess): void {
   }
 }
 
-function findOnPath(name: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+/** Absolute path of `name` on `path` (by default PATH), if any. */
+export function findOnPath(name: string, path = Deno.env.get("PATH") ?? ""): string | undefined {
+  for (const dir of path.split(":")) {
     if (dir === "") continue;
+    const candidate = `${dir}/${name}`;
     try {
-      if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
+      if (Deno.statSync(candidate).isFile) return candidate;
     } catch {
       // Not in this directory.
     }

@@ -9,6 +9,13 @@
  *
  * @module
  */
+import {
+  findOnPath,
+  freePort,
+  type ServerProcess,
+  type SpawnParallelOptions,
+  spawnServer,
+} from "./_process.ts";
 
 const INSTALL_HINT = "install it with `apt-get install redis-server`";
 
@@ -34,18 +41,17 @@ export function redisTest(name: string, fn: (redis: RedisServer) => Promise<void
       if (redisServerPath === undefined) {
         throw new Error(`CI is set but redis-server is not on PATH: ${INSTALL_HINT}`);
       }
-      const redis = await RedisServer.start(redisServerPath);
-      try {
-        await fn(redis);
-      } finally {
-        await redis.stop();
-      }
+      await using redis = await RedisServer.start(redisServerPath);
+      await fn(redis);
     },
   });
 }
 
-/** A running (or stopped, for now) `redis-server` subprocess. */
-export class RedisServer {
+/**
+ * A running (or stopped, for now) `redis-server` subprocess. Disposable:
+ * `await using redis = await RedisServer.start(path)` stops it at scope end.
+ */
+export class RedisServer implements AsyncDisposable {
   readonly port: number;
   readonly #binary: string;
   #child: Deno.ChildProcess | undefined;
@@ -93,7 +99,7 @@ export class RedisServer {
       } catch {
         // Not listening yet.
       }
-      await new Promise((r) => setTimeout(r, 25));
+      await new Promise((resolve) => setTimeout(resolve, 25));
     }
     await this.stop();
     throw new Error(`redis-server did not answer PING on port ${this.port} within 10 s`);
@@ -111,6 +117,11 @@ export class RedisServer {
       // Already exited.
     }
     await child.status;
+  }
+
+  /** Stops the server; see {@linkcode RedisServer.stop}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
   }
 
   /** Freezes the server (SIGSTOP): connections stay open, nothing is answered. */
@@ -151,24 +162,39 @@ export class RedisServer {
   }
 }
 
-/** A port nothing listens on right now: bind port 0, read it, release it. */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
-}
+/** Options for {@linkcode startRedisNode}: those of a spawned server, plus its environment. */
+export type RedisNodeOptions = SpawnParallelOptions & {
+  /** Variables added last (set `JWT_SECRET` here); they may override any default. */
+  env?: Record<string, string>;
+};
 
-/** Absolute path of `name` on PATH, if any. */
-export function findOnPath(name: string, path = Deno.env.get("PATH") ?? ""): string | undefined {
-  for (const dir of path.split(":")) {
-    if (dir === "") continue;
-    const candidate = `${dir}/${name}`;
-    try {
-      if (Deno.statSync(candidate).isFile) return candidate;
-    } catch {
-      // Not in this directory.
-    }
-  }
-  return undefined;
+/**
+ * `deno task start` (main.ts in a subprocess, with the network, environment
+ * and read permissions only) on the Redis bus at `redisUrl` and channel
+ * `busChannel`, on a free loopback port, logging errors only.
+ *
+ * @example
+ * ```ts ignore
+ * await using node = await startRedisNode(redis.url, "chan", { env: { JWT_SECRET: SECRET } });
+ * ```
+ */
+export function startRedisNode(
+  redisUrl: string,
+  busChannel: string,
+  options: RedisNodeOptions = {},
+): Promise<ServerProcess> {
+  const { port = freePort(), env = {}, ...rest } = options;
+  return spawnServer(["run", "--allow-net", "--allow-env", "--allow-read", "main.ts"], {
+    ...rest,
+    port,
+    env: {
+      HOSTNAME: "127.0.0.1",
+      LOG_LEVEL: "error",
+      PORT: String(port),
+      BUS: "redis",
+      REDIS_URL: redisUrl,
+      BUS_CHANNEL: busChannel,
+      ...env,
+    },
+  });
 }

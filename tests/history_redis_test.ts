@@ -23,8 +23,8 @@ import {
   startServer,
   token,
 } from "./_helpers.ts";
-import { freePort, type ServerProcess, spawnServer } from "./_process.ts";
-import { redisTest } from "./_redis.ts";
+import type { ServerProcess } from "./_process.ts";
+import { redisTest, startRedisNode } from "./_redis.ts";
 import { CuttableProxy } from "./_proxy.ts";
 
 const NODE_ENV = {
@@ -40,11 +40,7 @@ const NODE_ENV = {
 };
 
 function startNode(redisUrl: string, channel: string): Promise<ServerProcess> {
-  const port = freePort();
-  return spawnServer(["run", "--allow-net", "--allow-env", "--allow-read", "main.ts"], {
-    port,
-    env: { ...NODE_ENV, PORT: String(port), REDIS_URL: redisUrl, BUS_CHANNEL: channel },
-  });
+  return startRedisNode(redisUrl, channel, { env: NODE_ENV });
 }
 
 async function connectTo(node: ServerProcess, sub: string): Promise<Client> {

@@ -8,8 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { type Client, connect, eventually, type Msg, SECRET, token } from "./_helpers.ts";
-import { freePort, type ServerProcess, spawnParallel, spawnServer } from "./_process.ts";
-import { type RedisServer, redisTest } from "./_redis.ts";
+import { type ServerProcess, spawnParallel } from "./_process.ts";
+import { type RedisServer, redisTest, startRedisNode } from "./_redis.ts";
 
 const TTL_MS = 3000;
 
@@ -68,18 +68,9 @@ async function closeAll(watchers: Watcher[]): Promise<void> {
   await Promise.all(watchers.map((w) => w.client.close()));
 }
 
-function startRedisNode(redisUrl: string, busChannel: string): Promise<ServerProcess> {
-  const port = freePort();
-  return spawnServer(["run", "--allow-net", "--allow-env", "--allow-read", "main.ts"], {
-    port,
-    env: {
-      ...BASE_ENV,
-      PORT: String(port),
-      BUS: "redis",
-      REDIS_URL: redisUrl,
-      BUS_CHANNEL: busChannel,
-    },
-  });
+/** `deno task start` on the Redis bus. */
+function startNode(redisUrl: string, busChannel: string): Promise<ServerProcess> {
+  return startRedisNode(redisUrl, busChannel, { env: BASE_ENV });
 }
 
 async function presenceKeys(redis: RedisServer, busChannel: string): Promise<number> {
@@ -101,8 +92,8 @@ redisTest(
     const watchers: Watcher[] = [];
     try {
       [nodeA, nodeB] = await Promise.all([
-        startRedisNode(redis.url, busChannel),
-        startRedisNode(redis.url, busChannel),
+        startNode(redis.url, busChannel),
+        startNode(redis.url, busChannel),
       ]);
       const onA: Watcher[] = [];
       const onB: Watcher[] = [];
@@ -168,15 +159,15 @@ redisTest(
     const watchers: Watcher[] = [];
     try {
       [nodeA, nodeB] = await Promise.all([
-        startRedisNode(redis.url, busChannel),
-        startRedisNode(redis.url, busChannel),
+        startNode(redis.url, busChannel),
+        startNode(redis.url, busChannel),
       ]);
       const a = await watch(nodeA.wsUrl, "alice", "room");
       const b = await watch(nodeB.wsUrl, "bob", "room");
       watchers.push(a, b);
       await eventually(() => a.count === 2 && b.count === 2, 3000);
       Deno.kill(nodeB.pid, "SIGKILL");
-      nodeB2 = await startRedisNode(redis.url, busChannel);
+      nodeB2 = await startNode(redis.url, busChannel);
       // A newcomer on the restarted node may briefly see the dead node's bob,
       // until its entries expire; then nobody does.
       const c = await watch(nodeB2.wsUrl, "carol", "room");
@@ -221,8 +212,8 @@ redisTest(
     const watchers: Watcher[] = [];
     try {
       [nodeA, nodeB] = await Promise.all([
-        startRedisNode(redis.url, busChannel),
-        startRedisNode(redis.url, busChannel),
+        startNode(redis.url, busChannel),
+        startNode(redis.url, busChannel),
       ]);
       const a = await watch(nodeA.wsUrl, "alice", "room");
       const b = await watch(nodeB.wsUrl, "bob", "room");

@@ -9,9 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { mintToken } from "../lib/dev.ts";
-import { freePort, spawnMain } from "./_process.ts";
+import { findOnPath, freePort, spawnMain } from "./_process.ts";
 import { connect } from "./_helpers.ts";
-import { findOnPath } from "./_redis.ts";
 
 const CONF = new URL("../examples/proxy/nginx.conf", import.meta.url);
 const nginxPath = findOnPath("nginx") ?? findOnPath("nginx", "/usr/sbin");

@@ -10,27 +10,15 @@
 import assert from "node:assert/strict";
 import { RedisRevocationStore } from "../lib/store/revocations/redis.ts";
 import { type Client, connect, rawHandshake, SECRET, token } from "./_helpers.ts";
-import { freePort, type ServerProcess, spawnParallel, spawnServer } from "./_process.ts";
-import { redisTest } from "./_redis.ts";
+import { type ServerProcess, spawnParallel } from "./_process.ts";
+import { redisTest, startRedisNode } from "./_redis.ts";
 
 const API_KEY = "revocation-scaling-api-key-0123456789abcdef";
 
 /** `deno task start` on the Redis bus; `syncMs` is how often it re-reads the store. */
 function startNode(redisUrl: string, channel: string, syncMs: number): Promise<ServerProcess> {
-  const port = freePort();
-  return spawnServer(["run", "--allow-net", "--allow-env", "--allow-read", "main.ts"], {
-    port,
-    env: {
-      JWT_SECRET: SECRET,
-      HOSTNAME: "127.0.0.1",
-      LOG_LEVEL: "error",
-      PORT: String(port),
-      BUS: "redis",
-      REDIS_URL: redisUrl,
-      BUS_CHANNEL: channel,
-      API_KEY,
-      REVOCATION_SYNC_MS: String(syncMs),
-    },
+  return startRedisNode(redisUrl, channel, {
+    env: { JWT_SECRET: SECRET, API_KEY, REVOCATION_SYNC_MS: String(syncMs) },
   });
 }
 

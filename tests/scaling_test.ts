@@ -7,8 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { type Client, connect, eventually, join, type Msg, SECRET, token } from "./_helpers.ts";
-import { freePort, type ServerProcess, spawnParallel, spawnServer } from "./_process.ts";
-import { redisTest } from "./_redis.ts";
+import { type ServerProcess, spawnParallel } from "./_process.ts";
+import { redisTest, startRedisNode } from "./_redis.ts";
 
 /** Channel names unique per test, so that no two servers of different tests share traffic. */
 function channel(): string {
@@ -35,18 +35,8 @@ function startParallel(busChannel: string): Promise<ServerProcess> {
 }
 
 /** `deno task start` on the Redis bus. */
-function startRedisNode(redisUrl: string, busChannel: string): Promise<ServerProcess> {
-  const port = freePort();
-  return spawnServer(["run", "--allow-net", "--allow-env", "--allow-read", "main.ts"], {
-    port,
-    env: {
-      ...BASE_ENV,
-      PORT: String(port),
-      BUS: "redis",
-      REDIS_URL: redisUrl,
-      BUS_CHANNEL: busChannel,
-    },
-  });
+function startNode(redisUrl: string, busChannel: string): Promise<ServerProcess> {
+  return startRedisNode(redisUrl, busChannel, { env: BASE_ENV });
 }
 
 /**
@@ -287,8 +277,8 @@ redisTest(
     const slowLink = new SlowLinkProxy(redis.port, 50);
     try {
       [nodeA, nodeB] = await Promise.all([
-        startRedisNode(slowLink.url, busChannel),
-        startRedisNode(redis.url, busChannel),
+        startNode(slowLink.url, busChannel),
+        startNode(redis.url, busChannel),
       ]);
       const publisher = (await connectTo(nodeA, "publisher")).client;
       clients.push(publisher);
@@ -350,8 +340,8 @@ redisTest(
     const clients: Client[] = [];
     try {
       [nodeA, nodeB] = await Promise.all([
-        startRedisNode(redis.url, busChannel),
-        startRedisNode(redis.url, busChannel),
+        startNode(redis.url, busChannel),
+        startNode(redis.url, busChannel),
       ]);
       const nodes = [nodeA, nodeB];
       const a1 = (await connectTo(nodeA, "a1")).client;

@@ -6,23 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { connect, rawHandshake, SECRET, token } from "./_helpers.ts";
-import { freePort, type ServerProcess, spawnServer } from "./_process.ts";
-import { redisTest } from "./_redis.ts";
+import type { ServerProcess } from "./_process.ts";
+import { redisTest, startRedisNode } from "./_redis.ts";
 
 function startNode(redisUrl: string, channel: string): Promise<ServerProcess> {
-  const port = freePort();
-  return spawnServer(["run", "-A", "main.ts"], {
-    port,
-    env: {
-      JWT_SECRET: SECRET,
-      HOSTNAME: "127.0.0.1",
-      PORT: String(port),
-      LOG_LEVEL: "error",
-      BUS: "redis",
-      REDIS_URL: redisUrl,
-      BUS_CHANNEL: channel,
-    },
-  });
+  return startRedisNode(redisUrl, channel, { env: { JWT_SECRET: SECRET } });
 }
 
 redisTest("tickets on redis: issued on node A, redeemed once on node B", async (redis) => {
