@@ -15,8 +15,8 @@ interface Link {
   server: Deno.TcpConn;
 }
 
-/** Forwards `127.0.0.1:<port>` to a target port until closed. */
-export class CuttableProxy {
+/** Forwards `127.0.0.1:<port>` to a target port until closed (or disposed). */
+export class CuttableProxy implements AsyncDisposable {
   readonly port: number;
   readonly #target: number;
   readonly #listener: Deno.TcpListener;
@@ -67,6 +67,11 @@ export class CuttableProxy {
     this.cut();
     await this.#accepting;
     await Promise.all(this.#tasks);
+  }
+
+  /** Closes the proxy; see {@linkcode CuttableProxy.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   async #accept(): Promise<void> {

@@ -203,22 +203,18 @@ Deno.test("verified-token cache: hits skip verification, never past exp, failure
 });
 
 Deno.test("over the socket: expired, wrong-key and alg=none tokens get 401", async () => {
-  const ts = await startServer();
-  try {
-    const expired = await new jose.SignJWT({ sub: "a", exp: now() - 100 }).setProtectedHeader({
-      alg: "HS256",
-    })
-      .sign(SECRET_BYTES);
-    const none = `${b64({ alg: "none" })}.${b64({ sub: "a", exp: now() + 100 })}.`;
-    for (const t of [expired, none, (await token("a")).slice(0, -2) + "xx"]) {
-      assert.equal((await rawHandshake(ts.port, `/ws?token=${t}`)).status, 401);
-    }
-    assert.deepEqual(ts.audit.of("auth_failure").map((f) => f.reason), [
-      "expired",
-      "alg_not_allowed",
-      "bad_signature",
-    ]);
-  } finally {
-    await ts.close();
+  await using ts = await startServer();
+  const expired = await new jose.SignJWT({ sub: "a", exp: now() - 100 }).setProtectedHeader({
+    alg: "HS256",
+  })
+    .sign(SECRET_BYTES);
+  const none = `${b64({ alg: "none" })}.${b64({ sub: "a", exp: now() + 100 })}.`;
+  for (const t of [expired, none, (await token("a")).slice(0, -2) + "xx"]) {
+    assert.equal((await rawHandshake(ts.port, `/ws?token=${t}`)).status, 401);
   }
+  assert.deepEqual(ts.audit.of("auth_failure").map((f) => f.reason), [
+    "expired",
+    "alg_not_allowed",
+    "bad_signature",
+  ]);
 });

@@ -57,7 +57,7 @@ async function readAnswer(conn: Deno.TcpConn, ms: number): Promise<string> {
 
 Deno.test("SIGTERM exits within 10 s while authenticated API bodies are unfinished", async () => {
   const secret = "s".repeat(40);
-  const server = await spawnMain({ JWT_SECRET: secret, API_KEY }, { stopTimeoutMs: 20_000 });
+  await using server = await spawnMain({ JWT_SECRET: secret, API_KEY }, { stopTimeoutMs: 20_000 });
   const { port } = server;
   const conns: Deno.TcpConn[] = [];
   try {
@@ -82,39 +82,34 @@ Deno.test("SIGTERM exits within 10 s while authenticated API bodies are unfinish
         // Closed by the test already.
       }
     }
-    await server.stop();
   }
 });
 
 Deno.test("a body slower than BODY_TIMEOUT_MS gets 408 with Connection: close", async () => {
-  const ts = await startServer({ API_KEY, BODY_TIMEOUT_MS: "500" });
-  try {
-    for (const path of ["/api/publish", "/api/revoke"]) {
-      const conn = await stuckRequest(ts.port, path, API_KEY, 100, '{"room"');
-      const started = performance.now();
-      const answer = await readAnswer(conn, 5000);
-      const elapsed = performance.now() - started;
-      assert.match(answer, /^HTTP\/1\.1 408 /, `${path}: ${answer}`);
-      assert.match(answer, /\r\nconnection: close\r\n/i);
-      assert.match(answer, /"code":"request_timeout"/);
-      assert.ok(elapsed >= 400 && elapsed < 3000, `${path} answered after ${elapsed} ms`);
-    }
-    // A trickle that keeps sending still hits the deadline: it bounds the whole body.
-    const trickle = await stuckRequest(ts.port, "/api/publish", API_KEY, 100, "{");
-    const dripping = setInterval(() => trickle.write(encoder.encode(" ")).catch(() => {}), 100);
-    try {
-      assert.match(await readAnswer(trickle, 5000), /^HTTP\/1\.1 408 /);
-    } finally {
-      clearInterval(dripping);
-    }
-    const ok = await fetch(`${ts.httpUrl}/api/publish`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${API_KEY}` },
-      body: JSON.stringify({ room: "r", payload: 1 }),
-    });
-    assert.equal(ok.status, 202, "a body on time is served as before");
-    await ok.body?.cancel();
-  } finally {
-    await ts.close();
+  await using ts = await startServer({ API_KEY, BODY_TIMEOUT_MS: "500" });
+  for (const path of ["/api/publish", "/api/revoke"]) {
+    const conn = await stuckRequest(ts.port, path, API_KEY, 100, '{"room"');
+    const started = performance.now();
+    const answer = await readAnswer(conn, 5000);
+    const elapsed = performance.now() - started;
+    assert.match(answer, /^HTTP\/1\.1 408 /, `${path}: ${answer}`);
+    assert.match(answer, /\r\nconnection: close\r\n/i);
+    assert.match(answer, /"code":"request_timeout"/);
+    assert.ok(elapsed >= 400 && elapsed < 3000, `${path} answered after ${elapsed} ms`);
   }
+  // A trickle that keeps sending still hits the deadline: it bounds the whole body.
+  const trickle = await stuckRequest(ts.port, "/api/publish", API_KEY, 100, "{");
+  const dripping = setInterval(() => trickle.write(encoder.encode(" ")).catch(() => {}), 100);
+  try {
+    assert.match(await readAnswer(trickle, 5000), /^HTTP\/1\.1 408 /);
+  } finally {
+    clearInterval(dripping);
+  }
+  const ok = await fetch(`${ts.httpUrl}/api/publish`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${API_KEY}` },
+    body: JSON.stringify({ room: "r", payload: 1 }),
+  });
+  assert.equal(ok.status, 202, "a body on time is served as before");
+  await ok.body?.cancel();
 });

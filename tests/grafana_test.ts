@@ -102,24 +102,20 @@ Deno.test("the Grafana dashboard only queries metrics that /metrics exports", as
   assert.equal(new Set(ids).size, ids.length, "panel ids are unique");
 
   // Traffic first, so that labelled and histogram series have samples too.
-  const ts = await startServer();
-  try {
-    const a = await connectAs(ts, "a");
-    await join(a, "r");
-    a.send({ type: "message", room: "r", payload: 1 });
-    await a.nextOf("message");
-    await rawHandshake(ts.port, "/ws?token=bad");
-    await a.close();
-    const text = await (await fetch(`${ts.httpUrl}/metrics`)).text();
-    const names = exported(text);
-    for (const { panel, expr } of queries) {
-      const used = metricNames(expr.replace(/^label_values\(([^,]+),.*\)$/, "$1"));
-      assert.ok(used.length > 0, `${panel}: no metric in ${expr}`);
-      for (const name of used) {
-        assert.ok(names.has(name), `${panel}: ${name} is not in /metrics (query: ${expr})`);
-      }
+  await using ts = await startServer();
+  const a = await connectAs(ts, "a");
+  await join(a, "r");
+  a.send({ type: "message", room: "r", payload: 1 });
+  await a.nextOf("message");
+  await rawHandshake(ts.port, "/ws?token=bad");
+  await a.close();
+  const text = await (await fetch(`${ts.httpUrl}/metrics`)).text();
+  const names = exported(text);
+  for (const { panel, expr } of queries) {
+    const used = metricNames(expr.replace(/^label_values\(([^,]+),.*\)$/, "$1"));
+    assert.ok(used.length > 0, `${panel}: no metric in ${expr}`);
+    for (const name of used) {
+      assert.ok(names.has(name), `${panel}: ${name} is not in /metrics (query: ${expr})`);
     }
-  } finally {
-    await ts.close();
   }
 });

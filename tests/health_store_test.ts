@@ -21,19 +21,15 @@ redisTest("healthz: a presence store on Redis that goes down degrades `store`", 
   };
   const config = loadConfig({ JWT_SECRET: SECRET, ...env });
   // Only presence lives on Redis here, so only its health can degrade `store`.
-  const ts = await startServer(env, {
+  await using ts = await startServer(env, {
     presence: () => createPresenceStore(config),
     tickets: new MemoryTicketStore({ ttlMs: 30_000 }),
     revocationStore: new MemoryRevocationStore(),
   });
-  try {
-    await eventually(() => ts.server.health().store.status === "ok", 5000, "store ok");
-    await redis.stop();
-    await eventually(() => ts.server.health().store.status === "degraded", 10_000, "degraded");
-    assert.equal(ts.server.health().status, "degraded");
-    await redis.restart();
-    await eventually(() => ts.server.health().store.status === "ok", 15_000, "healed");
-  } finally {
-    await ts.close();
-  }
+  await eventually(() => ts.server.health().store.status === "ok", 5000, "store ok");
+  await redis.stop();
+  await eventually(() => ts.server.health().store.status === "degraded", 10_000, "degraded");
+  assert.equal(ts.server.health().status, "degraded");
+  await redis.restart();
+  await eventually(() => ts.server.health().store.status === "ok", 15_000, "healed");
 });

@@ -22,6 +22,7 @@ import {
   SECRET,
   startServer,
   token,
+  writePolicy,
 } from "./_helpers.ts";
 import type { ServerProcess } from "./_process.ts";
 import { redisTest, startRedisNode } from "./_redis.ts";
@@ -202,23 +203,18 @@ redisTest(
 redisTest(
   "history on redis: an outage answers unavailable; the retried publish lands once",
   async (redis) => {
-    const dir = await Deno.makeTempDir();
-    const policy = `${dir}/policy.json`;
     // "hist" keeps history, "plain" does not: the outage treats them differently.
-    await Deno.writeTextFile(
-      policy,
-      JSON.stringify({ rooms: [{ room: "hist", history: { size: 100, ttlSec: 600 } }] }),
-    );
+    await using policy = await writePolicy([{ room: "hist", history: { size: 100, ttlSec: 600 } }]);
     const env = {
       BUS: "redis",
       REDIS_URL: redis.url,
       BUS_CHANNEL: `hist-${crypto.randomUUID()}`,
-      ROOM_POLICY: policy,
+      ROOM_POLICY: policy.path,
       API_KEY: "outage-test-api-key-0123456789abcdef",
     };
     const config = loadConfig({ JWT_SECRET: SECRET, ...env });
     const bus = await createBus(config);
-    const ts = await startServer(env, {
+    await using ts = await startServer(env, {
       bus,
       history: () => createHistoryStore(config, { instanceId: bus.instanceId }),
     });
@@ -277,8 +273,6 @@ redisTest(
     } finally {
       await rt.close();
       await reader.close();
-      await ts.close();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 );
@@ -286,7 +280,7 @@ redisTest(
 redisTest(
   "history on redis: a node cut from Redis catches up when it reconnects, with no later message",
   async (redis) => {
-    const proxy = new CuttableProxy(redis.port);
+    await using proxy = new CuttableProxy(redis.port);
     const channel = `hist-${crypto.randomUUID()}`;
     const start = async (url: string) => {
       const env = { BUS: "redis", REDIS_URL: url, BUS_CHANNEL: channel, HISTORY_SIZE: "100" };
@@ -297,8 +291,8 @@ redisTest(
         history: () => createHistoryStore(config, { instanceId: bus.instanceId }),
       });
     };
-    const a = await start(`redis://127.0.0.1:${proxy.port}`);
-    const b = await start(redis.url);
+    await using a = await start(`redis://127.0.0.1:${proxy.port}`);
+    await using b = await start(redis.url);
     const onA = await connectTo({ wsUrl: a.wsUrl } as ServerProcess, "on-a");
     const onB = await connectTo({ wsUrl: b.wsUrl } as ServerProcess, "on-b");
     try {
@@ -325,9 +319,6 @@ redisTest(
     } finally {
       await onA.close();
       await onB.close();
-      await a.close();
-      await b.close();
-      await proxy.close();
     }
   },
 );

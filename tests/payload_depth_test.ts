@@ -46,83 +46,71 @@ Deno.test("parseClientFrame: 64 levels pass, 65 are refused with the limit and t
 });
 
 Deno.test("socket: a 30,000-deep payload is bad_request and reaches no other member", async () => {
-  const ts = await startServer();
-  try {
-    const mallory = await connectAs(ts, "mallory");
-    const bob = await connectAs(ts, "bob");
-    await join(mallory, "r");
-    await join(bob, "r");
-    const deep = await mallory.request({ type: "ping", id: "warm" }).then(() => {
-      mallory.ws.send(frame(30_000, "deep"));
-      return mallory.next((m) => m.id === "deep");
-    });
-    assert.deepEqual(deep, {
-      type: "error",
-      code: "bad_request",
-      message: "payload nests arrays/objects deeper than 64 levels",
-      id: "deep",
-    });
-    mallory.ws.send(frame(65, "65"));
-    assert.equal((await mallory.next((m) => m.id === "65")).code, "bad_request");
-    mallory.ws.send(frame(64, "64"));
-    assert.deepEqual(await mallory.next((m) => m.id === "64"), { type: "ack", id: "64" });
-    const delivered = await bob.nextOf("message");
-    assert.equal(JSON.stringify(delivered.payload), nested(64));
-    await bob.request({ type: "ping", id: "sync" });
-    assert.equal(bob.inbox.filter((m) => m.type === "message").length, 0, "only the 64-deep one");
-    await mallory.close();
-    await bob.close();
-  } finally {
-    await ts.close();
-  }
+  await using ts = await startServer();
+  const mallory = await connectAs(ts, "mallory");
+  const bob = await connectAs(ts, "bob");
+  await join(mallory, "r");
+  await join(bob, "r");
+  const deep = await mallory.request({ type: "ping", id: "warm" }).then(() => {
+    mallory.ws.send(frame(30_000, "deep"));
+    return mallory.next((m) => m.id === "deep");
+  });
+  assert.deepEqual(deep, {
+    type: "error",
+    code: "bad_request",
+    message: "payload nests arrays/objects deeper than 64 levels",
+    id: "deep",
+  });
+  mallory.ws.send(frame(65, "65"));
+  assert.equal((await mallory.next((m) => m.id === "65")).code, "bad_request");
+  mallory.ws.send(frame(64, "64"));
+  assert.deepEqual(await mallory.next((m) => m.id === "64"), { type: "ack", id: "64" });
+  const delivered = await bob.nextOf("message");
+  assert.equal(JSON.stringify(delivered.payload), nested(64));
+  await bob.request({ type: "ping", id: "sync" });
+  assert.equal(bob.inbox.filter((m) => m.type === "message").length, 0, "only the 64-deep one");
+  await mallory.close();
+  await bob.close();
 });
 
 Deno.test("socket: MAX_PAYLOAD_DEPTH sets the limit", async () => {
-  const ts = await startServer({ MAX_PAYLOAD_DEPTH: "2" });
-  try {
-    const a = await connectAs(ts, "a");
-    await join(a, "r");
-    a.ws.send(frame(2, "ok"));
-    assert.equal((await a.next((m) => m.id === "ok")).type, "ack");
-    a.ws.send(frame(3, "no"));
-    const r = await a.next((m) => m.id === "no");
-    assert.equal(r.code, "bad_request");
-    assert.match(String(r.message), /deeper than 2 levels/);
-    await a.close();
-  } finally {
-    await ts.close();
-  }
+  await using ts = await startServer({ MAX_PAYLOAD_DEPTH: "2" });
+  const a = await connectAs(ts, "a");
+  await join(a, "r");
+  a.ws.send(frame(2, "ok"));
+  assert.equal((await a.next((m) => m.id === "ok")).type, "ack");
+  a.ws.send(frame(3, "no"));
+  const r = await a.next((m) => m.id === "no");
+  assert.equal(r.code, "bad_request");
+  assert.match(String(r.message), /deeper than 2 levels/);
+  await a.close();
 });
 
 Deno.test("publish API: deeper than the limit is 400 and reaches no one", async () => {
-  const ts = await startServer({ API_KEY });
-  try {
-    const bob = await connectAs(ts, "bob");
-    await join(bob, "r");
-    const post = async (depth: number) => {
-      const res = await fetch(`${ts.httpUrl}/api/publish`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
-        body: `{"room":"r","payload":${nested(depth)}}`,
-      });
-      return { status: res.status, body: await res.json() };
-    };
-    const deep = await post(30_000);
-    assert.equal(deep.status, 400);
-    assert.deepEqual(deep.body.error, {
-      code: "bad_request",
-      message: "payload: nests arrays/objects deeper than 64 levels",
+  await using ts = await startServer({ API_KEY });
+  const bob = await connectAs(ts, "bob");
+  await join(bob, "r");
+  const post = async (depth: number) => {
+    const res = await fetch(`${ts.httpUrl}/api/publish`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+      body: `{"room":"r","payload":${nested(depth)}}`,
     });
-    assert.equal((await post(65)).status, 400);
-    assert.equal((await post(64)).status, 202);
-    const m = await bob.nextOf("message");
-    assert.equal(JSON.stringify(m.payload), nested(64));
-    await bob.request({ type: "ping", id: "sync" });
-    assert.equal(bob.inbox.filter((x) => x.type === "message").length, 0, "only the 64-deep one");
-    await bob.close();
-  } finally {
-    await ts.close();
-  }
+    return { status: res.status, body: await res.json() };
+  };
+  const deep = await post(30_000);
+  assert.equal(deep.status, 400);
+  assert.deepEqual(deep.body.error, {
+    code: "bad_request",
+    message: "payload: nests arrays/objects deeper than 64 levels",
+  });
+  assert.equal((await post(65)).status, 400);
+  assert.equal((await post(64)).status, 202);
+  const m = await bob.nextOf("message");
+  assert.equal(JSON.stringify(m.payload), nested(64));
+  await bob.request({ type: "ping", id: "sync" });
+  assert.equal(bob.inbox.filter((x) => x.type === "message").length, 0, "only the 64-deep one");
+  await bob.close();
 });
 
 /**
@@ -161,7 +149,7 @@ Deno.test({
   name: "a Python websockets client never receives the deep payload and does not crash",
   ignore: !havePythonWebsockets && Deno.env.get("CI") === undefined,
   async fn() {
-    const ts = await startServer();
+    await using ts = await startServer();
     const python = new Deno.Command(PYTHON, {
       args: ["-c", PYTHON_CLIENT, `${ts.wsUrl}?token=${await token("py")}`],
       stdout: "piped",
@@ -207,7 +195,6 @@ Deno.test({
       await python.status;
       await lines.cancel().catch(() => {});
       await stderr;
-      await ts.close();
     }
   },
 });

@@ -270,7 +270,7 @@ function startParallel(busChannel: string): Promise<ServerProcess> {
 }
 
 Deno.test("parallel: users on two isolates over BroadcastChannel converge to one presence", async () => {
-  const server = await startParallel(`presence-${crypto.randomUUID()}`);
+  await using server = await startParallel(`presence-${crypto.randomUUID()}`);
   const watchers: Watcher[] = [];
   try {
     // Keep connecting until both isolates hold users (see scaling_test.ts).
@@ -302,6 +302,5 @@ Deno.test("parallel: users on two isolates over BroadcastChannel converge to one
     );
   } finally {
     await closeAll(watchers);
-    await server.stop();
   }
 });

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { mintToken } from "../lib/dev.ts";
 import { findOnPath, freePort, spawnMain } from "./_process.ts";
-import { connect } from "./_helpers.ts";
+import { connect, sleep } from "./_helpers.ts";
 
 const CONF = new URL("../examples/proxy/nginx.conf", import.meta.url);
 const nginxPath = findOnPath("nginx") ?? findOnPath("nginx", "/usr/sbin");
@@ -42,17 +42,16 @@ async function startNginx(listen: number, upstream: number) {
       (await Deno.connect({ hostname: "127.0.0.1", port: listen })).close();
       break;
     } catch {
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   }
-  return {
-    async stop() {
-      child.kill("SIGTERM");
-      await child.stderr.cancel();
-      await child.status;
-      await Deno.remove(dir, { recursive: true });
-    },
+  const stop = async () => {
+    child.kill("SIGTERM");
+    await child.stderr.cancel();
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
   };
+  return { stop, [Symbol.asyncDispose]: stop };
 }
 
 Deno.test({
@@ -60,58 +59,53 @@ Deno.test({
   ignore: skip,
 }, async () => {
   const secret = "n".repeat(40);
-  const server = await spawnMain({ JWT_SECRET: secret });
+  await using server = await spawnMain({ JWT_SECRET: secret });
   const { port } = server;
   const listen = freePort();
-  const nginx = await startNginx(listen, port);
+  await using _nginx = await startNginx(listen, port);
+  // Half a request head, then silence: nginx must close it (client_header_timeout 10 s).
+  const half = await Deno.connect({ hostname: "127.0.0.1", port: listen });
+  await half.write(new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
+  const started = performance.now();
+  const buf = new Uint8Array(1024);
+  const timer = setTimeout(() => half.close(), 60_000);
+  let n: number | null = 0;
   try {
-    // Half a request head, then silence: nginx must close it (client_header_timeout 10 s).
-    const half = await Deno.connect({ hostname: "127.0.0.1", port: listen });
-    await half.write(new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
-    const started = performance.now();
-    const buf = new Uint8Array(1024);
-    const timer = setTimeout(() => half.close(), 60_000);
-    let n: number | null = 0;
-    try {
-      while (n !== null) n = await half.read(buf);
-    } catch {
-      // closed by the timer: the assertion below fails
-    } finally {
-      clearTimeout(timer);
-    }
-    const elapsed = performance.now() - started;
-    assert.ok(elapsed < 15_000, `half-request open for ${Math.round(elapsed)} ms`);
-    try {
-      half.close();
-    } catch {
-      // already closed
-    }
-    // A WebSocket still goes through.
-    const jwt = await mintToken(new TextEncoder().encode(secret), { sub: "alice", rooms: ["*"] });
-    const { client, welcome } = await connect(`ws://127.0.0.1:${listen}/ws?token=${jwt}`);
-    assert.equal(welcome.type, "welcome");
-    await client.close();
-    // Past 50 connections from one address, nginx answers 503 itself.
-    const idle: Deno.TcpConn[] = [];
-    try {
-      for (let i = 0; i < 50; i++) {
-        const conn = await Deno.connect({ hostname: "127.0.0.1", port: listen });
-        await conn.write(
-          new TextEncoder().encode(
-            "POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n",
-          ),
-        );
-        idle.push(conn);
-      }
-      await new Promise((r) => setTimeout(r, 300));
-      const over = await fetch(`http://127.0.0.1:${listen}/healthz`);
-      assert.equal(over.status, 503);
-      await over.body?.cancel();
-    } finally {
-      for (const conn of idle) conn.close();
-    }
+    while (n !== null) n = await half.read(buf);
+  } catch {
+    // closed by the timer: the assertion below fails
   } finally {
-    await nginx.stop();
-    await server.stop();
+    clearTimeout(timer);
+  }
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed < 15_000, `half-request open for ${Math.round(elapsed)} ms`);
+  try {
+    half.close();
+  } catch {
+    // already closed
+  }
+  // A WebSocket still goes through.
+  const jwt = await mintToken(new TextEncoder().encode(secret), { sub: "alice", rooms: ["*"] });
+  const { client, welcome } = await connect(`ws://127.0.0.1:${listen}/ws?token=${jwt}`);
+  assert.equal(welcome.type, "welcome");
+  await client.close();
+  // Past 50 connections from one address, nginx answers 503 itself.
+  const idle: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 50; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: listen });
+      await conn.write(
+        new TextEncoder().encode(
+          "POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n",
+        ),
+      );
+      idle.push(conn);
+    }
+    await sleep(300);
+    const over = await fetch(`http://127.0.0.1:${listen}/healthz`);
+    assert.equal(over.status, 503);
+    await over.body?.cancel();
+  } finally {
+    for (const conn of idle) conn.close();
   }
 });

@@ -85,68 +85,56 @@ function assertInOrder(got: Msg[], expected: number): void {
 }
 
 Deno.test("replay pacing (memory): a fast reader recovers 4,000 × 2 KB (8 MB, twice MAX_BUFFERED_BYTES) with no 1008, live messages after", async () => {
-  const ts = await startServer(ENV);
-  try {
-    const epoch = await fill(ts, "big", 4000, 2000);
-    const { got, closed, ms } = await recover(ts, "big", epoch, 4100, 100);
-    console.log(
-      `memory 4000 x 2 KB: ${got.length} messages in ${ms.toFixed(0)} ms, closed ${
-        JSON.stringify(closed)
-      }`,
-    );
-    assert.equal(closed, null, `closed with ${JSON.stringify(closed)}`);
-    assertInOrder(got, 4100);
-    assert.deepEqual(got.slice(4000).map((m) => (m.payload as { live: number }).live), [
-      ...Array(100).keys(),
-    ]);
-    assert.equal(ts.audit.of("slow_consumer").length, 0);
-  } finally {
-    await ts.close();
-  }
+  await using ts = await startServer(ENV);
+  const epoch = await fill(ts, "big", 4000, 2000);
+  const { got, closed, ms } = await recover(ts, "big", epoch, 4100, 100);
+  console.log(
+    `memory 4000 x 2 KB: ${got.length} messages in ${ms.toFixed(0)} ms, closed ${
+      JSON.stringify(closed)
+    }`,
+  );
+  assert.equal(closed, null, `closed with ${JSON.stringify(closed)}`);
+  assertInOrder(got, 4100);
+  assert.deepEqual(got.slice(4000).map((m) => (m.payload as { live: number }).live), [
+    ...Array(100).keys(),
+  ]);
+  assert.equal(ts.audit.of("slow_consumer").length, 0);
 });
 
 Deno.test("replay pacing: a client that does not read during a big replay is still closed with 1008", async () => {
-  const ts = await startServer(ENV);
-  try {
-    const epoch = await fill(ts, "big", 4000, 2000);
-    const conn = await rawWebSocket(ts.port, `/ws?token=${await token("sleepy")}`);
-    await sendRawText(conn, `{"type":"join","room":"big","since":{"offset":0,"epoch":"${epoch}"}}`);
-    // Live traffic keeps coming while the replay waits for the sleeper.
-    const deadline = Date.now() + 20_000;
-    let n = 0;
-    while (Date.now() < deadline && ts.audit.of("slow_consumer").length === 0) {
-      await ts.server.publish("big", { live: n++, pad: "y".repeat(2000) });
-      if (n % 20 === 0) await new Promise((r) => setTimeout(r, 1));
-    }
-    const slow = ts.audit.of("slow_consumer");
-    assert.equal(slow.length, 1, "closed as a slow consumer");
-    console.log(`closed after ${n} live messages with ${slow[0]!.bufferedBytes} bytes unread`);
-    assert.equal(slow[0]!.user, "sleepy");
-    assert.ok(
-      Number(slow[0]!.bufferedBytes) <= 5 * 1024 * 1024 + 64 * 1024,
-      `held at most about MAX_BUFFERED_BYTES: ${slow[0]!.bufferedBytes}`,
-    );
-    await eventually(() => ts.server.stats().connections === 0, 5000, "the sleeper dropped");
-    assert.deepEqual(ts.audit.of("disconnect").map((d) => d.code), [1008]);
-    conn.close();
-  } finally {
-    await ts.close();
+  await using ts = await startServer(ENV);
+  const epoch = await fill(ts, "big", 4000, 2000);
+  const conn = await rawWebSocket(ts.port, `/ws?token=${await token("sleepy")}`);
+  await sendRawText(conn, `{"type":"join","room":"big","since":{"offset":0,"epoch":"${epoch}"}}`);
+  // Live traffic keeps coming while the replay waits for the sleeper.
+  const deadline = Date.now() + 20_000;
+  let n = 0;
+  while (Date.now() < deadline && ts.audit.of("slow_consumer").length === 0) {
+    await ts.server.publish("big", { live: n++, pad: "y".repeat(2000) });
+    if (n % 20 === 0) await new Promise((r) => setTimeout(r, 1));
   }
+  const slow = ts.audit.of("slow_consumer");
+  assert.equal(slow.length, 1, "closed as a slow consumer");
+  console.log(`closed after ${n} live messages with ${slow[0]!.bufferedBytes} bytes unread`);
+  assert.equal(slow[0]!.user, "sleepy");
+  assert.ok(
+    Number(slow[0]!.bufferedBytes) <= 5 * 1024 * 1024 + 64 * 1024,
+    `held at most about MAX_BUFFERED_BYTES: ${slow[0]!.bufferedBytes}`,
+  );
+  await eventually(() => ts.server.stats().connections === 0, 5000, "the sleeper dropped");
+  assert.deepEqual(ts.audit.of("disconnect").map((d) => d.code), [1008]);
+  conn.close();
 });
 
 Deno.test("replay pacing: a client that reads nothing of a replay in a quiet room is closed with 1008", async () => {
-  const ts = await startServer({ ...ENV, HEARTBEAT_MS: "2000" });
-  try {
-    const epoch = await fill(ts, "big", 4000, 2000);
-    const conn = await rawWebSocket(ts.port, `/ws?token=${await token("sleepy")}`);
-    await sendRawText(conn, `{"type":"join","room":"big","since":{"offset":0,"epoch":"${epoch}"}}`);
-    await eventually(() => ts.server.stats().connections === 0, 10_000, "the sleeper dropped");
-    assert.equal(ts.audit.of("slow_consumer").length, 1);
-    assert.deepEqual(ts.audit.of("disconnect").map((d) => d.code), [1008]);
-    conn.close();
-  } finally {
-    await ts.close();
-  }
+  await using ts = await startServer({ ...ENV, HEARTBEAT_MS: "2000" });
+  const epoch = await fill(ts, "big", 4000, 2000);
+  const conn = await rawWebSocket(ts.port, `/ws?token=${await token("sleepy")}`);
+  await sendRawText(conn, `{"type":"join","room":"big","since":{"offset":0,"epoch":"${epoch}"}}`);
+  await eventually(() => ts.server.stats().connections === 0, 10_000, "the sleeper dropped");
+  assert.equal(ts.audit.of("slow_consumer").length, 1);
+  assert.deepEqual(ts.audit.of("disconnect").map((d) => d.code), [1008]);
+  conn.close();
 });
 
 /** An in-process server whose history store (and bus) is Redis. */
@@ -163,41 +151,33 @@ async function startRedisServer(url: string): Promise<TestServer> {
 redisTest(
   "replay pacing (redis): a fast reader recovers 1,000 × 10 KB with no 1008, live messages after",
   async (redis) => {
-    const ts = await startRedisServer(redis.url);
-    try {
-      const epoch = await fill(ts, "ten", 1000, 10_000);
-      const { got, closed, ms } = await recover(ts, "ten", epoch, 1050, 50);
-      console.log(
-        `redis 1000 x 10 KB: ${got.length} messages in ${ms.toFixed(0)} ms, closed ${
-          JSON.stringify(closed)
-        }`,
-      );
-      assert.equal(closed, null, `closed with ${JSON.stringify(closed)}`);
-      assertInOrder(got, 1050);
-      assert.equal(ts.audit.of("slow_consumer").length, 0);
-    } finally {
-      await ts.close();
-    }
+    await using ts = await startRedisServer(redis.url);
+    const epoch = await fill(ts, "ten", 1000, 10_000);
+    const { got, closed, ms } = await recover(ts, "ten", epoch, 1050, 50);
+    console.log(
+      `redis 1000 x 10 KB: ${got.length} messages in ${ms.toFixed(0)} ms, closed ${
+        JSON.stringify(closed)
+      }`,
+    );
+    assert.equal(closed, null, `closed with ${JSON.stringify(closed)}`);
+    assertInOrder(got, 1050);
+    assert.equal(ts.audit.of("slow_consumer").length, 0);
   },
 );
 
 redisTest(
   "replay pacing (redis): a fast reader recovers 4,000 × 2 KB with no 1008, live messages after",
   async (redis) => {
-    const ts = await startRedisServer(redis.url);
-    try {
-      const epoch = await fill(ts, "two", 4000, 2000);
-      const { got, closed, ms } = await recover(ts, "two", epoch, 4050, 50);
-      console.log(
-        `redis 4000 x 2 KB: ${got.length} messages in ${ms.toFixed(0)} ms, closed ${
-          JSON.stringify(closed)
-        }`,
-      );
-      assert.equal(closed, null, `closed with ${JSON.stringify(closed)}`);
-      assertInOrder(got, 4050);
-      assert.equal(ts.audit.of("slow_consumer").length, 0);
-    } finally {
-      await ts.close();
-    }
+    await using ts = await startRedisServer(redis.url);
+    const epoch = await fill(ts, "two", 4000, 2000);
+    const { got, closed, ms } = await recover(ts, "two", epoch, 4050, 50);
+    console.log(
+      `redis 4000 x 2 KB: ${got.length} messages in ${ms.toFixed(0)} ms, closed ${
+        JSON.stringify(closed)
+      }`,
+    );
+    assert.equal(closed, null, `closed with ${JSON.stringify(closed)}`);
+    assertInOrder(got, 4050);
+    assert.equal(ts.audit.of("slow_consumer").length, 0);
   },
 );

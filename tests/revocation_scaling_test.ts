@@ -69,7 +69,7 @@ async function closeAll(clients: Client[]): Promise<void> {
 }
 
 Deno.test("parallel: a revocation taken by one isolate closes the user's sockets on every isolate", async () => {
-  const server = await startParallel();
+  await using server = await startParallel();
   const clients: Client[] = [];
   try {
     // Each new connection goes to one of the isolates: connect until alice
@@ -102,7 +102,6 @@ Deno.test("parallel: a revocation taken by one isolate closes the user's sockets
     for (let i = 0; i < 4; i++) assert.equal(await handshakeStatus(server, old), 401);
   } finally {
     await closeAll(clients);
-    await server.stop();
   }
 });
 

@@ -67,7 +67,7 @@ async function metric(ts: TestServer, line: string): Promise<number> {
 }
 
 Deno.test("revoking a user closes their sockets 4403 and refuses their old tokens everywhere", async () => {
-  const ts = await startServer(ENV);
+  await using ts = await startServer(ENV);
   const clients: Client[] = [];
   try {
     const old1 = await token("alice");
@@ -127,38 +127,33 @@ Deno.test("revoking a user closes their sockets 4403 and refuses their old token
     assert.ok(await metric(ts, 'realtime_auth_failures_total{reason="revoked"}') >= 4);
   } finally {
     await Promise.all(clients.map((c) => c.close()));
-    await ts.close();
   }
 });
 
 Deno.test("a refresh with a revoked token is refused; the connection keeps its own", async () => {
-  const ts = await startServer(ENV);
+  await using ts = await startServer(ENV);
+  const old = await token("alice", { issuedAt: Math.floor(Date.now() / 1000) - 10 });
+  const res = await api(ts, "POST", { userId: "alice" });
+  assert.equal(res.status, 202);
+  assert.equal(res.body.closed, 0);
+  const revokedAt = Date.now();
+  const client = await connectWith(
+    ts,
+    await token("alice", { issuedAt: issuedAfter(revokedAt) }),
+  );
   try {
-    const old = await token("alice", { issuedAt: Math.floor(Date.now() / 1000) - 10 });
-    const res = await api(ts, "POST", { userId: "alice" });
-    assert.equal(res.status, 202);
-    assert.equal(res.body.closed, 0);
-    const revokedAt = Date.now();
-    const client = await connectWith(
-      ts,
-      await token("alice", { issuedAt: issuedAfter(revokedAt) }),
-    );
-    try {
-      const reply = await client.request({ type: "refresh", token: old, id: "r" });
-      assert.equal(reply.type, "error");
-      assert.equal(reply.code, "unauthorized");
-      assert.equal((await client.request({ type: "ping", id: "p" })).type, "pong");
-      assert.equal(ts.audit.of("refresh_failed")[0]?.reason, "revoked");
-    } finally {
-      await client.close();
-    }
+    const reply = await client.request({ type: "refresh", token: old, id: "r" });
+    assert.equal(reply.type, "error");
+    assert.equal(reply.code, "unauthorized");
+    assert.equal((await client.request({ type: "ping", id: "p" })).type, "pong");
+    assert.equal(ts.audit.of("refresh_failed")[0]?.reason, "revoked");
   } finally {
-    await ts.close();
+    await client.close();
   }
 });
 
 Deno.test("revoking a jti closes and refuses that token only", async () => {
-  const ts = await startServer(ENV);
+  await using ts = await startServer(ENV);
   const clients: Client[] = [];
   try {
     const stolen = await token("alice", { jti: "token-1" });
@@ -179,133 +174,114 @@ Deno.test("revoking a jti closes and refuses that token only", async () => {
     assert.equal(ts.audit.of("revoke")[0]?.jti, "token-1");
   } finally {
     await Promise.all(clients.map((c) => c.close()));
-    await ts.close();
   }
 });
 
 Deno.test("GET lists the revocations in force and DELETE lifts them", async () => {
-  const ts = await startServer(ENV);
-  try {
-    const old = await token("alice");
-    const until = Math.floor(Date.now() / 1000) + 600;
-    assert.equal((await api(ts, "POST", { userId: "alice", untilSec: until })).status, 202);
-    assert.equal((await api(ts, "POST", { jti: "t-9", reason: "leaked" })).status, 202);
-    const listed = await api(ts, "GET");
-    assert.equal(listed.status, 200);
-    assert.equal(listed.body.total, 2);
-    const [newest, oldest] = listed.body.revocations as Record<string, unknown>[];
-    assert.deepEqual(
-      { jti: newest?.jti, reason: newest?.reason, by: newest?.by },
-      { jti: "t-9", reason: "leaked", by: "server" },
-    );
-    assert.deepEqual({ userId: oldest?.userId, until: oldest?.until }, {
-      userId: "alice",
-      until: until * 1000,
-    });
-    const one = await api(ts, "GET", undefined, KEY, "?limit=1");
-    assert.deepEqual([(one.body.revocations as unknown[]).length, one.body.total], [1, 2]);
-    assert.equal((await api(ts, "GET", undefined, KEY, "?limit=0")).status, 400);
+  await using ts = await startServer(ENV);
+  const old = await token("alice");
+  const until = Math.floor(Date.now() / 1000) + 600;
+  assert.equal((await api(ts, "POST", { userId: "alice", untilSec: until })).status, 202);
+  assert.equal((await api(ts, "POST", { jti: "t-9", reason: "leaked" })).status, 202);
+  const listed = await api(ts, "GET");
+  assert.equal(listed.status, 200);
+  assert.equal(listed.body.total, 2);
+  const [newest, oldest] = listed.body.revocations as Record<string, unknown>[];
+  assert.deepEqual(
+    { jti: newest?.jti, reason: newest?.reason, by: newest?.by },
+    { jti: "t-9", reason: "leaked", by: "server" },
+  );
+  assert.deepEqual({ userId: oldest?.userId, until: oldest?.until }, {
+    userId: "alice",
+    until: until * 1000,
+  });
+  const one = await api(ts, "GET", undefined, KEY, "?limit=1");
+  assert.deepEqual([(one.body.revocations as unknown[]).length, one.body.total], [1, 2]);
+  assert.equal((await api(ts, "GET", undefined, KEY, "?limit=0")).status, 400);
 
-    const lifted = await api(ts, "DELETE", { userId: "alice", reason: "mistake" });
-    assert.deepEqual(lifted, { status: 200, body: { lifted: true } });
-    const client = await connectWith(ts, old);
-    await client.close();
-    const again = await api(ts, "DELETE", { userId: "alice" });
-    assert.equal(again.status, 404);
-    assert.equal((await api(ts, "GET")).body.total, 1);
-    const [unrevoke] = ts.audit.of("unrevoke");
-    assert.deepEqual({ by: unrevoke?.by, user: unrevoke?.user, reason: unrevoke?.reason }, {
-      by: "server",
-      user: "alice",
-      reason: "mistake",
-    });
-  } finally {
-    await ts.close();
-  }
+  const lifted = await api(ts, "DELETE", { userId: "alice", reason: "mistake" });
+  assert.deepEqual(lifted, { status: 200, body: { lifted: true } });
+  const client = await connectWith(ts, old);
+  await client.close();
+  const again = await api(ts, "DELETE", { userId: "alice" });
+  assert.equal(again.status, 404);
+  assert.equal((await api(ts, "GET")).body.total, 1);
+  const [unrevoke] = ts.audit.of("unrevoke");
+  assert.deepEqual({ by: unrevoke?.by, user: unrevoke?.user, reason: unrevoke?.reason }, {
+    by: "server",
+    user: "alice",
+    reason: "mistake",
+  });
 });
 
 Deno.test("bad bodies get 400 with a message that says what is wrong", async () => {
-  const ts = await startServer(ENV);
-  try {
-    const now = Math.floor(Date.now() / 1000);
-    const cases: [unknown, RegExp][] = [
-      ["not json", /not valid JSON/],
-      [{}, /exactly one of "userId" or "jti"/],
-      [{ userId: "a", jti: "b" }, /exactly one of "userId" or "jti"/],
-      [{ userId: "" }, /^userId: /],
-      [{ userId: 42 }, /^userId: /],
-      [{ jti: "x".repeat(257) }, /^jti: /],
-      [{ userId: "a", reason: "r".repeat(201) }, /^reason: /],
-      [{ userId: "a", untilSec: now - 10 }, /untilSec: must be in the future/],
-      [{ userId: "a", untilSec: now + 400 * 86_400 }, /untilSec: must be at most 366 days/],
-      [{ userId: "a", untilSec: 1.5 }, /^untilSec: /],
-      [{ userId: "a", token: "eyJ..." }, /token/],
-      [[], /^body: /],
-    ];
-    for (const [body, message] of cases) {
-      const res = await api(ts, "POST", body);
-      assert.equal(res.status, 400, JSON.stringify(body));
-      const error = res.body.error as { code: string; message: string };
-      assert.equal(error.code, "bad_request");
-      assert.match(error.message, message, JSON.stringify(body));
-    }
-    assert.equal((await api(ts, "DELETE", { userId: "a", jti: "b" })).status, 400);
-    const big = await api(ts, "POST", JSON.stringify({ userId: "a", reason: "x".repeat(5000) }));
-    assert.equal(big.status, 413);
-    assert.equal((await api(ts, "PUT", { userId: "a" })).status, 405);
-    assert.equal((await api(ts, "GET")).body.total, 0, "nothing was revoked");
-  } finally {
-    await ts.close();
+  await using ts = await startServer(ENV);
+  const now = Math.floor(Date.now() / 1000);
+  const cases: [unknown, RegExp][] = [
+    ["not json", /not valid JSON/],
+    [{}, /exactly one of "userId" or "jti"/],
+    [{ userId: "a", jti: "b" }, /exactly one of "userId" or "jti"/],
+    [{ userId: "" }, /^userId: /],
+    [{ userId: 42 }, /^userId: /],
+    [{ jti: "x".repeat(257) }, /^jti: /],
+    [{ userId: "a", reason: "r".repeat(201) }, /^reason: /],
+    [{ userId: "a", untilSec: now - 10 }, /untilSec: must be in the future/],
+    [{ userId: "a", untilSec: now + 400 * 86_400 }, /untilSec: must be at most 366 days/],
+    [{ userId: "a", untilSec: 1.5 }, /^untilSec: /],
+    [{ userId: "a", token: "eyJ..." }, /token/],
+    [[], /^body: /],
+  ];
+  for (const [body, message] of cases) {
+    const res = await api(ts, "POST", body);
+    assert.equal(res.status, 400, JSON.stringify(body));
+    const error = res.body.error as { code: string; message: string };
+    assert.equal(error.code, "bad_request");
+    assert.match(error.message, message, JSON.stringify(body));
   }
+  assert.equal((await api(ts, "DELETE", { userId: "a", jti: "b" })).status, 400);
+  const big = await api(ts, "POST", JSON.stringify({ userId: "a", reason: "x".repeat(5000) }));
+  assert.equal(big.status, 413);
+  assert.equal((await api(ts, "PUT", { userId: "a" })).status, 405);
+  assert.equal((await api(ts, "GET")).body.total, 0, "nothing was revoked");
 });
 
 Deno.test("the revoke API is authorized as the publish API is", async () => {
-  const ts = await startServer(ENV);
-  const off = await startServer();
-  try {
-    assert.equal((await api(ts, "POST", { userId: "x" }, {})).status, 401);
-    assert.equal(
-      (await api(ts, "POST", { userId: "x" }, { authorization: "Bearer wrong-key" })).status,
-      401,
-    );
-    const user = { authorization: `Bearer ${await token("mallory")}` };
-    assert.equal((await api(ts, "POST", { userId: "x" }, user)).status, 403);
-    assert.equal((await api(ts, "GET", undefined, user)).status, 403);
-    const adminToken = await token("root", { roles: ["admin"] });
-    const admin = { authorization: `Bearer ${adminToken}` };
-    assert.equal((await api(ts, "POST", { userId: "x" }, admin)).status, 202);
-    assert.equal(ts.audit.of("revoke")[0]?.by, "root");
-    // An admin revoking themselves loses the API along with everything else.
-    assert.equal((await api(ts, "POST", { userId: "root" }, admin)).status, 202);
-    assert.equal((await api(ts, "GET", undefined, admin)).status, 401);
-    assert.equal((await api(off, "POST", { userId: "x" })).status, 404);
-  } finally {
-    await ts.close();
-    await off.close();
-  }
+  await using ts = await startServer(ENV);
+  await using off = await startServer();
+  assert.equal((await api(ts, "POST", { userId: "x" }, {})).status, 401);
+  assert.equal(
+    (await api(ts, "POST", { userId: "x" }, { authorization: "Bearer wrong-key" })).status,
+    401,
+  );
+  const user = { authorization: `Bearer ${await token("mallory")}` };
+  assert.equal((await api(ts, "POST", { userId: "x" }, user)).status, 403);
+  assert.equal((await api(ts, "GET", undefined, user)).status, 403);
+  const adminToken = await token("root", { roles: ["admin"] });
+  const admin = { authorization: `Bearer ${adminToken}` };
+  assert.equal((await api(ts, "POST", { userId: "x" }, admin)).status, 202);
+  assert.equal(ts.audit.of("revoke")[0]?.by, "root");
+  // An admin revoking themselves loses the API along with everything else.
+  assert.equal((await api(ts, "POST", { userId: "root" }, admin)).status, 202);
+  assert.equal((await api(ts, "GET", undefined, admin)).status, 401);
+  assert.equal((await api(off, "POST", { userId: "x" })).status, 404);
 });
 
 Deno.test("two instances on one bus: a revocation made on one closes sockets on the other", async () => {
   const hub = new MemoryHub();
   // Per-process stores: nothing is shared but the bus, so only the bus can carry it.
-  const a = await startServer(ENV, { bus: new MemoryBus({ hub }) });
-  const b = await startServer(ENV, { bus: new MemoryBus({ hub }) });
-  try {
-    const old = await token("alice");
-    const client = await connectWith(a, old);
-    const res = await api(b, "POST", { userId: "alice" });
-    assert.deepEqual(res.body.closed, 0, "none of alice's sockets were on B");
-    assert.deepEqual(await client.closed, { code: 4403, reason: "revoked" });
-    assert.equal(await handshakeStatus(a, old), 401);
-    assert.equal((await api(a, "GET")).body.total, 1, "A lists what B revoked");
-    assert.equal((await api(b, "DELETE", { userId: "alice" })).status, 200);
-    await eventually(async () => (await api(a, "GET")).body.total === 0, 2000, "lifted on A");
-    const back = await connectWith(a, old);
-    await back.close();
-  } finally {
-    await a.close();
-    await b.close();
-  }
+  await using a = await startServer(ENV, { bus: new MemoryBus({ hub }) });
+  await using b = await startServer(ENV, { bus: new MemoryBus({ hub }) });
+  const old = await token("alice");
+  const client = await connectWith(a, old);
+  const res = await api(b, "POST", { userId: "alice" });
+  assert.deepEqual(res.body.closed, 0, "none of alice's sockets were on B");
+  assert.deepEqual(await client.closed, { code: 4403, reason: "revoked" });
+  assert.equal(await handshakeStatus(a, old), 401);
+  assert.equal((await api(a, "GET")).body.total, 1, "A lists what B revoked");
+  assert.equal((await api(b, "DELETE", { userId: "alice" })).status, 200);
+  await eventually(async () => (await api(a, "GET")).body.total === 0, 2000, "lifted on A");
+  const back = await connectWith(a, old);
+  await back.close();
 });
 
 Deno.test("an unreachable store answers 503 and changes nothing", async () => {
@@ -313,23 +289,19 @@ Deno.test("an unreachable store answers 503 and changes nothing", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const url = `redis://127.0.0.1:${listener.addr.port}`;
   listener.close();
-  const ts = await startServer(ENV, {
+  await using ts = await startServer(ENV, {
     revocationStore: new RedisRevocationStore({ url, connectTimeoutMs: 500 }),
   });
-  try {
-    const client = await connectWith(ts, await token("alice"));
-    for (const method of ["POST", "DELETE"]) {
-      const res = await api(ts, method, { userId: "alice" });
-      assert.equal(res.status, 503, method);
-      assert.equal((res.body.error as { code: string }).code, "unavailable");
-    }
-    assert.equal((await api(ts, "GET")).body.total, 0);
-    assert.equal((await client.request({ type: "ping", id: "p" })).type, "pong", "still open");
-    assert.equal(ts.audit.of("revoke").length, 0);
-    await client.close();
-  } finally {
-    await ts.close();
+  const client = await connectWith(ts, await token("alice"));
+  for (const method of ["POST", "DELETE"]) {
+    const res = await api(ts, method, { userId: "alice" });
+    assert.equal(res.status, 503, method);
+    assert.equal((res.body.error as { code: string }).code, "unavailable");
   }
+  assert.equal((await api(ts, "GET")).body.total, 0);
+  assert.equal((await client.request({ type: "ping", id: "p" })).type, "pong", "still open");
+  assert.equal(ts.audit.of("revoke").length, 0);
+  await client.close();
 });
 
 /** A fake session for unit tests of {@linkcode Revocations}. */

@@ -202,7 +202,7 @@ async function settle(clients: Client[], ms = 200): Promise<void> {
 }
 
 Deno.test("parallel: clients on different isolates get each other's room messages once", async () => {
-  const server = await startParallel(channel());
+  await using server = await startParallel(channel());
   const clients: Client[] = [];
   try {
     const h = await health(server);
@@ -261,7 +261,6 @@ Deno.test("parallel: clients on different isolates get each other's room message
     assert.equal(status.code, 0, "start:parallel exits 0 on SIGTERM");
   } finally {
     await closeAll(clients);
-    await server.stop();
   }
   await assert.rejects(fetch(`${server.httpUrl}/healthz`), "a server process outlived stop()");
 });
