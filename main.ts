@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ConfigError, loadConfigFromEnv } from "./lib/config.ts";
+import { ConfigError, configErrorLines, loadConfigFromEnv } from "./lib/config.ts";
 import type { Config } from "./lib/config.ts";
 import { createBus } from "./lib/bus/from_config.ts";
 import { createHistoryStore } from "./lib/store/history/from_config.ts";
@@ -27,7 +27,12 @@ function configOrExit(): Config {
   try {
     return loadConfigFromEnv();
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof TypeError) {
+    if (err instanceof ConfigError) {
+      // Every mistake at once, one line each: one restart fixes them all.
+      for (const line of configErrorLines(err)) console.error(line);
+      Deno.exit(1);
+    }
+    if (err instanceof TypeError) {
       console.error(`config error: ${err.message}`);
       Deno.exit(1);
     }
@@ -37,13 +42,13 @@ function configOrExit(): Config {
 
 const config = configOrExit();
 // Before anything opens: a bad certificate or key path stops start-up naming it.
-const tls: TlsMaterial | undefined = config.serveMode
+const tls: TlsMaterial | undefined = config.internal.serveMode
   ? undefined
   : await readTlsFiles(config).catch((err: Error) => {
     console.error(`config error: ${err.message}`);
     return Deno.exit(1);
   });
-await configureLogging(config.log);
+await configureLogging(config.server.log);
 const log = getLogger(["realtime", "server"]);
 let lastUncaughtLog = 0;
 /**
@@ -89,8 +94,9 @@ const server = await createServer({
 
 if (server.devSecret !== undefined) {
   const token = await mintToken(server.devSecret, { sub: "dev-user", rooms: ["*"], ttlSec: 3600 });
-  const local = config.hostname === "0.0.0.0" || config.hostname === "127.0.0.1";
-  const base = `${local ? "localhost" : config.hostname}:${config.port}`;
+  const { hostname, port } = config.server;
+  const local = hostname === "0.0.0.0" || hostname === "127.0.0.1";
+  const base = `${local ? "localhost" : hostname}:${port}`;
   const [http, ws] = tls === undefined ? ["http", "ws"] : ["https", "wss"];
   console.warn(
     [
@@ -112,7 +118,7 @@ if (server.devSecret !== undefined) {
  * serve mode (set by `deno task start:parallel`), so that `deno run` neither
  * warns about it nor binds the port twice.
  */
-const entry: Partial<Deno.ServeDefaultExport> = config.serveMode
+const entry: Partial<Deno.ServeDefaultExport> = config.internal.serveMode
   ? { fetch: (req, info) => server.handler(req, info) }
   : {};
 export default entry;
@@ -150,7 +156,7 @@ async function stop(signal: string, http?: Deno.HttpServer): Promise<void> {
   await flushLogging();
 }
 
-if (config.serveMode) {
+if (config.internal.serveMode) {
   // `deno serve` stops listening on SIGINT/SIGTERM by itself, then waits for
   // the isolate to go idle: without this, the open bus keeps it alive forever
   // and clients never hear 1001.
@@ -159,17 +165,17 @@ if (config.serveMode) {
 } else if (import.meta.main) {
   const warning = plaintextWarning(config);
   // One warning per process: under start:parallel with TLS each worker is its own main.
-  if (warning !== undefined && !config.reusePort) {
+  if (warning !== undefined && !config.internal.reusePort) {
     console.warn(warning);
     log.warning("plain HTTP in production without a trusted proxy: tokens travel in clear");
   }
   let http: Deno.HttpServer;
   try {
     http = Deno.serve({
-      port: config.port,
-      hostname: config.hostname,
+      port: config.server.port,
+      hostname: config.server.hostname,
       // Several workers share the port (start:parallel with TLS; Linux).
-      ...(config.reusePort ? { reusePort: true } : {}),
+      ...(config.internal.reusePort ? { reusePort: true } : {}),
       ...(tls ?? {}),
       onListen({ hostname, port }) {
         log.info("listening", { hostname, port, instanceId: server.instanceId, tls: !!tls });

@@ -13,7 +13,7 @@ import { z } from "zod";
 import type { AuthFailureReason } from "./codes.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
-import type { Config, JwtAlgorithm } from "./config.ts";
+import type { JwtAlgorithm, JwtConfig } from "./config.ts";
 import { ConfigError, isHmacAlgorithm } from "./config.ts";
 import {
   DEFAULT_MAX_PAYLOAD_DEPTH,
@@ -266,19 +266,19 @@ export interface JwtVerifierOptions {
 }
 
 /**
- * Builds the jose-backed verifier from the `jwt` section of the config. Keys
+ * Builds the jose-backed verifier from the `auth.jwt` section of the config. Keys
  * are imported once here; a key that does not fit is a {@linkcode ConfigError}.
  *
  * @example
  * ```ts
  * import { createJwtVerifier } from "./auth.ts";
  * import { loadConfig } from "./config.ts";
- * const { jwt } = loadConfig({ JWT_SECRET: "a-long-random-secret-of-32-chars!!" });
+ * const { auth: { jwt } } = loadConfig({ JWT_SECRET: "a-long-random-secret-of-32-chars!!" });
  * const verifier = await createJwtVerifier(jwt);
  * ```
  */
 export async function createJwtVerifier(
-  jwt: Config["jwt"],
+  jwt: JwtConfig,
   options: JwtVerifierOptions = {},
 ): Promise<TokenVerifier> {
   const {

@@ -12,7 +12,7 @@ import {
   type LogRecord,
   type Sink,
 } from "@logtape/logtape";
-import type { Config } from "./config.ts";
+import type { LogConfig } from "./config.ts";
 
 /** Most lines held while stderr is slow; past it lines are dropped (and counted). */
 const MAX_PENDING_LINES = 10_000;
@@ -21,7 +21,7 @@ const MAX_PENDING_LINES = 10_000;
  * Configures LogTape once per process. Call from the entry point only:
  * libraries and tests leave LogTape unconfigured, which keeps them silent.
  */
-export async function configureLogging(log: Config["log"]): Promise<void> {
+export async function configureLogging(log: LogConfig): Promise<void> {
   await configure({
     reset: true,
     sinks: {

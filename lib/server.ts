@@ -133,7 +133,7 @@ export interface ServerStats {
 
 /** Options for {@linkcode RealtimeServer.shutdown}. */
 export interface ShutdownOptions {
-  /** How long to wait for buffered frames to drain. @default config.shutdownGraceMs */
+  /** How long to wait for buffered frames to drain. @default config.server.shutdownGraceMs */
   graceMs?: number;
 }
 
@@ -233,7 +233,7 @@ async function loadPolicy(path: string | undefined): Promise<RoomPolicy> {
  */
 export async function createServer(options: ServerOptions): Promise<RealtimeServer> {
   const { config, clock = systemClock, audit = logtapeAuditSink(), routes = {} } = options;
-  const devSecret = config.devMode
+  const devSecret = config.server.devMode
     ? options.devSecret ?? crypto.getRandomValues(new Uint8Array(32))
     : undefined;
   const revocations = new Revocations({
@@ -241,20 +241,20 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       ? options.revocationStore()
       : options.revocationStore ?? new MemoryRevocationStore({ clock }),
     clock,
-    syncIntervalMs: config.revocation.syncIntervalMs,
+    syncIntervalMs: config.auth.revocations.syncIntervalMs,
   });
   // Outside any cache: a cached verification never lets a revoked token through.
   const verifier = revocations.guard(
     options.verifier ?? withVerifiedTokenCache(
-      await createJwtVerifier(config.jwt, {
+      await createJwtVerifier(config.auth.jwt, {
         clock,
-        maxInfoDepth: config.maxPayloadDepth,
+        maxInfoDepth: config.limits.maxPayloadDepth,
         ...(devSecret ? { devSecret } : {}),
       }),
       { clock },
     ),
   );
-  const policy = options.policy ?? await loadPolicy(config.roomPolicyPath);
+  const policy = options.policy ?? await loadPolicy(config.auth.roomPolicyPath);
   const bus = options.bus ?? new MemoryBus();
   const defaultHistory = config.history.size > 0
     ? { size: config.history.size, ttlMs: config.history.ttlMs }
@@ -292,7 +292,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
         limitsFor,
         dedupeWindowMs: config.history.dedupeWindowMs,
         // Live frames queued behind a replay are unread data too.
-        maxHeldBytes: config.maxBufferedBytes,
+        maxHeldBytes: config.limits.maxBufferedBytes,
       },
     }),
     onBusError: (err, room) =>
@@ -325,13 +325,13 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     pageBytes: config.history.pageBytes,
   });
   const limiter = new RateLimiter({
-    capacity: config.rateLimit.capacity,
-    refillPerSec: config.rateLimit.refillPerSec,
+    capacity: config.limits.rate.capacity,
+    refillPerSec: config.limits.rate.refillPerSec,
     clock,
   });
   const handshakeLimiter = new RateLimiter({
-    capacity: config.handshakesPerMinutePerIp,
-    refillPerSec: config.handshakesPerMinutePerIp / 60,
+    capacity: config.limits.handshakesPerMinutePerIp,
+    refillPerSec: config.limits.handshakesPerMinutePerIp / 60,
     maxKeys: 100_000,
     clock,
   });
@@ -374,13 +374,13 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     batcher,
     instanceId: bus.instanceId,
     limits: {
-      maxMessageBytes: config.maxMessageBytes,
-      maxPayloadDepth: config.maxPayloadDepth,
-      maxRoomsPerConnection: config.maxRoomsPerConnection,
-      maxBufferedBytes: config.maxBufferedBytes,
-      replayStallMs: config.heartbeatMs,
-      maxViolations: config.rateLimit.maxViolations,
-      expiryWarningMs: config.expiryWarningMs,
+      maxMessageBytes: config.limits.maxMessageBytes,
+      maxPayloadDepth: config.limits.maxPayloadDepth,
+      maxRoomsPerConnection: config.limits.maxRoomsPerConnection,
+      maxBufferedBytes: config.limits.maxBufferedBytes,
+      replayStallMs: config.server.heartbeatMs,
+      maxViolations: config.limits.rate.maxViolations,
+      expiryWarningMs: config.auth.expiryWarningMs,
     },
     onEnd(session) {
       sessions.delete(session);
@@ -416,13 +416,13 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     origin: string | null,
     protocols: readonly string[],
   ): Promise<{ principal: Principal; source: Session["info"]["source"] } | Response> {
-    const credential = findCredential(req, url, config.authCookie, protocols);
+    const credential = findCredential(req, url, config.auth.cookie, protocols);
     if (credential === null || credential.value === "") {
       return authFailed("missing", ip, credential?.source);
     }
     if (
       credential.source === "cookie" &&
-      !cookieOriginAllowed(origin, req.headers.get("host"), config.allowedOrigins)
+      !cookieOriginAllowed(origin, req.headers.get("host"), config.auth.allowedOrigins)
     ) {
       Counters.bump(counters.refusals, 403);
       audit.record("handshake_refused", {
@@ -457,7 +457,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     info: Deno.ServeHandlerInfo<Deno.Addr> | undefined,
   ): Promise<Response> {
     const started = performance.now();
-    const ip = clientAddress(req, info?.remoteAddr, config.trustProxy);
+    const ip = clientAddress(req, info?.remoteAddr, config.server.trustProxy);
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return refused(426, "expected a WebSocket upgrade", ip, { upgrade: "websocket" });
     }
@@ -476,10 +476,10 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     }
     // Every header is read before the upgrade: afterwards Deno answers "Request closed".
     const origin = req.headers.get("origin");
-    if (!originAllowed(origin, req.headers.get("host"), config.allowedOrigins)) {
+    if (!originAllowed(origin, req.headers.get("host"), config.auth.allowedOrigins)) {
       return refused(403, "origin not allowed", ip);
     }
-    if (sessions.size + pendingHandshakes >= config.maxConnections) {
+    if (sessions.size + pendingHandshakes >= config.limits.maxConnections) {
       return refused(503, "connection limit reached", ip, { "retry-after": "5" });
     }
     const protocols = offeredProtocols(req);
@@ -496,11 +496,11 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     // Also covers tickets issued before a revocation and redeemed after it.
     if (revocations.revokes(principal)) return authFailed("revoked", ip, source);
     if (draining) return refused(503, "server is shutting down", ip, { "retry-after": "1" });
-    if (sessions.size >= config.maxConnections) {
+    if (sessions.size >= config.limits.maxConnections) {
       return refused(503, "connection limit reached", ip, { "retry-after": "5" });
     }
     const userConnections = perUser.get(principal.userId) ?? 0;
-    if (userConnections >= config.maxConnectionsPerUser) {
+    if (userConnections >= config.limits.maxConnectionsPerUser) {
       return refused(429, "too many connections for this user", ip, { "retry-after": "5" });
     }
     let upgraded: { socket: WebSocket; response: Response };
@@ -508,7 +508,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       upgraded = Deno.upgradeWebSocket(req, {
         // Chromium drops a connection whose offered subprotocol is not answered.
         ...(protocols.includes(BEARER_PROTOCOL) ? { protocol: BEARER_PROTOCOL } : {}),
-        idleTimeout: Math.max(1, Math.round(config.heartbeatMs / 1000)),
+        idleTimeout: Math.max(1, Math.round(config.server.heartbeatMs / 1000)),
       });
     } catch {
       // Whatever else Deno finds wrong with the handshake: the client's fault, not ours.
@@ -531,7 +531,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
   }
 
   const ticket = ticketRoutes({
-    config,
+    auth: config.auth,
     verifier,
     tickets,
     limiter: handshakeLimiter,
@@ -539,7 +539,8 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     counters,
   });
   const publish = publishApi({
-    config,
+    admin: config.admin,
+    limits: config.limits,
     verifier,
     rooms,
     clock,
@@ -548,7 +549,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     shutdownSignal,
   });
   const adminStats = adminStatsRoute({
-    config,
+    admin: config.admin,
     verifier,
     audit,
     counters,
@@ -566,7 +567,9 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     },
   });
   const revoke = revokeRoute({
-    config,
+    admin: config.admin,
+    revocationTtlMs: config.auth.revocations.ttlMs,
+    limits: config.limits,
     verifier,
     revocations,
     clock,
@@ -575,16 +578,18 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     shutdownSignal,
   });
   const devToken = devTokenRoute(devSecret, clock);
-  const metricsHandler = metricsRoute(metrics, config.metricsToken);
+  const metricsHandler = metricsRoute(metrics, config.admin.metricsToken);
 
   function health(): Health {
     const busHealth = bus.health();
     const storeHealth: StoreHealth = historyStore?.health() ?? { status: "ok", transport: "none" };
     const shared = [tickets.health(), revocations.store.health()];
     if (presenceStore !== undefined) shared.push(presenceStore.health());
-    if (historyStore !== undefined && historyStore.kind === config.store) shared.push(storeHealth);
+    if (historyStore !== undefined && historyStore.kind === config.store.kind) {
+      shared.push(storeHealth);
+    }
     const store = shared.find((h) => h.status !== "ok") ??
-      { status: "ok", transport: config.store };
+      { status: "ok", transport: config.store.kind };
     return {
       status: busHealth.status === "ok" && storeHealth.status === "ok" && store.status === "ok"
         ? "ok"
@@ -613,7 +618,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       }
       if (path === "/healthz" && req.method === "GET") return json(200, publicHealth(health()));
       if (path === "/metrics" && req.method === "GET") return await metricsHandler(req);
-      const ip = clientAddress(req, info?.remoteAddr, config.trustProxy);
+      const ip = clientAddress(req, info?.remoteAddr, config.server.trustProxy);
       if (path === "/ticket") {
         if (req.method === "OPTIONS") return ticket.preflight(req);
         if (req.method !== "POST") {
@@ -678,7 +683,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     }),
     health,
     async shutdown(shutdownOptions = {}) {
-      const { graceMs = config.shutdownGraceMs } = shutdownOptions;
+      const { graceMs = config.server.shutdownGraceMs } = shutdownOptions;
       draining = true;
       shutdownController.abort();
       const open = [...sessions];

@@ -200,7 +200,7 @@ async function adminRoutes(dir: URL): Promise<Record<string, Route>> {
 
 /**
  * Builds the static routes for this config: `/client.js` always, `/` when
- * `config.demo` is set, `/admin` and its assets when `API_KEY` or
+ * `config.server.demo` is set, `/admin` and its assets when `API_KEY` or
  * `ADMIN_ROLE` is set. Reads the files now, once.
  *
  * @example
@@ -210,13 +210,13 @@ async function adminRoutes(dir: URL): Promise<Record<string, Route>> {
  * const server = await createServer({ config, routes: await staticRoutes(config) });
  * ```
  *
- * @param config the server's configuration (`demo`, `apiKey` and `adminRole` are read)
+ * @param config the server's configuration (`server.demo` and `admin` are read)
  * @param options where the files are; for tests
  * @returns path → handler, for `createServer`'s `routes`
  * @throws {TypeError} when a file cannot be read
  */
 export async function staticRoutes(
-  config: Config,
+  config: Pick<Config, "admin" | "server">,
   options: StaticRoutesOptions = {},
 ): Promise<Record<string, Route>> {
   const {
@@ -232,8 +232,8 @@ export async function staticRoutes(
     "x-content-type-options": "nosniff",
   });
   const routes: Record<string, Route> = { "/client.js": serve(client) };
-  if (adminEnabled(config)) Object.assign(routes, await adminRoutes(adminDir));
-  if (!config.demo) return routes;
+  if (adminEnabled(config.admin)) Object.assign(routes, await adminRoutes(adminDir));
+  if (!config.server.demo) return routes;
 
   const html = await readAsset(demoUrl, "demo page");
   const hashes = await inlineScriptHashes(new TextDecoder().decode(html));

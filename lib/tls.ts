@@ -68,9 +68,9 @@ export async function readTlsFiles(config: Pick<Config, "tls">): Promise<TlsMate
  * trusted proxy in front (tokens in clear), or undefined when there is none to give.
  */
 export function plaintextWarning(
-  config: Pick<Config, "plaintextInProduction">,
+  config: { server: Pick<Config["server"], "plaintextInProduction"> },
 ): string | undefined {
-  if (!config.plaintextInProduction) return undefined;
+  if (!config.server.plaintextInProduction) return undefined;
   return [
     "",
     "!!! WARNING: DENO_ENV=production, but this server speaks plain HTTP/ws:// and no proxy is",

@@ -16,7 +16,7 @@
 import { loadConfigFromEnv } from "../lib/config.ts";
 
 const config = loadConfigFromEnv();
-const jobs = config.jobs ?? navigator.hardwareConcurrency;
+const jobs = config.internal.jobs ?? navigator.hardwareConcurrency;
 const main = new URL("../main.ts", import.meta.url);
 for (let i = 0; i < jobs; i++) {
   new Worker(main, { type: "module", name: `isolate-${i}` });

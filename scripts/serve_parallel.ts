@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { ConfigError, loadConfigFromEnv } from "../lib/config.ts";
+import { ConfigError, configErrorLines, loadConfigFromEnv } from "../lib/config.ts";
 import { plaintextWarning, readTlsFiles } from "../lib/tls.ts";
 
 let config;
@@ -16,12 +16,12 @@ try {
   config = loadConfigFromEnv();
 } catch (err) {
   if (err instanceof ConfigError) {
-    console.error(`config error: ${err.message}`);
+    for (const line of configErrorLines(err)) console.error(line);
     Deno.exit(1);
   }
   throw err;
 }
-if (config.devMode) {
+if (config.server.devMode) {
   // Each isolate would invent its own secret: a token from one would fail on the others.
   console.error(
     "config error: JWT_SECRET: start:parallel needs a configured key (dev mode is per isolate)",
@@ -39,10 +39,9 @@ try {
 }
 const main = new URL("../main.ts", import.meta.url).pathname;
 // Deno KV (STORE=kv, BUS=kv) needs the unstable flag, and write access to its file's directory.
-const usesKv = [config.bus.kind, config.store, config.history.store].includes("kv");
-const kvFile = usesKv && config.kv.path !== undefined && config.kv.path !== ":memory:"
-  ? config.kv.path
-  : undefined;
+const usesKv = [config.bus.kind, config.store.kind, config.history.store].includes("kv");
+const kvPath = config.store.kv.path;
+const kvFile = usesKv && kvPath !== undefined && kvPath !== ":memory:" ? kvPath : undefined;
 const kvDir = kvFile === undefined
   ? undefined
   : kvFile.lastIndexOf("/") > 0
@@ -65,9 +64,9 @@ const child = new Deno.Command(Deno.execPath(), {
       "--parallel",
       ...permissions,
       "--port",
-      String(config.port),
+      String(config.server.port),
       "--host",
-      config.hostname,
+      config.server.hostname,
       ...Deno.args,
       main,
     ],

@@ -38,16 +38,16 @@ try {
     Deno.exit(0);
   }
   if (!values.sub) fail("--sub is required");
-  const config = loadConfigFromEnv();
-  if (config.jwt.key.kind !== "secret") {
+  const { jwt } = loadConfigFromEnv().auth;
+  if (jwt.key.kind !== "secret") {
     fail("JWT_SECRET must be set (tokens for public-key setups come from your identity provider)");
   }
-  const alg = config.jwt.algorithms.find((a) => a.startsWith("HS")) as
+  const alg = jwt.algorithms.find((a) => a.startsWith("HS")) as
     | "HS256"
     | "HS384"
     | "HS512"
     | undefined;
-  const token = await mintToken(new TextEncoder().encode(config.jwt.key.secret), {
+  const token = await mintToken(new TextEncoder().encode(jwt.key.secret), {
     sub: values.sub,
     rooms: list(values.rooms),
     roomsReadonly: list(values.readonly),
@@ -55,8 +55,8 @@ try {
     ttlSec: parseDuration(values.ttl),
     alg: alg ?? "HS256",
     ...(values.jti !== undefined ? { jti: values.jti } : {}),
-    ...(config.jwt.issuer !== undefined ? { issuer: config.jwt.issuer } : {}),
-    ...(config.jwt.audience?.[0] !== undefined ? { audience: config.jwt.audience[0] } : {}),
+    ...(jwt.issuer !== undefined ? { issuer: jwt.issuer } : {}),
+    ...(jwt.audience?.[0] !== undefined ? { audience: jwt.audience[0] } : {}),
   });
   console.log(token);
 } catch (err) {

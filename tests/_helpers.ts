@@ -64,7 +64,7 @@ export async function startServer(
   const audit = options.audit instanceof MemoryAuditSink ? options.audit : new MemoryAuditSink();
   const server = await createServer({ audit, ...options, config });
   const http = Deno.serve(
-    { port: config.port, hostname: "127.0.0.1", onListen() {} },
+    { port: config.server.port, hostname: "127.0.0.1", onListen() {} },
     server.handler,
   );
   const port = http.addr.port;

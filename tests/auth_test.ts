@@ -20,7 +20,7 @@ async function reason(verifier: TokenVerifier, t: string): Promise<string> {
 }
 
 function hsVerifier(env: Record<string, string> = {}) {
-  return createJwtVerifier(loadConfig({ JWT_SECRET: SECRET, ...env }).jwt);
+  return createJwtVerifier(loadConfig({ JWT_SECRET: SECRET, ...env }).auth.jwt);
 }
 
 Deno.test("HS256: valid token gives a principal with claims", async () => {
@@ -93,7 +93,7 @@ Deno.test("JWT_REQUIRE_EXP=false accepts tokens without exp", async () => {
 Deno.test("RS256 public key (PEM and JWK); HS/RS algorithm confusion is refused", async () => {
   const { publicKey, privateKey } = await jose.generateKeyPair("RS256", { extractable: true });
   const pem = await jose.exportSPKI(publicKey);
-  const v = await createJwtVerifier(loadConfig({ JWT_PUBLIC_KEY: pem }).jwt);
+  const v = await createJwtVerifier(loadConfig({ JWT_PUBLIC_KEY: pem }).auth.jwt);
   const good = await new jose.SignJWT({ sub: "alice", exp: now() + 60 })
     .setProtectedHeader({ alg: "RS256" }).sign(privateKey);
   assert.equal((await v.verify(good)).userId, "alice");
@@ -103,12 +103,12 @@ Deno.test("RS256 public key (PEM and JWK); HS/RS algorithm confusion is refused"
   assert.equal(await reason(v, forged), "alg_not_allowed");
   const jwk = JSON.stringify(await jose.exportJWK(publicKey));
   const vj = await createJwtVerifier(
-    loadConfig({ JWT_PUBLIC_KEY: jwk, JWT_ALGORITHMS: "RS256" }).jwt,
+    loadConfig({ JWT_PUBLIC_KEY: jwk, JWT_ALGORITHMS: "RS256" }).auth.jwt,
   );
   assert.equal((await vj.verify(good)).userId, "alice");
   // PEMs pasted into env files often carry literal \n.
   const escaped = pem.replaceAll("\n", "\\n");
-  const ve = await createJwtVerifier(loadConfig({ JWT_PUBLIC_KEY: escaped }).jwt);
+  const ve = await createJwtVerifier(loadConfig({ JWT_PUBLIC_KEY: escaped }).auth.jwt);
   assert.equal((await ve.verify(good)).userId, "alice");
 });
 
@@ -116,16 +116,16 @@ Deno.test("key configuration mistakes are ConfigErrors naming the variable", asy
   const { publicKey, privateKey } = await jose.generateKeyPair("ES256", { extractable: true });
   const pem = await jose.exportSPKI(publicKey);
   await assert.rejects(
-    createJwtVerifier(loadConfig({ JWT_PUBLIC_KEY: pem, JWT_ALGORITHMS: "RS256" }).jwt),
+    createJwtVerifier(loadConfig({ JWT_PUBLIC_KEY: pem, JWT_ALGORITHMS: "RS256" }).auth.jwt),
     (e: Error) => e instanceof ConfigError && e.variable === "JWT_PUBLIC_KEY",
   );
   await assert.rejects(
-    createJwtVerifier(loadConfig({ JWT_PUBLIC_KEY: pem, JWT_ALGORITHMS: "ES256,RS256" }).jwt),
+    createJwtVerifier(loadConfig({ JWT_PUBLIC_KEY: pem, JWT_ALGORITHMS: "ES256,RS256" }).auth.jwt),
     (e: Error) => e instanceof ConfigError && e.variable === "JWT_ALGORITHMS",
   );
   const priv = await jose.exportPKCS8(privateKey);
   await assert.rejects(
-    createJwtVerifier(loadConfig({ JWT_PUBLIC_KEY: priv }).jwt),
+    createJwtVerifier(loadConfig({ JWT_PUBLIC_KEY: priv }).auth.jwt),
     /private key/,
   );
   assert.throws(
@@ -156,7 +156,7 @@ Deno.test("JWKS URL: keys fetched by kid, rotation picks up a new key", async ()
   });
   try {
     const v = await createJwtVerifier(
-      loadConfig({ JWT_JWKS_URL: `http://127.0.0.1:${jwks.addr.port}/jwks.json` }).jwt,
+      loadConfig({ JWT_JWKS_URL: `http://127.0.0.1:${jwks.addr.port}/jwks.json` }).auth.jwt,
       { jwksCooldownMs: 0 },
     );
     const sign = (k: CryptoKey, kid: string) =>
@@ -177,7 +177,7 @@ Deno.test("JWKS URL: keys fetched by kid, rotation picks up a new key", async ()
 Deno.test("verified-token cache: hits skip verification, never past exp, failures not cached", async () => {
   const clock = new FakeClock();
   let calls = 0;
-  const inner = await createJwtVerifier(loadConfig({ JWT_SECRET: SECRET }).jwt, { clock });
+  const inner = await createJwtVerifier(loadConfig({ JWT_SECRET: SECRET }).auth.jwt, { clock });
   const counting: TokenVerifier = {
     verify(t) {
       calls++;

@@ -66,7 +66,7 @@ async function startDemo(
   const { port = 0, devSecret, env = {} } = options;
   // Without a JWT key in `env`: dev mode, which turns on the demo and /dev/token.
   const config = loadConfig({ PORT: String(port), HOSTNAME: "127.0.0.1", BUS: "memory", ...env });
-  assert.ok(config.demo);
+  assert.ok(config.server.demo);
   const audit = new MemoryAuditSink();
   const server = await createServer({
     config,

@@ -1,17 +1,17 @@
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig } from "../lib/config.ts";
+import { ConfigError, InternalEnvSchema, loadConfig, OperatorEnvSchema } from "../lib/config.ts";
 import { rawHandshake, SECRET } from "./_helpers.ts";
 
 Deno.test("defaults", () => {
   const c = loadConfig({ JWT_SECRET: SECRET });
-  assert.equal(c.port, 8000);
-  assert.equal(c.devMode, false);
-  assert.deepEqual(c.jwt.algorithms, ["HS256"]);
-  assert.equal(c.rateLimit.capacity, 50);
-  assert.equal(c.rateLimit.refillPerSec, 10);
-  assert.equal(c.maxMessageBytes, 65536);
-  assert.equal(c.maxRoomsPerConnection, 100);
-  assert.equal(c.allowedOrigins, undefined);
+  assert.equal(c.server.port, 8000);
+  assert.equal(c.server.devMode, false);
+  assert.deepEqual(c.auth.jwt.algorithms, ["HS256"]);
+  assert.equal(c.limits.rate.capacity, 50);
+  assert.equal(c.limits.rate.refillPerSec, 10);
+  assert.equal(c.limits.maxMessageBytes, 65536);
+  assert.equal(c.limits.maxRoomsPerConnection, 100);
+  assert.equal(c.auth.allowedOrigins, undefined);
   assert.equal(c.bus.kind, "broadcast");
 });
 
@@ -43,19 +43,75 @@ Deno.test("a bad value throws one line naming the variable", () => {
   }
 });
 
+Deno.test("every mistake is reported at once, one per variable, field and cross-field alike", () => {
+  assert.throws(
+    () =>
+      loadConfig({
+        JWT_SECRET: SECRET,
+        PORT: "eighty",
+        BUS: "redis",
+        STORE: "kv",
+        API_KEY: "short",
+        TLS_KEY_FILE: "/k.pem",
+        JWT_ALGORITHMS: "RS256",
+        // Bad itself, so not also "required when BUS=redis": one line per variable.
+        REDIS_URL: "http://not-redis",
+      }),
+    (e: Error) => {
+      assert.ok(e instanceof ConfigError);
+      assert.deepEqual(
+        e.issues.map((i) => i.variable),
+        ["PORT", "JWT_ALGORITHMS", "API_KEY", "REDIS_URL", "TLS_CERT_FILE"],
+      );
+      assert.equal(e.variable, "PORT");
+      assert.deepEqual(e.message.split("\n"), e.issues.map((i) => `${i.variable}: ${i.message}`));
+      assert.match(e.issues[1]?.message ?? "", /need a public key/);
+      assert.match(e.issues[4]?.message ?? "", /required when TLS_KEY_FILE is set/);
+      return true;
+    },
+  );
+  // A cross-field rule still runs when another variable failed to parse.
+  assert.throws(
+    () => loadConfig({ JWT_SECRET: SECRET, PORT: "x", BUS: "redis" }),
+    (e: Error) =>
+      e instanceof ConfigError &&
+      e.issues.map((i) => `${i.variable}: ${i.message}`).join("|") ===
+        "PORT: must be a whole number|REDIS_URL: is required when BUS=redis",
+  );
+});
+
+Deno.test("the README's variable table lists exactly the operator's variables", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const section = readme.slice(
+    readme.indexOf("## Configuration"),
+    readme.indexOf("## HTTP endpoints"),
+  );
+  const [operatorTable = "", processTable = ""] = section.split("### Process flags");
+  const names = (text: string) => [...text.matchAll(/^\| `([A-Z_]+)`/gm)].map((m) => m[1]).sort();
+  assert.deepEqual(names(operatorTable), Object.keys(OperatorEnvSchema.shape).sort());
+  assert.deepEqual(
+    names(processTable),
+    Object.keys(InternalEnvSchema.shape).filter((n) => n !== "DENO_DEPLOYMENT_ID").sort(),
+  );
+});
+
 Deno.test("empty values fall back to defaults", () => {
-  assert.equal(loadConfig({ JWT_SECRET: SECRET, PORT: "" }).port, 8000);
+  assert.equal(loadConfig({ JWT_SECRET: SECRET, PORT: "" }).server.port, 8000);
 });
 
 Deno.test("dev mode without a key; refused in production and on Deno Deploy", () => {
-  assert.equal(loadConfig({}).devMode, true);
-  assert.equal(loadConfig({}).demo, true);
-  assert.equal(loadConfig({}).hostname, "127.0.0.1", "dev mode listens on loopback");
-  assert.equal(loadConfig({ HOSTNAME: "0.0.0.0" }).hostname, "0.0.0.0", "unless told otherwise");
-  assert.equal(loadConfig({ JWT_SECRET: SECRET }).hostname, "0.0.0.0");
+  assert.equal(loadConfig({}).server.devMode, true);
+  assert.equal(loadConfig({}).server.demo, true);
+  assert.equal(loadConfig({}).server.hostname, "127.0.0.1", "dev mode listens on loopback");
+  assert.equal(
+    loadConfig({ HOSTNAME: "0.0.0.0" }).server.hostname,
+    "0.0.0.0",
+    "unless told otherwise",
+  );
+  assert.equal(loadConfig({ JWT_SECRET: SECRET }).server.hostname, "0.0.0.0");
   assert.throws(() => loadConfig({ DENO_ENV: "production" }), /dev mode refuses/);
   assert.throws(() => loadConfig({ DENO_DEPLOYMENT_ID: "abc" }), /Deno Deploy/);
-  assert.equal(loadConfig({ DENO_ENV: "production", JWT_SECRET: SECRET }).production, true);
+  assert.equal(loadConfig({ DENO_ENV: "production", JWT_SECRET: SECRET }).server.production, true);
 });
 
 const decoder = new TextDecoder();
@@ -89,6 +145,21 @@ Deno.test("main.ts: a bad variable exits 1 with one clear line", async () => {
   const { code, stderr } = await runMain({ PORT: "nope", JWT_SECRET: SECRET });
   assert.equal(code, 1);
   assert.equal(stderr.trim(), "config error: PORT: must be a whole number");
+});
+
+Deno.test("main.ts: three bad variables, three lines, one per variable, exit 1", async () => {
+  const { code, stderr } = await runMain({
+    JWT_SECRET: SECRET,
+    PORT: "nope",
+    API_KEY: "short",
+    BUS: "redis",
+  });
+  assert.equal(code, 1);
+  assert.deepEqual(stderr.trim().split("\n"), [
+    "config error: PORT: must be a whole number",
+    "config error: API_KEY: must be at least 32 characters",
+    "config error: REDIS_URL: is required when BUS=redis",
+  ]);
 });
 
 Deno.test("main.ts: dev mode refuses to start with DENO_ENV=production", async () => {
@@ -161,7 +232,7 @@ Deno.test("deno task token mints a token the server accepts", async () => {
   assert.equal(out.code, 0, decoder.decode(out.stderr));
   const t = decoder.decode(out.stdout).trim();
   const { createJwtVerifier } = await import("../lib/auth.ts");
-  const p = await (await createJwtVerifier(loadConfig({ JWT_SECRET: SECRET }).jwt)).verify(t);
+  const p = await (await createJwtVerifier(loadConfig({ JWT_SECRET: SECRET }).auth.jwt)).verify(t);
   assert.equal(p.userId, "alice");
   assert.deepEqual(p.rooms, ["chat:*"]);
   assert.ok(p.expiresAt! - Date.now() / 1000 <= 600);
@@ -169,11 +240,15 @@ Deno.test("deno task token mints a token the server accepts", async () => {
 
 Deno.test("KV settings: KV_PATH default, BUS=kv needs STORE=kv, drop rate only under DENO_ENV=test", () => {
   const base = { JWT_SECRET: SECRET };
-  assert.equal(loadConfig(base).kv.path, "./data/realtime.kv");
-  assert.equal(loadConfig({ ...base, KV_PATH: ":memory:" }).kv.path, ":memory:");
-  assert.equal(loadConfig({ ...base, DENO_DEPLOYMENT_ID: "x" }).kv.path, undefined, "Deploy's own");
+  assert.equal(loadConfig(base).store.kv.path, "./data/realtime.kv");
+  assert.equal(loadConfig({ ...base, KV_PATH: ":memory:" }).store.kv.path, ":memory:");
+  assert.equal(
+    loadConfig({ ...base, DENO_DEPLOYMENT_ID: "x" }).store.kv.path,
+    undefined,
+    "Deploy's own",
+  );
   const kvBus = loadConfig({ ...base, BUS: "kv" });
-  assert.deepEqual([kvBus.bus.kind, kvBus.store, kvBus.history.store], ["kv", "kv", "kv"]);
+  assert.deepEqual([kvBus.bus.kind, kvBus.store.kind, kvBus.history.store], ["kv", "kv", "kv"]);
   for (
     const [env, variable] of [
       [{ BUS: "kv", STORE: "memory" }, "STORE"],
@@ -189,8 +264,8 @@ Deno.test("KV settings: KV_PATH default, BUS=kv needs STORE=kv, drop rate only u
     );
   }
   assert.equal(
-    loadConfig({ ...base, BUS_TEST_DROP_RATE: "0.3", DENO_ENV: "test" }).bus.testDropRate,
+    loadConfig({ ...base, BUS_TEST_DROP_RATE: "0.3", DENO_ENV: "test" }).internal.busTestDropRate,
     0.3,
   );
-  assert.equal(loadConfig(base).bus.testDropRate, 0);
+  assert.equal(loadConfig(base).internal.busTestDropRate, 0);
 });

@@ -13,6 +13,15 @@ import { MemoryBus } from "./memory.ts";
 import { createRedisBus } from "./redis.ts";
 import type { Bus } from "./types.ts";
 
+/** The parts of the {@linkcode Config} the bus reads. */
+export interface BusSettings {
+  bus: Config["bus"];
+  /** The Redis server or KV database the bus shares with the stores. */
+  store: Pick<Config["store"], "redis" | "kv">;
+  limits: Pick<Config["limits"], "maxMessageBytes">;
+  internal: Pick<Config["internal"], "busTestDropRate">;
+}
+
 /** Room name, sender and timestamp around a payload: what a frame adds to a client message. */
 const FRAME_OVERHEAD_BYTES = 4096;
 
@@ -21,7 +30,7 @@ const FRAME_OVERHEAD_BYTES = 4096;
  * that `MAX_MESSAGE_BYTES` lets through, so that the bus never refuses what
  * the socket accepted.
  */
-export function createBus(config: Config): Promise<Bus> {
+export function createBus(config: BusSettings): Promise<Bus> {
   const log = getLogger(["realtime", "bus"]);
   const onGap = (origin: string, missing: number, room?: string) =>
     log.warn("bus gap: {missing} envelope(s) from {origin} lost", { origin, missing, room });
@@ -29,7 +38,8 @@ export function createBus(config: Config): Promise<Bus> {
     log.error("bus error: {message}", {
       message: err instanceof Error ? err.message : String(err),
     });
-  const fit = (floor: number) => Math.max(floor, config.maxMessageBytes + FRAME_OVERHEAD_BYTES);
+  const fit = (floor: number) =>
+    Math.max(floor, config.limits.maxMessageBytes + FRAME_OVERHEAD_BYTES);
   switch (config.bus.kind) {
     case "memory":
       return Promise.resolve(new MemoryBus());
@@ -40,14 +50,14 @@ export function createBus(config: Config): Promise<Bus> {
           maxEnvelopeBytes: fit(64 * 1024),
           onGap,
           onError,
-          testDropRate: config.bus.testDropRate,
+          testDropRate: config.internal.busTestDropRate,
         }),
       );
     case "kv":
-      return leaseKv(config.kv.path).then((lease) =>
+      return leaseKv(config.store.kv.path).then((lease) =>
         new KvBus({
           kv: lease.kv,
-          prefix: [config.bus.channel],
+          prefix: [config.store.kv.prefix],
           maxEnvelopeBytes: fit(1024 * 1024),
           onGap,
           onError,
@@ -56,8 +66,8 @@ export function createBus(config: Config): Promise<Bus> {
       );
     case "redis":
       return createRedisBus({
-        url: config.bus.redisUrl!,
-        prefix: config.bus.channel,
+        url: config.store.redis!.url,
+        prefix: config.store.redis!.prefix,
         maxEnvelopeBytes: fit(1024 * 1024),
         onGap,
         onError,

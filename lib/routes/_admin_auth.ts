@@ -8,15 +8,15 @@
  */
 import type { AuditSink } from "../audit.ts";
 import type { Principal, TokenVerifier } from "../auth.ts";
-import type { Config } from "../config.ts";
+import type { AdminConfig } from "../config.ts";
 import { apiError, bearer, secretsEqual } from "../http.ts";
 import type { Counters } from "../metrics.ts";
 import { challenge, reasonOf, recordAuthFailure } from "./_auth_failure.ts";
 
 /** What {@linkcode adminAuthorizer} needs. */
 export interface AdminAuthDeps {
-  /** Only `apiKey` and `adminRole` are read. */
-  config: Pick<Config, "apiKey" | "adminRole">;
+  /** Who counts as an operator: `API_KEY`, `ADMIN_ROLE`. */
+  admin: Pick<AdminConfig, "apiKey" | "role">;
   verifier: TokenVerifier;
   audit: AuditSink;
   counters: Counters;
@@ -40,8 +40,8 @@ export type AdminAuthorize = (
 ) => Promise<AdminCaller | Response>;
 
 /** Whether any admin credential is configured; admin routes answer 404 otherwise. */
-export function adminEnabled(config: Pick<Config, "apiKey" | "adminRole">): boolean {
-  return config.apiKey !== undefined || config.adminRole !== undefined;
+export function adminEnabled(admin: Pick<AdminConfig, "apiKey" | "role">): boolean {
+  return admin.apiKey !== undefined || admin.role !== undefined;
 }
 
 /**
@@ -49,13 +49,13 @@ export function adminEnabled(config: Pick<Config, "apiKey" | "adminRole">): bool
  *
  * @example
  * ```ts ignore
- * const authorize = adminAuthorizer({ config, verifier, audit, counters });
+ * const authorize = adminAuthorizer({ admin, verifier, audit, counters });
  * const caller = await authorize(req, ip, "publish_api");
  * if (caller instanceof Response) return caller;
  * ```
  */
 export function adminAuthorizer(deps: AdminAuthDeps): AdminAuthorize {
-  const { config, verifier, audit, counters } = deps;
+  const { admin, verifier, audit, counters } = deps;
   return async (req, ip, source) => {
     const credential = bearer(req);
     if (credential === null) {
@@ -63,11 +63,11 @@ export function adminAuthorizer(deps: AdminAuthDeps): AdminAuthorize {
         "www-authenticate": challenge("missing"),
       });
     }
-    if (config.apiKey !== undefined && secretsEqual(credential, config.apiKey)) {
+    if (admin.apiKey !== undefined && secretsEqual(credential, admin.apiKey)) {
       return { from: "server" };
     }
     // Not a JWT (no dots): it was meant as the API key, and it is wrong.
-    if (config.adminRole === undefined || !credential.includes(".")) {
+    if (admin.role === undefined || !credential.includes(".")) {
       recordAuthFailure(audit, counters, "bad_api_key", ip, source);
       return apiError(401, "unauthorized", "invalid credential", {
         "www-authenticate": challenge("bad_api_key"),
@@ -83,9 +83,9 @@ export function adminAuthorizer(deps: AdminAuthDeps): AdminAuthorize {
         "www-authenticate": challenge(reason),
       });
     }
-    if (!principal.roles.includes(config.adminRole)) {
+    if (!principal.roles.includes(admin.role)) {
       audit.record("deny", { user: principal.userId, ip, source });
-      return apiError(403, "forbidden", `the token lacks the ${config.adminRole} role`);
+      return apiError(403, "forbidden", `the token lacks the ${admin.role} role`);
     }
     return { from: principal.userId };
   };

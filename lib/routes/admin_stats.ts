@@ -21,7 +21,7 @@ export type AdminStatsRouteDeps = AdminAuthDeps & AdminStatsOptions;
 export function adminStatsRoute(
   deps: AdminStatsRouteDeps,
 ): (req: Request, ip: string) => Promise<Response> {
-  const enabled = adminEnabled(deps.config);
+  const enabled = adminEnabled(deps.admin);
   const authorize = adminAuthorizer(deps);
   const source = new AdminStatsSource(deps);
   return async (req, ip) => {

@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { AuditSink } from "../audit.ts";
 import type { TokenVerifier } from "../auth.ts";
 import type { Clock } from "../clock.ts";
-import type { Config } from "../config.ts";
+import type { AdminConfig, LimitsConfig } from "../config.ts";
 import { apiError, bodyErrorResponse, json, readBodyLimited } from "../http.ts";
 import type { Counters } from "../metrics.ts";
 import {
@@ -36,7 +36,10 @@ export const PublishBody = z.strictObject({
 
 /** What the publish API needs. */
 export interface PublishApiDeps {
-  config: Config;
+  /** `API_KEY` and `ADMIN_ROLE`: who may call it. */
+  admin: Pick<AdminConfig, "apiKey" | "role">;
+  /** The body's size, depth and arrival deadline. */
+  limits: Pick<LimitsConfig, "maxMessageBytes" | "maxPayloadDepth" | "bodyTimeoutMs">;
   verifier: TokenVerifier;
   rooms: RoomManager;
   clock: Clock;
@@ -48,30 +51,30 @@ export interface PublishApiDeps {
 
 /** Builds the `POST /api/publish` handler. */
 export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => Promise<Response> {
-  const { config, rooms, clock, audit, counters } = deps;
+  const { admin, limits, rooms, clock, audit, counters } = deps;
   const authorize = adminAuthorizer(deps);
 
   return async (req, ip) => {
-    if (!adminEnabled(config)) {
+    if (!adminEnabled(admin)) {
       return apiError(404, "not_found", "the publish API is disabled: set API_KEY or ADMIN_ROLE");
     }
     const caller = await authorize(req, ip, "publish_api");
     if (caller instanceof Response) return caller;
     let text: string;
     try {
-      text = await readBodyLimited(req, config.maxMessageBytes, {
-        timeoutMs: config.bodyTimeoutMs,
+      text = await readBodyLimited(req, limits.maxMessageBytes, {
+        timeoutMs: limits.bodyTimeoutMs,
         signal: deps.shutdownSignal,
       });
     } catch (err) {
       return bodyErrorResponse(err);
     }
     // The body is one level above the payload.
-    if (jsonDeeperThan(text, config.maxPayloadDepth + 1)) {
+    if (jsonDeeperThan(text, limits.maxPayloadDepth + 1)) {
       return apiError(
         400,
         "bad_request",
-        `payload: nests arrays/objects deeper than ${config.maxPayloadDepth} levels`,
+        `payload: nests arrays/objects deeper than ${limits.maxPayloadDepth} levels`,
       );
     }
     let value: unknown;

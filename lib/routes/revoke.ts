@@ -9,7 +9,7 @@ import { z } from "zod";
 import type { AuditSink } from "../audit.ts";
 import type { TokenVerifier } from "../auth.ts";
 import type { Clock } from "../clock.ts";
-import type { Config } from "../config.ts";
+import type { AdminConfig, LimitsConfig } from "../config.ts";
 import { apiError, bodyErrorResponse, json, readBodyLimited } from "../http.ts";
 import type { Counters } from "../metrics.ts";
 import type { Revocations } from "../revocations.ts";
@@ -48,7 +48,12 @@ export type RevokeBody = z.infer<typeof RevokeBody>;
 
 /** What the revoke routes need. */
 export interface RevokeRouteDeps {
-  config: Config;
+  /** `API_KEY` and `ADMIN_ROLE`: who may call it. */
+  admin: Pick<AdminConfig, "apiKey" | "role">;
+  /** The lifetime of a revocation without `untilSec` (`REVOCATION_TTL_SEC`, in ms). */
+  revocationTtlMs: number;
+  /** The body's arrival deadline. */
+  limits: Pick<LimitsConfig, "bodyTimeoutMs">;
   verifier: TokenVerifier;
   revocations: Revocations;
   clock: Clock;
@@ -74,14 +79,14 @@ function view(r: Revocation): Record<string, string | number> {
 export function revokeRoute(
   deps: RevokeRouteDeps,
 ): (req: Request, ip: string) => Promise<Response> {
-  const { config, revocations, clock, audit } = deps;
+  const { admin, limits, revocations, clock, audit } = deps;
   const authorize = adminAuthorizer(deps);
 
   async function readBody(req: Request): Promise<RevokeBody | Response> {
     let text: string;
     try {
       text = await readBodyLimited(req, MAX_BODY_BYTES, {
-        timeoutMs: config.bodyTimeoutMs,
+        timeoutMs: limits.bodyTimeoutMs,
         signal: deps.shutdownSignal,
       });
     } catch (err) {
@@ -115,9 +120,7 @@ export function revokeRoute(
 
   async function revoke(body: RevokeBody, by: string, ip: string): Promise<Response> {
     const now = clock.now();
-    const until = body.untilSec !== undefined
-      ? body.untilSec * 1000
-      : now + config.revocation.ttlMs;
+    const until = body.untilSec !== undefined ? body.untilSec * 1000 : now + deps.revocationTtlMs;
     if (until <= now) return apiError(400, "bad_request", "untilSec: must be in the future");
     if (until > now + MAX_AHEAD_MS) {
       return apiError(400, "bad_request", "untilSec: must be at most 366 days ahead");
@@ -193,7 +196,7 @@ export function revokeRoute(
         allow: "GET, POST, DELETE",
       });
     }
-    if (!adminEnabled(config)) {
+    if (!adminEnabled(admin)) {
       return apiError(
         404,
         "not_found",

@@ -6,7 +6,7 @@
  */
 import type { AuditSink } from "../audit.ts";
 import type { Principal, TokenVerifier } from "../auth.ts";
-import type { Config } from "../config.ts";
+import type { AuthConfig } from "../config.ts";
 import { MAX_ORIGIN_LENGTH, originAllowed } from "../handshake.ts";
 import { apiError, bearer, json } from "../http.ts";
 import type { Counters } from "../metrics.ts";
@@ -17,7 +17,8 @@ import { challenge, reasonOf, recordAuthFailure } from "./_auth_failure.ts";
 
 /** What the ticket routes need. */
 export interface TicketRouteDeps {
-  config: Config;
+  /** `ALLOWED_ORIGINS` and `TICKET_BIND_ORIGIN`. */
+  auth: Pick<AuthConfig, "allowedOrigins" | "tickets">;
   verifier: TokenVerifier;
   tickets: TicketStore;
   /** The per-IP handshake limiter: a ticket request is a handshake in two steps. */
@@ -34,11 +35,11 @@ export interface TicketRoutes {
 
 /** Builds the `/ticket` handlers. */
 export function ticketRoutes(deps: TicketRouteDeps): TicketRoutes {
-  const { config, verifier, tickets, limiter, audit, counters } = deps;
+  const { auth, verifier, tickets, limiter, audit, counters } = deps;
 
   function corsHeaders(origin: string | null): Record<string, string> {
-    if (origin === null || config.allowedOrigins === undefined) return {};
-    if (!originAllowed(origin, null, config.allowedOrigins)) return {};
+    if (origin === null || auth.allowedOrigins === undefined) return {};
+    if (!originAllowed(origin, null, auth.allowedOrigins)) return {};
     return { "access-control-allow-origin": origin, vary: "Origin" };
   }
 
@@ -51,7 +52,7 @@ export function ticketRoutes(deps: TicketRouteDeps): TicketRoutes {
         return apiError(400, "bad_request", `Origin or Host longer than ${MAX_ORIGIN_LENGTH}`);
       }
       const cors = corsHeaders(origin);
-      if (!originAllowed(origin, host, config.allowedOrigins)) {
+      if (!originAllowed(origin, host, auth.allowedOrigins)) {
         return apiError(403, "forbidden", "origin not allowed");
       }
       const wait = limiter.take(ip);
@@ -82,7 +83,7 @@ export function ticketRoutes(deps: TicketRouteDeps): TicketRoutes {
       }
       let issued;
       try {
-        issued = await tickets.issue(principal, config.ticketBindOrigin ? origin : null);
+        issued = await tickets.issue(principal, auth.tickets.bindOrigin ? origin : null);
       } catch (err) {
         if (!(err instanceof StoreUnavailableError)) throw err;
         return apiError(503, "unavailable", "ticket store unavailable", {

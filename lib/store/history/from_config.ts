@@ -12,6 +12,14 @@ import { MemoryHistoryStore } from "./memory.ts";
 import { createRedisHistoryStore } from "./redis.ts";
 import type { HistoryStore } from "./types.ts";
 
+/** The parts of the {@linkcode Config} a history store reads. */
+export interface HistoryStoreSettings {
+  history: Pick<Config["history"], "store" | "maxBytes">;
+  store: Pick<Config["store"], "redis" | "kv">;
+  /** Whether the store publishes its appends itself depends on the bus. */
+  bus: Pick<Config["bus"], "kind">;
+}
+
 /** Options for {@linkcode createHistoryStore}. */
 export interface CreateHistoryStoreOptions {
   /** This instance's bus id: the origin of envelopes a store publishes itself. */
@@ -31,7 +39,7 @@ export interface CreateHistoryStoreOptions {
  * ```
  */
 export function createHistoryStore(
-  config: Config,
+  config: HistoryStoreSettings,
   options: CreateHistoryStoreOptions,
 ): Promise<HistoryStore> {
   const { clock, instanceId, onError } = options;
@@ -44,13 +52,13 @@ export function createHistoryStore(
         }),
       );
     case "redis": {
-      const url = config.bus.redisUrl;
-      if (url === undefined) {
+      const redis = config.store.redis;
+      if (redis === undefined) {
         return Promise.reject(new TypeError("HISTORY_STORE=redis needs REDIS_URL"));
       }
       return createRedisHistoryStore({
-        url,
-        prefix: config.bus.channel,
+        url: redis.url,
+        prefix: redis.prefix,
         // With the Redis bus the store's script publishes each message itself,
         // on the bus's own channel, so one order reaches every instance.
         ...(config.bus.kind === "redis" ? { publish: { instanceId } } : {}),
@@ -63,14 +71,14 @@ export function createHistoryStore(
 }
 
 async function openKvHistoryStore(
-  config: Config,
+  config: HistoryStoreSettings,
   options: CreateHistoryStoreOptions,
 ): Promise<HistoryStore> {
   const { clock, onError } = options;
-  const lease = await leaseKv(config.kv.path);
+  const lease = await leaseKv(config.store.kv.path);
   return new KvHistoryStore({
     kv: lease.kv,
-    prefix: [config.bus.channel],
+    prefix: [config.store.kv.prefix],
     // With BUS=kv the append is the publication: other isolates' head watches see it.
     publishes: config.bus.kind === "kv",
     onClose: () => lease.release(),

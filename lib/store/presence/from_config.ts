@@ -29,28 +29,28 @@ export interface CreatePresenceStoreOptions {
  * ```
  */
 export function createPresenceStore(
-  config: Config,
+  config: Pick<Config, "presence" | "store">,
   options: CreatePresenceStoreOptions = {},
 ): Promise<PresenceStore> {
   const { clock, onError } = options;
   const ttlMs = config.presence.ttlMs;
-  switch (config.store) {
+  switch (config.store.kind) {
     case "memory":
       return Promise.resolve(
         new MemoryPresenceStore({ ttlMs, ...(clock === undefined ? {} : { clock }) }),
       );
     case "redis":
       return createRedisPresenceStore({
-        url: config.bus.redisUrl!,
-        prefix: config.bus.channel,
+        url: config.store.redis!.url,
+        prefix: config.store.redis!.prefix,
         ttlMs,
         ...(onError === undefined ? {} : { onError }),
       });
     case "kv":
-      return leaseKv(config.kv.path).then((lease) =>
+      return leaseKv(config.store.kv.path).then((lease) =>
         new KvPresenceStore({
           kv: lease.kv,
-          prefix: [config.bus.channel],
+          prefix: [config.store.kv.prefix],
           ttlMs,
           onClose: () => lease.release(),
           ...(onError === undefined ? {} : { onError }),

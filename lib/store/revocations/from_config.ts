@@ -17,19 +17,22 @@ import type { RevocationStore } from "./types.ts";
  *
  * @throws {TypeError} for a backend this build does not have
  */
-export function createRevocationStore(config: Config): RevocationStore {
-  switch (config.store) {
+export function createRevocationStore(config: Pick<Config, "store">): RevocationStore {
+  switch (config.store.kind) {
     case "memory":
       return new MemoryRevocationStore();
     case "redis":
       // REDIS_URL is required by the config whenever STORE=redis.
-      return new RedisRevocationStore({ url: config.bus.redisUrl!, prefix: config.bus.channel });
+      return new RedisRevocationStore({
+        url: config.store.redis!.url,
+        prefix: config.store.redis!.prefix,
+      });
     case "kv": {
       // Opened lazily, like Redis: the handle is leased on first use by the store's promise.
-      const lease = leaseKv(config.kv.path);
+      const lease = leaseKv(config.store.kv.path);
       return new KvRevocationStore({
         kv: lease.then((l) => l.kv),
-        prefix: [config.bus.channel],
+        prefix: [config.store.kv.prefix],
         onClose: () => void lease.then((l) => l.release(), () => {}),
       });
     }

@@ -23,33 +23,33 @@ import type { TicketStore } from "./types.ts";
  * ```
  */
 export async function createTicketStore(
-  config: Config,
+  config: Pick<Config, "store"> & { auth: Pick<Config["auth"], "tickets"> },
   options: { clock?: Clock; onError?: (error: Error) => void } = {},
 ): Promise<TicketStore> {
   const { clock } = options;
-  const ttlMs = config.ticketTtlMs;
-  const maxBytes = config.ticketStoreMaxBytes;
-  if (config.store === "redis") {
+  const ttlMs = config.auth.tickets.ttlMs;
+  const maxBytes = config.auth.tickets.maxBytes;
+  if (config.store.kind === "redis") {
     // Waits (2 s at most) for the first connection, as the bus does; never
     // rejects for an unreachable Redis.
     return await createRedisTicketStore({
-      url: config.bus.redisUrl!,
+      url: config.store.redis!.url,
       ttlMs,
       maxBytes,
-      prefix: config.bus.channel,
+      prefix: config.store.redis!.prefix,
       ...(clock === undefined ? {} : { clock }),
       ...(options.onError === undefined ? {} : { onError: options.onError }),
     });
   }
-  if (config.store !== "kv") {
+  if (config.store.kind !== "kv") {
     return new MemoryTicketStore({ ttlMs, maxBytes, ...(clock === undefined ? {} : { clock }) });
   }
-  const lease = leaseKv(config.kv.path);
+  const lease = leaseKv(config.store.kv.path);
   return new KvTicketStore({
     kv: lease.then((l) => l.kv),
     ttlMs,
     maxBytes,
-    prefix: [config.bus.channel],
+    prefix: [config.store.kv.prefix],
     onClose: () => void lease.then((l) => l.release(), () => {}),
     ...(clock === undefined ? {} : { clock }),
   });
