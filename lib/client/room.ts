@@ -75,3 +75,22 @@ export class JoinedRoom<H> {
     return true;
   }
 }
+
+const ROOM_PATTERN = /^[A-Za-z0-9_\-.:@/]{1,128}$/;
+
+/**
+ * Checks a room name before it is sent.
+ *
+ * @param operation what was attempted, for the message ("join room", "publish")
+ * @param room the name to check
+ * @throws {TypeError} when `room` is not 1–128 of `A-Z a-z 0-9 _ - . : @ /`
+ */
+export function assertRoomName(operation: string, room: string): void {
+  if (typeof room !== "string" || !ROOM_PATTERN.test(room)) {
+    throw new TypeError(
+      `Cannot ${operation}: room must be 1-128 characters of A-Z a-z 0-9 _ - . : @ /, current value is ${
+        JSON.stringify(room)
+      }`,
+    );
+  }
+}
