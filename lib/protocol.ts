@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { ErrorCode } from "./codes.ts";
+import type { PresenceEvent } from "./presence/events.ts";
 
 /** Longest room name, in characters. */
 export const MAX_ROOM_NAME_LENGTH = 128;
@@ -507,4 +508,40 @@ export function withPosition(frame: string, offset: number, epoch: string): stri
 /** Serializes any other server message. */
 export function encode(message: ServerMessage): string {
   return JSON.stringify(message);
+}
+
+/** Frames of presence events already encoded: one event fans out to every listener. */
+const presenceFrames = new WeakMap<PresenceEvent, string>();
+
+/** Encodes a core presence event as `presence_state` or `presence_diff`, once per event. */
+export function encodePresence(event: PresenceEvent): string {
+  let frame = presenceFrames.get(event);
+  if (frame !== undefined) return frame;
+  if (event.kind === "snapshot") {
+    const members: PresenceMember[] = event.entries.map((e) =>
+      e.info === undefined
+        ? { userId: e.userId, connections: e.connections }
+        : { userId: e.userId, info: e.info, connections: e.connections }
+    );
+    frame = encode({
+      type: "presence_state",
+      room: event.room,
+      ...(event.requestId === undefined ? {} : { id: event.requestId }),
+      members,
+      count: event.count,
+      ...(event.truncated ? { truncated: true } : {}),
+    });
+  } else {
+    frame = encode({
+      type: "presence_diff",
+      room: event.room,
+      joins: event.joined.map((j) =>
+        j.info === undefined ? { userId: j.userId } : { userId: j.userId, info: j.info }
+      ),
+      leaves: event.left.map((userId) => ({ userId })),
+      count: event.count,
+    });
+  }
+  presenceFrames.set(event, frame);
+  return frame;
 }

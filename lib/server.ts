@@ -39,7 +39,7 @@ import { apiDedupeKey } from "./dedupe.ts";
 import { MemoryHistoryStore } from "./store/history/memory.ts";
 import type { HistoryStore, StoreHealth } from "./store/history/types.ts";
 import { Session } from "./session.ts";
-import { PRESENCE_KIND, PresenceTracker } from "./presence.ts";
+import { PRESENCE_KIND, PresenceTracker } from "./presence/mod.ts";
 import { MemoryPresenceStore } from "./store/presence/memory.ts";
 import type { PresenceStore } from "./store/presence/types.ts";
 import type { SessionContext } from "./session.ts";

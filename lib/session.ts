@@ -19,6 +19,7 @@ import { type HistoryPage, type HistoryReader, NoHistoryError } from "./history_
 import {
   encode,
   encodeError,
+  encodePresence,
   encodeRoomMessage,
   parseClientFrame,
   utf8Length,
@@ -37,7 +38,7 @@ import type { StreamPosition } from "./store/history/types.ts";
 import { StoreUnavailableError } from "./store/history/types.ts";
 import type { TokenSource } from "./handshake.ts";
 import type { WriteBatcher } from "./write_batcher.ts";
-import type { PresenceTracker } from "./presence.ts";
+import type { PresenceEvent, PresenceTracker } from "./presence/mod.ts";
 
 /** Window over which rate-limit violations are counted towards a 4429 close. */
 export const FLOOD_WINDOW_MS = 10_000;
@@ -202,6 +203,11 @@ export class Session implements Member {
       instanceId: this.#ctx.instanceId,
     }));
     this.#scheduleExpiry();
+  }
+
+  /** Sends a presence event of one of its rooms, as the native protocol's frame. */
+  presence(event: PresenceEvent): void {
+    this.send(encodePresence(event));
   }
 
   /** Sends a frame; a full socket buffer ends the session as a slow consumer. */

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { BroadcastChannelBus } from "../lib/bus/broadcast_channel.ts";
 import { loadConfig } from "../lib/config.ts";
+import { encodePresence } from "../lib/protocol.ts";
 import { RoomPolicy } from "../lib/room_policy.ts";
 import { MemoryPresenceStore } from "../lib/store/presence/memory.ts";
 import {
@@ -50,6 +51,81 @@ function diffs(client: Client): Msg[] {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Every frame `client` receives from now on, as the text on the wire. */
+function rawFrames(client: Client): string[] {
+  const out: string[] = [];
+  client.ws.addEventListener("message", (e) => out.push(...String(e.data).split("\n")));
+  return out;
+}
+
+Deno.test("wire: presence events encode to the frames presence always sent, byte for byte", () => {
+  const info = { name: "B" };
+  assert.equal(
+    encodePresence({
+      kind: "snapshot",
+      room: "r",
+      entries: [{ userId: "a", connections: 2 }, { userId: "b", info, connections: 1 }],
+      count: 2,
+      truncated: false,
+    }),
+    '{"type":"presence_state","room":"r","members":[{"userId":"a","connections":2},' +
+      '{"userId":"b","info":{"name":"B"},"connections":1}],"count":2}',
+  );
+  assert.equal(
+    encodePresence({
+      kind: "snapshot",
+      room: "r",
+      requestId: "q",
+      entries: [{ userId: "a", connections: 1 }],
+      count: 3,
+      truncated: true,
+    }),
+    '{"type":"presence_state","room":"r","id":"q","members":[{"userId":"a","connections":1}],' +
+      '"count":3,"truncated":true}',
+  );
+  assert.equal(
+    encodePresence({
+      kind: "delta",
+      room: "r",
+      joined: [{ userId: "a" }, { userId: "b", info }],
+      left: ["c"],
+      count: 2,
+    }),
+    '{"type":"presence_diff","room":"r","joins":[{"userId":"a"},{"userId":"b","info":{"name":"B"}}],' +
+      '"leaves":[{"userId":"c"}],"count":2}',
+  );
+  assert.equal(
+    encodePresence({ kind: "delta", room: "r", joined: [], left: [], count: 1001 }),
+    '{"type":"presence_diff","room":"r","joins":[],"leaves":[],"count":1001}',
+  );
+});
+
+Deno.test("wire: a member's presence frames over a real socket, byte for byte", async () => {
+  const ts = await startServer(ENV);
+  try {
+    const alice = await connectAs(ts, "alice", { info: { name: "A" } });
+    const raw = rawFrames(alice);
+    await joinPresence(alice, "wire");
+    const bob = await connectAs(ts, "bob");
+    await joinPresence(bob, "wire");
+    await alice.nextOf("presence_diff");
+    await alice.request({ type: "presence", room: "wire", id: "p" });
+    await bob.close();
+    await alice.nextOf("presence_diff");
+    const a = '{"userId":"alice","info":{"name":"A"},"connections":1}';
+    assert.deepEqual(raw.filter((f) => f.includes('"presence_')), [
+      `{"type":"presence_state","room":"wire","members":[${a}],"count":1}`,
+      '{"type":"presence_diff","room":"wire","joins":[{"userId":"bob"}],"leaves":[],"count":2}',
+      `{"type":"presence_state","room":"wire","id":"p","members":[${a},` +
+      '{"userId":"bob","connections":1}],"count":2}',
+      '{"type":"presence_diff","room":"wire","joins":[],"leaves":[{"userId":"bob"}],"count":1}',
+    ]);
+    await alice.close();
+  } finally {
+    await ts.close();
+  }
+});
 
 Deno.test("two tabs of one user are one member with 2 connections; only the last close leaves", async () => {
   await using ts = await startServer(ENV);

@@ -1,7 +1,7 @@
 /**
  * The presence store in this isolate's memory: the truth for one isolate
- * (`BUS=memory`), and the liveness table of the instances heard over the bus
- * otherwise (`shared: false`).
+ * (`BUS=memory`); on another bus (`shared: false`) other instances' users and
+ * liveness come from the bus instead (`lib/presence/gossip.ts`).
  *
  * @module
  */

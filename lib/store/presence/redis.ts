@@ -21,7 +21,13 @@
  * @module
  */
 import { RedisLink } from "../../redis_link.ts";
-import type { PresenceEntry, PresenceStore, RoomEntries, StoreHealth } from "./types.ts";
+import {
+  parseEntry,
+  type PresenceEntry,
+  type PresenceStore,
+  type RoomEntries,
+  type StoreHealth,
+} from "./types.ts";
 
 /** Options for {@linkcode RedisPresenceStore}. */
 export interface RedisPresenceStoreOptions {
@@ -198,7 +204,9 @@ export class RedisPresenceStore implements PresenceStore {
       const flat = reply[i + 1] as string[];
       const users = new Map<string, PresenceEntry>();
       for (let j = 0; j + 1 < flat.length; j += 2) {
-        users.set(flat[j]!, JSON.parse(flat[j + 1]!) as PresenceEntry);
+        // Not ours (or corrupt): skipped rather than failing every read of the room.
+        const entry = parseEntry(flat[j + 1]!);
+        if (entry !== undefined) users.set(flat[j]!, entry);
       }
       out.set(reply[i] as string, users);
     }

@@ -1,7 +1,7 @@
 /**
  * The presence store: which users each instance has in each room, as entries
  * per (room, instance) that live `ttlMs` unless refreshed. The tracker
- * (`lib/presence.ts`) writes its own instance's entries, refreshes them with
+ * (`lib/presence/`) writes its own instance's entries, refreshes them with
  * heartbeats and reads other instances' entries through this interface; it
  * never knows which backend it talks to.
  *
@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { z } from "zod";
 import type { PresenceInfo } from "../../auth.ts";
 import type { StoreHealth } from "../history/types.ts";
 
@@ -32,6 +33,36 @@ export interface PresenceEntry {
   connections: number;
 }
 
+/**
+ * A presence `info` read back from a store or the bus: a JSON object (its
+ * values came out of `JSON.parse`, so they are JSON). Its size was checked
+ * when the token was.
+ */
+export const PresenceInfoSchema = z.custom<PresenceInfo>(
+  (v) => typeof v === "object" && v !== null && !Array.isArray(v),
+  "info must be a JSON object",
+);
+
+/** A {@linkcode PresenceEntry} read back from a store. */
+export const PresenceEntrySchema = z.object({
+  info: PresenceInfoSchema.optional(),
+  connections: z.number().int().positive(),
+});
+
+/** Reads a stored entry's JSON; undefined when it is not one (not written by us). */
+export function parseEntry(text: string): PresenceEntry | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const parsed = PresenceEntrySchema.safeParse(value);
+  if (!parsed.success) return undefined;
+  const { info, connections } = parsed.data;
+  return info === undefined ? { connections } : { info, connections };
+}
+
 /** A room's live entries: instance id → user id → entry. */
 export type RoomEntries = Map<string, Map<string, PresenceEntry>>;
 
@@ -42,8 +73,8 @@ export interface PresenceStore {
   /**
    * True when every instance reads the same entries (Redis, KV): a room's
    * members on other instances come from {@linkcode PresenceStore.list}.
-   * False for a per-isolate store: other instances' members come from their
-   * announcements on the bus, and only liveness is kept here.
+   * False for a per-isolate store: other instances' members and liveness
+   * come from the bus, and only this instance's entries are kept here.
    */
   readonly shared: boolean;
   /** How long an entry or instance lives without a refresh, in milliseconds. */
