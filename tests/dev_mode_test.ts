@@ -71,47 +71,39 @@ Deno.test({
   ignore: lanAddress === undefined,
   async fn() {
     for (const trustProxy of ["1", "0"]) {
-      const server = await devServer({ HOSTNAME: "0.0.0.0", TRUST_PROXY: trustProxy });
-      try {
-        const forged = await rawGet(lanAddress!, server.port, "/dev/token?sub=admin&rooms=*", {
-          host: "localhost",
-          "x-forwarded-for": "127.0.0.1",
-        });
-        assert.match(forged, /^HTTP\/1\.1 404 /, `TRUST_PROXY=${trustProxy}: ${forged}`);
-        assert.doesNotMatch(forged, /"token"/);
-        // The same request from a loopback peer is the demo's own, and works.
-        const local = await rawGet("127.0.0.1", server.port, "/dev/token?sub=alice", {
-          host: "localhost",
-        });
-        assert.match(local, /^HTTP\/1\.1 200 /, local);
-        assert.match(local, /"token"/);
-      } finally {
-        await server.stop();
-      }
+      await using server = await devServer({ HOSTNAME: "0.0.0.0", TRUST_PROXY: trustProxy });
+      const forged = await rawGet(lanAddress!, server.port, "/dev/token?sub=admin&rooms=*", {
+        host: "localhost",
+        "x-forwarded-for": "127.0.0.1",
+      });
+      assert.match(forged, /^HTTP\/1\.1 404 /, `TRUST_PROXY=${trustProxy}: ${forged}`);
+      assert.doesNotMatch(forged, /"token"/);
+      // The same request from a loopback peer is the demo's own, and works.
+      const local = await rawGet("127.0.0.1", server.port, "/dev/token?sub=alice", {
+        host: "localhost",
+      });
+      assert.match(local, /^HTTP\/1\.1 200 /, local);
+      assert.match(local, /"token"/);
     }
   },
 });
 
 Deno.test("dev mode: a loopback peer behind a forwarding proxy gets no token", async () => {
   // A proxy on this machine connects from loopback; what it forwards is not local.
-  const server = await devServer({ HOSTNAME: "127.0.0.1", TRUST_PROXY: "1" });
-  try {
-    for (
-      const header of [
-        { "x-forwarded-for": "203.0.113.9" },
-        { "x-forwarded-for": "127.0.0.1" },
-        { forwarded: "for=203.0.113.9" },
-        { "x-real-ip": "203.0.113.9" },
-      ]
-    ) {
-      const proxied = await rawGet("127.0.0.1", server.port, "/dev/token?sub=admin", {
-        host: "localhost",
-        ...header,
-      });
-      assert.match(proxied, /^HTTP\/1\.1 404 /, JSON.stringify(header));
-    }
-  } finally {
-    await server.stop();
+  await using server = await devServer({ HOSTNAME: "127.0.0.1", TRUST_PROXY: "1" });
+  for (
+    const header of [
+      { "x-forwarded-for": "203.0.113.9" },
+      { "x-forwarded-for": "127.0.0.1" },
+      { forwarded: "for=203.0.113.9" },
+      { "x-real-ip": "203.0.113.9" },
+    ]
+  ) {
+    const proxied = await rawGet("127.0.0.1", server.port, "/dev/token?sub=admin", {
+      host: "localhost",
+      ...header,
+    });
+    assert.match(proxied, /^HTTP\/1\.1 404 /, JSON.stringify(header));
   }
 });
 
@@ -119,8 +111,8 @@ Deno.test({
   name: "dev mode listens on 127.0.0.1 by default, on 0.0.0.0 only when HOSTNAME says so",
   ignore: lanAddress === undefined,
   async fn() {
-    const byDefault = await devServer({ HOSTNAME: "" });
-    try {
+    {
+      await using byDefault = await devServer({ HOSTNAME: "" });
       await eventually(() => /Listening on/.test(byDefault.output()), 5000, "the listening line");
       assert.match(byDefault.output(), /Listening on http:\/\/127\.0\.0\.1:/);
       assert.match(byDefault.output(), /Demo:\s+http:\/\/localhost:\d+\//, "the demo URL");
@@ -129,17 +121,13 @@ Deno.test({
         Deno.errors.ConnectionRefused,
         "not reachable from the network",
       );
-    } finally {
-      await byDefault.stop();
     }
-    const explicit = await devServer({ HOSTNAME: "0.0.0.0" });
-    try {
+    {
+      await using explicit = await devServer({ HOSTNAME: "0.0.0.0" });
       await eventually(() => /Listening on/.test(explicit.output()), 5000, "the listening line");
       assert.match(explicit.output(), /Listening on http:\/\/0\.0\.0\.0:/);
       const conn = await Deno.connect({ hostname: lanAddress!, port: explicit.port });
       conn.close();
-    } finally {
-      await explicit.stop();
     }
   },
 });
