@@ -2,10 +2,12 @@
  * Entry point: read config, build the server, serve.
  *
  * Works two ways:
- * - `deno task start` (`deno run main.ts`): calls `Deno.serve` itself and
- *   shuts down gracefully on SIGINT/SIGTERM.
- * - `deno task start:parallel` (`deno serve --parallel main.ts`, one isolate
- *   per core): `deno serve` uses the default export's `fetch`.
+ * - `deno task start` (`deno run main.ts`): listens itself (lib/edge/listen.ts:
+ *   the node front door, or `Deno.serve` with `HTTP_SERVER=deno`) and shuts
+ *   down gracefully on SIGINT/SIGTERM. `start:parallel` runs the same in one
+ *   worker per core (scripts/_workers.ts), sharing the port.
+ * - `deno serve main.ts` (and `deno serve --parallel` with `HTTP_SERVER=deno`):
+ *   `deno serve` uses the default export's `fetch`.
  *
  * @module
  */
@@ -22,6 +24,7 @@ import { staticRoutes } from "./lib/static_routes.ts";
 import { plaintextWarning, readTlsFiles } from "./lib/tls.ts";
 import type { TlsMaterial } from "./lib/tls.ts";
 import { getLogger } from "@logtape/logtape";
+import { connectionBudget, listen, type Listener } from "./lib/edge/listen.ts";
 
 function configOrExit(): Config {
   try {
@@ -68,9 +71,27 @@ globalThis.addEventListener("unhandledrejection", (event) => {
     reason: reason.slice(0, 200),
   });
 });
+/**
+ * The sockets this isolate may hold, below the process's fd limit (Deno ends
+ * the process when accept meets EMFILE): `MAX_CONNECTIONS` is lowered to fit,
+ * with a warning.
+ */
+const budget = connectionBudget(
+  config.limits.maxConnections,
+  config.internal.reusePort || config.internal.serveMode
+    ? config.internal.jobs ?? navigator.hardwareConcurrency
+    : 1,
+);
+if (budget.clamped) {
+  const message =
+    `MAX_CONNECTIONS=${config.limits.maxConnections} does not fit the open-file limit ` +
+    `(${budget.fdLimit}): this isolate accepts at most ${budget.maxConnections} WebSockets`;
+  if (!config.internal.reusePort) console.warn(`warning: ${message}`);
+  log.warning(message);
+}
 const bus = await createBus(config);
 const server = await createServer({
-  config,
+  config: { ...config, limits: { ...config.limits, maxConnections: budget.maxConnections } },
   bus,
   // Opened only when some room keeps history.
   history: () =>
@@ -125,9 +146,9 @@ export default entry;
 
 /**
  * How long `stop` waits for HTTP requests still in flight once the sockets
- * are closed. `HttpServer.shutdown()` waits for every connection, and one
- * whose client never finishes its request body would hold it forever; the
- * process exits after `stop` all the same.
+ * are closed. A connection whose client never finishes its request body
+ * would hold the listener's shutdown forever; the process exits after `stop`
+ * all the same.
  */
 const HTTP_DRAIN_MS = 2000;
 
@@ -138,15 +159,15 @@ let stopping = false;
  * still arriving are abandoned, in-flight HTTP requests get `HTTP_DRAIN_MS`,
  * the bus and timers are released, logs are flushed.
  */
-async function stop(signal: string, http?: Deno.HttpServer): Promise<void> {
+async function stop(signal: string, listener?: Listener): Promise<void> {
   if (stopping) return;
   stopping = true;
   log.info("shutting down", { signal });
   await server.shutdown();
-  if (http !== undefined) {
+  if (listener !== undefined) {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const drained = await Promise.race([
-      http.shutdown().then(() => true),
+      listener.shutdown().then(() => true),
       new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), HTTP_DRAIN_MS)),
     ]);
     clearTimeout(timer);
@@ -164,36 +185,51 @@ if (config.internal.serveMode) {
   Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));
 } else if (import.meta.main) {
   const warning = plaintextWarning(config);
-  // One warning per process: under start:parallel with TLS each worker is its own main.
+  // One warning per process: under start:parallel each worker is its own main.
   if (warning !== undefined && !config.internal.reusePort) {
     console.warn(warning);
     log.warning("plain HTTP in production without a trusted proxy: tokens travel in clear");
   }
-  let http: Deno.HttpServer;
+  let listener: Listener;
   try {
-    http = Deno.serve({
-      port: config.server.port,
-      hostname: config.server.hostname,
-      // Several workers share the port (start:parallel with TLS; Linux).
-      ...(config.internal.reusePort ? { reusePort: true } : {}),
-      ...(tls ?? {}),
-      onListen({ hostname, port }) {
-        log.info("listening", { hostname, port, instanceId: server.instanceId, tls: !!tls });
-        console.error(
-          `Listening on ${tls ? "https" : "http"}://${hostname}:${port}/ (TLS ${
-            tls ? "on" : "off"
-          })`,
-        );
+    listener = await listen(server.handler, {
+      config: {
+        port: config.server.port,
+        hostname: config.server.hostname,
+        reusePort: config.internal.reusePort,
+        edge: config.server.edge,
       },
-    }, server.handler);
+      tls,
+      budget,
+      maxMessageBytes: config.limits.maxMessageBytes,
+      onListen({ hostname, port }) {
+        log.info("listening", {
+          hostname,
+          port,
+          instanceId: server.instanceId,
+          tls: !!tls,
+          httpServer: config.server.edge.httpServer,
+          wsEngine: config.server.edge.wsEngine,
+          maxSockets: budget.maxSockets,
+        });
+        // One line per process: under start:parallel the workers listen quietly.
+        if (!config.internal.reusePort) {
+          console.error(
+            `Listening on ${tls ? "https" : "http"}://${hostname}:${port}/ (TLS ${
+              tls ? "on" : "off"
+            })`,
+          );
+        }
+      },
+    });
   } catch (err) {
-    // A certificate and key that do not belong together, or a PEM Deno cannot use.
+    // A port in use, a certificate and key that do not belong together, or a PEM the runtime cannot use.
     const what = tls ? "TLS_CERT_FILE/TLS_KEY_FILE" : "PORT";
     console.error(`config error: ${what}: ${(err as Error).message.split("\n")[0]}`);
     await server.close();
     Deno.exit(1);
   }
-  const exit = (signal: string) => void stop(signal, http).then(() => Deno.exit(0));
+  const exit = (signal: string) => void stop(signal, listener).then(() => Deno.exit(0));
   Deno.addSignalListener("SIGINT", () => exit("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => exit("SIGTERM"));
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { exportSPKI, generateKeyPair, SignJWT } from "jose";
+import { type CryptoKey, exportSPKI, generateKeyPair, SignJWT } from "jose";
 
 /** HS256 secret handed to ours as JWT_SECRET (≥ 32 characters, as ours requires). */
 export const BENCH_HS256_SECRET = "bench-only-secret-not-for-production-0123456789";

@@ -11,6 +11,7 @@ import type {
   AuthConfig,
   Config,
   ConfigIssue,
+  EdgeConfig,
   KeySource,
   LimitsConfig,
   ServerConfig,
@@ -19,6 +20,7 @@ import type {
   TlsConfig,
 } from "./config.ts";
 import { DEFAULT_MAX_PAYLOAD_DEPTH } from "./protocol.ts";
+import { HTTP_SERVERS, type HttpServerName, WS_ENGINES } from "./edge/types.ts";
 
 const HS_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
 const ASYMMETRIC_ALGORITHMS = [
@@ -115,6 +117,9 @@ export const OperatorEnvSchema = z.object({
   REVOCATION_SYNC_MS: int(100, 600_000).default(5000),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   BODY_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  HTTP_SERVER: z.enum(HTTP_SERVERS).optional(),
+  WS_ENGINE: z.enum(WS_ENGINES).optional(),
+  HEADERS_TIMEOUT_MS: int(100, 600_000).default(10_000),
   BUS: z.enum(["broadcast", "redis", "memory", "kv"]).default("broadcast"),
   STORE: storeKind.optional(),
   KV_PATH: z.string().min(1).optional(),
@@ -249,6 +254,12 @@ function backendIssues(env: Env): ConfigIssue[] {
       message: "must be kv when BUS=kv",
     });
   }
+  if (httpServerOf(env) === "deno" && env.WS_ENGINE === "ws") {
+    issues.push({
+      variable: "WS_ENGINE",
+      message: "ws needs HTTP_SERVER=node (Deno.serve upgrades to Deno's own socket)",
+    });
+  }
   if (env.BUS_TEST_DROP_RATE !== undefined && env.DENO_ENV !== "test") {
     issues.push({
       variable: "BUS_TEST_DROP_RATE",
@@ -306,6 +317,20 @@ export function parseEnv(raw: Record<string, string | undefined>): ParsedEnv {
 // ---------------------------------------------------------------------------
 // Sections: parsed variables arranged by concern.
 
+/** `HTTP_SERVER`, or its default: `deno` on Deno Deploy (the platform is the front door), else `node`. */
+function httpServerOf(env: Env): HttpServerName {
+  return env.HTTP_SERVER ?? (env.DENO_DEPLOYMENT_ID !== undefined ? "deno" : "node");
+}
+
+function edgeSection(env: Env): EdgeConfig {
+  const httpServer = httpServerOf(env);
+  return {
+    httpServer,
+    wsEngine: httpServer === "deno" ? "deno" : env.WS_ENGINE ?? "ws",
+    headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
+  };
+}
+
 function serverSection(env: Env, devMode: boolean, tls: TlsConfig | undefined): ServerConfig {
   return {
     port: env.PORT,
@@ -318,6 +343,7 @@ function serverSection(env: Env, devMode: boolean, tls: TlsConfig | undefined): 
       tls === undefined && !env.TRUST_PROXY,
     heartbeatMs: env.HEARTBEAT_MS,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    edge: edgeSection(env),
     log: { level: env.LOG_LEVEL, format: env.LOG_FORMAT },
   };
 }

@@ -14,6 +14,7 @@
  * @module
  */
 import type { JwtAlgorithm } from "./_config_env.ts";
+import type { HttpServerName, WsEngineName } from "./edge/types.ts";
 import { parseEnv, toConfig } from "./_config_env.ts";
 
 export {
@@ -86,8 +87,27 @@ export interface ServerConfig {
   heartbeatMs: number;
   /** `SHUTDOWN_GRACE_MS`: how long shutdown waits for buffered frames. */
   shutdownGraceMs: number;
+  /** How main.ts listens: `HTTP_SERVER`, `WS_ENGINE`, `HEADERS_TIMEOUT_MS`. */
+  edge: EdgeConfig;
   /** `LOG_LEVEL` and `LOG_FORMAT`. */
   log: LogConfig;
+}
+
+/** The listener (`server.edge`, lib/edge/). */
+export interface EdgeConfig {
+  /**
+   * `HTTP_SERVER`: `node` (default), the front door that caps sockets below
+   * the fd limit and times out request heads; `deno` (default on Deno
+   * Deploy): `Deno.serve`, for behind a platform's proxy.
+   */
+  httpServer: HttpServerName;
+  /**
+   * `WS_ENGINE`: `ws` (default with `node`) bounds every incoming message as
+   * a whole; `deno` (always with `HTTP_SERVER=deno`) is Deno's own socket.
+   */
+  wsEngine: WsEngineName;
+  /** `HEADERS_TIMEOUT_MS`: time to send a whole request head; also the keep-alive idle time. */
+  headersTimeoutMs: number;
 }
 
 /** Logging settings (`server.log`). */

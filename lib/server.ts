@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { denoUpgrade, type Upgraded, type Upgrader } from "./edge/types.ts";
 import type { AuditSink } from "./audit.ts";
 import { logtapeAuditSink } from "./audit.ts";
 import type { Principal, TokenVerifier } from "./auth.ts";
@@ -139,8 +140,15 @@ export interface ShutdownOptions {
 
 /** A running server: a fetch handler plus lifecycle. */
 export interface RealtimeServer {
-  /** The fetch handler for `Deno.serve`. */
-  handler(req: Request, info?: Deno.ServeHandlerInfo<Deno.Addr>): Promise<Response>;
+  /**
+   * The fetch handler for `Deno.serve`; a front door that owns the socket
+   * (lib/edge/node_server.ts) passes its own `upgrade`.
+   */
+  handler(
+    req: Request,
+    info?: Deno.ServeHandlerInfo<Deno.Addr>,
+    upgrade?: Upgrader,
+  ): Promise<Response>;
   /** This isolate's id (also in `welcome`). */
   readonly instanceId: string;
   /** Dev mode's secret, when in dev mode (to mint tokens on the console). */
@@ -455,6 +463,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     req: Request,
     url: URL,
     info: Deno.ServeHandlerInfo<Deno.Addr> | undefined,
+    upgrade: Upgrader,
   ): Promise<Response> {
     const started = performance.now();
     const ip = clientAddress(req, info?.remoteAddr, config.server.trustProxy);
@@ -503,12 +512,12 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     if (userConnections >= config.limits.maxConnectionsPerUser) {
       return refused(429, "too many connections for this user", ip, { "retry-after": "5" });
     }
-    let upgraded: { socket: WebSocket; response: Response };
+    let upgraded: Upgraded;
     try {
-      upgraded = Deno.upgradeWebSocket(req, {
+      upgraded = upgrade(req, {
         // Chromium drops a connection whose offered subprotocol is not answered.
         ...(protocols.includes(BEARER_PROTOCOL) ? { protocol: BEARER_PROTOCOL } : {}),
-        idleTimeout: Math.max(1, Math.round(config.server.heartbeatMs / 1000)),
+        idleTimeoutSec: Math.max(1, Math.round(config.server.heartbeatMs / 1000)),
       });
     } catch {
       // Whatever else Deno finds wrong with the handshake: the client's fault, not ours.
@@ -608,13 +617,14 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
   async function handler(
     req: Request,
     info?: Deno.ServeHandlerInfo<Deno.Addr>,
+    upgrade: Upgrader = denoUpgrade,
   ): Promise<Response> {
     const url = new URL(req.url);
     const path = url.pathname;
     try {
       if (path === "/ws") {
         if (req.method !== "GET") return refuse(405, "use GET", { allow: "GET" });
-        return await handshake(req, url, info);
+        return await handshake(req, url, info, upgrade);
       }
       if (path === "/healthz" && req.method === "GET") return json(200, publicHealth(health()));
       if (path === "/metrics" && req.method === "GET") return await metricsHandler(req);

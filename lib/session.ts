@@ -7,6 +7,7 @@
  * @module
  */
 import type { AuditSink } from "./audit.ts";
+import type { WebSocketLike } from "./edge/types.ts";
 import type { Principal, TokenVerifier } from "./auth.ts";
 import { AuthError } from "./auth.ts";
 import type { Clock, TimerId } from "./clock.ts";
@@ -116,7 +117,7 @@ export class Session implements Member {
   /** Random id, sent in `welcome`. */
   readonly id: string = crypto.randomUUID();
   readonly #ctx: SessionContext;
-  readonly #ws: WebSocket;
+  readonly #ws: WebSocketLike;
   readonly info: SessionInfo;
   readonly openedAt: number;
   #principal: Principal;
@@ -144,7 +145,7 @@ export class Session implements Member {
    * @param principal who the token names
    * @param info handshake facts
    */
-  constructor(ctx: SessionContext, ws: WebSocket, principal: Principal, info: SessionInfo) {
+  constructor(ctx: SessionContext, ws: WebSocketLike, principal: Principal, info: SessionInfo) {
     this.#ctx = ctx;
     this.#ws = ws;
     this.#principal = principal;
@@ -156,6 +157,8 @@ export class Session implements Member {
     ws.onmessage = (event) => this.#receive(event.data);
     ws.onclose = (event) => this.#end(event.code, event.reason, "client");
     ws.onerror = () => this.#end(CloseCode.InternalError, "socket error", "error");
+    // The `ws` engine refuses a message over the limit as a whole, before it arrives.
+    ws.onoversize = () => this.#tooBig(undefined);
   }
 
   /** Who the connection is, as of its latest token (replaced by `refresh`). */
@@ -334,12 +337,13 @@ export class Session implements Member {
     this.#handle(parsed.message);
   }
 
-  #tooBig(size: number): void {
+  /** @param size the message's bytes, when it arrived whole */
+  #tooBig(size: number | undefined): void {
     this.#ctx.counters.framesTooBig++;
     this.#ctx.audit.record("frame_too_big", {
       user: this.userId,
       connection: this.id,
-      bytes: size,
+      bytes: size ?? null,
     });
     this.close(CloseCode.MessageTooBig, `message over ${this.#ctx.limits.maxMessageBytes} bytes`);
   }

@@ -1,10 +1,11 @@
 /**
- * `deno task start:parallel`: runs main.ts under `deno serve --parallel` (one
- * isolate per core, same port) with the same environment configuration as
- * `deno task start`, PORT and HOSTNAME included. With `TLS_CERT_FILE` and
- * `TLS_KEY_FILE`, which `deno serve` cannot take, it runs
- * scripts/_tls_workers.ts instead: the same isolates as workers of one
- * process, each serving HTTPS on the shared port.
+ * `deno task start:parallel`: one isolate per core on the same port, with the
+ * same environment configuration as `deno task start`, PORT and HOSTNAME
+ * included. By default (and always with `TLS_CERT_FILE`/`TLS_KEY_FILE`) it
+ * runs scripts/_workers.ts: one worker per core in one process, each
+ * running main.ts with the node front door on the shared port. With
+ * `HTTP_SERVER=deno` and no TLS it runs main.ts under `deno serve
+ * --parallel` instead.
  *
  * @module
  */
@@ -54,10 +55,13 @@ const permissions = [
   "--allow-env",
   "--allow-read",
 ];
-const workers = new URL("./_tls_workers.ts", import.meta.url).pathname;
+const workers = new URL("./_workers.ts", import.meta.url).pathname;
+// `deno serve` listens with Deno.serve and cannot take a certificate: the
+// node front door, and TLS, run as workers of one process instead.
+const asWorkers = config.server.edge.httpServer === "node" || config.tls !== undefined;
 const child = new Deno.Command(Deno.execPath(), {
-  args: config.tls !== undefined
-    // Deno.serve's reusePort is still unstable.
+  args: asWorkers
+    // Deno.serve's reusePort is still unstable (HTTP_SERVER=deno with TLS).
     ? ["run", "--unstable-net", ...permissions, ...Deno.args, workers]
     : [
       "serve",
@@ -70,7 +74,7 @@ const child = new Deno.Command(Deno.execPath(), {
       ...Deno.args,
       main,
     ],
-  env: config.tls !== undefined ? { REALTIME_REUSE_PORT: "1" } : { REALTIME_SERVE_MODE: "1" },
+  env: asWorkers ? { REALTIME_REUSE_PORT: "1" } : { REALTIME_SERVE_MODE: "1" },
   stdin: "inherit",
   stdout: "inherit",
   stderr: "inherit",

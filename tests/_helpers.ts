@@ -14,6 +14,7 @@ import type { MintOptions } from "../lib/dev.ts";
 import type { RoomRule } from "../lib/room_policy.ts";
 import type { RealtimeServer, ServerOptions } from "../lib/server.ts";
 import { createServer } from "../lib/server.ts";
+import { connectionBudget, listen } from "../lib/edge/listen.ts";
 
 /** The HS256 secret of test servers. */
 export const SECRET = "test-secret-that-is-long-enough-0123456789";
@@ -63,10 +64,14 @@ export async function startServer(
   });
   const audit = options.audit instanceof MemoryAuditSink ? options.audit : new MemoryAuditSink();
   const server = await createServer({ audit, ...options, config });
-  const http = Deno.serve(
-    { port: config.server.port, hostname: "127.0.0.1", onListen() {} },
-    server.handler,
-  );
+  // The listener main.ts opens (HTTP_SERVER, WS_ENGINE), so tests run the real front door.
+  const http = await listen(server.handler, {
+    config: { port: 0, hostname: "127.0.0.1", reusePort: false, edge: config.server.edge },
+    tls: undefined,
+    budget: connectionBudget(config.limits.maxConnections, 1),
+    maxMessageBytes: config.limits.maxMessageBytes,
+    onListen() {},
+  });
   const port = http.addr.port;
   let closing: Promise<void> | undefined;
   const close = () =>

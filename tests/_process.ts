@@ -44,6 +44,11 @@ export interface SpawnServerOptions {
    */
   processGroup?: boolean;
   /**
+   * Runs the server with this many open files at most (soft and hard), through
+   * util-linux `prlimit`: the fd limit as an operator's `ulimit -n` would set it.
+   */
+  openFiles?: number;
+  /**
    * The server serves TLS with a certificate this CA (PEM) vouches for:
    * `httpUrl`/`wsUrl` become `https://`/`wss://` and readiness is polled
    * over TLS trusting it.
@@ -112,10 +117,20 @@ export async function spawnServer(
     stopTimeoutMs = 5000,
     processGroup = false,
     caCert,
+    openFiles,
   } = options;
   const setsid = processGroup ? findOnPath("setsid") : undefined;
-  const child = new Deno.Command(setsid ?? Deno.execPath(), {
-    args: setsid === undefined ? args : [Deno.execPath(), ...args],
+  const prlimit = openFiles === undefined ? undefined : findOnPath("prlimit");
+  if (openFiles !== undefined && prlimit === undefined) throw new Error("prlimit is not on PATH");
+  // Each wrapper execs the next in place, so the pid stays the server's (or launcher's).
+  const command = [
+    ...(setsid === undefined ? [] : [setsid]),
+    ...(prlimit === undefined ? [] : [prlimit, `--nofile=${openFiles}:${openFiles}`, "--"]),
+    Deno.execPath(),
+    ...args,
+  ];
+  const child = new Deno.Command(command[0]!, {
+    args: command.slice(1),
     cwd,
     env,
     stdin: "null",

@@ -143,7 +143,8 @@ Deno.test("key configuration mistakes are ConfigErrors naming the variable", asy
 Deno.test("JWKS URL: keys fetched by kid, rotation picks up a new key", async () => {
   const k1 = await jose.generateKeyPair("ES256", { extractable: true });
   const k2 = await jose.generateKeyPair("ES256", { extractable: true });
-  const jwk = async (k: CryptoKey, kid: string) => ({
+  // jose's key type: under node's type definitions (the node front door) it is node's webcrypto key.
+  const jwk = async (k: jose.CryptoKey, kid: string) => ({
     ...(await jose.exportJWK(k)),
     kid,
     alg: "ES256",
@@ -159,7 +160,7 @@ Deno.test("JWKS URL: keys fetched by kid, rotation picks up a new key", async ()
       loadConfig({ JWT_JWKS_URL: `http://127.0.0.1:${jwks.addr.port}/jwks.json` }).auth.jwt,
       { jwksCooldownMs: 0 },
     );
-    const sign = (k: CryptoKey, kid: string) =>
+    const sign = (k: jose.CryptoKey, kid: string) =>
       new jose.SignJWT({ sub: "alice", exp: now() + 60 }).setProtectedHeader({ alg: "ES256", kid })
         .sign(k);
     assert.equal((await v.verify(await sign(k1.privateKey, "one"))).userId, "alice");

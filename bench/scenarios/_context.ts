@@ -17,6 +17,9 @@ export interface Context {
 /** Row id of ours with write coalescing on (`?batch=1`). */
 export const OURS_BATCHED = "ours_batched";
 
+/** Row id of ours with Deno's own WebSocket instead of the default `ws` engine. */
+export const OURS_DENO_ENGINE = "ours_deno_engine";
+
 /** How the batched row differs, for section descriptions. */
 export const BATCHED_NOTE =
   '"ours, batched" is the same ours process, measured in its own turn of ' +
@@ -31,19 +34,39 @@ export interface ContendersOptions {
    * @default false
    */
   batched?: boolean;
+  /**
+   * Add ours with `WS_ENGINE=deno` (its own process): Deno's socket on the
+   * same front door, cheaper per delivery but with unbounded fragmented
+   * messages (README, Security notes).
+   * @default false
+   */
+  denoEngine?: boolean;
 }
 
 /** One contender per selected server, with default start options. */
 export function contendersOf(ctx: Context, options: ContendersOptions = {}): Contender[] {
-  const { batched = false } = options;
+  const { batched = false, denoEngine = false } = options;
   return ctx.servers.flatMap((id): Contender[] => {
     const plain = { id, label: SERVERS[id].label, spec: SERVERS[id] };
-    if (id !== "ours" || !batched) return [plain];
-    return [plain, {
-      id: OURS_BATCHED,
-      label: "ours, batched (?batch=1)",
-      spec: SERVERS.ours,
-      clientQuery: { batch: "1" },
-    }];
+    if (id !== "ours") return [plain];
+    return [
+      plain,
+      ...(denoEngine
+        ? [{
+          id: OURS_DENO_ENGINE,
+          label: "ours, WS_ENGINE=deno",
+          spec: SERVERS.ours,
+          startOptions: { env: { WS_ENGINE: "deno" } },
+        }]
+        : []),
+      ...(batched
+        ? [{
+          id: OURS_BATCHED,
+          label: "ours, batched (?batch=1)",
+          spec: SERVERS.ours,
+          clientQuery: { batch: "1" },
+        }]
+        : []),
+    ];
   });
 }

@@ -35,7 +35,7 @@ export async function fanoutScenario(ctx: Context): Promise<Section[]> {
   const largest = Math.max(...sizes.map((p) => p.subscribers));
   const tokens = await mintTokens(largest + 1, { alg: "HS256", subPrefix: "fan" });
   const rows = await alternate(
-    contendersOf(ctx, { batched: true }),
+    contendersOf(ctx, { batched: true, denoEngine: true }),
     ctx.config.runs,
     async (c, server) => {
       const figures: Record<string, number> = {};

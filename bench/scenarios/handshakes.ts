@@ -50,7 +50,7 @@ function splitWarm(rows: Row[]): Row[] {
 export async function handshakesScenario(ctx: Context): Promise<Section[]> {
   const p = ctx.config.handshakes;
   log(`handshakes ×${p.count}`);
-  const contenders: Contender[] = contendersOf(ctx).map((c) =>
+  const contenders: Contender[] = contendersOf(ctx, { denoEngine: true }).map((c) =>
     c.id === "ours" ? { ...c, id: "ours_hs256", label: "ours HS256" } : c
   );
   const es256 = ctx.servers.includes("ours") ? await generateEs256Keys() : undefined;

@@ -244,7 +244,7 @@ export async function idleScenario(ctx: Context): Promise<Section[]> {
   const tokensFile = `${RESULTS_DIR}idle-tokens-${Deno.pid}.tmp`;
   await Deno.writeTextFile(tokensFile, tokens.join("\n"));
 
-  const contenders = contendersOf(ctx);
+  const contenders = contendersOf(ctx, { denoEngine: true });
   const largeLabel = `ours, C=${fmt(large)} (ours alone, 1 round)`;
   const results = new Map<string, Record<string, number>[]>(
     [...contenders.map((c) => c.id), OURS_LARGE].map((id) => [id, []]),
