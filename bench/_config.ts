@@ -66,7 +66,7 @@ export interface BenchConfig {
   rooms: RoomsParams;
   idle: IdleParams;
   handshakes: HandshakeParams;
-  /** Across isolates (`deno serve --parallel`) and across processes (Redis). */
+  /** Across isolates (`start:parallel`) and across processes (Redis). */
   isolates: AcrossParams;
   history: HistoryBenchParams;
   /** Presence storm: joins into one presence room, on one isolate and two Redis nodes. */

@@ -51,7 +51,7 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /**
    * Ours only. `run`: `deno run main.ts`, one isolate. `parallel`: the
-   * `scripts/serve_parallel.ts` launcher (`deno serve --parallel`), pinned to
+   * `scripts/serve_parallel.ts` launcher (workers on one port), pinned to
    * two isolates so the figure means the same on any machine. The started
    * server's `pid` is then the launcher's: not a source of CPU figures.
    * @default "run"

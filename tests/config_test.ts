@@ -269,3 +269,21 @@ Deno.test("KV settings: KV_PATH default, BUS=kv needs STORE=kv, drop rate only u
   );
   assert.equal(loadConfig(base).internal.busTestDropRate, 0);
 });
+
+Deno.test("front door: node + ws by default, Deno.serve on Deploy, WS_ENGINE=ws needs HTTP_SERVER=node", () => {
+  const edge = loadConfig({ JWT_SECRET: SECRET }).server.edge;
+  assert.deepEqual(edge, { httpServer: "node", wsEngine: "ws", headersTimeoutMs: 10_000 });
+  const deploy = loadConfig({ JWT_SECRET: SECRET, DENO_DEPLOYMENT_ID: "x" }).server.edge;
+  assert.equal(deploy.httpServer, "deno");
+  assert.equal(deploy.wsEngine, "deno");
+  const deno = loadConfig({ JWT_SECRET: SECRET, WS_ENGINE: "deno" }).server.edge;
+  assert.deepEqual([deno.httpServer, deno.wsEngine], ["node", "deno"]);
+  assert.throws(
+    () => loadConfig({ JWT_SECRET: SECRET, HTTP_SERVER: "deno", WS_ENGINE: "ws" }),
+    (err: Error) => err instanceof ConfigError && /WS_ENGINE/.test(err.message),
+  );
+  assert.throws(
+    () => loadConfig({ JWT_SECRET: SECRET, HEADERS_TIMEOUT_MS: "5" }),
+    /HEADERS_TIMEOUT_MS/,
+  );
+});

@@ -1,6 +1,6 @@
 /**
  * Across isolates: the latency one bus hop adds. Ours only, two deployments:
- * `deno serve --parallel` with two isolates on the BroadcastChannel bus, and
+ * `deno task start:parallel` with two isolates on the BroadcastChannel bus, and
  * two `deno run main.ts` processes sharing a redis-server the bench starts.
  * Subscribers on the publisher's instance and on the other one are told apart
  * by the `instanceId` of their `welcome`; the difference between the two
@@ -40,7 +40,7 @@ async function startOurs(options: StartOptions): Promise<RunningServer> {
 
 const parallel: Variant = {
   id: "ours_parallel",
-  label: "ours, deno serve --parallel, 2 isolates (BroadcastChannel)",
+  label: "ours, start:parallel, 2 isolates (BroadcastChannel)",
   async start() {
     const server = await startOurs({
       launch: "parallel",
@@ -50,7 +50,7 @@ const parallel: Variant = {
   },
 };
 
-/** A deployment on `deno serve --parallel` whose isolates share a KV file in a temp dir. */
+/** A deployment on `start:parallel` whose isolates share a KV file in a temp dir. */
 function kvVariant(id: string, label: string, env: Record<string, string>): Variant {
   return {
     id,
