@@ -66,7 +66,12 @@ export async function startServer(
   const server = await createServer({ audit, ...options, config });
   // The listener main.ts opens (HTTP_SERVER, WS_ENGINE), so tests run the real front door.
   const http = await listen(server.handler, {
-    config: { port: 0, hostname: "127.0.0.1", reusePort: false, edge: config.server.edge },
+    config: {
+      port: config.server.port,
+      hostname: "127.0.0.1",
+      reusePort: false,
+      edge: config.server.edge,
+    },
     tls: undefined,
     budget: connectionBudget(config.limits.maxConnections, 1),
     maxMessageBytes: config.limits.maxMessageBytes,
