@@ -229,6 +229,7 @@ if (config.internal.serveMode) {
     await server.close();
     Deno.exit(1);
   }
+  if (listener.stats !== undefined) server.metrics.watchEdge(listener.stats, budget.maxSockets);
   const exit = (signal: string) => void stop(signal, listener).then(() => Deno.exit(0));
   Deno.addSignalListener("SIGINT", () => exit("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => exit("SIGTERM"));

@@ -7,6 +7,7 @@
  */
 import client from "prom-client";
 import type { AuthFailureReason } from "./codes.ts";
+import type { EdgeStats } from "./edge/node_server.ts";
 
 /** Plain counters, cheap enough to bump per frame. */
 export class Counters {
@@ -198,6 +199,57 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });
+  }
+
+  /**
+   * Exposes the front door's counters (lib/edge/node_server.ts): open
+   * sockets, their cap, and the connections it refused at accept, timed out
+   * before their request head was complete, or shed near the cap. Called
+   * once the listener is up; `Deno.serve` (`HTTP_SERVER=deno`) has none.
+   */
+  watchEdge(stats: () => EdgeStats, maxSockets: number): void {
+    const registers = [this.registry];
+    new client.Gauge({
+      name: "realtime_edge_sockets",
+      help: "TCP connections open on this isolate (HTTP, keep-alive and WebSockets)",
+      registers,
+      collect() {
+        this.set(stats().sockets);
+      },
+    });
+    new client.Gauge({
+      name: "realtime_edge_max_sockets",
+      help: "This isolate's socket cap, below the process's open-file limit",
+      registers,
+      collect() {
+        this.set(maxSockets);
+      },
+    });
+    const counter = (name: string, help: string, key: Exclude<keyof EdgeStats, "sockets">) =>
+      new client.Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(stats()[key]);
+        },
+      });
+    counter(
+      "realtime_edge_refused_total",
+      "Connections refused at accept (503): cap reached",
+      "refused",
+    );
+    counter(
+      "realtime_edge_head_timeouts_total",
+      "Connections closed for not finishing a request head within HEADERS_TIMEOUT_MS",
+      "headTimeouts",
+    );
+    counter(
+      "realtime_edge_shed_total",
+      "Connections still sending their request head closed to make room near the cap",
+      "shed",
+    );
   }
 
   /** Records one accepted handshake's latency. */

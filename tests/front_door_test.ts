@@ -57,6 +57,13 @@ Deno.test("1,200 silent connections under a 1,024-fd limit: refused or shed, nev
     await welcomes(server);
     const fates = await Promise.all(silent.map((c) => fate(c, 3000)));
     const closed = fates.filter((f) => f === "closed").length;
+    const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
+    const count = (name: string) => Number(new RegExp(`^${name} (\\d+)`, "m").exec(metrics)?.[1]);
+    assert.ok(count("realtime_edge_max_sockets") < 1024, metrics);
+    assert.ok(
+      count("realtime_edge_refused_total") + count("realtime_edge_shed_total") >= 1200 - 960,
+      metrics,
+    );
     // ~ 1,024 less the reserve can be held; the rest were refused or shed.
     assert.ok(closed >= 1200 - 960, `only ${closed} of 1,200 silent connections were closed`);
     assert.doesNotMatch(server.output(), /Too many open files/);
@@ -103,6 +110,8 @@ Deno.test("an unfinished request head is closed after HEADERS_TIMEOUT_MS, even t
     trickling = false;
     await trickle;
     for (const ms of ends) assert.ok(ms >= 1300 && ms < 5000, `closed after ${ms.toFixed(0)} ms`);
+    const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
+    assert.match(metrics, /^realtime_edge_head_timeouts_total (1\d|[2-9]\d)$/m);
     client.send({ type: "ping", id: "still" });
     assert.equal((await client.next((m) => m.type === "pong", 3000)).id, "still");
     await client.close();

@@ -16,7 +16,7 @@ import { type EdgeHandler, type EdgeStats, serveNode } from "./node_server.ts";
 export interface Listener {
   readonly addr: Deno.NetAddr;
   /** The front door's counters; `undefined` under `Deno.serve`. */
-  stats(): EdgeStats | undefined;
+  readonly stats: (() => EdgeStats) | undefined;
   /** Stops accepting; resolves when open HTTP requests have finished. */
   shutdown(): Promise<void>;
 }
@@ -87,7 +87,7 @@ export async function listen(handler: EdgeHandler, options: ListenOptions): Prom
   }, (req, info) => handler(req, info));
   return {
     addr: server.addr as Deno.NetAddr,
-    stats: () => undefined,
+    stats: undefined,
     shutdown: () => server.shutdown(),
   };
 }
