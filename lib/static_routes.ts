@@ -15,7 +15,7 @@
  * @module
  */
 import type { Config } from "./config.ts";
-import { adminEnabled } from "./routes/_admin_auth.ts";
+import { adminEnabled } from "./http/routes/_admin_auth.ts";
 
 /** A GET route handler. */
 export type Route = (req: Request) => Response | Promise<Response>;

@@ -3,8 +3,8 @@
  *
  * @module
  */
-import { apiError, bearer, secretsEqual } from "../http.ts";
-import type { Metrics } from "../metrics.ts";
+import { apiError, bearer, secretsEqual } from "../../http.ts";
+import type { Metrics } from "../../metrics.ts";
 
 /** Builds the handler; with a `token`, callers need `Authorization: Bearer <token>`. */
 export function metricsRoute(

@@ -6,20 +6,20 @@
  * @module
  */
 import { z } from "zod";
-import type { AuditSink } from "../audit.ts";
-import type { TokenVerifier } from "../auth.ts";
-import type { Clock } from "../clock.ts";
-import type { AdminConfig, LimitsConfig } from "../config.ts";
-import { apiError, bodyErrorResponse, json, readBodyLimited } from "../http.ts";
-import type { Counters } from "../metrics.ts";
-import type { Revocations } from "../revocations.ts";
+import type { AuditSink } from "../../audit.ts";
+import type { TokenVerifier } from "../../auth.ts";
+import type { Clock } from "../../clock.ts";
+import type { AdminConfig, LimitsConfig } from "../../config.ts";
+import { apiError, bodyErrorResponse, json, readBodyLimited } from "../../http.ts";
+import type { Counters } from "../../metrics.ts";
+import type { Revocations } from "../../revocations.ts";
 import {
   MAX_REASON_LENGTH,
   MAX_SUBJECT_LENGTH,
   type Revocation,
   type RevocationKind,
   StoreUnavailableError,
-} from "../store/revocations/types.ts";
+} from "../../store/revocations/types.ts";
 import { adminAuthorizer, adminEnabled } from "./_admin_auth.ts";
 
 /** Largest request body, in bytes: ids and a reason fit well within it. */
@@ -75,7 +75,7 @@ function view(r: Revocation): Record<string, string | number> {
   return out;
 }
 
-/** Builds the `/api/revoke` handler (GET, POST, DELETE). */
+/** Builds the `/api/revoke` handler for GET, POST and DELETE (the router answers other methods). */
 export function revokeRoute(
   deps: RevokeRouteDeps,
 ): (req: Request, ip: string) => Promise<Response> {
@@ -191,11 +191,6 @@ export function revokeRoute(
   }
 
   return async (req, ip) => {
-    if (req.method !== "GET" && req.method !== "POST" && req.method !== "DELETE") {
-      return apiError(405, "method_not_allowed", "use GET, POST or DELETE", {
-        allow: "GET, POST, DELETE",
-      });
-    }
     if (!adminEnabled(admin)) {
       return apiError(
         404,

@@ -4,10 +4,10 @@
  *
  * @module
  */
-import type { AuditSink } from "../audit.ts";
-import { AuthError } from "../auth.ts";
-import type { AuthFailureReason } from "../codes.ts";
-import { Counters } from "../metrics.ts";
+import type { AuditSink } from "../../audit.ts";
+import { AuthError } from "../../auth.ts";
+import type { AuthFailureReason } from "../../codes.ts";
+import { Counters } from "../../metrics.ts";
 
 /** The `WWW-Authenticate` value for a missing or a rejected credential (RFC 6750 §3). */
 export function challenge(reason: AuthFailureReason, realm = "realtime"): string {

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import type { AdminStatsOptions } from "../admin/stats.ts";
-import { AdminStatsSource } from "../admin/stats.ts";
-import { apiError, json } from "../http.ts";
+import type { AdminStatsOptions } from "../../admin/stats.ts";
+import { AdminStatsSource } from "../../admin/stats.ts";
+import { apiError, json } from "../../http.ts";
 import type { AdminAuthDeps } from "./_admin_auth.ts";
 import { adminAuthorizer, adminEnabled } from "./_admin_auth.ts";
 
@@ -15,8 +15,9 @@ import { adminAuthorizer, adminEnabled } from "./_admin_auth.ts";
 export type AdminStatsRouteDeps = AdminAuthDeps & AdminStatsOptions;
 
 /**
- * Builds the `GET /api/admin/stats` handler: 404 unless `API_KEY` or
- * `ADMIN_ROLE` is configured, then 401/403 as for `POST /api/publish`.
+ * Builds the `GET /api/admin/stats` handler (the router answers other
+ * methods): 404 unless `API_KEY` or `ADMIN_ROLE` is configured, then 401/403
+ * as for `POST /api/publish`.
  */
 export function adminStatsRoute(
   deps: AdminStatsRouteDeps,
@@ -27,9 +28,6 @@ export function adminStatsRoute(
   return async (req, ip) => {
     if (!enabled) {
       return apiError(404, "not_found", "the admin API is disabled: set API_KEY or ADMIN_ROLE");
-    }
-    if (req.method !== "GET") {
-      return apiError(405, "method_not_allowed", "use GET", { allow: "GET" });
     }
     const caller = await authorize(req, ip, "admin_stats");
     if (caller instanceof Response) return caller;

@@ -4,15 +4,15 @@
  *
  * @module
  */
-import type { AuditSink } from "../audit.ts";
-import type { Principal, TokenVerifier } from "../auth.ts";
-import type { AuthConfig } from "../config.ts";
-import { MAX_ORIGIN_LENGTH, originAllowed } from "../handshake.ts";
-import { apiError, bearer, json } from "../http.ts";
-import type { Counters } from "../metrics.ts";
-import type { RateLimiter } from "../rate_limiter.ts";
-import { StoreUnavailableError } from "../store/history/types.ts";
-import type { TicketStore } from "../store/tickets/types.ts";
+import type { AuditSink } from "../../audit.ts";
+import type { Principal, TokenVerifier } from "../../auth.ts";
+import type { AuthConfig } from "../../config.ts";
+import { MAX_ORIGIN_LENGTH, originAllowed } from "../../handshake.ts";
+import { apiError, bearer, json } from "../../http.ts";
+import type { Counters } from "../../metrics.ts";
+import type { RateLimiter } from "../../rate_limiter.ts";
+import { StoreUnavailableError } from "../../store/history/types.ts";
+import type { TicketStore } from "../../store/tickets/types.ts";
 import { challenge, reasonOf, recordAuthFailure } from "./_auth_failure.ts";
 
 /** What the ticket routes need. */

@@ -5,22 +5,22 @@
  * @module
  */
 import { z } from "zod";
-import type { AuditSink } from "../audit.ts";
-import type { TokenVerifier } from "../auth.ts";
-import type { Clock } from "../clock.ts";
-import type { AdminConfig, LimitsConfig } from "../config.ts";
-import { apiError, bodyErrorResponse, json, readBodyLimited } from "../http.ts";
-import type { Counters } from "../metrics.ts";
+import type { AuditSink } from "../../audit.ts";
+import type { TokenVerifier } from "../../auth.ts";
+import type { Clock } from "../../clock.ts";
+import type { AdminConfig, LimitsConfig } from "../../config.ts";
+import { apiError, bodyErrorResponse, json, readBodyLimited } from "../../http.ts";
+import type { Counters } from "../../metrics.ts";
 import {
   encodeRoomMessage,
   jsonDeeperThan,
   parseJsonRefusingProto,
   ProtoKeyError,
   RoomName,
-} from "../protocol.ts";
-import { MessageTooLargeError, type PublishOutcome, type RoomManager } from "../rooms.ts";
-import { StoreUnavailableError } from "../store/history/types.ts";
-import { apiDedupeKey } from "../dedupe.ts";
+} from "../../protocol.ts";
+import { MessageTooLargeError, type PublishOutcome, type RoomManager } from "../../rooms.ts";
+import { StoreUnavailableError } from "../../store/history/types.ts";
+import { apiDedupeKey } from "../../dedupe.ts";
 import { adminAuthorizer, adminEnabled } from "./_admin_auth.ts";
 
 /** The request body. */

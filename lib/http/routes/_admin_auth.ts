@@ -6,11 +6,11 @@
  *
  * @module
  */
-import type { AuditSink } from "../audit.ts";
-import type { Principal, TokenVerifier } from "../auth.ts";
-import type { AdminConfig } from "../config.ts";
-import { apiError, bearer, secretsEqual } from "../http.ts";
-import type { Counters } from "../metrics.ts";
+import type { AuditSink } from "../../audit.ts";
+import type { Principal, TokenVerifier } from "../../auth.ts";
+import type { AdminConfig } from "../../config.ts";
+import { apiError, bearer, secretsEqual } from "../../http.ts";
+import type { Counters } from "../../metrics.ts";
 import { challenge, reasonOf, recordAuthFailure } from "./_auth_failure.ts";
 
 /** What {@linkcode adminAuthorizer} needs. */

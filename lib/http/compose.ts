@@ -1,0 +1,351 @@
+/**
+ * The one place the server's services are built from configuration: each is
+ * given only its section of {@linkcode Config} (or what a caller injected in
+ * its stead), in dependency order, and {@linkcode closeServices} releases
+ * them in the reverse.
+ *
+ * @module
+ */
+import type { AuditSink } from "../audit.ts";
+import { logtapeAuditSink } from "../audit.ts";
+import type { TokenVerifier } from "../auth.ts";
+import { createJwtVerifier, withVerifiedTokenCache } from "../auth.ts";
+import { MemoryBus } from "../bus/memory.ts";
+import type { Bus } from "../bus/types.ts";
+import type { Clock, TimerId } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import { CloseCode } from "../codes.ts";
+import type { Config, HistoryConfig, LimitsConfig, PresenceConfig } from "../config.ts";
+import { HistoryReader } from "../history_reader.ts";
+import { Metrics } from "../metrics.ts";
+import { PRESENCE_KIND, PresenceTracker } from "../presence/mod.ts";
+import { RateLimiter } from "../rate_limiter.ts";
+import { Revocations } from "../revocations.ts";
+import { RoomPolicy } from "../room_policy.ts";
+import { RoomManager } from "../rooms.ts";
+import { MemoryHistoryStore } from "../store/history/memory.ts";
+import type { HistoryLimits, HistoryStore } from "../store/history/types.ts";
+import { MemoryPresenceStore } from "../store/presence/memory.ts";
+import type { PresenceStore } from "../store/presence/types.ts";
+import { MemoryRevocationStore } from "../store/revocations/memory.ts";
+import type { RevocationStore } from "../store/revocations/types.ts";
+import { createTicketStore } from "../store/tickets/from_config.ts";
+import type { TicketStore } from "../store/tickets/types.ts";
+import { WriteBatcher } from "../write_batcher.ts";
+import { Connections } from "./connections.ts";
+
+/** Options for `createServer`. Only `config` is required. */
+export interface ServerOptions {
+  /** Validated configuration (see `loadConfig`). */
+  config: Config;
+  /** Token verifier. @default jose with the config's keys, behind a verified-token cache */
+  verifier?: TokenVerifier;
+  /** Transport to other instances. @default an isolated in-memory bus */
+  bus?: Bus;
+  /**
+   * Where history rooms' messages are kept, or a function that makes it;
+   * closed with the server. The function is called only when some room can
+   * have history (`HISTORY_SIZE` > 0 or a policy rule), so a server without
+   * history rooms opens no store connection.
+   * @default a per-isolate memory store bounded by `HISTORY_MAX_BYTES`
+   */
+  history?: HistoryStore | (() => HistoryStore | Promise<HistoryStore>);
+  /**
+   * Where revocations are kept, or a function that makes it (called once,
+   * at start); closed with the server.
+   * @default a per-process memory store
+   */
+  revocationStore?: RevocationStore | (() => RevocationStore);
+  /**
+   * Where `/ticket` tickets wait to be redeemed; closed with the server.
+   * @default the store `STORE` implies (KV for `STORE=kv`, else this isolate's memory)
+   */
+  tickets?: TicketStore;
+  /**
+   * Where presence entries live, or a function that makes it; closed with
+   * the server. Called only when some room can track presence (`PRESENCE` or
+   * a policy rule). @default a per-isolate memory store
+   */
+  presence?: PresenceStore | (() => PresenceStore | Promise<PresenceStore>);
+  /** Room policy. @default the file named by `ROOM_POLICY`, or none */
+  policy?: RoomPolicy;
+  /** @default systemClock */
+  clock?: Clock;
+  /** Where audit records go. @default LogTape category ["realtime","audit"] */
+  audit?: AuditSink;
+  /** Dev mode's HMAC secret; generated when the config has no key. */
+  devSecret?: Uint8Array;
+  /** Extra routes served before the 404 (the client module, the demo page). */
+  routes?: Record<string, (req: Request) => Response | Promise<Response>>;
+}
+
+/** Everything the server runs on, built once by {@linkcode composeServices}. */
+export interface Services {
+  readonly clock: Clock;
+  readonly audit: AuditSink;
+  readonly devSecret: Uint8Array | undefined;
+  readonly verifier: TokenVerifier;
+  readonly revocations: Revocations;
+  readonly policy: RoomPolicy;
+  readonly bus: Bus;
+  readonly historyStore: HistoryStore | undefined;
+  readonly presenceStore: PresenceStore | undefined;
+  readonly rooms: RoomManager;
+  readonly presence: PresenceTracker | undefined;
+  readonly historyReader: HistoryReader;
+  /** Per-user message rate. */
+  readonly limiter: RateLimiter;
+  /** Per-IP handshakes (and ticket requests). */
+  readonly handshakeLimiter: RateLimiter;
+  readonly tickets: TicketStore;
+  readonly metrics: Metrics;
+  readonly batcher: WriteBatcher;
+  readonly connections: Connections;
+  /** The timer that sweeps the limiters, tickets and revocations. */
+  readonly sweeper: TimerId;
+}
+
+const SWEEP_INTERVAL_MS = 30_000;
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function loadPolicy(path: string | undefined): Promise<RoomPolicy> {
+  if (path === undefined) return new RoomPolicy();
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    throw new TypeError(`ROOM_POLICY: cannot read ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return RoomPolicy.parse(text);
+  } catch (err) {
+    throw new TypeError(`ROOM_POLICY: ${(err as Error).message}`);
+  }
+}
+
+/** The given store; else, when wanted, the factory's or the default one. */
+async function openStore<T extends object>(
+  given: T | (() => T | Promise<T>) | undefined,
+  wanted: boolean,
+  fallback: () => T,
+): Promise<T | undefined> {
+  if (typeof given === "object") return given;
+  if (!wanted) return undefined;
+  return given === undefined ? fallback() : await given();
+}
+
+/** Revocations, and the verifier that consults them before any cache. */
+async function openAuth(
+  options: ServerOptions,
+  clock: Clock,
+  devSecret: Uint8Array | undefined,
+): Promise<{ revocations: Revocations; verifier: TokenVerifier }> {
+  const { auth, limits } = options.config;
+  const revocations = new Revocations({
+    store: typeof options.revocationStore === "function"
+      ? options.revocationStore()
+      : options.revocationStore ?? new MemoryRevocationStore({ clock }),
+    clock,
+    syncIntervalMs: auth.revocations.syncIntervalMs,
+  });
+  // Outside any cache: a cached verification never lets a revoked token through.
+  const verifier = revocations.guard(
+    options.verifier ?? withVerifiedTokenCache(
+      await createJwtVerifier(auth.jwt, {
+        clock,
+        maxInfoDepth: limits.maxPayloadDepth,
+        ...(devSecret ? { devSecret } : {}),
+      }),
+      { clock },
+    ),
+  );
+  return { revocations, verifier };
+}
+
+/** What {@linkcode buildRooms} needs. */
+interface RoomDeps extends Pick<Services, "bus" | "historyStore" | "clock" | "audit"> {
+  history: Pick<HistoryConfig, "dedupeWindowMs">;
+  /** `MAX_BUFFERED_BYTES`: live frames held behind a replay count as unread data. */
+  maxHeldBytes: number;
+  limitsFor(room: string): HistoryLimits | null;
+}
+
+/** Rooms over the bus, with history when a store is open. */
+function buildRooms(deps: RoomDeps): RoomManager {
+  const { bus, historyStore, clock, audit } = deps;
+  return new RoomManager({
+    bus,
+    clock,
+    ...(historyStore === undefined ? {} : {
+      history: {
+        store: historyStore,
+        limitsFor: deps.limitsFor,
+        dedupeWindowMs: deps.history.dedupeWindowMs,
+        // Live frames queued behind a replay are unread data too.
+        maxHeldBytes: deps.maxHeldBytes,
+      },
+    }),
+    onBusError: (err, room) => audit.record("bus_error", { room, error: errorText(err) }),
+    onHistoryGap: (room, missing) => audit.record("history_gap", { room, missing }),
+    onHistoryError: (err, room) =>
+      audit.record("bus_error", { room, error: `history: ${errorText(err)}` }),
+  });
+}
+
+/** Presence rooms, when a presence store is open; fed by the rooms' system envelopes. */
+function buildPresence(
+  section: PresenceConfig,
+  services: Pick<Services, "bus" | "rooms" | "presenceStore" | "policy" | "clock" | "audit">,
+): PresenceTracker | undefined {
+  const { bus, rooms, presenceStore, policy, clock, audit } = services;
+  if (presenceStore === undefined) return undefined;
+  const presence = new PresenceTracker({
+    bus,
+    store: presenceStore,
+    enabled: (room) => policy.presenceFor(room, section.enabled),
+    diffMs: section.diffMs,
+    maxMembers: section.maxMembers,
+    clock,
+    onError: (err) => audit.record("bus_error", { error: `presence: ${errorText(err)}` }),
+  });
+  rooms.onSystem(PRESENCE_KIND, (envelope) => presence.receive(envelope));
+  return presence;
+}
+
+function buildMetrics(
+  services: Pick<Services, "connections" | "rooms" | "bus" | "historyStore" | "revocations">,
+): Metrics {
+  const { connections, rooms, bus, historyStore, revocations } = services;
+  return new Metrics({
+    connections: () => connections.size,
+    rooms: () => rooms.size,
+    busGaps: () => bus.health().gaps,
+    busDropped: () => bus.health().dropped,
+    busUp: () => bus.health().status === "ok",
+    historyGaps: () => rooms.historyStats.gaps,
+    historyUp: () => historyStore === undefined || historyStore.health().status === "ok",
+    revocationsActive: () => revocations.active,
+    revokedCloses: () => revocations.closedTotal,
+  });
+}
+
+/** The per-user message limiter and the per-IP handshake limiter. */
+function buildLimiters(
+  limits: Pick<LimitsConfig, "rate" | "handshakesPerMinutePerIp">,
+  clock: Clock,
+): Pick<Services, "limiter" | "handshakeLimiter"> {
+  const { rate, handshakesPerMinutePerIp } = limits;
+  return {
+    limiter: new RateLimiter({ capacity: rate.capacity, refillPerSec: rate.refillPerSec, clock }),
+    handshakeLimiter: new RateLimiter({
+      capacity: handshakesPerMinutePerIp,
+      refillPerSec: handshakesPerMinutePerIp / 60,
+      maxKeys: 100_000,
+      clock,
+    }),
+  };
+}
+
+/**
+ * Builds every service. Keys are imported and the room policy is loaded
+ * here, so configuration mistakes surface at start-up, not at the first
+ * connection. Stores nobody can use (no room with history or presence) are
+ * not opened.
+ */
+export async function composeServices(options: ServerOptions): Promise<Services> {
+  const { config, clock = systemClock, audit = logtapeAuditSink() } = options;
+  const devSecret = config.server.devMode
+    ? options.devSecret ?? crypto.getRandomValues(new Uint8Array(32))
+    : undefined;
+  const { revocations, verifier } = await openAuth(options, clock, devSecret);
+  const policy = options.policy ?? await loadPolicy(config.auth.roomPolicyPath);
+  const bus = options.bus ?? new MemoryBus();
+  const historyStore = await openStore(
+    options.history,
+    config.history.size > 0 || policy.hasHistoryRules,
+    () => new MemoryHistoryStore({ clock, maxBytes: config.history.maxBytes }),
+  );
+  const presenceStore = await openStore(
+    options.presence,
+    config.presence.enabled || policy.hasPresenceRules,
+    () => new MemoryPresenceStore({ ttlMs: config.presence.ttlMs, clock }),
+  );
+  const connections = new Connections();
+  const { history } = config;
+  const defaultHistory = history.size > 0 ? { size: history.size, ttlMs: history.ttlMs } : null;
+  const limitsFor = (room: string) => policy.historyFor(room, defaultHistory);
+  const maxHeldBytes = config.limits.maxBufferedBytes;
+  const rooms = buildRooms({ bus, historyStore, clock, audit, history, maxHeldBytes, limitsFor });
+  const presence = buildPresence(config.presence, {
+    bus,
+    rooms,
+    presenceStore,
+    policy,
+    clock,
+    audit,
+  });
+  const historyReader = new HistoryReader({
+    ...(historyStore === undefined ? {} : { store: historyStore }),
+    limitsFor,
+    pageBytes: history.pageBytes,
+  });
+  const { limiter, handshakeLimiter } = buildLimiters(config.limits, clock);
+  const tickets = options.tickets ??
+    await createTicketStore(config, {
+      clock,
+      onError: (err) => audit.record("bus_error", { error: `tickets: ${err.message}` }),
+    });
+  const metrics = buildMetrics({ connections, rooms, bus, historyStore, revocations });
+  await revocations.start({ bus, rooms, sessions: connections.sessions });
+  const sweeper = clock.setInterval(() => {
+    limiter.sweep();
+    handshakeLimiter.sweep();
+    tickets.sweep();
+    revocations.sweep();
+  }, SWEEP_INTERVAL_MS);
+  return {
+    clock,
+    audit,
+    devSecret,
+    verifier,
+    revocations,
+    policy,
+    bus,
+    historyStore,
+    presenceStore,
+    rooms,
+    presence,
+    historyReader,
+    limiter,
+    handshakeLimiter,
+    tickets,
+    metrics,
+    batcher: new WriteBatcher(),
+    connections,
+    sweeper,
+  };
+}
+
+/**
+ * Releases every service, in the reverse of their dependencies: open
+ * sessions are closed with 1001, presence says its last leaves before the bus
+ * goes, the stores close last.
+ */
+export async function closeServices(services: Services): Promise<void> {
+  const { clock, batcher, connections, presence, presenceStore } = services;
+  clock.clearInterval(services.sweeper);
+  batcher.close();
+  for (const session of [...connections.sessions]) {
+    session.close(CloseCode.GoingAway, "server going away");
+  }
+  // Before the bus: the last leaves are announced and our entries removed from the store.
+  await presence?.close();
+  await presenceStore?.close();
+  await services.revocations.close();
+  await services.tickets.close();
+  await services.bus.close();
+  await services.historyStore?.close();
+}

@@ -1,0 +1,60 @@
+/**
+ * The open sessions of this isolate, counted per user, and the handshakes
+ * being authenticated right now: what the connection caps are checked
+ * against, what revocations walk, what shutdown closes.
+ *
+ * @module
+ */
+import type { Session } from "../session.ts";
+
+/** The open sessions, per-user counts and pending handshakes. */
+export class Connections {
+  /** Every open session. */
+  readonly sessions: Set<Session> = new Set();
+  readonly #perUser = new Map<string, number>();
+  #pending = 0;
+
+  /** Open sessions. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** Users with at least one open session. */
+  get users(): number {
+    return this.#perUser.size;
+  }
+
+  /** Handshakes past the cheap checks, waiting for their credential to be checked. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** Open sessions of one user. */
+  countFor(userId: string): number {
+    return this.#perUser.get(userId) ?? 0;
+  }
+
+  /** Runs `authenticate` counted as a pending handshake. */
+  async pendingWhile<T>(authenticate: () => Promise<T>): Promise<T> {
+    this.#pending++;
+    try {
+      return await authenticate();
+    } finally {
+      this.#pending--;
+    }
+  }
+
+  /** Records a session that has just opened. */
+  add(session: Session): void {
+    this.sessions.add(session);
+    this.#perUser.set(session.userId, this.countFor(session.userId) + 1);
+  }
+
+  /** Forgets a session that has ended. */
+  remove(session: Session): void {
+    this.sessions.delete(session);
+    const left = (this.#perUser.get(session.userId) ?? 1) - 1;
+    if (left <= 0) this.#perUser.delete(session.userId);
+    else this.#perUser.set(session.userId, left);
+  }
+}

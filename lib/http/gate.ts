@@ -1,0 +1,216 @@
+/**
+ * The `/ws` handshake's admission, in this order: a WebSocket upgrade at all,
+ * not draining, the per-IP handshake rate, a well-formed RFC 6455 handshake,
+ * the Origin, the connection cap; then the credential (a one-time ticket is
+ * spent only by a handshake that passed all of that), revocation, draining
+ * and the cap again, the per-user cap; then the upgrade and the session.
+ * Every refusal is counted by status and audited.
+ *
+ * @module
+ */
+import type { AuditSink } from "../audit.ts";
+import type { Principal, TokenVerifier } from "../auth.ts";
+import { RefusalReason } from "../codes.ts";
+import type { AuthFailureReason } from "../codes.ts";
+import type { AuthConfig, LimitsConfig } from "../config.ts";
+import type { Upgraded } from "../edge/types.ts";
+import {
+  BEARER_PROTOCOL,
+  cookieOriginAllowed,
+  findCredential,
+  offeredProtocols,
+  originAllowed,
+  WEBSOCKET_VERSION,
+  wellFormedWebSocketHandshake,
+} from "../handshake.ts";
+import { refuse } from "../http.ts";
+import { Counters, type Metrics } from "../metrics.ts";
+import type { RateLimiter } from "../rate_limiter.ts";
+import type { Revocations } from "../revocations.ts";
+import { Session } from "../session.ts";
+import type { SessionContext } from "../session.ts";
+import { StoreUnavailableError } from "../store/history/types.ts";
+import type { TicketStore } from "../store/tickets/types.ts";
+import type { Connections } from "./connections.ts";
+import type { RouteContext } from "./router.ts";
+import { challenge, reasonOf, recordAuthFailure } from "./routes/_auth_failure.ts";
+
+/** What {@linkcode handshakeGate} needs. */
+export interface GateDeps {
+  /** `ALLOWED_ORIGINS` and the cookie credential's name. */
+  auth: Pick<AuthConfig, "allowedOrigins" | "cookie">;
+  /** `MAX_CONNECTIONS` and `MAX_CONNECTIONS_PER_USER`. */
+  limits: Pick<LimitsConfig, "maxConnections" | "maxConnectionsPerUser">;
+  /** `HEARTBEAT_MS`: the socket's idle timeout is derived from it. */
+  heartbeatMs: number;
+  verifier: TokenVerifier;
+  tickets: TicketStore;
+  revocations: Pick<Revocations, "revokes">;
+  /** The per-IP handshake limiter. */
+  handshakeLimiter: RateLimiter;
+  connections: Connections;
+  audit: AuditSink;
+  metrics: Metrics;
+  /** What each session is built with. */
+  session: SessionContext;
+  /** Whether the server is draining now. */
+  draining(): boolean;
+}
+
+/** Who a credential names, and where it was found. */
+interface Authenticated {
+  principal: Principal;
+  source: Session["info"]["source"];
+}
+
+/** Builds the `/ws` route handler. */
+export function handshakeGate(
+  deps: GateDeps,
+): (req: Request, ctx: RouteContext) => Promise<Response> {
+  const { auth, limits, tickets, handshakeLimiter, connections, audit, metrics } = deps;
+  const counters = metrics.counters;
+  const ctx: SessionContext = deps.session;
+
+  function authFailed(reason: AuthFailureReason, ip: string, source: string | undefined): Response {
+    recordAuthFailure(audit, counters, reason, ip, source);
+    Counters.bump(counters.refusals, 401);
+    return refuse(401, reason === "missing" ? "missing token" : "invalid token", {
+      "www-authenticate": challenge(reason),
+    });
+  }
+
+  function refused(
+    status: number,
+    message: string,
+    ip: string,
+    headers: HeadersInit = {},
+  ): Response {
+    Counters.bump(counters.refusals, status);
+    audit.record("handshake_refused", { status, reason: message, ip });
+    return refuse(status, message, headers);
+  }
+
+  const shuttingDown = (ip: string) =>
+    refused(503, "server is shutting down", ip, { "retry-after": "1" });
+  const full = (ip: string) => refused(503, "connection limit reached", ip, { "retry-after": "5" });
+
+  /** The checks before the credential; null when they all pass. */
+  function screen(req: Request, ip: string): Response | null {
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return refused(426, "expected a WebSocket upgrade", ip, { upgrade: "websocket" });
+    }
+    if (deps.draining()) return shuttingDown(ip);
+    const wait = handshakeLimiter.take(ip);
+    if (wait > 0) {
+      return refused(429, "too many connection attempts", ip, {
+        "retry-after": String(Math.ceil(wait / 1000)),
+      });
+    }
+    // Before the credential: a refused handshake must not spend a one-time ticket.
+    if (!wellFormedWebSocketHandshake(req)) {
+      return refused(400, "invalid WebSocket handshake", ip, {
+        "sec-websocket-version": WEBSOCKET_VERSION,
+      });
+    }
+    // Every header is read before the upgrade: afterwards Deno answers "Request closed".
+    if (!originAllowed(req.headers.get("origin"), req.headers.get("host"), auth.allowedOrigins)) {
+      return refused(403, "origin not allowed", ip);
+    }
+    if (connections.size + connections.pending >= limits.maxConnections) return full(ip);
+    return null;
+  }
+
+  async function redeemTicket(ticket: string, ip: string, origin: string | null) {
+    let redeemed;
+    try {
+      redeemed = await tickets.redeem(ticket, origin);
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      return refused(503, "ticket store unavailable", ip, { "retry-after": "1" });
+    }
+    if (!redeemed.ok) return authFailed(redeemed.reason, ip, "ticket");
+    return { principal: redeemed.principal, source: "ticket" } as const;
+  }
+
+  async function authenticate(
+    req: Request,
+    { url, ip }: RouteContext,
+    origin: string | null,
+    protocols: readonly string[],
+  ): Promise<Authenticated | Response> {
+    const credential = findCredential(req, url, auth.cookie, protocols);
+    if (credential === null || credential.value === "") {
+      return authFailed("missing", ip, credential?.source);
+    }
+    if (
+      credential.source === "cookie" &&
+      !cookieOriginAllowed(origin, req.headers.get("host"), auth.allowedOrigins)
+    ) {
+      Counters.bump(counters.refusals, 403);
+      audit.record("handshake_refused", {
+        status: 403,
+        reason: RefusalReason.CookieCrossOrigin,
+        ip,
+        origin,
+      });
+      return refuse(403, "origin not allowed to use cookie credentials");
+    }
+    if (credential.source === "ticket") return await redeemTicket(credential.value, ip, origin);
+    try {
+      return { principal: await deps.verifier.verify(credential.value), source: credential.source };
+    } catch (err) {
+      return authFailed(reasonOf(err), ip, credential.source);
+    }
+  }
+
+  /** The checks after the credential; null when they all pass. */
+  function admit({ principal, source }: Authenticated, ip: string): Response | null {
+    // Also covers tickets issued before a revocation and redeemed after it.
+    if (deps.revocations.revokes(principal)) return authFailed("revoked", ip, source);
+    if (deps.draining()) return shuttingDown(ip);
+    if (connections.size >= limits.maxConnections) return full(ip);
+    if (connections.countFor(principal.userId) >= limits.maxConnectionsPerUser) {
+      return refused(429, "too many connections for this user", ip, { "retry-after": "5" });
+    }
+    return null;
+  }
+
+  return async (req, route) => {
+    const started = performance.now();
+    const { ip } = route;
+    const screened = screen(req, ip);
+    if (screened !== null) return screened;
+    const origin = req.headers.get("origin");
+    const protocols = offeredProtocols(req);
+    const batch = route.url.searchParams.get("batch") === "1";
+    const auth = await connections.pendingWhile(() => authenticate(req, route, origin, protocols));
+    if (auth instanceof Response) return auth;
+    const refusal = admit(auth, ip);
+    if (refusal !== null) return refusal;
+    const { principal, source } = auth;
+    let upgraded: Upgraded;
+    try {
+      upgraded = route.upgrade(req, {
+        // Chromium drops a connection whose offered subprotocol is not answered.
+        ...(protocols.includes(BEARER_PROTOCOL) ? { protocol: BEARER_PROTOCOL } : {}),
+        idleTimeoutSec: Math.max(1, Math.round(deps.heartbeatMs / 1000)),
+      });
+    } catch {
+      // Whatever else Deno finds wrong with the handshake: the client's fault, not ours.
+      return refused(400, "invalid WebSocket handshake", ip);
+    }
+    const { socket, response } = upgraded;
+    const session = new Session(ctx, socket, principal, { ip, origin, source, batch });
+    connections.add(session);
+    counters.connectionsTotal++;
+    audit.record("connect", {
+      user: principal.userId,
+      connection: session.id,
+      ip,
+      origin,
+      source,
+    });
+    metrics.observeHandshake((performance.now() - started) / 1000);
+    return response;
+  };
+}

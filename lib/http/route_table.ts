@@ -1,0 +1,145 @@
+/**
+ * Every path the server answers, in one table: the WebSocket handshake, the
+ * health and metrics probes, the ticket, publish, revoke and admin APIs, the
+ * dev token, then the static routes a caller adds (the client module, the
+ * demo and admin pages). Which method each answers and whether it stops
+ * taking writes while draining is read here; the router enforces it.
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import { json } from "../http.ts";
+import type { Services } from "./compose.ts";
+import { type Health, publicHealth } from "./health.ts";
+import type { Route, RouteHandler } from "./router.ts";
+import { adminStatsRoute } from "./routes/admin_stats.ts";
+import { devTokenRoute } from "./routes/dev_token.ts";
+import { metricsRoute } from "./routes/metrics.ts";
+import { publishApi } from "./routes/publish_api.ts";
+import { revokeRoute } from "./routes/revoke.ts";
+import { ticketRoutes } from "./routes/ticket.ts";
+
+/** What {@linkcode routeTable} needs. */
+export interface RouteTableDeps {
+  config: Pick<Config, "auth" | "admin" | "limits">;
+  services: Services;
+  /** The full health report (the admin feed's); `/healthz` shows its public view. */
+  health(): Health;
+  /** The `/ws` handshake. */
+  handshake: RouteHandler;
+  /** Aborted when the server shuts down: API bodies still arriving are abandoned. */
+  shutdownSignal: AbortSignal;
+  /** Static routes, answered on `GET` and `HEAD`. */
+  extra: Record<string, (req: Request) => Response | Promise<Response>>;
+}
+
+/** `/ticket` and the operator APIs. */
+function apiRoutes(deps: RouteTableDeps): Route[] {
+  const { config: { auth, admin, limits }, services, shutdownSignal } = deps;
+  const { verifier, audit, clock, revocations, rooms, presence } = services;
+  const counters = services.metrics.counters;
+  const ticket = ticketRoutes({
+    auth,
+    verifier,
+    tickets: services.tickets,
+    limiter: services.handshakeLimiter,
+    audit,
+    counters,
+  });
+  const publish = publishApi({
+    admin,
+    limits,
+    verifier,
+    rooms,
+    clock,
+    audit,
+    counters,
+    shutdownSignal,
+  });
+  const adminStats = adminStatsRoute({
+    admin,
+    verifier,
+    audit,
+    counters,
+    clock,
+    health: deps.health,
+    activity: () => rooms.activity(),
+    sections: {
+      ...(presence === undefined ? {} : { presence: () => ({ ...presence.stats() }) }),
+      revocations: () => ({
+        active: revocations.active,
+        closed: revocations.closedTotal,
+        store: revocations.store.kind,
+        storeStatus: revocations.store.health().status,
+      }),
+    },
+  });
+  const revoke = revokeRoute({
+    admin,
+    revocationTtlMs: auth.revocations.ttlMs,
+    limits,
+    verifier,
+    revocations,
+    clock,
+    audit,
+    counters,
+    shutdownSignal,
+  });
+  return [
+    {
+      path: "/ticket",
+      methods: ["POST", "OPTIONS"],
+      drains: true,
+      handler: (req, { ip }) =>
+        req.method === "OPTIONS" ? ticket.preflight(req) : ticket.issue(req, ip),
+    },
+    {
+      path: "/api/publish",
+      methods: ["POST"],
+      drains: true,
+      handler: (req, { ip }) => publish(req, ip),
+    },
+    {
+      path: "/api/admin/stats",
+      methods: ["GET"],
+      drains: false,
+      handler: (req, { ip }) => adminStats(req, ip),
+    },
+    {
+      path: "/api/revoke",
+      methods: ["GET", "POST", "DELETE"],
+      drains: true,
+      handler: (req, { ip }) => revoke(req, ip),
+    },
+  ];
+}
+
+/** The whole table. */
+export function routeTable(deps: RouteTableDeps): Route[] {
+  const { services } = deps;
+  const metrics = metricsRoute(services.metrics, deps.config.admin.metricsToken);
+  const routes: Route[] = [
+    { path: "/ws", methods: ["GET"], drains: false, handler: deps.handshake, refusals: "text" },
+    {
+      path: "/healthz",
+      methods: ["GET"],
+      drains: false,
+      handler: () => json(200, publicHealth(deps.health())),
+    },
+    { path: "/metrics", methods: ["GET"], drains: false, handler: (req) => metrics(req) },
+    ...apiRoutes(deps),
+  ];
+  if (services.devSecret !== undefined) {
+    const devToken = devTokenRoute(services.devSecret, services.clock);
+    routes.push({
+      path: "/dev/token",
+      methods: ["GET"],
+      drains: false,
+      handler: (req, { url, info }) => devToken(req, url, info?.remoteAddr),
+    });
+  }
+  for (const [path, handler] of Object.entries(deps.extra)) {
+    routes.push({ path, methods: ["GET", "HEAD"], drains: false, handler: (req) => handler(req) });
+  }
+  return routes;
+}
