@@ -16,6 +16,8 @@ import assert from "node:assert/strict";
 import { mintToken } from "../lib/dev.ts";
 import { type ServerProcess, spawnMain } from "./_process.ts";
 import { connect } from "./_helpers.ts";
+import { connectionBudget } from "../lib/edge/listen.ts";
+import { reservedDescriptors } from "../lib/edge/fd_budget.ts";
 
 const SECRET = "g".repeat(40);
 const KEY = new TextEncoder().encode(SECRET);
@@ -150,3 +152,50 @@ Deno.test("a request head over 16 KiB is a 431 and the connection is closed", as
     await server.stop();
   }
 });
+
+Deno.test("connectionBudget: MAX_CONNECTIONS is lowered only by the fd limit, shared by isolates", () => {
+  assert.deepEqual(connectionBudget(10_000, 1, 20_000), {
+    maxSockets: 11_000,
+    fdLimit: 20_000,
+    maxConnections: 10_000,
+    clamped: false,
+  });
+  const small = connectionBudget(10_000, 1, 1024);
+  assert.equal(small.maxSockets, 1024 - reservedDescriptors(1024));
+  assert.equal(small.maxConnections, Math.floor(small.maxSockets * 0.9));
+  assert.equal(small.clamped, true);
+  const two = connectionBudget(10_000, 2, 20_000);
+  assert.equal(two.maxSockets, Math.floor((20_000 - reservedDescriptors(20_000)) / 2));
+  assert.equal(two.clamped, true);
+  assert.equal(connectionBudget(500, 1, undefined).maxConnections, 500);
+});
+
+for (const engine of ["ws", "deno"]) {
+  Deno.test(`WS_ENGINE=${engine}: closed WebSockets leave the socket count (no creeping to the cap)`, async () => {
+    await using server = await spawnMain({
+      JWT_SECRET: SECRET,
+      WS_ENGINE: engine,
+      HANDSHAKES_PER_MINUTE_PER_IP: "100000",
+    });
+    const alice = await mintToken(KEY, { sub: "alice", rooms: ["*"] });
+    for (let i = 0; i < 300; i += 10) {
+      await Promise.all(Array.from({ length: 10 }, async () => {
+        const { client } = await connect(`${server.wsUrl}?token=${alice}`);
+        await client.close();
+      }));
+    }
+    const sockets = async () => {
+      const text = await (await fetch(`${server.httpUrl}/metrics`, {
+        headers: { connection: "close" },
+      })).text();
+      return Number(/^realtime_edge_sockets (\d+)$/m.exec(text)?.[1]);
+    };
+    const deadline = performance.now() + 5000;
+    let open = await sockets();
+    while (open > 2 && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      open = await sockets();
+    }
+    assert.ok(open <= 2, `${open} sockets still counted after 300 closed WebSockets`);
+  });
+}

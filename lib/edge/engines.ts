@@ -26,6 +26,12 @@ export interface RawUpgrade {
   req: IncomingMessage;
   socket: Duplex;
   head: Uint8Array;
+  /**
+   * Tells the front door the connection is gone, for an engine that takes
+   * the file descriptor over (Deno's socket): the node socket then never
+   * reports its own close. Idempotent.
+   */
+  release: () => void;
 }
 
 /** Puts a WebSocket on a TCP socket whose request passed every check. */
@@ -57,13 +63,15 @@ const switched = (): Response => new Response(null, { status: 200 });
 function denoEngine(): SocketEngine {
   return {
     name: "deno",
-    upgrade(request, { socket, head }, { protocol, idleTimeoutSec }) {
+    upgrade(request, { socket, head, release }, { protocol, idleTimeoutSec }) {
       const { socket: ws } = Deno.upgradeWebSocket(request, {
         socket: socket as Socket,
         head,
         ...(protocol === undefined ? {} : { protocol }),
         idleTimeout: idleTimeoutSec,
       });
+      // Deno owns the descriptor now: the node socket will not report its close.
+      ws.addEventListener("close", release, { once: true });
       return { socket: ws, response: switched() };
     },
     close() {},
@@ -146,6 +154,18 @@ class WsAdapter implements WebSocketLike {
   }
 }
 
+/**
+ * Makes `end()` on an already ended stream a no-op. `ws` ends the TCP socket
+ * and its frame parser again on the peer's FIN and on close; each repeat
+ * builds an `ERR_STREAM_ALREADY_FINISHED` error, with a stack trace, that
+ * nobody reads: a third of the server's CPU per handshake under Deno
+ * (386 → 232 µs per connect-then-close cycle, measured with --cpu-prof).
+ */
+function endOnce(stream: { end: (...args: never[]) => unknown; writableEnded: boolean }): void {
+  const end = stream.end.bind(stream);
+  stream.end = ((...args: never[]) => stream.writableEnded ? stream : end(...args)) as typeof end;
+}
+
 function wsEngine({ maxMessageBytes }: EngineOptions): SocketEngine {
   const chosen = new WeakMap<IncomingMessage, string>();
   const server = new WebSocketServer({
@@ -182,6 +202,10 @@ function wsEngine({ maxMessageBytes }: EngineOptions): SocketEngine {
         throw new TypeError("Cannot upgrade: the WebSocket handshake is malformed");
       }
       const ws = accepted;
+      endOnce(socket);
+      // ws's frame parser, a Writable it ends on close (not in its type definitions).
+      const receiver = (ws as unknown as { _receiver?: Parameters<typeof endOnce>[0] })._receiver;
+      if (receiver !== undefined) endOnce(receiver);
       const state = { answered: true, intervalMs: idleTimeoutSec * 1000 };
       open.set(ws, state);
       startHeartbeat(state.intervalMs);

@@ -53,7 +53,9 @@ export function connectionBudget(
   fdLimit?: number,
 ): SocketBudget & { maxConnections: number; clamped: boolean } {
   const budget = socketBudget(maxConnections + httpHeadroom(maxConnections), isolates, fdLimit);
-  const fits = Math.max(1, Math.floor(budget.maxSockets * 0.9));
+  // Only the fd limit lowers MAX_CONNECTIONS: the headroom above it is ours to add.
+  const usable = socketBudget(Number.MAX_SAFE_INTEGER, isolates, budget.fdLimit).maxSockets;
+  const fits = Math.max(1, Math.floor(usable * 0.9));
   return {
     ...budget,
     maxConnections: Math.min(maxConnections, fits),

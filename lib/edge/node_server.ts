@@ -168,6 +168,13 @@ export function serveNode(handler: EdgeHandler, options: NodeServeOptions): Prom
       }, headersTimeoutMs),
     );
   }
+  /** Sockets in `stats.sockets`: each leaves once, by its close or by the engine that took it over. */
+  const counted = new Set<Socket>();
+  function release(socket: Socket): void {
+    headDone(socket);
+    if (counted.delete(socket)) stats.sockets--;
+  }
+
   function headDone(socket: Socket): void {
     clearTimeout(waiting.get(socket));
     waiting.delete(socket);
@@ -188,10 +195,8 @@ export function serveNode(handler: EdgeHandler, options: NodeServeOptions): Prom
       return;
     }
     stats.sockets++;
-    socket.once("close", () => {
-      stats.sockets--;
-      headDone(socket);
-    });
+    counted.add(socket);
+    socket.once("close", () => release(socket));
     if (stats.sockets >= shedAt) {
       const oldest = waiting.keys().next().value;
       if (oldest !== undefined) {
@@ -253,7 +258,8 @@ export function serveNode(handler: EdgeHandler, options: NodeServeOptions): Prom
       socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
       return;
     }
-    const raw = { req, socket, head: new Uint8Array(head) };
+    const tcp = tcpOf(socket);
+    const raw = { req, socket, head: new Uint8Array(head), release: () => release(tcp) };
     const info = {
       remoteAddr: netAddr(req.socket.remoteAddress, req.socket.remotePort),
       completed: new Promise<void>((resolve) => socket.once("close", resolve)),
