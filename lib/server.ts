@@ -22,7 +22,7 @@ import {
   type ServerOptions,
   type Services,
 } from "./http/compose.ts";
-import { handshakeGate } from "./http/gate.ts";
+import { HandshakeGate } from "./http/gate.ts";
 import { type Health, healthReport } from "./http/health.ts";
 import { routeTable } from "./http/route_table.ts";
 import { createRouter } from "./http/router.ts";
@@ -137,7 +137,7 @@ function buildHandler(
     storeKind: config.store.kind,
     tls: config.tls !== undefined,
   });
-  const handshake = handshakeGate({
+  const gate = new HandshakeGate({
     ...services,
     auth: config.auth,
     limits: config.limits,
@@ -146,7 +146,7 @@ function buildHandler(
     draining,
   });
   const handler = createRouter(
-    routeTable({ config, services, health, handshake, shutdownSignal, extra }),
+    routeTable({ config, services, health, handshake: gate.handle, shutdownSignal, extra }),
     {
       draining,
       trustProxy: config.server.trustProxy,

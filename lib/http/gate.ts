@@ -63,129 +63,42 @@ interface Authenticated {
   source: Session["info"]["source"];
 }
 
-/** Builds the `/ws` route handler. */
-export function handshakeGate(
-  deps: GateDeps,
-): (req: Request, ctx: RouteContext) => Promise<Response> {
-  const { auth, limits, tickets, handshakeLimiter, connections, audit, metrics } = deps;
-  const counters = metrics.counters;
-  const ctx: SessionContext = deps.session;
+/**
+ * The `/ws` route: {@linkcode HandshakeGate.handle} admits a handshake or
+ * answers why not.
+ *
+ * @example
+ * ```ts ignore
+ * const gate = new HandshakeGate(deps);
+ * const route = { path: "/ws", methods: ["GET"], drains: false, handler: gate.handle };
+ * ```
+ */
+export class HandshakeGate {
+  readonly #deps: GateDeps;
+  readonly #counters: Counters;
 
-  function authFailed(reason: AuthFailureReason, ip: string, source: string | undefined): Response {
-    recordAuthFailure(audit, counters, reason, ip, source);
-    Counters.bump(counters.refusals, 401);
-    return refuse(401, reason === "missing" ? "missing token" : "invalid token", {
-      "www-authenticate": challenge(reason),
-    });
+  /** @param deps the configuration sections and services the gate reads */
+  constructor(deps: GateDeps) {
+    this.#deps = deps;
+    this.#counters = deps.metrics.counters;
   }
 
-  function refused(
-    status: number,
-    message: string,
-    ip: string,
-    headers: HeadersInit = {},
-  ): Response {
-    Counters.bump(counters.refusals, status);
-    audit.record("handshake_refused", { status, reason: message, ip });
-    return refuse(status, message, headers);
-  }
-
-  const shuttingDown = (ip: string) =>
-    refused(503, "server is shutting down", ip, { "retry-after": "1" });
-  const full = (ip: string) => refused(503, "connection limit reached", ip, { "retry-after": "5" });
-
-  /** The checks before the credential; null when they all pass. */
-  function screen(req: Request, ip: string): Response | null {
-    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return refused(426, "expected a WebSocket upgrade", ip, { upgrade: "websocket" });
-    }
-    if (deps.draining()) return shuttingDown(ip);
-    const wait = handshakeLimiter.take(ip);
-    if (wait > 0) {
-      return refused(429, "too many connection attempts", ip, {
-        "retry-after": String(Math.ceil(wait / 1000)),
-      });
-    }
-    // Before the credential: a refused handshake must not spend a one-time ticket.
-    if (!wellFormedWebSocketHandshake(req)) {
-      return refused(400, "invalid WebSocket handshake", ip, {
-        "sec-websocket-version": WEBSOCKET_VERSION,
-      });
-    }
-    // Every header is read before the upgrade: afterwards Deno answers "Request closed".
-    if (!originAllowed(req.headers.get("origin"), req.headers.get("host"), auth.allowedOrigins)) {
-      return refused(403, "origin not allowed", ip);
-    }
-    if (connections.size + connections.pending >= limits.maxConnections) return full(ip);
-    return null;
-  }
-
-  async function redeemTicket(ticket: string, ip: string, origin: string | null) {
-    let redeemed;
-    try {
-      redeemed = await tickets.redeem(ticket, origin);
-    } catch (err) {
-      if (!(err instanceof StoreUnavailableError)) throw err;
-      return refused(503, "ticket store unavailable", ip, { "retry-after": "1" });
-    }
-    if (!redeemed.ok) return authFailed(redeemed.reason, ip, "ticket");
-    return { principal: redeemed.principal, source: "ticket" } as const;
-  }
-
-  async function authenticate(
-    req: Request,
-    { url, ip }: RouteContext,
-    origin: string | null,
-    protocols: readonly string[],
-  ): Promise<Authenticated | Response> {
-    const credential = findCredential(req, url, auth.cookie, protocols);
-    if (credential === null || credential.value === "") {
-      return authFailed("missing", ip, credential?.source);
-    }
-    if (
-      credential.source === "cookie" &&
-      !cookieOriginAllowed(origin, req.headers.get("host"), auth.allowedOrigins)
-    ) {
-      Counters.bump(counters.refusals, 403);
-      audit.record("handshake_refused", {
-        status: 403,
-        reason: RefusalReason.CookieCrossOrigin,
-        ip,
-        origin,
-      });
-      return refuse(403, "origin not allowed to use cookie credentials");
-    }
-    if (credential.source === "ticket") return await redeemTicket(credential.value, ip, origin);
-    try {
-      return { principal: await deps.verifier.verify(credential.value), source: credential.source };
-    } catch (err) {
-      return authFailed(reasonOf(err), ip, credential.source);
-    }
-  }
-
-  /** The checks after the credential; null when they all pass. */
-  function admit({ principal, source }: Authenticated, ip: string): Response | null {
-    // Also covers tickets issued before a revocation and redeemed after it.
-    if (deps.revocations.revokes(principal)) return authFailed("revoked", ip, source);
-    if (deps.draining()) return shuttingDown(ip);
-    if (connections.size >= limits.maxConnections) return full(ip);
-    if (connections.countFor(principal.userId) >= limits.maxConnectionsPerUser) {
-      return refused(429, "too many connections for this user", ip, { "retry-after": "5" });
-    }
-    return null;
-  }
-
-  return async (req, route) => {
+  /** The route handler (bound: pass it as is). */
+  readonly handle = async (req: Request, route: RouteContext): Promise<Response> => {
+    const { connections, audit, metrics } = this.#deps;
+    const ctx: SessionContext = this.#deps.session;
     const started = performance.now();
     const { ip } = route;
-    const screened = screen(req, ip);
+    const screened = this.#screen(req, ip);
     if (screened !== null) return screened;
     const origin = req.headers.get("origin");
     const protocols = offeredProtocols(req);
     const batch = route.url.searchParams.get("batch") === "1";
-    const auth = await connections.pendingWhile(() => authenticate(req, route, origin, protocols));
+    const auth = await connections.pendingWhile(() =>
+      this.#authenticate(req, route, origin, protocols)
+    );
     if (auth instanceof Response) return auth;
-    const refusal = admit(auth, ip);
+    const refusal = this.#admit(auth, ip);
     if (refusal !== null) return refusal;
     const { principal, source } = auth;
     let upgraded: Upgraded;
@@ -193,16 +106,16 @@ export function handshakeGate(
       upgraded = route.upgrade(req, {
         // Chromium drops a connection whose offered subprotocol is not answered.
         ...(protocols.includes(BEARER_PROTOCOL) ? { protocol: BEARER_PROTOCOL } : {}),
-        idleTimeoutSec: Math.max(1, Math.round(deps.heartbeatMs / 1000)),
+        idleTimeoutSec: Math.max(1, Math.round(this.#deps.heartbeatMs / 1000)),
       });
     } catch {
       // Whatever else Deno finds wrong with the handshake: the client's fault, not ours.
-      return refused(400, "invalid WebSocket handshake", ip);
+      return this.#refused(400, "invalid WebSocket handshake", ip);
     }
     const { socket, response } = upgraded;
     const session = new Session(ctx, socket, principal, { ip, origin, source, batch });
     connections.add(session);
-    counters.connectionsTotal++;
+    this.#counters.connectionsTotal++;
     audit.record("connect", {
       user: principal.userId,
       connection: session.id,
@@ -213,4 +126,119 @@ export function handshakeGate(
     metrics.observeHandshake((performance.now() - started) / 1000);
     return response;
   };
+
+  #authFailed(reason: AuthFailureReason, ip: string, source: string | undefined): Response {
+    recordAuthFailure(this.#deps.audit, this.#counters, reason, ip, source);
+    Counters.bump(this.#counters.refusals, 401);
+    return refuse(401, reason === "missing" ? "missing token" : "invalid token", {
+      "www-authenticate": challenge(reason),
+    });
+  }
+
+  #refused(status: number, message: string, ip: string, headers: HeadersInit = {}): Response {
+    Counters.bump(this.#counters.refusals, status);
+    this.#deps.audit.record("handshake_refused", { status, reason: message, ip });
+    return refuse(status, message, headers);
+  }
+
+  #shuttingDown(ip: string): Response {
+    return this.#refused(503, "server is shutting down", ip, { "retry-after": "1" });
+  }
+
+  #full(ip: string): Response {
+    return this.#refused(503, "connection limit reached", ip, { "retry-after": "5" });
+  }
+
+  /** The checks before the credential; null when they all pass. */
+  #screen(req: Request, ip: string): Response | null {
+    const { auth, limits, connections } = this.#deps;
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return this.#refused(426, "expected a WebSocket upgrade", ip, { upgrade: "websocket" });
+    }
+    if (this.#deps.draining()) return this.#shuttingDown(ip);
+    const wait = this.#deps.handshakeLimiter.take(ip);
+    if (wait > 0) {
+      return this.#refused(429, "too many connection attempts", ip, {
+        "retry-after": String(Math.ceil(wait / 1000)),
+      });
+    }
+    // Before the credential: a refused handshake must not spend a one-time ticket.
+    if (!wellFormedWebSocketHandshake(req)) {
+      return this.#refused(400, "invalid WebSocket handshake", ip, {
+        "sec-websocket-version": WEBSOCKET_VERSION,
+      });
+    }
+    // Every header is read before the upgrade: afterwards Deno answers "Request closed".
+    if (!originAllowed(req.headers.get("origin"), req.headers.get("host"), auth.allowedOrigins)) {
+      return this.#refused(403, "origin not allowed", ip);
+    }
+    if (connections.size + connections.pending >= limits.maxConnections) return this.#full(ip);
+    return null;
+  }
+
+  async #redeemTicket(
+    ticket: string,
+    ip: string,
+    origin: string | null,
+  ): Promise<Authenticated | Response> {
+    let redeemed;
+    try {
+      redeemed = await this.#deps.tickets.redeem(ticket, origin);
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      return this.#refused(503, "ticket store unavailable", ip, { "retry-after": "1" });
+    }
+    if (!redeemed.ok) return this.#authFailed(redeemed.reason, ip, "ticket");
+    return { principal: redeemed.principal, source: "ticket" };
+  }
+
+  async #authenticate(
+    req: Request,
+    { url, ip }: RouteContext,
+    origin: string | null,
+    protocols: readonly string[],
+  ): Promise<Authenticated | Response> {
+    const { auth, audit } = this.#deps;
+    const credential = findCredential(req, url, auth.cookie, protocols);
+    if (credential === null || credential.value === "") {
+      return this.#authFailed("missing", ip, credential?.source);
+    }
+    if (
+      credential.source === "cookie" &&
+      !cookieOriginAllowed(origin, req.headers.get("host"), auth.allowedOrigins)
+    ) {
+      Counters.bump(this.#counters.refusals, 403);
+      audit.record("handshake_refused", {
+        status: 403,
+        reason: RefusalReason.CookieCrossOrigin,
+        ip,
+        origin,
+      });
+      return refuse(403, "origin not allowed to use cookie credentials");
+    }
+    if (credential.source === "ticket") {
+      return await this.#redeemTicket(credential.value, ip, origin);
+    }
+    try {
+      return {
+        principal: await this.#deps.verifier.verify(credential.value),
+        source: credential.source,
+      };
+    } catch (err) {
+      return this.#authFailed(reasonOf(err), ip, credential.source);
+    }
+  }
+
+  /** The checks after the credential; null when they all pass. */
+  #admit({ principal, source }: Authenticated, ip: string): Response | null {
+    const { limits, connections } = this.#deps;
+    // Also covers tickets issued before a revocation and redeemed after it.
+    if (this.#deps.revocations.revokes(principal)) return this.#authFailed("revoked", ip, source);
+    if (this.#deps.draining()) return this.#shuttingDown(ip);
+    if (connections.size >= limits.maxConnections) return this.#full(ip);
+    if (connections.countFor(principal.userId) >= limits.maxConnectionsPerUser) {
+      return this.#refused(429, "too many connections for this user", ip, { "retry-after": "5" });
+    }
+    return null;
+  }
 }

@@ -33,10 +33,33 @@ export interface RouteTableDeps {
   extra: Record<string, (req: Request) => Response | Promise<Response>>;
 }
 
+/** `GET /api/admin/stats`: the health report, the busiest rooms and the subsystems' sections. */
+function adminStatsHandler(deps: RouteTableDeps): (req: Request, ip: string) => Promise<Response> {
+  const { verifier, audit, clock, revocations, rooms, presence } = deps.services;
+  return adminStatsRoute({
+    admin: deps.config.admin,
+    verifier,
+    audit,
+    counters: deps.services.metrics.counters,
+    clock,
+    health: deps.health,
+    activity: () => rooms.activity(),
+    sections: {
+      ...(presence === undefined ? {} : { presence: () => ({ ...presence.stats() }) }),
+      revocations: () => ({
+        active: revocations.active,
+        closed: revocations.closedTotal,
+        store: revocations.store.kind,
+        storeStatus: revocations.store.health().status,
+      }),
+    },
+  });
+}
+
 /** `/ticket` and the operator APIs. */
 function apiRoutes(deps: RouteTableDeps): Route[] {
   const { config: { auth, admin, limits }, services, shutdownSignal } = deps;
-  const { verifier, audit, clock, revocations, rooms, presence } = services;
+  const { verifier, audit, clock, revocations, rooms } = services;
   const counters = services.metrics.counters;
   const ticket = ticketRoutes({
     auth,
@@ -56,24 +79,7 @@ function apiRoutes(deps: RouteTableDeps): Route[] {
     counters,
     shutdownSignal,
   });
-  const adminStats = adminStatsRoute({
-    admin,
-    verifier,
-    audit,
-    counters,
-    clock,
-    health: deps.health,
-    activity: () => rooms.activity(),
-    sections: {
-      ...(presence === undefined ? {} : { presence: () => ({ ...presence.stats() }) }),
-      revocations: () => ({
-        active: revocations.active,
-        closed: revocations.closedTotal,
-        store: revocations.store.kind,
-        storeStatus: revocations.store.health().status,
-      }),
-    },
-  });
+  const adminStats = adminStatsHandler(deps);
   const revoke = revokeRoute({
     admin,
     revocationTtlMs: auth.revocations.ttlMs,

@@ -75,123 +75,139 @@ function view(r: Revocation): Record<string, string | number> {
   return out;
 }
 
+/** The body of POST and DELETE, or the error response that says what is wrong with it. */
+async function readBody(req: Request, deps: RevokeRouteDeps): Promise<RevokeBody | Response> {
+  let text: string;
+  try {
+    text = await readBodyLimited(req, MAX_BODY_BYTES, {
+      timeoutMs: deps.limits.bodyTimeoutMs,
+      signal: deps.shutdownSignal,
+    });
+  } catch (err) {
+    return bodyErrorResponse(err);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return apiError(400, "bad_request", 'body is not valid JSON: send {"userId":…} or {"jti":…}');
+  }
+  const parsed = RevokeBody.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return apiError(400, "bad_request", `${issue?.path.join(".") || "body"}: ${issue?.message}`);
+  }
+  return parsed.data;
+}
+
+/** Whom a body names. */
+function target(body: RevokeBody): { kind: RevocationKind; subject: string } {
+  return body.userId !== undefined
+    ? { kind: "user", subject: body.userId }
+    : { kind: "jti", subject: body.jti! };
+}
+
+/** The store could not be reached: nothing changed. */
+function unavailable(err: StoreUnavailableError): Response {
+  return apiError(503, "unavailable", "the revocation store cannot be reached; nothing changed", {
+    "retry-after": String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))),
+  });
+}
+
+/** `POST`: revokes, closing the sessions concerned. */
+async function revoke(
+  deps: RevokeRouteDeps,
+  body: RevokeBody,
+  caller: { by: string; ip: string },
+): Promise<Response> {
+  const { revocations, clock, audit } = deps;
+  const { by, ip } = caller;
+  const now = clock.now();
+  const until = body.untilSec !== undefined ? body.untilSec * 1000 : now + deps.revocationTtlMs;
+  if (until <= now) return apiError(400, "bad_request", "untilSec: must be in the future");
+  if (until > now + MAX_AHEAD_MS) {
+    return apiError(400, "bad_request", "untilSec: must be at most 366 days ahead");
+  }
+  const { kind, subject } = target(body);
+  const request = body.reason === undefined
+    ? { kind, subject, until, by }
+    : { kind, subject, until, by, reason: body.reason };
+  let result;
+  try {
+    result = await revocations.revoke(request);
+  } catch (err) {
+    if (err instanceof StoreUnavailableError) return unavailable(err);
+    throw err;
+  }
+  const { evicted } = result;
+  audit.record("revoke", {
+    by,
+    [kind === "user" ? "user" : "jti"]: subject,
+    reason: body.reason,
+    until,
+    closed: result.closed,
+    ip,
+    // A full list made room by dropping the revocation that lapses soonest.
+    ...(evicted === undefined ? {} : { evicted: `${evicted.kind}:${evicted.subject}` }),
+  });
+  return json(202, { closed: result.closed, until });
+}
+
+/** `DELETE`: lifts a revocation in force. */
+async function lift(
+  deps: RevokeRouteDeps,
+  body: RevokeBody,
+  caller: { by: string; ip: string },
+): Promise<Response> {
+  const { revocations, audit } = deps;
+  const { by, ip } = caller;
+  const { kind, subject } = target(body);
+  let lifted: boolean;
+  try {
+    lifted = await revocations.lift(kind, subject);
+  } catch (err) {
+    if (err instanceof StoreUnavailableError) return unavailable(err);
+    throw err;
+  }
+  audit.record("unrevoke", {
+    by,
+    [kind === "user" ? "user" : "jti"]: subject,
+    reason: body.reason,
+    lifted,
+    ip,
+  });
+  if (!lifted) {
+    return apiError(
+      404,
+      "not_found",
+      `no revocation of this ${kind === "user" ? "user" : "jti"} is in force`,
+    );
+  }
+  return json(200, { lifted: true });
+}
+
+/** `GET`: the revocations in force, newest first, at most `?limit=`. */
+function list(req: Request, revocations: Revocations): Response {
+  const raw = new URL(req.url).searchParams.get("limit");
+  const limit = raw === null ? DEFAULT_LIST_LIMIT : Number(raw);
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+    return apiError(
+      400,
+      "bad_request",
+      `limit: must be a whole number from 1 to ${MAX_LIST_LIMIT}`,
+    );
+  }
+  const all = revocations.list();
+  return json(200, { revocations: all.slice(0, limit).map(view), total: all.length });
+}
+
 /** Builds the `/api/revoke` handler for GET, POST and DELETE (the router answers other methods). */
 export function revokeRoute(
   deps: RevokeRouteDeps,
 ): (req: Request, ip: string) => Promise<Response> {
-  const { admin, limits, revocations, clock, audit } = deps;
   const authorize = adminAuthorizer(deps);
-
-  async function readBody(req: Request): Promise<RevokeBody | Response> {
-    let text: string;
-    try {
-      text = await readBodyLimited(req, MAX_BODY_BYTES, {
-        timeoutMs: limits.bodyTimeoutMs,
-        signal: deps.shutdownSignal,
-      });
-    } catch (err) {
-      return bodyErrorResponse(err);
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return apiError(400, "bad_request", 'body is not valid JSON: send {"userId":…} or {"jti":…}');
-    }
-    const parsed = RevokeBody.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return apiError(400, "bad_request", `${issue?.path.join(".") || "body"}: ${issue?.message}`);
-    }
-    return parsed.data;
-  }
-
-  function target(body: RevokeBody): { kind: RevocationKind; subject: string } {
-    return body.userId !== undefined
-      ? { kind: "user", subject: body.userId }
-      : { kind: "jti", subject: body.jti! };
-  }
-
-  function unavailable(err: StoreUnavailableError): Response {
-    return apiError(503, "unavailable", "the revocation store cannot be reached; nothing changed", {
-      "retry-after": String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))),
-    });
-  }
-
-  async function revoke(body: RevokeBody, by: string, ip: string): Promise<Response> {
-    const now = clock.now();
-    const until = body.untilSec !== undefined ? body.untilSec * 1000 : now + deps.revocationTtlMs;
-    if (until <= now) return apiError(400, "bad_request", "untilSec: must be in the future");
-    if (until > now + MAX_AHEAD_MS) {
-      return apiError(400, "bad_request", "untilSec: must be at most 366 days ahead");
-    }
-    const { kind, subject } = target(body);
-    const request = body.reason === undefined
-      ? { kind, subject, until, by }
-      : { kind, subject, until, by, reason: body.reason };
-    let result;
-    try {
-      result = await revocations.revoke(request);
-    } catch (err) {
-      if (err instanceof StoreUnavailableError) return unavailable(err);
-      throw err;
-    }
-    const { evicted } = result;
-    audit.record("revoke", {
-      by,
-      [kind === "user" ? "user" : "jti"]: subject,
-      reason: body.reason,
-      until,
-      closed: result.closed,
-      ip,
-      // A full list made room by dropping the revocation that lapses soonest.
-      ...(evicted === undefined ? {} : { evicted: `${evicted.kind}:${evicted.subject}` }),
-    });
-    return json(202, { closed: result.closed, until });
-  }
-
-  async function lift(body: RevokeBody, by: string, ip: string): Promise<Response> {
-    const { kind, subject } = target(body);
-    let lifted: boolean;
-    try {
-      lifted = await revocations.lift(kind, subject);
-    } catch (err) {
-      if (err instanceof StoreUnavailableError) return unavailable(err);
-      throw err;
-    }
-    audit.record("unrevoke", {
-      by,
-      [kind === "user" ? "user" : "jti"]: subject,
-      reason: body.reason,
-      lifted,
-      ip,
-    });
-    if (!lifted) {
-      return apiError(
-        404,
-        "not_found",
-        `no revocation of this ${kind === "user" ? "user" : "jti"} is in force`,
-      );
-    }
-    return json(200, { lifted: true });
-  }
-
-  function list(req: Request): Response {
-    const raw = new URL(req.url).searchParams.get("limit");
-    const limit = raw === null ? DEFAULT_LIST_LIMIT : Number(raw);
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
-      return apiError(
-        400,
-        "bad_request",
-        `limit: must be a whole number from 1 to ${MAX_LIST_LIMIT}`,
-      );
-    }
-    const all = revocations.list();
-    return json(200, { revocations: all.slice(0, limit).map(view), total: all.length });
-  }
-
   return async (req, ip) => {
-    if (!adminEnabled(admin)) {
+    if (!adminEnabled(deps.admin)) {
       return apiError(
         404,
         "not_found",
@@ -200,11 +216,11 @@ export function revokeRoute(
     }
     const caller = await authorize(req, ip, "revoke_api");
     if (caller instanceof Response) return caller;
-    if (req.method === "GET") return list(req);
-    const body = await readBody(req);
+    if (req.method === "GET") return list(req, deps.revocations);
+    const body = await readBody(req, deps);
     if (body instanceof Response) return body;
     return req.method === "POST"
-      ? await revoke(body, caller.from, ip)
-      : await lift(body, caller.from, ip);
+      ? await revoke(deps, body, { by: caller.from, ip })
+      : await lift(deps, body, { by: caller.from, ip });
   };
 }
