@@ -25,6 +25,7 @@ import { plaintextWarning, readTlsFiles } from "./lib/tls.ts";
 import type { TlsMaterial } from "./lib/tls.ts";
 import { getLogger } from "@logtape/logtape";
 import { connectionBudget, listen, type Listener } from "./lib/edge/listen.ts";
+import { errorMessage } from "./lib/errors.ts";
 
 function configOrExit(): Config {
   try {
@@ -66,7 +67,7 @@ globalThis.addEventListener("unhandledrejection", (event) => {
   const now = Date.now();
   if (now - lastUncaughtLog < 1000) return;
   lastUncaughtLog = now;
-  const reason = event.reason instanceof Error ? event.reason.message : String(event.reason);
+  const reason = errorMessage(event.reason);
   log.error("unhandled rejection kept from ending the process: {reason}", {
     reason: reason.slice(0, 200),
   });
@@ -225,7 +226,7 @@ if (config.internal.serveMode) {
   } catch (err) {
     // A port in use, a certificate and key that do not belong together, or a PEM the runtime cannot use.
     const what = tls ? "TLS_CERT_FILE/TLS_KEY_FILE" : "PORT";
-    console.error(`config error: ${what}: ${(err as Error).message.split("\n")[0]}`);
+    console.error(`config error: ${what}: ${errorMessage(err).split("\n")[0]}`);
     await server.close();
     Deno.exit(1);
   }

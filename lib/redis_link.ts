@@ -13,6 +13,7 @@
  * @module
  */
 import { createClient } from "@redis/client";
+import { errorMessage } from "./errors.ts";
 
 /** One `@redis/client` connection, as {@linkcode RedisLink} opens it. */
 export type RedisClient = ReturnType<typeof createClient>;
@@ -343,7 +344,7 @@ export class RedisLink {
     if (this.#conn === conn) this.#conn = undefined;
     conn.clients.forEach(destroy);
     if (this.#closed) return;
-    const reason = describeError(err);
+    const reason = errorMessage(err);
     this.#ok = false;
     this.#detail = reason;
     if (!this.#outageReported) {
@@ -365,11 +366,6 @@ export class RedisLink {
       this.#connecting = this.#connect();
     }, delay);
   }
-}
-
-/** The message of an error, or its name when it has none, for details and logs. */
-export function describeError(err: unknown): string {
-  return err instanceof Error ? err.message || err.name : String(err);
 }
 
 /** Host and port of a Redis URL, for messages: never the credentials. */

@@ -34,6 +34,7 @@ import {
   type RevocationStore,
   soonestToLapse,
 } from "./store/revocations/types.ts";
+import { errorMessage } from "./errors.ts";
 
 /** The reserved bus room for system traffic; client room names cannot contain `$`. */
 export const SYSTEM_ROOM = "$system";
@@ -313,7 +314,7 @@ export class Revocations {
         this.#onError(
           new Error(
             `revocations: the store cannot be read (${
-              err instanceof Error ? err.message : String(err)
+              errorMessage(err)
             }); revocations made meanwhile reach this instance by the bus only`,
             { cause: err },
           ),

@@ -8,6 +8,7 @@
 import { z } from "zod";
 import type { Principal } from "./auth.ts";
 import type { HistoryLimits } from "./store/history/types.ts";
+import { errorMessage } from "./errors.ts";
 
 /** Access a connection has to one room. */
 export type RoomAccess = "none" | "read" | "publish";
@@ -275,7 +276,7 @@ export class RoomPolicy {
     try {
       value = JSON.parse(json);
     } catch (err) {
-      throw new TypeError(`Cannot parse room policy: ${(err as Error).message}`);
+      throw new TypeError(`Cannot parse room policy: ${errorMessage(err)}`);
     }
     const result = RoomPolicyFile.safeParse(value);
     if (!result.success) {

@@ -26,6 +26,7 @@ import { HandshakeGate } from "./http/gate.ts";
 import { type Health, healthReport } from "./http/health.ts";
 import { routeTable } from "./http/route_table.ts";
 import { createRouter } from "./http/router.ts";
+import { errorMessage } from "./errors.ts";
 
 export type { ServerOptions } from "./http/compose.ts";
 export type { Health } from "./http/health.ts";
@@ -153,7 +154,7 @@ function buildHandler(
       defaultUpgrade: denoUpgrade,
       onError: (err, path) =>
         services.audit.record("internal_error", {
-          error: err instanceof Error ? err.message : String(err),
+          error: errorMessage(err),
           path,
         }),
     },

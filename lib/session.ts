@@ -40,6 +40,7 @@ import { StoreUnavailableError } from "./store/history/types.ts";
 import type { TokenSource } from "./handshake.ts";
 import type { WriteBatcher } from "./write_batcher.ts";
 import type { PresenceEvent, PresenceTracker } from "./presence/mod.ts";
+import { errorMessage } from "./errors.ts";
 
 /** Window over which rate-limit violations are counted towards a 4429 close. */
 export const FLOOD_WINDOW_MS = 10_000;
@@ -447,7 +448,7 @@ export class Session implements Member {
       user: this.userId,
       connection: this.id,
       room,
-      error: err instanceof Error ? err.message : String(err),
+      error: errorMessage(err),
     });
     this.#error(ErrorCode.Internal, "the message could not be published", { id, room });
   }

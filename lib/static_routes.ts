@@ -16,6 +16,7 @@
  */
 import type { Config } from "./config.ts";
 import { adminEnabled } from "./http/routes/_admin_auth.ts";
+import { errorMessage } from "./errors.ts";
 
 /** A GET route handler. */
 export type Route = (req: Request) => Response | Promise<Response>;
@@ -80,7 +81,7 @@ async function readAsset(url: URL, what: string): Promise<Uint8Array<ArrayBuffer
       ? " (run deno task build:admin)"
       : "";
     throw new TypeError(
-      `Cannot serve the ${what}: cannot read ${url.href}: ${(err as Error).message}${hint}`,
+      `Cannot serve the ${what}: cannot read ${url.href}: ${errorMessage(err)}${hint}`,
       { cause: err },
     );
   }

@@ -8,6 +8,7 @@
  */
 import { ConfigError } from "./config.ts";
 import type { Config } from "./config.ts";
+import { errorMessage } from "./errors.ts";
 
 /** PEM text for `Deno.serve`'s `cert` and `key`. */
 export interface TlsMaterial {
@@ -28,7 +29,7 @@ async function readPem(variable: string, path: string, block: RegExp, what: stri
       ? "permission denied"
       : err instanceof Deno.errors.IsADirectory
       ? "is a directory"
-      : (err as Error).message.split("\n")[0];
+      : errorMessage(err).split("\n")[0];
     throw new ConfigError(variable, `cannot read ${path}: ${why}`);
   }
   if (!block.test(text)) {

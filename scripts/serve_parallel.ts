@@ -11,6 +11,7 @@
  */
 import { ConfigError, configErrorLines, loadConfigFromEnv } from "../lib/config.ts";
 import { plaintextWarning, readTlsFiles } from "../lib/tls.ts";
+import { errorMessage } from "../lib/errors.ts";
 
 let config;
 try {
@@ -35,7 +36,7 @@ try {
   // Checked here, once, so that a bad file is one line rather than one per isolate.
   await readTlsFiles(config);
 } catch (err) {
-  console.error(`config error: ${(err as Error).message}`);
+  console.error(`config error: ${errorMessage(err)}`);
   Deno.exit(1);
 }
 const main = new URL("../main.ts", import.meta.url).pathname;

@@ -12,6 +12,7 @@ import { KvBus } from "./kv.ts";
 import { MemoryBus } from "./memory.ts";
 import { createRedisBus } from "./redis.ts";
 import type { Bus } from "./types.ts";
+import { errorMessage } from "../errors.ts";
 
 /** The parts of the {@linkcode Config} the bus reads. */
 export interface BusSettings {
@@ -36,7 +37,7 @@ export function createBus(config: BusSettings): Promise<Bus> {
     log.warn("bus gap: {missing} envelope(s) from {origin} lost", { origin, missing, room });
   const onError = (err: unknown) =>
     log.error("bus error: {message}", {
-      message: err instanceof Error ? err.message : String(err),
+      message: errorMessage(err),
     });
   const fit = (floor: number) =>
     Math.max(floor, config.limits.maxMessageBytes + FRAME_OVERHEAD_BYTES);

@@ -33,6 +33,7 @@ import { createTicketStore } from "../store/tickets/from_config.ts";
 import type { TicketStore } from "../store/tickets/types.ts";
 import { WriteBatcher } from "../write_batcher.ts";
 import { Connections } from "./connections.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Options for `createServer`. Only `config` is required. */
 export interface ServerOptions {
@@ -107,22 +108,18 @@ export interface Services {
 
 const SWEEP_INTERVAL_MS = 30_000;
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 async function loadPolicy(path: string | undefined): Promise<RoomPolicy> {
   if (path === undefined) return new RoomPolicy();
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (err) {
-    throw new TypeError(`ROOM_POLICY: cannot read ${path}: ${(err as Error).message}`);
+    throw new TypeError(`ROOM_POLICY: cannot read ${path}: ${errorMessage(err)}`);
   }
   try {
     return RoomPolicy.parse(text);
   } catch (err) {
-    throw new TypeError(`ROOM_POLICY: ${(err as Error).message}`);
+    throw new TypeError(`ROOM_POLICY: ${errorMessage(err)}`);
   }
 }
 
@@ -188,10 +185,10 @@ function buildRooms(deps: RoomDeps): RoomManager {
         maxHeldBytes: deps.maxHeldBytes,
       },
     }),
-    onBusError: (err, room) => audit.record("bus_error", { room, error: errorText(err) }),
+    onBusError: (err, room) => audit.record("bus_error", { room, error: errorMessage(err) }),
     onHistoryGap: (room, missing) => audit.record("history_gap", { room, missing }),
     onHistoryError: (err, room) =>
-      audit.record("bus_error", { room, error: `history: ${errorText(err)}` }),
+      audit.record("bus_error", { room, error: `history: ${errorMessage(err)}` }),
   });
 }
 
@@ -209,7 +206,7 @@ function buildPresence(
     diffMs: section.diffMs,
     maxMembers: section.maxMembers,
     clock,
-    onError: (err) => audit.record("bus_error", { error: `presence: ${errorText(err)}` }),
+    onError: (err) => audit.record("bus_error", { error: `presence: ${errorMessage(err)}` }),
   });
   rooms.onSystem(PRESENCE_KIND, (envelope) => presence.receive(envelope));
   return presence;

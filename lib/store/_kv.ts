@@ -13,6 +13,7 @@
  * @module
  */
 import { type StoreHealth, StoreUnavailableError } from "./history/types.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Where a KV database lives: a file path, `":memory:"`, or `undefined` for Deno Deploy's managed one. */
 export type KvPath = string | undefined;
@@ -117,11 +118,7 @@ export async function withRetry<T>(
       onFailure(err);
     }
     if (performance.now() >= deadline) {
-      const detail = lastError === undefined
-        ? "too much contention"
-        : lastError instanceof Error
-        ? lastError.message
-        : String(lastError);
+      const detail = lastError === undefined ? "too much contention" : errorMessage(lastError);
       throw new StoreUnavailableError(`cannot ${what}: ${detail}`, 1000, { cause: lastError });
     }
     await sleep(Math.random() * Math.min(50, 2 ** Math.min(tries, 6)));
@@ -227,7 +224,7 @@ export class KvHandle {
       if (err instanceof RangeError && !this.#rangeErrorUnavailable) throw err;
       // Anything else (opening the database failed, a permanent KV error) is the store's failure.
       const error = err instanceof StoreUnavailableError ? err : new StoreUnavailableError(
-        `cannot ${what}: ${err instanceof Error ? err.message : String(err)}`,
+        `cannot ${what}: ${errorMessage(err)}`,
         1000,
         { cause: err },
       );

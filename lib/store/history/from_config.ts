@@ -11,6 +11,7 @@ import { KvHistoryStore } from "./kv.ts";
 import { MemoryHistoryStore } from "./memory.ts";
 import { createRedisHistoryStore } from "./redis.ts";
 import type { HistoryStore } from "./types.ts";
+import { toError } from "../../errors.ts";
 
 /** The parts of the {@linkcode Config} a history store reads. */
 export interface HistoryStoreSettings {
@@ -82,9 +83,7 @@ async function openKvHistoryStore(
     // With BUS=kv the append is the publication: other isolates' head watches see it.
     publishes: config.bus.kind === "kv",
     onClose: () => lease.release(),
-    ...(onError === undefined
-      ? {}
-      : { onError: (err) => onError(err instanceof Error ? err : new Error(String(err))) }),
+    ...(onError === undefined ? {} : { onError: (err) => onError(toError(err)) }),
     ...(clock === undefined ? {} : { clock }),
   });
 }

@@ -32,7 +32,8 @@
  * @module
  */
 import { ErrorReply } from "@redis/client";
-import { describeError, RedisLink } from "../../redis_link.ts";
+import { errorMessage } from "../../errors.ts";
+import { RedisLink } from "../../redis_link.ts";
 import { newEpoch } from "./_epoch.ts";
 import { checkLimits, checkReadLimit } from "./_limits.ts";
 import {
@@ -408,7 +409,7 @@ export class RedisHistoryStore implements HistoryStore {
       // A fault in our script is a bug and stays one; every other failure
       // (connection, OOM, READONLY after a failover, BUSY) means unavailable.
       if (isScriptError(err)) throw err;
-      throw this.#unavailable(`Redis command failed (${describeError(err)})`, err);
+      throw this.#unavailable(`Redis command failed (${errorMessage(err)})`, err);
     }
   }
 }

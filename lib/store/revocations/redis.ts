@@ -16,6 +16,7 @@ import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
 import type { Revocation, RevocationKind, RevocationStore, StoreHealth } from "./types.ts";
 import { revocationKey, RevocationSchema, StoreUnavailableError } from "./types.ts";
+import { errorMessage } from "../../errors.ts";
 
 type RedisClient = ReturnType<typeof createClient>;
 
@@ -175,7 +176,7 @@ export class RedisRevocationStore implements RevocationStore {
       this.#health = { status: "ok", transport: "redis" };
       return reply;
     } catch (err) {
-      const detail = err instanceof Error ? err.message || err.name : String(err);
+      const detail = errorMessage(err);
       this.#health = { status: "degraded", transport: "redis", detail };
       throw new StoreUnavailableError(`revocation store: ${detail}`, 1000, { cause: err });
     }

@@ -12,7 +12,8 @@
 import type { Principal } from "../../auth.ts";
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
-import { describeError, RedisLink } from "../../redis_link.ts";
+import { errorMessage } from "../../errors.ts";
+import { RedisLink } from "../../redis_link.ts";
 import { sha256Hex } from "../_kv.ts";
 import { judge } from "./memory.ts";
 import {
@@ -194,7 +195,7 @@ export class RedisTicketStore implements TicketStore {
     } catch (err) {
       if (err instanceof StoreUnavailableError) throw err;
       throw new StoreUnavailableError(
-        `ticket store: Redis command failed (${describeError(err)})`,
+        `ticket store: Redis command failed (${errorMessage(err)})`,
         this.#link.retryAfterMs(),
         { cause: err },
       );
