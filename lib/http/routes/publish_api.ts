@@ -9,7 +9,7 @@ import type { AuditSink } from "../../audit.ts";
 import type { TokenVerifier } from "../../auth.ts";
 import type { Clock } from "../../clock.ts";
 import type { AdminConfig, LimitsConfig } from "../../config.ts";
-import { apiError, bodyErrorResponse, json, readBodyLimited } from "../../http.ts";
+import { apiError, json, readJsonBody } from "../../http.ts";
 import type { Counters } from "../../metrics.ts";
 import {
   encodeRoomMessage,
@@ -60,39 +60,22 @@ export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => 
     }
     const caller = await authorize(req, ip, "publish_api");
     if (caller instanceof Response) return caller;
-    let text: string;
-    try {
-      text = await readBodyLimited(req, limits.maxMessageBytes, {
-        timeoutMs: limits.bodyTimeoutMs,
-        signal: deps.shutdownSignal,
-      });
-    } catch (err) {
-      return bodyErrorResponse(err);
-    }
-    // The body is one level above the payload.
-    if (jsonDeeperThan(text, limits.maxPayloadDepth + 1)) {
-      return apiError(
-        400,
-        "bad_request",
-        `payload: nests arrays/objects deeper than ${limits.maxPayloadDepth} levels`,
-      );
-    }
-    let value: unknown;
-    try {
-      value = parseJsonRefusingProto(text);
-    } catch (err) {
+    const body = await readJsonBody(req, PublishBody, {
+      limit: limits.maxMessageBytes,
+      timeoutMs: limits.bodyTimeoutMs,
+      signal: deps.shutdownSignal,
+      // The body is one level above the payload.
+      precheck: (text) =>
+        jsonDeeperThan(text, limits.maxPayloadDepth + 1)
+          ? `payload: nests arrays/objects deeper than ${limits.maxPayloadDepth} levels`
+          : undefined,
+      parse: parseJsonRefusingProto,
       // Outside the payload, the key would fail the strict schema anyway.
-      if (err instanceof ProtoKeyError) {
-        return apiError(400, "bad_request", `payload: ${err.message}`);
-      }
-      return apiError(400, "bad_request", "body is not valid JSON");
-    }
-    const parsed = PublishBody.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return apiError(400, "bad_request", `${issue?.path.join(".") || "body"}: ${issue?.message}`);
-    }
-    const { room, payload, idempotencyKey } = parsed.data;
+      notJson: (err) =>
+        err instanceof ProtoKeyError ? `payload: ${err.message}` : "body is not valid JSON",
+    });
+    if (body instanceof Response) return body;
+    const { room, payload, idempotencyKey } = body;
     const frame = encodeRoomMessage(room, JSON.stringify(payload), caller.from, clock.now());
     let outcome: PublishOutcome;
     try {

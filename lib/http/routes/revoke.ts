@@ -10,7 +10,7 @@ import type { AuditSink } from "../../audit.ts";
 import type { TokenVerifier } from "../../auth.ts";
 import type { Clock } from "../../clock.ts";
 import type { AdminConfig, LimitsConfig } from "../../config.ts";
-import { apiError, bodyErrorResponse, json, readBodyLimited } from "../../http.ts";
+import { apiError, json, readJsonBody } from "../../http.ts";
 import type { Counters } from "../../metrics.ts";
 import type { Revocations } from "../../revocations.ts";
 import {
@@ -76,28 +76,13 @@ function view(r: Revocation): Record<string, string | number> {
 }
 
 /** The body of POST and DELETE, or the error response that says what is wrong with it. */
-async function readBody(req: Request, deps: RevokeRouteDeps): Promise<RevokeBody | Response> {
-  let text: string;
-  try {
-    text = await readBodyLimited(req, MAX_BODY_BYTES, {
-      timeoutMs: deps.limits.bodyTimeoutMs,
-      signal: deps.shutdownSignal,
-    });
-  } catch (err) {
-    return bodyErrorResponse(err);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return apiError(400, "bad_request", 'body is not valid JSON: send {"userId":…} or {"jti":…}');
-  }
-  const parsed = RevokeBody.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return apiError(400, "bad_request", `${issue?.path.join(".") || "body"}: ${issue?.message}`);
-  }
-  return parsed.data;
+function readBody(req: Request, deps: RevokeRouteDeps): Promise<RevokeBody | Response> {
+  return readJsonBody(req, RevokeBody, {
+    limit: MAX_BODY_BYTES,
+    timeoutMs: deps.limits.bodyTimeoutMs,
+    signal: deps.shutdownSignal,
+    notJson: () => 'body is not valid JSON: send {"userId":…} or {"jti":…}',
+  });
 }
 
 /** Whom a body names. */
