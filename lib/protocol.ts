@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import { ErrorCode } from "./codes.ts";
+import type { ErrorCode } from "./codes.ts";
 import type { PresenceEvent } from "./presence/events.ts";
 
 /** Longest room name, in characters. */
@@ -166,80 +166,71 @@ export const PresenceDiff = z.object({
 /** A `presence_diff` frame. */
 export type PresenceDiff = z.infer<typeof PresenceDiff>;
 
-/** Server → client messages. Documented here; built by the `encode*` helpers below. */
-export const ServerMessage = z.discriminatedUnion("type", [
-  z.object({
-    type: z.literal("welcome"),
-    connectionId: z.string(),
-    userId: z.string(),
-    expiresAt: z.number().nullable(),
-    instanceId: z.string(),
-  }),
-  z.object({
-    type: z.literal("joined"),
-    room: z.string(),
-    id: z.string().optional(),
+/**
+ * A message the server sends (server → client). Documented here; built by the
+ * `encode*` helpers below, never parsed by the server.
+ */
+export type ServerMessage =
+  | {
+    type: "welcome";
+    connectionId: string;
+    userId: string;
+    expiresAt: number | null;
+    instanceId: string;
+  }
+  | {
+    type: "joined";
+    room: string;
+    id?: string | undefined;
     /** History rooms: the stream position the member starts after. */
-    offset: z.number().optional(),
-    epoch: z.string().optional(),
+    offset?: number | undefined;
+    epoch?: string | undefined;
     /** History rooms joined with `since`: whether every missed message follows. */
-    recovered: z.boolean().optional(),
+    recovered?: boolean | undefined;
     /** With `recovered: true`: how many replayed messages follow. */
-    missed: z.number().optional(),
-  }),
-  z.object({
-    type: z.literal("left"),
-    room: z.string(),
-    id: z.string().optional(),
-    reason: z.enum(["revoked"]).optional(),
-  }),
-  z.object({
-    type: z.literal("message"),
-    room: z.string(),
-    payload: z.unknown(),
-    from: z.string(),
-    ts: z.number(),
+    missed?: number | undefined;
+  }
+  | { type: "left"; room: string; id?: string | undefined; reason?: "revoked" | undefined }
+  | {
+    type: "message";
+    room: string;
+    payload: unknown;
+    from: string;
+    ts: number;
     /** History rooms only. */
-    offset: z.number().optional(),
-    epoch: z.string().optional(),
-  }),
-  z.object({
-    type: z.literal("ack"),
-    id: z.string(),
+    offset?: number | undefined;
+    epoch?: string | undefined;
+  }
+  | {
+    type: "ack";
+    id: string;
     /** History rooms: the message's offset (the same for a deduplicated resend). */
-    offset: z.number().optional(),
-  }),
-  z.object({
-    type: z.literal("history"),
-    room: z.string(),
-    id: z.string().optional(),
+    offset?: number | undefined;
+  }
+  | {
+    type: "history";
+    room: string;
+    id?: string | undefined;
     /** `message` frames, oldest first, exactly as members received them. */
-    messages: z.array(z.unknown()),
-    offset: z.number(),
-    epoch: z.string(),
+    messages: unknown[];
+    offset: number;
+    epoch: string;
     /** Whether older messages are still kept (page on with `before`). */
-    more: z.boolean(),
-  }),
-  PresenceState,
-  PresenceDiff,
-  z.object({ type: z.literal("pong"), id: z.string().optional() }),
-  z.object({ type: z.literal("expiring"), expiresAt: z.number() }),
-  z.object({
-    type: z.literal("refreshed"),
-    expiresAt: z.number().nullable(),
-    id: z.string().optional(),
-  }),
-  z.object({
-    type: z.literal("error"),
-    code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]),
-    message: z.string(),
-    id: z.string().optional(),
-    room: z.string().optional(),
-    retryAfterMs: z.number().optional(),
-  }),
-]);
-/** A message the server sends. */
-export type ServerMessage = z.infer<typeof ServerMessage>;
+    more: boolean;
+  }
+  | PresenceState
+  | PresenceDiff
+  | { type: "pong"; id?: string | undefined }
+  | { type: "expiring"; expiresAt: number }
+  | { type: "refreshed"; expiresAt: number | null; id?: string | undefined }
+  | {
+    type: "error";
+    code: ErrorCode;
+    message: string;
+    id?: string | undefined;
+    room?: string | undefined;
+    retryAfterMs?: number | undefined;
+  };
 
 /** UTF-8 size of `text` (a lone surrogate counts 3 bytes, as `TextEncoder` writes U+FFFD). */
 export function utf8ByteLength(text: string): number {

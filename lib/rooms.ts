@@ -180,11 +180,6 @@ export class RoomManager {
     return { rooms, gaps: this.#historyGaps };
   }
 
-  /** Local members of a room. */
-  memberCount(room: string): number {
-    return this.#rooms.get(room)?.members.size ?? 0;
-  }
-
   /**
    * Every room of this isolate with its figures. The message count lives and
    * dies with the room, so it costs one increment per message (not per
