@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { mintToken } from "../lib/dev.ts";
 import { type ServerProcess, spawnMain } from "./_process.ts";
-import { connect } from "./_helpers.ts";
+import { connect, join } from "./_helpers.ts";
 import { connectionBudget } from "../lib/edge/listen.ts";
 import { reservedDescriptors } from "../lib/edge/fd_budget.ts";
 
@@ -199,3 +199,19 @@ for (const engine of ["ws", "deno"]) {
     assert.ok(open <= 2, `${open} sockets still counted after 300 closed WebSockets`);
   });
 }
+
+Deno.test("ws engine frames every payload length right (7-bit, 16-bit and 64-bit lengths)", async () => {
+  await using server = await spawnMain({ JWT_SECRET: SECRET, MAX_MESSAGE_BYTES: "200000" });
+  const bob = await mintToken(KEY, { sub: "bob", rooms: ["*"] });
+  const { client: sender } = await connect(`${server.wsUrl}?token=${bob}`);
+  const { client: receiver } = await connect(`${server.wsUrl}?token=${bob}`);
+  for (const c of [sender, receiver]) await join(c, "sizes");
+  // ASCII and multi-byte text: the frame length counts UTF-8 bytes, not characters.
+  for (const text of ["x".repeat(60), "é".repeat(80), "y".repeat(3000), "ü".repeat(40_000)]) {
+    sender.send({ type: "message", room: "sizes", payload: text });
+    const got = await receiver.next((m) => m.type === "message", 3000);
+    assert.equal(got.payload, text);
+  }
+  await sender.close();
+  await receiver.close();
+});

@@ -79,17 +79,33 @@ function denoEngine(): SocketEngine {
 }
 
 /**
- * One text frame sent to many sockets is encoded once: fan-out hands every
- * member the same string in a row.
+ * One text frame sent to many sockets is framed once: fan-out hands every
+ * member the same string in a row, and a server's frames are not masked, so
+ * the same bytes (header and UTF-8 payload, RFC 6455 §5.2) go to each
+ * socket in a single write.
  */
 let lastText: string | undefined;
-let lastBytes: Buffer = Buffer.alloc(0);
-function utf8Once(text: string): Buffer {
-  if (text !== lastText) {
-    lastBytes = Buffer.from(text, "utf8");
-    lastText = text;
+let lastFrame: Buffer = Buffer.alloc(0);
+function textFrame(text: string): Buffer {
+  if (text === lastText) return lastFrame;
+  const payload = Buffer.from(text, "utf8");
+  const length = payload.byteLength;
+  const headerBytes = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerBytes + length);
+  frame[0] = 0x81; // FIN, text
+  if (length < 126) {
+    frame[1] = length;
+  } else if (length < 65_536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
   }
-  return lastBytes;
+  payload.copy(frame, headerBytes);
+  lastText = text;
+  lastFrame = frame;
+  return frame;
 }
 
 /** How long a peer that broke the protocol (or the size limit) keeps its socket after the close frame. */
@@ -104,6 +120,7 @@ class WsAdapter implements WebSocketLike {
   onerror: ((event: Event) => void) | null = null;
   onoversize: (() => void) | null = null;
   readonly #ws: WsSocket;
+  readonly #tcp: Duplex;
 
   /**
    * @param ws the upgraded socket
@@ -111,6 +128,7 @@ class WsAdapter implements WebSocketLike {
    */
   constructor(ws: WsSocket, tcp: Duplex) {
     this.#ws = ws;
+    this.#tcp = tcp;
     ws.on("message", (data: Buffer, isBinary: boolean) => {
       const payload = isBinary
         ? data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)
@@ -140,8 +158,14 @@ class WsAdapter implements WebSocketLike {
     return this.#ws.bufferedAmount;
   }
 
+  /**
+   * Writes a text frame straight to the connection: ws frames synchronously
+   * (no compression here), so frames never interleave, and the bytes count
+   * in `bufferedAmount` all the same. Nothing is sent once closing began.
+   */
   send(data: string): void {
-    this.#ws.send(utf8Once(data), { binary: false });
+    if (this.#ws.readyState !== 1) return;
+    this.#tcp.write(textFrame(data));
   }
 
   close(code?: number, reason?: string): void {
