@@ -9,24 +9,22 @@
  */
 import assert from "node:assert/strict";
 import { mintToken } from "../lib/dev.ts";
-import { findOnPath, freePort, spawnMain } from "./_process.ts";
+import { freePort, spawnMain } from "./_process.ts";
 import { connect, sleep } from "./_helpers.ts";
+import { findProxyBinary, halfRequestOpenMs, startProxyProcess } from "./_proxy.ts";
 
 const CONF = new URL("../examples/proxy/nginx.conf", import.meta.url);
-const nginxPath = findOnPath("nginx") ?? findOnPath("nginx", "/usr/sbin");
-const skip = nginxPath === undefined && (Deno.env.get("CI") ?? "") === "";
-if (skip) console.warn("Skipping the nginx test: nginx is not installed (apt-get install nginx).");
+const nginx = findProxyBinary("nginx");
 
 async function startNginx(listen: number, upstream: number) {
-  const dir = await Deno.makeTempDir({ prefix: "nginx-" });
   const conf = (await Deno.readTextFile(CONF))
     .replace("listen 127.0.0.1:8080;", `listen 127.0.0.1:${listen};`)
     .replace("proxy_pass http://127.0.0.1:8000;", `proxy_pass http://127.0.0.1:${upstream};`);
   assert.ok(conf.includes(String(listen)) && conf.includes(String(upstream)));
-  await Deno.writeTextFile(`${dir}/nginx.conf`, conf);
-  if (nginxPath === undefined) throw new Error("CI is set but nginx is not installed");
-  const child = new Deno.Command(nginxPath, {
-    args: [
+  return await startProxyProcess(nginx.path, {
+    listen,
+    files: { "nginx.conf": conf },
+    args: (dir) => [
       "-p",
       dir,
       "-c",
@@ -34,29 +32,12 @@ async function startNginx(listen: number, upstream: number) {
       "-g",
       `daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;`,
     ],
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  for (let i = 0; i < 100; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port: listen })).close();
-      break;
-    } catch {
-      await sleep(50);
-    }
-  }
-  const stop = async () => {
-    child.kill("SIGTERM");
-    await child.stderr.cancel();
-    await child.status;
-    await Deno.remove(dir, { recursive: true });
-  };
-  return { stop, [Symbol.asyncDispose]: stop };
+  });
 }
 
 Deno.test({
   name: "nginx as shipped closes an unfinished request head and passes WebSockets",
-  ignore: skip,
+  ignore: nginx.skip,
 }, async () => {
   const secret = "n".repeat(40);
   await using server = await spawnMain({ JWT_SECRET: secret });
@@ -64,26 +45,8 @@ Deno.test({
   const listen = freePort();
   await using _nginx = await startNginx(listen, port);
   // Half a request head, then silence: nginx must close it (client_header_timeout 10 s).
-  const half = await Deno.connect({ hostname: "127.0.0.1", port: listen });
-  await half.write(new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
-  const started = performance.now();
-  const buf = new Uint8Array(1024);
-  const timer = setTimeout(() => half.close(), 60_000);
-  let n: number | null = 0;
-  try {
-    while (n !== null) n = await half.read(buf);
-  } catch {
-    // closed by the timer: the assertion below fails
-  } finally {
-    clearTimeout(timer);
-  }
-  const elapsed = performance.now() - started;
-  assert.ok(elapsed < 15_000, `half-request open for ${Math.round(elapsed)} ms`);
-  try {
-    half.close();
-  } catch {
-    // already closed
-  }
+  const { ms } = await halfRequestOpenMs(listen);
+  assert.ok(ms < 15_000, `half-request open for ${Math.round(ms)} ms`);
   // A WebSocket still goes through.
   const jwt = await mintToken(new TextEncoder().encode(secret), { sub: "alice", rooms: ["*"] });
   const { client, welcome } = await connect(`ws://127.0.0.1:${listen}/ws?token=${jwt}`);
