@@ -14,11 +14,14 @@
 import { ConfigError, configErrorLines, loadConfigFromEnv } from "./lib/config.ts";
 import type { Config } from "./lib/config.ts";
 import { createBus } from "./lib/bus/from_config.ts";
-import { createHistoryStore } from "./lib/store/history/from_config.ts";
-import { createPresenceStore } from "./lib/store/presence/from_config.ts";
+import { createHistoryStore, historyStoreSlice } from "./lib/store/history/from_config.ts";
+import { createPresenceStore, presenceStoreSlice } from "./lib/store/presence/from_config.ts";
 import { configureLogging, flushLogging } from "./lib/log.ts";
 import { createServer } from "./lib/server.ts";
-import { createRevocationStore } from "./lib/store/revocations/from_config.ts";
+import {
+  createRevocationStore,
+  revocationStoreSlice,
+} from "./lib/store/revocations/from_config.ts";
 import { mintToken } from "./lib/dev.ts";
 import { staticRoutes } from "./lib/static_routes.ts";
 import { plaintextWarning, readTlsFiles } from "./lib/tls.ts";
@@ -96,14 +99,17 @@ const server = await createServer({
   bus,
   // Opened only when some room keeps history.
   history: () =>
-    createHistoryStore(config, {
+    createHistoryStore(historyStoreSlice(config), {
       instanceId: bus.instanceId,
       onError: (err) => log.error("history store: {message}", { message: err.message }),
     }),
-  revocationStore: () => createRevocationStore(config),
+  revocationStore: () =>
+    createRevocationStore(revocationStoreSlice(config), {
+      onError: (err) => log.error("revocation store: {message}", { message: err.message }),
+    }),
   // Opened only when some room tracks presence.
   presence: () =>
-    createPresenceStore(config, {
+    createPresenceStore(presenceStoreSlice(config), {
       onError: (err) => log.error("presence store: {message}", { message: err.message }),
     }),
   routes: await staticRoutes(config),

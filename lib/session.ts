@@ -36,7 +36,7 @@ import {
 } from "./rooms.ts";
 import { ReplayInterruptedError, ReplayOverflowError, type StreamJoin } from "./room_stream.ts";
 import type { StreamPosition } from "./store/history/types.ts";
-import { StoreUnavailableError } from "./store/history/types.ts";
+import { StoreUnavailableError } from "./store/types.ts";
 import type { TokenSource } from "./handshake.ts";
 import type { WriteBatcher } from "./write_batcher.ts";
 import type { PresenceEvent, PresenceTracker } from "./presence/mod.ts";

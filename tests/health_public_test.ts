@@ -8,8 +8,11 @@
 import assert from "node:assert/strict";
 import { createBus } from "../lib/bus/from_config.ts";
 import { loadConfig } from "../lib/config.ts";
-import { createHistoryStore } from "../lib/store/history/from_config.ts";
-import { createRevocationStore } from "../lib/store/revocations/from_config.ts";
+import { createHistoryStore, historyStoreSlice } from "../lib/store/history/from_config.ts";
+import {
+  createRevocationStore,
+  revocationStoreSlice,
+} from "../lib/store/revocations/from_config.ts";
 import { eventually, SECRET, startServer } from "./_helpers.ts";
 import { redisTest } from "./_redis.ts";
 
@@ -30,8 +33,8 @@ redisTest(
     const bus = await createBus(config);
     await using ts = await startServer(env, {
       bus,
-      history: () => createHistoryStore(config, { instanceId: bus.instanceId }),
-      revocationStore: () => createRevocationStore(config),
+      history: () => createHistoryStore(historyStoreSlice(config), { instanceId: bus.instanceId }),
+      revocationStore: () => createRevocationStore(revocationStoreSlice(config), {}),
     });
     await eventually(() => ts.server.health().status === "ok", 5000, "healthy at first");
     await redis.stop();

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "../lib/config.ts";
-import { createPresenceStore } from "../lib/store/presence/from_config.ts";
+import { createPresenceStore, presenceStoreSlice } from "../lib/store/presence/from_config.ts";
 import { MemoryRevocationStore } from "../lib/store/revocations/memory.ts";
 import { MemoryTicketStore } from "../lib/store/tickets/memory.ts";
 import { eventually, SECRET, startServer } from "./_helpers.ts";
@@ -22,7 +22,7 @@ redisTest("healthz: a presence store on Redis that goes down degrades `store`", 
   const config = loadConfig({ JWT_SECRET: SECRET, ...env });
   // Only presence lives on Redis here, so only its health can degrade `store`.
   await using ts = await startServer(env, {
-    presence: () => createPresenceStore(config),
+    presence: () => createPresenceStore(presenceStoreSlice(config), {}),
     tickets: new MemoryTicketStore({ ttlMs: 30_000 }),
     revocationStore: new MemoryRevocationStore(),
   });

@@ -11,7 +11,7 @@ import { connect as connectClient, type RejoinInfo } from "../lib/client/client.
 import type { RealtimeClient, RoomMessage } from "../lib/client/client.ts";
 import { loadConfig } from "../lib/config.ts";
 import { createBus } from "../lib/bus/from_config.ts";
-import { createHistoryStore } from "../lib/store/history/from_config.ts";
+import { createHistoryStore, historyStoreSlice } from "../lib/store/history/from_config.ts";
 import {
   type Client,
   collectRoom,
@@ -216,7 +216,7 @@ redisTest(
     const bus = await createBus(config);
     await using ts = await startServer(env, {
       bus,
-      history: () => createHistoryStore(config, { instanceId: bus.instanceId }),
+      history: () => createHistoryStore(historyStoreSlice(config), { instanceId: bus.instanceId }),
     });
     const reader = await connectTo({ wsUrl: ts.wsUrl } as ServerProcess, "reader");
     const rt = connectClient(ts.wsUrl, {
@@ -288,7 +288,8 @@ redisTest(
       const bus = await createBus(config);
       return await startServer(env, {
         bus,
-        history: () => createHistoryStore(config, { instanceId: bus.instanceId }),
+        history: () =>
+          createHistoryStore(historyStoreSlice(config), { instanceId: bus.instanceId }),
       });
     };
     await using a = await start(`redis://127.0.0.1:${proxy.port}`);

@@ -8,7 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { KvHistoryStore } from "../lib/store/history/kv.ts";
-import { StoreUnavailableError, type StreamPosition } from "../lib/store/history/types.ts";
+import type { StreamPosition } from "../lib/store/history/types.ts";
+import { StoreUnavailableError } from "../lib/store/types.ts";
 
 const LIMITS = { size: 10_000, ttlMs: 60_000 };
 

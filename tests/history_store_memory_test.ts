@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { entryBytes, MemoryHistoryStore, streamBytes } from "../lib/store/history/memory.ts";
-import { StoreUnavailableError } from "../lib/store/history/types.ts";
+import { StoreUnavailableError } from "../lib/store/types.ts";
 import { FakeClock } from "./_helpers.ts";
 
 const limits = { size: 1000, ttlMs: 60_000 };

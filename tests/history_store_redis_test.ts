@@ -13,7 +13,7 @@ import {
   type CreateRedisHistoryStoreOptions,
   type RedisHistoryStore,
 } from "../lib/store/history/redis.ts";
-import { StoreUnavailableError } from "../lib/store/history/types.ts";
+import { StoreUnavailableError } from "../lib/store/types.ts";
 import { eventually } from "./_helpers.ts";
 import { type RedisServer, redisTest } from "./_redis.ts";
 

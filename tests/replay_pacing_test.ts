@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { createBus } from "../lib/bus/from_config.ts";
 import { loadConfig } from "../lib/config.ts";
-import { createHistoryStore } from "../lib/store/history/from_config.ts";
+import { createHistoryStore, historyStoreSlice } from "../lib/store/history/from_config.ts";
 import {
   type Client,
   collectRoom,
@@ -144,7 +144,7 @@ async function startRedisServer(url: string): Promise<TestServer> {
   const bus = await createBus(config);
   return await startServer(env, {
     bus,
-    history: () => createHistoryStore(config, { instanceId: bus.instanceId }),
+    history: () => createHistoryStore(historyStoreSlice(config), { instanceId: bus.instanceId }),
   });
 }
 

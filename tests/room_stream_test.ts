@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { RoomStream } from "../lib/room_stream.ts";
 import { MemoryHistoryStore } from "../lib/store/history/memory.ts";
 import type { HistoryLimits, HistoryStore, StreamPosition } from "../lib/store/history/types.ts";
-import { StoreUnavailableError } from "../lib/store/history/types.ts";
+import { StoreUnavailableError } from "../lib/store/types.ts";
 import { FakeClock } from "./_helpers.ts";
 
 const LIMITS: HistoryLimits = { size: 100, ttlMs: 600_000 };

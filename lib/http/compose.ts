@@ -29,7 +29,7 @@ import { MemoryPresenceStore } from "../store/presence/memory.ts";
 import type { PresenceStore } from "../store/presence/types.ts";
 import { MemoryRevocationStore } from "../store/revocations/memory.ts";
 import type { RevocationStore } from "../store/revocations/types.ts";
-import { createTicketStore } from "../store/tickets/from_config.ts";
+import { createTicketStore, ticketStoreSlice } from "../store/tickets/from_config.ts";
 import type { TicketStore } from "../store/tickets/types.ts";
 import { WriteBatcher } from "../write_batcher.ts";
 import { Connections } from "./connections.ts";
@@ -56,7 +56,7 @@ export interface ServerOptions {
    * at start); closed with the server.
    * @default a per-process memory store
    */
-  revocationStore?: RevocationStore | (() => RevocationStore);
+  revocationStore?: RevocationStore | (() => RevocationStore | Promise<RevocationStore>);
   /**
    * Where `/ticket` tickets wait to be redeemed; closed with the server.
    * @default the store `STORE` implies (KV for `STORE=kv`, else this isolate's memory)
@@ -143,7 +143,7 @@ async function openAuth(
   const { auth, limits } = options.config;
   const revocations = new Revocations({
     store: typeof options.revocationStore === "function"
-      ? options.revocationStore()
+      ? await options.revocationStore()
       : options.revocationStore ?? new MemoryRevocationStore({ clock }),
     clock,
     syncIntervalMs: auth.revocations.syncIntervalMs,
@@ -291,7 +291,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   });
   const { limiter, handshakeLimiter } = buildLimiters(config.limits, clock);
   const tickets = options.tickets ??
-    await createTicketStore(config, {
+    await createTicketStore(ticketStoreSlice(config), {
       clock,
       onError: (err) => audit.record("bus_error", { error: `tickets: ${err.message}` }),
     });
@@ -300,7 +300,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   const sweeper = clock.setInterval(() => {
     limiter.sweep();
     handshakeLimiter.sweep();
-    tickets.sweep();
+    tickets.sweep?.();
     revocations.sweep();
   }, SWEEP_INTERVAL_MS);
   return {

@@ -29,7 +29,7 @@ import type { RateLimiter } from "../rate_limiter.ts";
 import type { Revocations } from "../revocations.ts";
 import { Session } from "../session.ts";
 import type { SessionContext } from "../session.ts";
-import { StoreUnavailableError } from "../store/history/types.ts";
+import { retryAfter, StoreUnavailableError } from "../store/types.ts";
 import type { TicketStore } from "../store/tickets/types.ts";
 import type { Connections } from "./connections.ts";
 import type { RouteContext } from "./router.ts";
@@ -186,7 +186,7 @@ export class HandshakeGate {
       redeemed = await this.#deps.tickets.redeem(ticket, origin);
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err;
-      return this.#refused(503, "ticket store unavailable", ip, { "retry-after": "1" });
+      return this.#refused(503, "ticket store unavailable", ip, retryAfter(err));
     }
     if (!redeemed.ok) return this.#authFailed(redeemed.reason, ip, "ticket");
     return { principal: redeemed.principal, source: "ticket" };

@@ -12,8 +12,9 @@
  *
  * @module
  */
-import { type StoreHealth, StoreUnavailableError } from "./history/types.ts";
 import { errorMessage } from "../errors.ts";
+import { sha256Hex } from "./_hash.ts";
+import { type StoreHealth, StoreUnavailableError } from "./types.ts";
 
 /** Where a KV database lives: a file path, `":memory:"`, or `undefined` for Deno Deploy's managed one. */
 export type KvPath = string | undefined;
@@ -141,6 +142,8 @@ export interface KvHandleSettings {
   name: string;
   /** Told of each operation that gave up, unless the store was closed by then. */
   onError?: (error: StoreUnavailableError) => void;
+  /** Told of each failure a retry may still cure (not of conflicts). */
+  onRetry?: (err: unknown) => void;
   /**
    * Whether a `RangeError` (a caller's mistake) also becomes a
    * {@linkcode StoreUnavailableError} and a failure; otherwise it is rethrown
@@ -152,7 +155,7 @@ export interface KvHandleSettings {
 }
 
 /**
- * What a KV store of one concern (tickets, revocations, presence) does
+ * What a KV store of any concern (history, presence, tickets, revocations) does
  * around its operations: waits for the database, retries with
  * {@linkcode withRetry}, turns every other failure into
  * {@linkcode StoreUnavailableError}, remembers the last one for `health`,
@@ -174,6 +177,8 @@ export class KvHandle {
   readonly #name: string;
   readonly #onError: (error: StoreUnavailableError) => void;
   readonly #rangeErrorUnavailable: boolean;
+  readonly #onRetry: (err: unknown) => void;
+  readonly #running = new Set<Promise<unknown>>();
   #failure: string | undefined;
   #closed = false;
 
@@ -183,7 +188,8 @@ export class KvHandle {
    */
   constructor(options: KvHandleOptions, settings: KvHandleSettings) {
     const { kv, unavailableAfterMs = 3000, onClose = () => {} } = options;
-    const { name, onError = () => {}, rangeErrorUnavailable = false } = settings;
+    const { name, onError = () => {}, onRetry = () => {}, rangeErrorUnavailable = false } =
+      settings;
     this.#kv = Promise.resolve(kv);
     // A database that fails to open rejects the operations, not the process.
     this.#kv.catch(() => {});
@@ -192,6 +198,12 @@ export class KvHandle {
     this.#name = name;
     this.#onError = onError;
     this.#rangeErrorUnavailable = rangeErrorUnavailable;
+    this.#onRetry = onRetry;
+  }
+
+  /** The database, once open (rejects when it failed to open). */
+  get kv(): Promise<Deno.Kv> {
+    return this.#kv;
   }
 
   /** Whether `close` was called. */
@@ -206,16 +218,30 @@ export class KvHandle {
    * failure; giving up records it and rejects with
    * {@linkcode StoreUnavailableError}.
    */
-  async run<T>(
+  run<T>(
     what: string,
     operation: (kv: Deno.Kv) => Promise<T | typeof CONFLICT>,
   ): Promise<T> {
-    if (this.#closed) throw new StoreUnavailableError(`${this.#name} is closed`);
+    if (this.#closed) {
+      return Promise.reject(new StoreUnavailableError(`${this.#name} is closed`));
+    }
+    const running = this.#run(what, operation);
+    const settled = running.catch(() => {});
+    this.#running.add(settled);
+    void settled.then(() => this.#running.delete(settled));
+    return running;
+  }
+
+  async #run<T>(
+    what: string,
+    operation: (kv: Deno.Kv) => Promise<T | typeof CONFLICT>,
+  ): Promise<T> {
     try {
       const kv = await this.#kv;
       const result = await withRetry(() => operation(kv), {
         what,
         unavailableAfterMs: this.#unavailableAfterMs,
+        onFailure: this.#onRetry,
         stopped: () => this.#closed,
       });
       this.#failure = undefined;
@@ -244,13 +270,16 @@ export class KvHandle {
       : { status: "degraded", transport: "kv", detail: this.#failure };
   }
 
-  /** Stops every operation (running ones stop retrying) and calls `onClose`, once. */
-  close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#onClose();
-    }
-    return Promise.resolve();
+  /**
+   * Stops every operation (running ones stop retrying), waits for those
+   * under way to settle, and calls `onClose`, once: the database is never
+   * released under an operation.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.#running);
+    this.#onClose();
   }
 }
 
@@ -273,12 +302,6 @@ const MAX_RAW_KEY_PART = 256;
 export async function keyPart(value: string): Promise<string> {
   if (value.length <= MAX_RAW_KEY_PART) return value;
   return `#${await sha256Hex(value)}`;
-}
-
-/** SHA-256 of a string, as 64 hex digits. */
-export async function sha256Hex(value: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** `kv.getMany` takes at most this many keys. */

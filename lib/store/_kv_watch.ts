@@ -36,7 +36,7 @@ interface Group {
 
 /** Watches keys by id, ten per `kv.watch`. */
 export class KeyWatcher {
-  readonly #kv: Deno.Kv;
+  readonly #kv: Promise<Deno.Kv>;
   readonly #onError: (err: unknown) => void;
   readonly #keys = new Map<string, Deno.KvKey>();
   readonly #refs = new Map<string, number>();
@@ -46,9 +46,11 @@ export class KeyWatcher {
   #handler: KeyChangeHandler = () => {};
   #closed = false;
 
-  /** @param kv the database @param options error hook */
-  constructor(kv: Deno.Kv, options: KeyWatcherOptions = {}) {
-    this.#kv = kv;
+  /** @param kv the database, or its coming handle @param options error hook */
+  constructor(kv: Deno.Kv | Promise<Deno.Kv>, options: KeyWatcherOptions = {}) {
+    this.#kv = Promise.resolve(kv);
+    // A database that fails to open fails each watch (reported, retried), not the process.
+    this.#kv.catch(() => {});
     this.#onError = options.onError ?? (() => {});
   }
 
@@ -145,6 +147,13 @@ export class KeyWatcher {
     group.reader = undefined;
     await old?.cancel().catch(() => {});
     await group.running;
+    let kv: Deno.Kv;
+    try {
+      kv = await this.#kv;
+    } catch (err) {
+      if (!this.#closed && group.generation === generation) this.#failed(group, err);
+      return;
+    }
     if (this.#closed || group.dirty || group.generation !== generation) return;
     if (group.ids.size === 0) {
       this.#groups.delete(group);
@@ -154,7 +163,7 @@ export class KeyWatcher {
     const keys = ids.map((id) => this.#keys.get(id)!);
     let reader: ReadableStreamDefaultReader<Deno.KvEntryMaybe<unknown>[]>;
     try {
-      reader = this.#kv.watch(keys).getReader();
+      reader = kv.watch(keys).getReader();
     } catch (err) {
       this.#failed(group, err);
       return;

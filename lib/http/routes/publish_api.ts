@@ -19,7 +19,7 @@ import {
   RoomName,
 } from "../../protocol.ts";
 import { MessageTooLargeError, type PublishOutcome, type RoomManager } from "../../rooms.ts";
-import { StoreUnavailableError } from "../../store/history/types.ts";
+import { retryAfter, StoreUnavailableError } from "../../store/types.ts";
 import { apiDedupeKey } from "../../dedupe.ts";
 import { adminAuthorizer, adminEnabled } from "./_admin_auth.ts";
 
@@ -92,9 +92,12 @@ export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => 
       }
       if (err instanceof StoreUnavailableError) {
         counters.unavailable++;
-        return apiError(503, "unavailable", "the history store is unavailable; retry later", {
-          "retry-after": String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))),
-        });
+        return apiError(
+          503,
+          "unavailable",
+          "the history store is unavailable; retry later",
+          retryAfter(err),
+        );
       }
       throw err;
     }

@@ -18,8 +18,8 @@ import {
   MAX_SUBJECT_LENGTH,
   type Revocation,
   type RevocationKind,
-  StoreUnavailableError,
 } from "../../store/revocations/types.ts";
+import { retryAfter, StoreUnavailableError } from "../../store/types.ts";
 import { adminAuthorizer, adminEnabled } from "./_admin_auth.ts";
 
 /** Largest request body, in bytes: ids and a reason fit well within it. */
@@ -94,9 +94,12 @@ function target(body: RevokeBody): { kind: RevocationKind; subject: string } {
 
 /** The store could not be reached: nothing changed. */
 function unavailable(err: StoreUnavailableError): Response {
-  return apiError(503, "unavailable", "the revocation store cannot be reached; nothing changed", {
-    "retry-after": String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))),
-  });
+  return apiError(
+    503,
+    "unavailable",
+    "the revocation store cannot be reached; nothing changed",
+    retryAfter(err),
+  );
 }
 
 /** `POST`: revokes, closing the sessions concerned. */

@@ -11,7 +11,7 @@ import { MAX_ORIGIN_LENGTH, originAllowed } from "../../handshake.ts";
 import { apiError, bearer, json } from "../../http.ts";
 import type { Counters } from "../../metrics.ts";
 import type { RateLimiter } from "../../rate_limiter.ts";
-import { StoreUnavailableError } from "../../store/history/types.ts";
+import { retryAfter, StoreUnavailableError } from "../../store/types.ts";
 import type { TicketStore } from "../../store/tickets/types.ts";
 import { challenge, reasonOf, recordAuthFailure } from "./_auth_failure.ts";
 
@@ -88,7 +88,7 @@ export function ticketRoutes(deps: TicketRouteDeps): TicketRoutes {
         if (!(err instanceof StoreUnavailableError)) throw err;
         return apiError(503, "unavailable", "ticket store unavailable", {
           ...cors,
-          "retry-after": String(Math.ceil(err.retryAfterMs / 1000)),
+          ...retryAfter(err),
         });
       }
       if (issued === null) {

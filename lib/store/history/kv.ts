@@ -28,27 +28,24 @@
  * @module
  */
 import { type Clock, systemClock } from "../../clock.ts";
-import { CONFLICT, getAll, keyPart, withRetry } from "../_kv.ts";
+import { CONFLICT, getAll, keyPart, KvHandle, type KvHandleOptions } from "../_kv.ts";
 import { KeyWatcher } from "../_kv_watch.ts";
 import { newEpoch } from "./_epoch.ts";
 import { checkLimits, checkReadLimit } from "./_limits.ts";
-import {
-  type AppendOptions,
-  type AppendResult,
-  type HistoryEntry,
-  type HistoryLimits,
-  type HistoryStore,
-  type ReadOptions,
-  type ReadResult,
-  type StoreHealth,
-  StoreUnavailableError,
-  type StreamPosition,
+import type {
+  AppendOptions,
+  AppendResult,
+  HistoryEntry,
+  HistoryLimits,
+  HistoryStore,
+  ReadOptions,
+  ReadResult,
+  StreamPosition,
 } from "./types.ts";
+import { type StoreHealth, StoreUnavailableError } from "../types.ts";
 
 /** Options for {@linkcode KvHistoryStore}. */
-export interface KvHistoryStoreOptions {
-  /** The database (not closed by the store; see `onClose`). */
-  kv: Deno.Kv;
+export interface KvHistoryStoreOptions extends KvHandleOptions {
   /**
    * First parts of every key.
    *
@@ -64,20 +61,11 @@ export interface KvHistoryStoreOptions {
    */
   publishes?: boolean;
   /**
-   * How long operations keep retrying a failing database before they reject
-   * with {@linkcode StoreUnavailableError}, in ms.
-   *
-   * @default {3000}
-   */
-  unavailableAfterMs?: number;
-  /**
    * Told when an operation gives up (the store is unavailable) and when a
    * head watch fails; transient failures that a retry cured are only counted
    * ({@linkcode KvHistoryStore.retries}).
    */
   onError?: (err: unknown) => void;
-  /** Called once by `close` (e.g. to release a shared database handle). */
-  onClose?: () => void;
   /** Time for expiry checks. @default systemClock */
   clock?: Clock;
 }
@@ -154,39 +142,29 @@ export class KvHistoryStore implements HistoryStore {
   readonly kind = "kv";
   readonly shared = true;
   readonly publishes: boolean;
-  readonly #kv: Deno.Kv;
+  readonly #handle: KvHandle;
   readonly #prefix: Deno.KvKey;
-  readonly #unavailableAfterMs: number;
-  readonly #onError: (err: unknown) => void;
-  readonly #onClose: () => void;
   readonly #clock: Clock;
   readonly #watcher: KeyWatcher;
   readonly #queues = new Map<string, Pending[]>();
   readonly #running = new Map<string, Promise<void>>();
   #headHandler: (room: string, position: StreamPosition) => void = () => {};
-  #failure: string | undefined;
   #retries = 0;
   #closed = false;
 
   /** @param options the database, key prefix and hooks */
   constructor(options: KvHistoryStoreOptions) {
-    const {
-      kv,
-      prefix = ["realtime"],
-      publishes = false,
-      unavailableAfterMs = 3000,
-      onError = () => {},
-      onClose = () => {},
-      clock = systemClock,
-    } = options;
-    this.#kv = kv;
+    const { prefix = ["realtime"], publishes = false, onError = () => {}, clock = systemClock } =
+      options;
+    this.#handle = new KvHandle(options, {
+      name: "history store",
+      onError,
+      onRetry: () => this.#retries++,
+    });
     this.#prefix = prefix;
     this.publishes = publishes;
-    this.#unavailableAfterMs = unavailableAfterMs;
-    this.#onError = onError;
-    this.#onClose = onClose;
     this.#clock = clock;
-    this.#watcher = new KeyWatcher(kv, { onError });
+    this.#watcher = new KeyWatcher(this.#handle.kv, { onError });
     this.#watcher.onChange((room, value) => {
       if (isHead(value) && value.expiresAt > this.#clock.now()) {
         this.#headHandler(room, { offset: value.offset, epoch: value.epoch });
@@ -243,7 +221,10 @@ export class KvHistoryStore implements HistoryStore {
 
   async position(room: string, limits: HistoryLimits): Promise<StreamPosition> {
     checkLimits(limits);
-    const head = await this.#retry("read a stream position", () => this.#ensureHead(room, limits));
+    const head = await this.#handle.run(
+      "read a stream position",
+      (kv) => this.#ensureHead(kv, room, limits),
+    );
     return { offset: head.offset, epoch: head.epoch };
   }
 
@@ -251,32 +232,31 @@ export class KvHistoryStore implements HistoryStore {
     const { after, before, limit, limits } = options;
     checkLimits(limits);
     checkReadLimit(limit);
-    return await this.#retry("read history", async () => {
-      const head = await this.#ensureHead(room, limits);
+    return await this.#handle.run("read history", async (kv) => {
+      const head = await this.#ensureHead(kv, room, limits);
       if (head === CONFLICT) return CONFLICT;
       const position = { offset: head.offset, epoch: head.epoch };
       const now = this.#clock.now();
       const lowest = Math.max(1, head.offset - limits.size + 1);
-      const oldest = head.offset === 0 ? 0 : await this.#oldest(room, head, lowest, limits, now);
+      const oldest = head.offset === 0
+        ? 0
+        : await this.#oldest(kv, room, head, lowest, limits, now);
       if (oldest === 0 || limit === 0) return { entries: [], position, oldest };
       const from = Math.max(oldest, (after ?? 0) + 1);
       const to = Math.min(head.offset, (before ?? Infinity) - 1);
       if (from > to) return { entries: [], position, oldest };
-      const stored = await this.#list(room, head.epoch, from, to, limit, after === undefined);
+      const stored = await this.#list(kv, room, head.epoch, from, to, limit, after === undefined);
       const entries: HistoryEntry[] = [];
       for (const [offset, value] of stored) {
         if (!fresh(value, limits, now)) continue;
-        entries.push({ offset, frame: await this.#frame(room, head.epoch, offset, value) });
+        entries.push({ offset, frame: await this.#frame(kv, room, head.epoch, offset, value) });
       }
       return { entries, position, oldest };
     });
   }
 
   health(): StoreHealth {
-    if (this.#closed) return { status: "degraded", transport: "kv", detail: "closed" };
-    return this.#failure === undefined
-      ? { status: "ok", transport: "kv" }
-      : { status: "degraded", transport: "kv", detail: this.#failure };
+    return this.#handle.health();
   }
 
   async close(): Promise<void> {
@@ -289,8 +269,9 @@ export class KvHistoryStore implements HistoryStore {
     }
     this.#queues.clear();
     await this.#watcher.close();
+    // Stops batches under way from retrying, waits for them, then releases the database.
+    await this.#handle.close();
     await Promise.allSettled(this.#running.values());
-    this.#onClose();
   }
 
   #key(room: string, ...rest: Deno.KvKeyPart[]): Deno.KvKey {
@@ -339,9 +320,9 @@ export class KvHistoryStore implements HistoryStore {
     }
     const dedupeKeys = [...dedupeParts.keys()];
     const limits = batch[batch.length - 1]!.limits;
-    return await this.#retry("append to history", async () => {
+    return await this.#handle.run("append to history", async (kv) => {
       const headKey = this.#key(room, "head");
-      const found = await getAll(this.#kv, [
+      const found = await getAll(kv, [
         headKey,
         ...dedupeKeys.map((key) => this.#key(room, "d", dedupeParts.get(key)!)),
       ]);
@@ -357,7 +338,7 @@ export class KvHistoryStore implements HistoryStore {
         const value = found[i + 1]!.value;
         if (isDedupe(value) && value.expiresAt > now) seen.set(key, value);
       });
-      const atomic = this.#kv.atomic().check({
+      const atomic = kv.atomic().check({
         key: headKey,
         versionstamp: headEntry.versionstamp,
       });
@@ -429,14 +410,20 @@ export class KvHistoryStore implements HistoryStore {
     }
   }
 
-  async #frame(room: string, epoch: string, offset: number, value: StoredEntry): Promise<string> {
+  async #frame(
+    kv: Deno.Kv,
+    room: string,
+    epoch: string,
+    offset: number,
+    value: StoredEntry,
+  ): Promise<string> {
     if (value.frame !== undefined) return value.frame;
     const chunks = [value.bytes ?? new Uint8Array()];
     const keys = Array.from(
       { length: value.parts - 1 },
       (_, i) => this.#key(room, "x", epoch, offset, i + 1),
     );
-    for (const part of await getAll(this.#kv, keys)) {
+    for (const part of await getAll(kv, keys)) {
       if (!(part.value instanceof Uint8Array)) {
         throw new StoreUnavailableError(`history entry ${offset} of ${room} is incomplete`);
       }
@@ -452,15 +439,19 @@ export class KvHistoryStore implements HistoryStore {
   }
 
   /** The head, created (with a fresh epoch) when the room has none or it expired. */
-  async #ensureHead(room: string, limits: HistoryLimits): Promise<Head | typeof CONFLICT> {
+  async #ensureHead(
+    kv: Deno.Kv,
+    room: string,
+    limits: HistoryLimits,
+  ): Promise<Head | typeof CONFLICT> {
     const key = this.#key(room, "head");
-    const entry = await this.#kv.get(key);
+    const entry = await kv.get(key);
     const now = this.#clock.now();
     const head = validHead(entry.value, now);
     if (head !== undefined) return head;
     const headTtl = limits.ttlMs * 2;
     const created: Head = { epoch: newEpoch(), offset: 0, expiresAt: now + headTtl };
-    const committed = await this.#kv.atomic().check(entry).set(key, created, {
+    const committed = await kv.atomic().check(entry).set(key, created, {
       expireIn: headTtl,
     }).commit();
     return committed.ok ? created : CONFLICT;
@@ -468,6 +459,7 @@ export class KvHistoryStore implements HistoryStore {
 
   /** Offset of the oldest entry still kept at or above `lowest`, 0 when none is. */
   async #oldest(
+    kv: Deno.Kv,
     room: string,
     head: Head,
     lowest: number,
@@ -476,7 +468,7 @@ export class KvHistoryStore implements HistoryStore {
   ): Promise<number> {
     // Expired entries form a prefix (they were stored in offset order) that
     // KV may not have deleted yet: the first fresh one is the oldest kept.
-    const iter = this.#kv.list<StoredEntry>({
+    const iter = kv.list<StoredEntry>({
       start: this.#key(room, "m", head.epoch, lowest),
       end: this.#key(room, "m", head.epoch, head.offset + 1),
     }, { batchSize: 64 });
@@ -488,6 +480,7 @@ export class KvHistoryStore implements HistoryStore {
 
   /** Stored entries from..to (inclusive), at most `limit`: the oldest ones, or the newest when `newest`. */
   async #list(
+    kv: Deno.Kv,
     room: string,
     epoch: string,
     from: number,
@@ -496,7 +489,7 @@ export class KvHistoryStore implements HistoryStore {
     newest: boolean,
   ): Promise<Array<[number, StoredEntry]>> {
     const out: Array<[number, StoredEntry]> = [];
-    const iter = this.#kv.list<StoredEntry>({
+    const iter = kv.list<StoredEntry>({
       start: this.#key(room, "m", epoch, from),
       end: this.#key(room, "m", epoch, to + 1),
     }, { limit, reverse: newest, batchSize: Math.min(limit, LIST_BATCH) });
@@ -505,25 +498,6 @@ export class KvHistoryStore implements HistoryStore {
     }
     if (newest) out.reverse();
     return out;
-  }
-
-  async #retry<T>(what: string, attempt: () => Promise<T | typeof CONFLICT>): Promise<T> {
-    try {
-      const result = await withRetry(attempt, {
-        what,
-        unavailableAfterMs: this.#unavailableAfterMs,
-        onFailure: () => this.#retries++,
-        stopped: () => this.#closed,
-      });
-      this.#failure = undefined;
-      return result;
-    } catch (err) {
-      if (err instanceof StoreUnavailableError && !this.#closed) {
-        this.#failure = err.message;
-        this.#onError(err);
-      }
-      throw err;
-    }
   }
 }
 

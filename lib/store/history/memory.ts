@@ -23,18 +23,17 @@
 import { type Clock, systemClock, type TimerId } from "../../clock.ts";
 import { newEpoch } from "./_epoch.ts";
 import { checkLimits, checkReadLimit } from "./_limits.ts";
-import {
-  type AppendOptions,
-  type AppendResult,
-  type HistoryEntry,
-  type HistoryLimits,
-  type HistoryStore,
-  type ReadOptions,
-  type ReadResult,
-  type StoreHealth,
-  StoreUnavailableError,
-  type StreamPosition,
+import type {
+  AppendOptions,
+  AppendResult,
+  HistoryEntry,
+  HistoryLimits,
+  HistoryStore,
+  ReadOptions,
+  ReadResult,
+  StreamPosition,
 } from "./types.ts";
+import { type StoreHealth, StoreUnavailableError } from "../types.ts";
 
 /** Options for {@linkcode MemoryHistoryStore}. */
 export interface MemoryHistoryStoreOptions {

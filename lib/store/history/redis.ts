@@ -23,31 +23,28 @@
  * keys of different hash slots.
  *
  * Faults: while Redis is unreachable, or when a command gets no answer within
- * `commandTimeoutMs`, operations reject with {@linkcode StoreUnavailableError}
+ * `commandTimeoutMs`, operations reject with `StoreUnavailableError`
  * and `health()` is `degraded`; the connection is replaced and retried in the
- * background by {@linkcode RedisLink} (bounded back-off, like the Redis bus;
+ * background by `RedisLink` (bounded back-off, like the Redis bus;
  * no timer outlives `close`). After a timeout the command may still have run: a retried append
  * with the same dedupe key is then answered as a duplicate.
  *
  * @module
  */
-import { ErrorReply } from "@redis/client";
-import { errorMessage } from "../../errors.ts";
-import { RedisLink } from "../../redis_link.ts";
+import { RedisStoreLink, Script } from "../_redis.ts";
 import { newEpoch } from "./_epoch.ts";
 import { checkLimits, checkReadLimit } from "./_limits.ts";
-import {
-  type AppendOptions,
-  type AppendResult,
-  type HistoryEntry,
-  type HistoryLimits,
-  type HistoryStore,
-  type ReadOptions,
-  type ReadResult,
-  type StoreHealth,
-  StoreUnavailableError,
-  type StreamPosition,
+import type {
+  AppendOptions,
+  AppendResult,
+  HistoryEntry,
+  HistoryLimits,
+  HistoryStore,
+  ReadOptions,
+  ReadResult,
+  StreamPosition,
 } from "./types.ts";
+import type { StoreHealth } from "../types.ts";
 
 /** Options for {@linkcode RedisHistoryStore}. */
 export interface RedisHistoryStoreOptions {
@@ -201,23 +198,6 @@ end
 return out
 `;
 
-/** A Lua script run by hash, sent in full once Redis answers NOSCRIPT. */
-class Script {
-  readonly source: string;
-  #sha: Promise<string> | undefined;
-
-  constructor(source: string) {
-    this.source = source;
-  }
-
-  sha(): Promise<string> {
-    return this.#sha ??= crypto.subtle.digest("SHA-1", new TextEncoder().encode(this.source))
-      .then((digest) =>
-        [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")
-      );
-  }
-}
-
 const APPEND = new Script(APPEND_LUA);
 const READ = new Script(READ_LUA);
 
@@ -248,7 +228,7 @@ export class RedisHistoryStore implements HistoryStore {
   readonly publishes: boolean;
   readonly #prefix: string;
   readonly #instanceId: string | undefined;
-  readonly #link: RedisLink;
+  readonly #link: RedisStoreLink;
 
   /** @param options Redis URL, naming, publishing, bounds and hooks; connecting starts at once */
   constructor(options: RedisHistoryStoreOptions) {
@@ -263,9 +243,10 @@ export class RedisHistoryStore implements HistoryStore {
       onError = () => {},
       onRecover = () => {},
     } = options;
-    this.#link = new RedisLink({
+    this.#link = new RedisStoreLink({
       url,
       name: "Redis history store",
+      store: "history store",
       whileDown: "history rooms answer unavailable until it is back",
       commandTimeoutMs,
       connectTimeoutMs,
@@ -297,7 +278,7 @@ export class RedisHistoryStore implements HistoryStore {
     const header = this.#instanceId === undefined
       ? ""
       : JSON.stringify({ origin: this.#instanceId, seq: 0, room }).slice(0, -1);
-    const reply = await this.#eval(
+    const reply = await this.#link.eval(
       APPEND,
       [
         this.#streamKey(room),
@@ -326,7 +307,7 @@ export class RedisHistoryStore implements HistoryStore {
     const { after, before, limit, limits } = options;
     checkLimits(limits);
     checkReadLimit(limit);
-    const reply = await this.#eval(
+    const reply = await this.#link.eval(
       READ,
       [this.#streamKey(room), this.#metaKey(room)],
       [
@@ -351,10 +332,7 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   health(): StoreHealth {
-    const status = this.#link.status;
-    const health: StoreHealth = { status, transport: "redis" };
-    if (status === "degraded") health.detail = this.#link.detail;
-    return health;
+    return this.#link.health();
   }
 
   close(): Promise<void> {
@@ -371,46 +349,6 @@ export class RedisHistoryStore implements HistoryStore {
 
   #dedupeKey(room: string, key: string): string {
     return `${this.#prefix}:dedupe:${room}:${key}`;
-  }
-
-  #unavailable(why: string, cause?: unknown): StoreUnavailableError {
-    return new StoreUnavailableError(
-      `history store: ${why}`,
-      this.#link.retryAfterMs(),
-      cause === undefined ? undefined : { cause },
-    );
-  }
-
-  /** Runs a script (by hash, in full after NOSCRIPT) within the command timeout. */
-  async #eval(script: Script, keys: string[], args: string[]): Promise<unknown> {
-    if (this.#link.closed) throw this.#unavailable("closed");
-    const client = this.#link.clients?.[0];
-    if (client === undefined || !client.isReady) {
-      throw this.#unavailable(`Redis unreachable (${this.#link.detail})`);
-    }
-    const sha = await script.sha();
-    const tail = [String(keys.length), ...keys, ...args];
-    const run = async () => {
-      try {
-        return await client.sendCommand(["EVALSHA", sha, ...tail]);
-      } catch (err) {
-        if (!(err instanceof ErrorReply) || !err.message.startsWith("NOSCRIPT")) throw err;
-        return await client.sendCommand(["EVAL", script.source, ...tail]);
-      }
-    };
-    try {
-      return await this.#link.deadline(
-        client,
-        run(),
-        () => this.#unavailable(`Redis did not answer within ${this.#link.commandTimeoutMs} ms`),
-      );
-    } catch (err) {
-      if (err instanceof StoreUnavailableError) throw err;
-      // A fault in our script is a bug and stays one; every other failure
-      // (connection, OOM, READONLY after a failover, BUSY) means unavailable.
-      if (isScriptError(err)) throw err;
-      throw this.#unavailable(`Redis command failed (${errorMessage(err)})`, err);
-    }
   }
 }
 
@@ -446,10 +384,4 @@ export async function createRedisHistoryStore(
   const store = new RedisHistoryStore(storeOptions);
   await store.ready(startTimeoutMs);
   return store;
-}
-
-/** True for an error raised inside our Lua script: a bug, not an outage. */
-function isScriptError(err: unknown): boolean {
-  return err instanceof ErrorReply && err.message.startsWith("ERR") &&
-    err.message.includes("script");
 }

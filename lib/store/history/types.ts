@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { Backend } from "../types.ts";
 
 /**
  * Where a room's stream stands: the offset of its last message (0 when
@@ -88,16 +89,6 @@ export interface ReadResult {
   oldest: number;
 }
 
-/** Health of a store, as reported by `/healthz`. */
-export interface StoreHealth {
-  /** `degraded` while the backend is unreachable: history rooms answer `unavailable`. */
-  status: "ok" | "degraded";
-  /** Backend name: `memory`, `redis`, `kv`. */
-  transport: string;
-  /** Last failure, while degraded. */
-  detail?: string;
-}
-
 /**
  * The store behind history rooms.
  *
@@ -109,11 +100,9 @@ export interface StoreHealth {
  *   and kept while the stream has anything; it changes only when the past is
  *   lost, and offsets then restart at 1.
  * - `read` never returns an entry past the room's TTL or beyond its size.
- * - Faults of the backend reject with {@linkcode StoreUnavailableError}.
+ * - Faults of the backend reject with `StoreUnavailableError` (lib/store/types.ts).
  */
-export interface HistoryStore {
-  /** Backend name. */
-  readonly kind: "memory" | "redis" | "kv";
+export interface HistoryStore extends Backend {
   /**
    * True when every instance sees the same streams (Redis, KV): offsets
    * travel with envelopes and receivers fill gaps from the store. False for
@@ -158,24 +147,4 @@ export interface HistoryStore {
   follow?(room: string): void;
   /** Optional: stop reporting a room's head moves (last local member left). */
   unfollow?(room: string): void;
-  /** Current health. */
-  health(): StoreHealth;
-  /** Releases connections and timers; idempotent. */
-  close(): Promise<void>;
-}
-
-/** The store could not be reached; the request had no effect. */
-export class StoreUnavailableError extends Error {
-  /** When the caller may try again, in milliseconds. */
-  readonly retryAfterMs: number;
-  /**
-   * @param message what failed (never secrets)
-   * @param retryAfterMs when to try again
-   * @param options the underlying error as `cause`
-   */
-  constructor(message: string, retryAfterMs = 1000, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "StoreUnavailableError";
-    this.retryAfterMs = retryAfterMs;
-  }
 }

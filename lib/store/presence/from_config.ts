@@ -1,23 +1,27 @@
 /**
- * Builds the presence store named by `STORE`. The only place that knows every
- * backend.
+ * Builds the presence store named by `STORE`. The only place that knows
+ * every backend, and the one mapping from the configuration to what this
+ * store reads ({@linkcode presenceStoreSlice}).
  *
  * @module
  */
-import type { Clock } from "../../clock.ts";
 import type { Config } from "../../config.ts";
-import { leaseKv } from "../_kv.ts";
+import { leaseKvFor, redisOf, storeSliceOf } from "../_slice.ts";
+import type { StoreContext, StoreSlice } from "../types.ts";
 import { KvPresenceStore } from "./kv.ts";
 import { MemoryPresenceStore } from "./memory.ts";
 import { createRedisPresenceStore } from "./redis.ts";
 import type { PresenceStore } from "./types.ts";
 
-/** Options for {@linkcode createPresenceStore}. */
-export interface CreatePresenceStoreOptions {
-  /** @default systemClock */
-  clock?: Clock;
-  /** Called when the backend becomes unreachable (logged by the caller). */
-  onError?: (error: Error) => void;
+/** What the presence store reads of the configuration. */
+export interface PresenceStoreSlice extends StoreSlice {
+  /** `PRESENCE_TTL_MS`: how long an entry or instance lives without a refresh. */
+  ttlMs: number;
+}
+
+/** The presence store's slice of `config`. */
+export function presenceStoreSlice(config: Pick<Config, "presence" | "store">): PresenceStoreSlice {
+  return { ...storeSliceOf(config), ttlMs: config.presence.ttlMs };
 }
 
 /**
@@ -25,37 +29,31 @@ export interface CreatePresenceStoreOptions {
  *
  * @example
  * ```ts ignore
- * const store = await createPresenceStore(config, {});
+ * const store = await createPresenceStore(presenceStoreSlice(config), {});
  * ```
  */
-export function createPresenceStore(
-  config: Pick<Config, "presence" | "store">,
-  options: CreatePresenceStoreOptions = {},
+export async function createPresenceStore(
+  slice: PresenceStoreSlice,
+  context: StoreContext,
 ): Promise<PresenceStore> {
-  const { clock, onError } = options;
-  const ttlMs = config.presence.ttlMs;
-  switch (config.store.kind) {
+  const { clock, onError } = context;
+  const { ttlMs } = slice;
+  switch (slice.kind) {
     case "memory":
-      return Promise.resolve(
-        new MemoryPresenceStore({ ttlMs, ...(clock === undefined ? {} : { clock }) }),
-      );
+      return new MemoryPresenceStore({ ttlMs, ...(clock === undefined ? {} : { clock }) });
     case "redis":
-      return createRedisPresenceStore({
-        url: config.store.redis!.url,
-        prefix: config.store.redis!.prefix,
+      return await createRedisPresenceStore({
+        ...redisOf(slice, "STORE"),
         ttlMs,
         ...(onError === undefined ? {} : { onError }),
       });
     case "kv":
-      return leaseKv(config.store.kv.path).then((lease) =>
-        new KvPresenceStore({
-          kv: lease.kv,
-          prefix: [config.store.kv.prefix],
-          ttlMs,
-          onClose: () => lease.release(),
-          ...(onError === undefined ? {} : { onError }),
-          ...(clock === undefined ? {} : { clock }),
-        })
-      );
+      return new KvPresenceStore({
+        ...await leaseKvFor(slice),
+        prefix: [slice.kv.prefix],
+        ttlMs,
+        ...(onError === undefined ? {} : { onError }),
+        ...(clock === undefined ? {} : { clock }),
+      });
   }
 }

@@ -19,23 +19,18 @@
  */
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
-import { getAll, KvHandle } from "../_kv.ts";
-import type { PresenceEntry, PresenceStore, RoomEntries, StoreHealth } from "./types.ts";
+import { getAll, KvHandle, type KvHandleOptions } from "../_kv.ts";
+import type { StoreHealth } from "../types.ts";
+import type { PresenceEntry, PresenceStore, RoomEntries } from "./types.ts";
 
 /** Options for {@linkcode KvPresenceStore}. */
-export interface KvPresenceStoreOptions {
-  /** The database, or its coming handle; not closed by the store (see `onClose`). */
-  kv: Deno.Kv | Promise<Deno.Kv>;
+export interface KvPresenceStoreOptions extends KvHandleOptions {
   /** @default {["realtime"]} */
   prefix?: Deno.KvKey;
   /** @default {30000} */
   ttlMs?: number;
-  /** How long operations retry a failing database, in ms. @default 3000 */
-  unavailableAfterMs?: number;
   /** Called when an operation gives up (the store is unavailable). */
   onError?: (error: Error) => void;
-  /** Called once by `close`. */
-  onClose?: () => void;
   /** @default systemClock */
   clock?: Clock;
 }

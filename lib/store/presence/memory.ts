@@ -7,7 +7,8 @@
  */
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
-import type { PresenceEntry, PresenceStore, RoomEntries, StoreHealth } from "./types.ts";
+import type { StoreHealth } from "../types.ts";
+import type { PresenceEntry, PresenceStore, RoomEntries } from "./types.ts";
 
 /** Options for {@linkcode MemoryPresenceStore}. */
 export interface MemoryPresenceStoreOptions {

@@ -14,20 +14,15 @@
  * history store: a script touches keys of several hash slots.
  *
  * Faults: while Redis is unreachable or a command gets no answer within
- * `commandTimeoutMs`, operations reject and `health()` is `degraded`; the
- * connection is replaced in the background by {@linkcode RedisLink}, with a
+ * `commandTimeoutMs`, operations reject with `StoreUnavailableError` and `health()` is `degraded`; the
+ * connection is replaced in the background by `RedisLink`, with a
  * bounded back-off whose timer `close` clears.
  *
  * @module
  */
-import { RedisLink } from "../../redis_link.ts";
-import {
-  parseEntry,
-  type PresenceEntry,
-  type PresenceStore,
-  type RoomEntries,
-  type StoreHealth,
-} from "./types.ts";
+import { RedisStoreLink, Script } from "../_redis.ts";
+import type { StoreHealth } from "../types.ts";
+import { parseEntry, type PresenceEntry, type PresenceStore, type RoomEntries } from "./types.ts";
 
 /** Options for {@linkcode RedisPresenceStore}. */
 export interface RedisPresenceStoreOptions {
@@ -47,23 +42,23 @@ export interface RedisPresenceStoreOptions {
   onError?: (error: Error) => void;
 }
 
-const SET_LUA = `
+const SET = new Script(`
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
 return 1
-`;
+`);
 
-const DELETE_LUA = `
+const DELETE = new Script(`
 redis.call('HDEL', KEYS[1], ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
 return 1
-`;
+`);
 
 /** KEYS: alive, then (hash, index) per room. Returns the 1-based room numbers whose hash was gone. */
-const HEARTBEAT_LUA = `
+const HEARTBEAT = new Script(`
 local ttl = ARGV[1]
 redis.call('SET', KEYS[1], '1', 'PX', ttl)
 local missing = {}
@@ -76,16 +71,16 @@ for i = 2, #KEYS, 2 do
   end
 end
 return missing
-`;
+`);
 
-const ALIVE_LUA = `
+const ALIVE = new Script(`
 local out = {}
 for i = 1, #KEYS do out[i] = redis.call('EXISTS', KEYS[i]) end
 return out
-`;
+`);
 
 /** KEYS: index. ARGV: prefix, room. Returns {instance, {user, json, …}, …}. */
-const LIST_LUA = `
+const LIST = new Script(`
 local out = {}
 for _, instance in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local hash = ARGV[1] .. ':presence:' .. instance .. ':' .. ARGV[2]
@@ -99,17 +94,17 @@ for _, instance in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 return out
-`;
+`);
 
 /** KEYS: alive, then (hash, index) per room. ARGV: instance. */
-const DROP_LUA = `
+const DROP = new Script(`
 redis.call('DEL', KEYS[1])
 for i = 2, #KEYS, 2 do
   redis.call('DEL', KEYS[i])
   redis.call('SREM', KEYS[i + 1], ARGV[1])
 end
 return 1
-`;
+`);
 
 /**
  * A {@linkcode PresenceStore} on Redis. Prefer {@linkcode createRedisPresenceStore},
@@ -127,7 +122,7 @@ export class RedisPresenceStore implements PresenceStore {
   readonly shared = true;
   readonly ttlMs: number;
   readonly #prefix: string;
-  readonly #link: RedisLink;
+  readonly #link: RedisStoreLink;
 
   /** @param options URL, naming, TTL and bounds; connecting starts at once */
   constructor(options: RedisPresenceStoreOptions) {
@@ -140,9 +135,10 @@ export class RedisPresenceStore implements PresenceStore {
       maxReconnectDelayMs = 2000,
       onError = () => {},
     } = options;
-    this.#link = new RedisLink({
+    this.#link = new RedisStoreLink({
       url,
       name: "Redis presence store",
+      store: "presence store",
       whileDown: "presence reads and writes fail until it is back",
       commandTimeoutMs,
       connectTimeoutMs,
@@ -159,7 +155,7 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async set(room: string, instance: string, userId: string, entry: PresenceEntry): Promise<void> {
-    await this.#eval(SET_LUA, [
+    await this.#link.eval(SET, [
       this.#hash(instance, room),
       this.#index(room),
       this.#alive(instance),
@@ -172,7 +168,7 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async delete(room: string, instance: string, userId: string): Promise<void> {
-    await this.#eval(DELETE_LUA, [this.#hash(instance, room), this.#index(room)], [
+    await this.#link.eval(DELETE, [this.#hash(instance, room), this.#index(room)], [
       userId,
       instance,
     ]);
@@ -181,7 +177,7 @@ export class RedisPresenceStore implements PresenceStore {
   async heartbeat(instance: string, rooms: readonly string[]): Promise<string[]> {
     const keys = [this.#alive(instance)];
     for (const room of rooms) keys.push(this.#hash(instance, room), this.#index(room));
-    const missing = await this.#eval(HEARTBEAT_LUA, keys, [
+    const missing = await this.#link.eval(HEARTBEAT, keys, [
       String(this.ttlMs),
       instance,
     ]) as number[];
@@ -190,12 +186,16 @@ export class RedisPresenceStore implements PresenceStore {
 
   async alive(instances: readonly string[]): Promise<Set<string>> {
     if (instances.length === 0) return new Set();
-    const found = await this.#eval(ALIVE_LUA, instances.map((i) => this.#alive(i)), []) as number[];
+    const found = await this.#link.eval(
+      ALIVE,
+      instances.map((i) => this.#alive(i)),
+      [],
+    ) as number[];
     return new Set(instances.filter((_, i) => found[i] === 1));
   }
 
   async list(room: string): Promise<RoomEntries> {
-    const reply = await this.#eval(LIST_LUA, [this.#index(room)], [this.#prefix, room]) as (
+    const reply = await this.#link.eval(LIST, [this.#index(room)], [this.#prefix, room]) as (
       | string
       | string[]
     )[];
@@ -216,12 +216,11 @@ export class RedisPresenceStore implements PresenceStore {
   async drop(instance: string, rooms: readonly string[]): Promise<void> {
     const keys = [this.#alive(instance)];
     for (const room of rooms) keys.push(this.#hash(instance, room), this.#index(room));
-    await this.#eval(DROP_LUA, keys, [instance]);
+    await this.#link.eval(DROP, keys, [instance]);
   }
 
   health(): StoreHealth {
-    if (this.#link.status === "ok") return { status: "ok", transport: "redis" };
-    return { status: "degraded", transport: "redis", detail: this.#link.detail };
+    return this.#link.health();
   }
 
   close(): Promise<void> {
@@ -238,19 +237,6 @@ export class RedisPresenceStore implements PresenceStore {
 
   #alive(instance: string): string {
     return `${this.#prefix}:presence-alive:${instance}`;
-  }
-
-  async #eval(script: string, keys: string[], args: string[]): Promise<unknown> {
-    const client = this.#link.clients?.[0];
-    if (client === undefined || !client.isReady) {
-      throw new Error(`presence store: Redis unreachable (${this.#link.detail})`);
-    }
-    return await this.#link.deadline(
-      client,
-      client.sendCommand(["EVAL", script, String(keys.length), ...keys, ...args]),
-      () =>
-        new Error(`presence store: Redis did not answer within ${this.#link.commandTimeoutMs} ms`),
-    );
   }
 }
 

@@ -21,9 +21,7 @@
  */
 import { z } from "zod";
 import type { PresenceInfo } from "../../auth.ts";
-import type { StoreHealth } from "../history/types.ts";
-
-export type { StoreHealth };
+import type { Backend } from "../types.ts";
 
 /** One user on one instance in one room. */
 export interface PresenceEntry {
@@ -67,9 +65,7 @@ export function parseEntry(text: string): PresenceEntry | undefined {
 export type RoomEntries = Map<string, Map<string, PresenceEntry>>;
 
 /** Where presence entries live; see the module doc for the contract. */
-export interface PresenceStore {
-  /** Backend name: `memory`, `redis`, `kv`. */
-  readonly kind: string;
+export interface PresenceStore extends Backend {
   /**
    * True when every instance reads the same entries (Redis, KV): a room's
    * members on other instances come from {@linkcode PresenceStore.list}.
@@ -94,8 +90,4 @@ export interface PresenceStore {
   list(room: string): Promise<RoomEntries>;
   /** Removes `instance`'s entries in `rooms` and its liveness. */
   drop(instance: string, rooms: readonly string[]): Promise<void>;
-  /** Current health. */
-  health(): StoreHealth;
-  /** Releases connections and timers; idempotent. */
-  close(): Promise<void>;
 }

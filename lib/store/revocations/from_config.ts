@@ -1,40 +1,57 @@
 /**
  * Builds the revocation store named by `STORE`. The only place that knows
- * every backend.
+ * every backend, and the one mapping from the configuration to what this
+ * store reads ({@linkcode revocationStoreSlice}).
  *
  * @module
  */
 import type { Config } from "../../config.ts";
-import { leaseKv } from "../_kv.ts";
+import { leaseKvFor, redisOf, storeSliceOf } from "../_slice.ts";
+import type { StoreContext, StoreSlice } from "../types.ts";
 import { KvRevocationStore } from "./kv.ts";
 import { MemoryRevocationStore } from "./memory.ts";
-import { RedisRevocationStore } from "./redis.ts";
+import { createRedisRevocationStore } from "./redis.ts";
 import type { RevocationStore } from "./types.ts";
 
+/** What the revocation store reads of the configuration: only where it lives. */
+export type RevocationStoreSlice = StoreSlice;
+
+/** The revocation store's slice of `config`. */
+export function revocationStoreSlice(config: Pick<Config, "store">): RevocationStoreSlice {
+  return storeSliceOf(config);
+}
+
 /**
- * The configured revocation store; nothing connects until first use. Redis
- * keys are prefixed with `BUS_CHANNEL`, as the bus's channels are.
+ * The configured revocation store. Redis keys are prefixed with
+ * `BUS_CHANNEL`, as the bus's channels are.
  *
- * @throws {TypeError} for a backend this build does not have
+ * @example
+ * ```ts ignore
+ * const store = await createRevocationStore(revocationStoreSlice(config), {});
+ * ```
  */
-export function createRevocationStore(config: Pick<Config, "store">): RevocationStore {
-  switch (config.store.kind) {
+export async function createRevocationStore(
+  slice: RevocationStoreSlice,
+  context: StoreContext,
+): Promise<RevocationStore> {
+  const { clock, onError } = context;
+  const time = clock === undefined ? {} : { clock };
+  switch (slice.kind) {
     case "memory":
-      return new MemoryRevocationStore();
+      return new MemoryRevocationStore(time);
     case "redis":
-      // REDIS_URL is required by the config whenever STORE=redis.
-      return new RedisRevocationStore({
-        url: config.store.redis!.url,
-        prefix: config.store.redis!.prefix,
+      // Waits (2 s at most) for the first connection; never rejects for an unreachable Redis.
+      return await createRedisRevocationStore({
+        ...redisOf(slice, "STORE"),
+        ...time,
+        ...(onError === undefined ? {} : { onError }),
       });
-    case "kv": {
-      // Opened lazily, like Redis: the handle is leased on first use by the store's promise.
-      const lease = leaseKv(config.store.kv.path);
+    case "kv":
       return new KvRevocationStore({
-        kv: lease.then((l) => l.kv),
-        prefix: [config.store.kv.prefix],
-        onClose: () => void lease.then((l) => l.release(), () => {}),
+        ...await leaseKvFor(slice),
+        prefix: [slice.kv.prefix],
+        ...time,
+        ...(onError === undefined ? {} : { onError }),
       });
-    }
   }
 }

@@ -9,24 +9,21 @@
  */
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
-import { CONFLICT, KvHandle } from "../_kv.ts";
-import type { Revocation, RevocationKind, RevocationStore, StoreHealth } from "./types.ts";
+import { CONFLICT, KvHandle, type KvHandleOptions } from "../_kv.ts";
+import type { StoreHealth } from "../types.ts";
+import type { Revocation, RevocationKind, RevocationStore } from "./types.ts";
 import { RevocationSchema } from "./types.ts";
 
 /** Options for {@linkcode KvRevocationStore}. */
-export interface KvRevocationStoreOptions {
-  /** The database, or its coming handle (opened lazily by the caller); not closed by the store. */
-  kv: Deno.Kv | Promise<Deno.Kv>;
+export interface KvRevocationStoreOptions extends KvHandleOptions {
   /** @default {["realtime"]} */
   prefix?: Deno.KvKey;
   /** Most active revocations held; past it the one that lapses soonest makes room. @default 100_000 */
   maxEntries?: number;
-  /** How long operations retry a failing database, in ms. @default 3000 */
-  unavailableAfterMs?: number;
-  /** Called once by `close`. */
-  onClose?: () => void;
   /** @default systemClock */
   clock?: Clock;
+  /** Told of each operation that gave up (the database is unavailable). */
+  onError?: (error: Error) => void;
 }
 
 /** KV keeps an expired key a while; this margin keeps KV from deleting one before `until` by our clock. */
@@ -44,7 +41,7 @@ const EXPIRY_MARGIN_MS = 60_000;
  * ```
  */
 export class KvRevocationStore implements RevocationStore {
-  readonly kind = "kv" as const;
+  readonly kind = "kv";
   readonly shared = true;
   readonly #handle: KvHandle;
   readonly #prefix: Deno.KvKey;
@@ -59,7 +56,10 @@ export class KvRevocationStore implements RevocationStore {
         `Cannot create revocation store: maxEntries must be a positive integer, current value is ${maxEntries}`,
       );
     }
-    this.#handle = new KvHandle(options, { name: "revocation store" });
+    this.#handle = new KvHandle(options, {
+      name: "revocation store",
+      ...(options.onError === undefined ? {} : { onError: options.onError }),
+    });
     this.#prefix = prefix;
     this.#max = maxEntries;
     this.#clock = clock;

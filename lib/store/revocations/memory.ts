@@ -6,7 +6,8 @@
  */
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
-import type { Revocation, RevocationKind, RevocationStore, StoreHealth } from "./types.ts";
+import type { StoreHealth } from "../types.ts";
+import type { Revocation, RevocationKind, RevocationStore } from "./types.ts";
 import { RevocationMap, soonestToLapse } from "./types.ts";
 
 /** Options for {@linkcode MemoryRevocationStore}. */
@@ -29,7 +30,7 @@ export interface MemoryRevocationStoreOptions {
  * ```
  */
 export class MemoryRevocationStore implements RevocationStore {
-  readonly kind = "memory" as const;
+  readonly kind = "memory";
   readonly shared = false;
   readonly #entries = new RevocationMap<Revocation>();
   readonly #max: number;

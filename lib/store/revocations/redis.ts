@@ -5,20 +5,20 @@
  * that expired entries are dropped atomically by the scripts that add and
  * list, and never by a node that raced a newer `add`.
  *
- * The connection is opened on first use and replaced after any fault; every
- * command has a deadline. While Redis is unreachable, calls reject with
- * {@linkcode StoreUnavailableError} and `health()` says so.
+ * The connection is supervised by `RedisLink` (replaced after any fault,
+ * with a bounded back-off); every command has a deadline, and one sent while
+ * the link is down first waits one command timeout for it. While Redis is
+ * unreachable, calls reject with `StoreUnavailableError` and `health()` says
+ * so.
  *
  * @module
  */
-import { createClient } from "@redis/client";
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
-import type { Revocation, RevocationKind, RevocationStore, StoreHealth } from "./types.ts";
-import { revocationKey, RevocationSchema, StoreUnavailableError } from "./types.ts";
-import { errorMessage } from "../../errors.ts";
-
-type RedisClient = ReturnType<typeof createClient>;
+import { RedisStoreLink, Script } from "../_redis.ts";
+import type { StoreHealth } from "../types.ts";
+import type { Revocation, RevocationKind, RevocationStore } from "./types.ts";
+import { revocationKey, RevocationSchema } from "./types.ts";
 
 /** Options for {@linkcode RedisRevocationStore}. */
 export interface RedisRevocationStoreOptions {
@@ -34,6 +34,10 @@ export interface RedisRevocationStoreOptions {
   connectTimeoutMs?: number;
   /** Time allowed for one command. @default 2000 */
   commandTimeoutMs?: number;
+  /** Longest wait between reconnect attempts (doubling from 100 ms). @default {2000} */
+  maxReconnectDelayMs?: number;
+  /** Called once when Redis becomes unreachable, not again until it is back. */
+  onError?: (error: Error) => void;
 }
 
 // KEYS: hash, zset. ARGV: now. Drops expired entries; used by every script.
@@ -44,7 +48,7 @@ if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1]) en
 `;
 // ARGV: now, field, value, until, max. Stores; when full, first drops the
 // entry that lapses soonest and returns its value (1 when none was dropped).
-const ADD = `${PRUNE}
+const ADD = new Script(`${PRUNE}
 local evicted = 1
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then
   local soonest = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
@@ -56,42 +60,38 @@ if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 and redis.call('HLEN', KEYS[1]) 
 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
-return evicted`;
+return evicted`);
 // ARGV: now, field. Returns 1 when an active entry was removed.
-const REMOVE = `${PRUNE}
+const REMOVE = new Script(`${PRUNE}
 redis.call('ZREM', KEYS[2], ARGV[2])
-return redis.call('HDEL', KEYS[1], ARGV[2])`;
+return redis.call('HDEL', KEYS[1], ARGV[2])`);
 // ARGV: now. Returns the values of every active entry.
-const LIST = `${PRUNE}
-return redis.call('HVALS', KEYS[1])`;
+const LIST = new Script(`${PRUNE}
+return redis.call('HVALS', KEYS[1])`);
 
 /**
- * The shared {@linkcode RevocationStore} on Redis.
+ * The shared {@linkcode RevocationStore} on Redis. Prefer
+ * {@linkcode createRedisRevocationStore}, which waits for the first
+ * connection.
  *
  * @example
  * ```ts ignore
- * import { RedisRevocationStore } from "./redis.ts";
- * const store = new RedisRevocationStore({ url: "redis://127.0.0.1:6379" });
+ * import { createRedisRevocationStore } from "./redis.ts";
+ * const store = await createRedisRevocationStore({ url: "redis://127.0.0.1:6379" });
  * console.log(await store.list());
  * await store.close();
  * ```
  */
 export class RedisRevocationStore implements RevocationStore {
-  readonly kind = "redis" as const;
+  readonly kind = "redis";
   readonly shared = true;
-  readonly #url: string;
+  readonly #link: RedisStoreLink;
   readonly #hash: string;
   readonly #zset: string;
   readonly #max: number;
   readonly #clock: Clock;
-  readonly #connectTimeoutMs: number;
-  readonly #commandTimeoutMs: number;
-  #client: RedisClient | undefined;
-  #connecting: Promise<RedisClient> | undefined;
-  #health: StoreHealth = { status: "ok", transport: "redis" };
-  #closed = false;
 
-  /** @param options URL, naming, bound, clock and deadlines; nothing connects until first use */
+  /** @param options URL, naming, bound, clock and deadlines; connecting starts at once */
   constructor(options: RedisRevocationStoreOptions) {
     const {
       url,
@@ -100,19 +100,35 @@ export class RedisRevocationStore implements RevocationStore {
       clock = systemClock,
       connectTimeoutMs = 2000,
       commandTimeoutMs = 2000,
+      maxReconnectDelayMs = 2000,
+      onError = () => {},
     } = options;
     if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
       throw new RangeError(
         `Cannot create revocation store: maxEntries must be a positive integer, current value is ${maxEntries}`,
       );
     }
-    this.#url = url;
+    this.#link = new RedisStoreLink({
+      url,
+      name: "Redis revocation store",
+      store: "revocation store",
+      whileDown: "revocations cannot be changed or re-read until it is back",
+      // An operator's revoke should not fail for a reconnect under way.
+      waitForLink: true,
+      connectTimeoutMs,
+      commandTimeoutMs,
+      maxReconnectDelayMs,
+      onError,
+    });
     this.#hash = `${prefix}:revocations`;
     this.#zset = `${prefix}:revocations:until`;
     this.#max = maxEntries;
     this.#clock = clock;
-    this.#connectTimeoutMs = connectTimeoutMs;
-    this.#commandTimeoutMs = commandTimeoutMs;
+  }
+
+  /** Resolves true once connected, or false after `timeoutMs`; it keeps trying either way. */
+  ready(timeoutMs: number): Promise<boolean> {
+    return this.#link.ready(timeoutMs);
   }
 
   async add(revocation: Revocation): Promise<Revocation | undefined> {
@@ -143,96 +159,15 @@ export class RedisRevocationStore implements RevocationStore {
   }
 
   health(): StoreHealth {
-    return { ...this.#health };
+    return this.#link.health();
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    const client = this.#client;
-    this.#client = undefined;
-    if (client !== undefined) destroy(client);
-    // A connect in flight notices #closed when it settles and destroys its client.
-    await this.#connecting?.catch(() => {});
+  close(): Promise<void> {
+    return this.#link.close();
   }
 
-  async #script(script: string, args: string[]): Promise<unknown> {
-    if (this.#closed) throw new StoreUnavailableError("the revocation store is closed");
-    let client: RedisClient;
-    try {
-      client = await this.#connected();
-      const reply = await this.#deadline(
-        client.sendCommand([
-          "EVAL",
-          script,
-          "2",
-          this.#hash,
-          this.#zset,
-          String(this.#clock.now()),
-          ...args,
-        ]),
-        () => this.#drop(client),
-      );
-      this.#health = { status: "ok", transport: "redis" };
-      return reply;
-    } catch (err) {
-      const detail = errorMessage(err);
-      this.#health = { status: "degraded", transport: "redis", detail };
-      throw new StoreUnavailableError(`revocation store: ${detail}`, 1000, { cause: err });
-    }
-  }
-
-  #connected(): Promise<RedisClient> {
-    if (this.#client?.isReady) return Promise.resolve(this.#client);
-    this.#connecting ??= this.#connect().finally(() => this.#connecting = undefined);
-    return this.#connecting;
-  }
-
-  async #connect(): Promise<RedisClient> {
-    const client: RedisClient = createClient({
-      url: this.#url,
-      disableOfflineQueue: true,
-      // The client's own reconnect sleeps on a timer that close() cannot
-      // cancel; a fresh connection on the next call does the same job.
-      socket: { connectTimeout: this.#connectTimeoutMs, reconnectStrategy: false },
-    });
-    let open = false;
-    client.on("error", () => {
-      if (open) this.#drop(client);
-    });
-    try {
-      await client.connect();
-    } catch (err) {
-      destroy(client);
-      throw err;
-    }
-    if (this.#closed) {
-      destroy(client);
-      throw new Error("closed");
-    }
-    open = true;
-    this.#client = client;
-    return client;
-  }
-
-  #drop(client: RedisClient): void {
-    if (this.#client === client) this.#client = undefined;
-    destroy(client);
-  }
-
-  async #deadline<T>(promise: Promise<T>, onTimeout: () => void): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        onTimeout();
-        reject(new Error(`no answer within ${this.#commandTimeoutMs} ms`));
-      }, this.#commandTimeoutMs);
-    });
-    try {
-      return await Promise.race([promise, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  #script(script: Script, args: string[]): Promise<unknown> {
+    return this.#link.eval(script, [this.#hash, this.#zset], [String(this.#clock.now()), ...args]);
   }
 }
 
@@ -245,10 +180,16 @@ function parseRevocation(text: string): Revocation | undefined {
   }
 }
 
-function destroy(client: RedisClient): void {
-  try {
-    client.destroy();
-  } catch {
-    // Already closed.
-  }
+/**
+ * Creates a {@linkcode RedisRevocationStore} and waits up to
+ * `startTimeoutMs` for its first connection; never rejects for an
+ * unreachable Redis.
+ */
+export async function createRedisRevocationStore(
+  options: RedisRevocationStoreOptions & { startTimeoutMs?: number },
+): Promise<RedisRevocationStore> {
+  const { startTimeoutMs = 2000, ...rest } = options;
+  const store = new RedisRevocationStore(rest);
+  await store.ready(startTimeoutMs);
+  return store;
 }

@@ -11,10 +11,7 @@
  * @module
  */
 import { z } from "zod";
-import type { StoreHealth } from "../history/types.ts";
-
-export type { StoreHealth } from "../history/types.ts";
-export { StoreUnavailableError } from "../history/types.ts";
+import type { Backend } from "../types.ts";
 
 /** What a revocation names: every token of a user, or one token by its `jti`. */
 export type RevocationKind = Revocation["kind"];
@@ -119,11 +116,9 @@ export function soonestToLapse(entries: Iterable<Revocation>): Revocation | unde
  * - `add` never refuses: with `maxEntries` active entries held, a new
  *   subject takes the place of the active entry that lapses soonest (which
  *   `add` returns), so a real ban always gets in; replacing is in place.
- * - Faults of the backend reject with {@linkcode StoreUnavailableError}.
+ * - Faults of the backend reject with `StoreUnavailableError` (lib/store/types.ts).
  */
-export interface RevocationStore {
-  /** Backend name. */
-  readonly kind: "memory" | "redis" | "kv";
+export interface RevocationStore extends Backend {
   /**
    * True when every instance sees the same entries (Redis, KV): instances
    * load them at start and re-read them periodically. False for a
@@ -152,8 +147,4 @@ export interface RevocationStore {
    * @throws {StoreUnavailableError}
    */
   list(): Promise<Revocation[]>;
-  /** Current health. */
-  health(): StoreHealth;
-  /** Releases connections and timers; idempotent. */
-  close(): Promise<void>;
 }

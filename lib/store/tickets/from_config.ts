@@ -1,56 +1,70 @@
 /**
  * Builds the ticket store that `STORE` implies: KV for `STORE=kv` and Redis
  * for `STORE=redis` (tickets work on any isolate or node), otherwise this
- * isolate's memory. The only place that
- * knows every backend.
+ * isolate's memory. The only place that knows every backend, and the one
+ * mapping from the configuration to what this store reads
+ * ({@linkcode ticketStoreSlice}).
  *
  * @module
  */
-import type { Clock } from "../../clock.ts";
 import type { Config } from "../../config.ts";
-import { leaseKv } from "../_kv.ts";
+import { leaseKvFor, redisOf, storeSliceOf } from "../_slice.ts";
+import type { StoreContext, StoreSlice } from "../types.ts";
 import { KvTicketStore } from "./kv.ts";
 import { MemoryTicketStore } from "./memory.ts";
 import { createRedisTicketStore } from "./redis.ts";
 import type { TicketStore } from "./types.ts";
 
+/** What the ticket store reads of the configuration. */
+export interface TicketStoreSlice extends StoreSlice {
+  /** `TICKET_TTL_MS`: how long a ticket stays valid. */
+  ttlMs: number;
+  /** `TICKET_STORE_MAX_BYTES`: what all outstanding tickets may take. */
+  maxBytes: number;
+}
+
+/** The ticket store's slice of `config`. */
+export function ticketStoreSlice(config: Pick<Config, "auth" | "store">): TicketStoreSlice {
+  const { ttlMs, maxBytes } = config.auth.tickets;
+  return { ...storeSliceOf(config), ttlMs, maxBytes };
+}
+
 /**
- * The configured ticket store; a KV database is leased on first use.
+ * The configured ticket store.
  *
  * @example
  * ```ts ignore
- * const tickets = await createTicketStore(config);
+ * const tickets = await createTicketStore(ticketStoreSlice(config), {});
  * ```
  */
 export async function createTicketStore(
-  config: Pick<Config, "store"> & { auth: Pick<Config["auth"], "tickets"> },
-  options: { clock?: Clock; onError?: (error: Error) => void } = {},
+  slice: TicketStoreSlice,
+  context: StoreContext,
 ): Promise<TicketStore> {
-  const { clock } = options;
-  const ttlMs = config.auth.tickets.ttlMs;
-  const maxBytes = config.auth.tickets.maxBytes;
-  if (config.store.kind === "redis") {
-    // Waits (2 s at most) for the first connection, as the bus does; never
-    // rejects for an unreachable Redis.
-    return await createRedisTicketStore({
-      url: config.store.redis!.url,
-      ttlMs,
-      maxBytes,
-      prefix: config.store.redis!.prefix,
-      ...(clock === undefined ? {} : { clock }),
-      ...(options.onError === undefined ? {} : { onError: options.onError }),
-    });
+  const { clock, onError } = context;
+  const { ttlMs, maxBytes } = slice;
+  const time = clock === undefined ? {} : { clock };
+  switch (slice.kind) {
+    case "memory":
+      return new MemoryTicketStore({ ttlMs, maxBytes, ...time });
+    case "redis":
+      // Waits (2 s at most) for the first connection, as the bus does; never
+      // rejects for an unreachable Redis.
+      return await createRedisTicketStore({
+        ...redisOf(slice, "STORE"),
+        ttlMs,
+        maxBytes,
+        ...time,
+        ...(onError === undefined ? {} : { onError }),
+      });
+    case "kv":
+      return new KvTicketStore({
+        ...await leaseKvFor(slice),
+        ttlMs,
+        maxBytes,
+        prefix: [slice.kv.prefix],
+        ...time,
+        ...(onError === undefined ? {} : { onError }),
+      });
   }
-  if (config.store.kind !== "kv") {
-    return new MemoryTicketStore({ ttlMs, maxBytes, ...(clock === undefined ? {} : { clock }) });
-  }
-  const lease = leaseKv(config.store.kv.path);
-  return new KvTicketStore({
-    kv: lease.then((l) => l.kv),
-    ttlMs,
-    maxBytes,
-    prefix: [config.store.kv.prefix],
-    onClose: () => void lease.then((l) => l.release(), () => {}),
-    ...(clock === undefined ? {} : { clock }),
-  });
 }

@@ -13,8 +13,8 @@
 import type { Principal } from "../../auth.ts";
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
-import { CONFLICT, KvHandle, sha256Hex } from "../_kv.ts";
-import { judge } from "./memory.ts";
+import { CONFLICT, KvHandle, type KvHandleOptions } from "../_kv.ts";
+import { judge, ticketHash } from "./_judge.ts";
 import {
   DEFAULT_MAX_TICKETS,
   DEFAULT_TICKET_STORE_MAX_BYTES,
@@ -23,13 +23,13 @@ import {
   newTicket,
   type Redemption,
   type StoredTicket,
-  type StoreHealth,
   ticketCost,
   ticketExpiry,
   type TicketLimits,
   type TicketStore,
   usageWindows,
 } from "./types.ts";
+import type { StoreHealth } from "../types.ts";
 
 /** What the tickets issued in one window were charged. */
 interface Usage {
@@ -45,23 +45,20 @@ function usageOf(entry: Deno.KvEntryMaybe<Usage>): Usage {
 }
 
 /** Options for {@linkcode KvTicketStore}. */
-export interface KvTicketStoreOptions extends TicketLimits {
-  /** The database, or its coming handle; not closed by the store (see `onClose`). */
-  kv: Deno.Kv | Promise<Deno.Kv>;
+export interface KvTicketStoreOptions extends TicketLimits, KvHandleOptions {
   /** How long a ticket stays valid, in ms. */
   ttlMs: number;
   /** @default {["realtime"]} */
   prefix?: Deno.KvKey;
-  /** How long operations retry a failing database, in ms. @default 3000 */
-  unavailableAfterMs?: number;
-  /** Called once by `close`. */
-  onClose?: () => void;
   /** @default systemClock */
   clock?: Clock;
+  /** Told of each operation that gave up (the database is unavailable). */
+  onError?: (error: Error) => void;
 }
 
 /**
- * The shared {@linkcode TicketStore} on Deno KV.
+ * The shared {@linkcode TicketStore} on Deno KV. It has no `sweep`: KV
+ * expires each ticket's key (`expireIn`) by itself.
  *
  * @example
  * ```ts ignore
@@ -90,7 +87,10 @@ export class KvTicketStore implements TicketStore {
       maxBytes = DEFAULT_TICKET_STORE_MAX_BYTES,
       maxTickets = DEFAULT_MAX_TICKETS,
     } = options;
-    this.#handle = new KvHandle(options, { name: "ticket store" });
+    this.#handle = new KvHandle(options, {
+      name: "ticket store",
+      ...(options.onError === undefined ? {} : { onError: options.onError }),
+    });
     this.#ttlMs = ttlMs;
     this.#prefix = prefix;
     this.#clock = clock;
@@ -139,8 +139,6 @@ export class KvTicketStore implements TicketStore {
     });
   }
 
-  sweep(): void {}
-
   health(): StoreHealth {
     return this.#handle.health();
   }
@@ -150,6 +148,6 @@ export class KvTicketStore implements TicketStore {
   }
 
   async #key(ticket: string): Promise<Deno.KvKey> {
-    return [...this.#prefix, "tickets", await sha256Hex(ticket)];
+    return [...this.#prefix, "tickets", await ticketHash(ticket)];
   }
 }

@@ -13,12 +13,13 @@ import {
   type IssuedTicket,
   newTicket,
   type Redemption,
-  type StoreHealth,
   ticketCost,
   ticketExpiry,
   type TicketLimits,
   type TicketStore,
 } from "./types.ts";
+import type { StoreHealth } from "../types.ts";
+import { judge } from "./_judge.ts";
 
 interface Entry {
   principal: Principal;
@@ -98,6 +99,7 @@ export class MemoryTicketStore implements TicketStore {
     return Promise.resolve(judge(entry, origin, this.#clock.now()));
   }
 
+  /** Drops the expired tickets held here: this backend does not expire them by itself. */
   sweep(): void {
     const now = this.#clock.now();
     for (const [ticket, entry] of this.#tickets) {
@@ -123,17 +125,4 @@ export class MemoryTicketStore implements TicketStore {
     this.#tickets.delete(ticket);
     this.#bytes -= entry.cost;
   }
-}
-
-/** The verdict on a ticket taken out of a store. */
-export function judge(
-  entry: { principal: Principal; origin: string | null; expiresAt: number },
-  origin: string | null,
-  now: number,
-): Redemption {
-  if (entry.expiresAt <= now) return { ok: false, reason: "ticket_invalid" };
-  if (entry.origin !== null && entry.origin !== origin) {
-    return { ok: false, reason: "ticket_origin_mismatch" };
-  }
-  return { ok: true, principal: entry.principal };
 }

@@ -12,10 +12,8 @@
 import type { Principal } from "../../auth.ts";
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
-import { errorMessage } from "../../errors.ts";
-import { RedisLink } from "../../redis_link.ts";
-import { sha256Hex } from "../_kv.ts";
-import { judge } from "./memory.ts";
+import { RedisStoreLink } from "../_redis.ts";
+import { judge, ticketHash } from "./_judge.ts";
 import {
   DEFAULT_MAX_TICKETS,
   DEFAULT_TICKET_STORE_MAX_BYTES,
@@ -24,14 +22,13 @@ import {
   newTicket,
   type Redemption,
   type StoredTicket,
-  type StoreHealth,
-  StoreUnavailableError,
   ticketCost,
   ticketExpiry,
   type TicketLimits,
   type TicketStore,
   usageWindows,
 } from "./types.ts";
+import type { StoreHealth } from "../types.ts";
 
 /**
  * KEYS: ticket, usage of this window, usage of the previous one. ARGV: value,
@@ -72,7 +69,8 @@ export interface RedisTicketStoreOptions extends TicketLimits {
 }
 
 /**
- * The shared {@linkcode TicketStore} on Redis.
+ * The shared {@linkcode TicketStore} on Redis. It has no `sweep`: Redis
+ * expires each ticket's key with the ticket.
  *
  * @example
  * ```ts ignore
@@ -84,7 +82,7 @@ export class RedisTicketStore implements TicketStore {
   readonly kind = "redis";
   readonly shared = true;
   readonly size = 0;
-  readonly #link: RedisLink;
+  readonly #link: RedisStoreLink;
   readonly #ttlMs: number;
   readonly #prefix: string;
   readonly #clock: Clock;
@@ -102,9 +100,13 @@ export class RedisTicketStore implements TicketStore {
       maxBytes = DEFAULT_TICKET_STORE_MAX_BYTES,
       maxTickets = DEFAULT_MAX_TICKETS,
     } = options;
-    this.#link = new RedisLink({
+    this.#link = new RedisStoreLink({
       url,
       name: "Redis ticket store",
+      store: "ticket store",
+      // A store just created, or reconnecting, gets one command timeout to
+      // come up: a ticket is asked for right before the socket that redeems it.
+      waitForLink: true,
       whileDown: "tickets cannot be issued or redeemed until it is back",
       ...(onError === undefined ? {} : { onError }),
     });
@@ -128,7 +130,7 @@ export class RedisTicketStore implements TicketStore {
     const ttl = String(Math.max(1, Math.ceil(expiresAt - now)));
     const { current, previous } = usageWindows(now, this.#ttlMs);
     const usage = (window: number) => `${this.#prefix}:ticket_usage:${window}`;
-    const stored = await this.#command([
+    const stored = await this.#link.command([
       "EVAL",
       ISSUE_LUA,
       "3",
@@ -147,18 +149,15 @@ export class RedisTicketStore implements TicketStore {
   }
 
   async redeem(ticket: string, origin: string | null): Promise<Redemption> {
-    const reply = await this.#command(["GETDEL", await this.#key(ticket)]);
+    const reply = await this.#link.command(["GETDEL", await this.#key(ticket)]);
     const stored = typeof reply === "string" ? parseStored(reply) : undefined;
     if (stored === undefined) return { ok: false, reason: "ticket_invalid" };
     // Expiry is judged by our clock too: Redis drops the key at about the same time.
     return judge(stored, origin, this.#clock.now());
   }
 
-  sweep(): void {}
-
   health(): StoreHealth {
-    if (this.#link.status === "ok") return { status: "ok", transport: "redis" };
-    return { status: "degraded", transport: "redis", detail: this.#link.detail };
+    return this.#link.health();
   }
 
   close(): Promise<void> {
@@ -166,40 +165,7 @@ export class RedisTicketStore implements TicketStore {
   }
 
   async #key(ticket: string): Promise<string> {
-    return `${this.#prefix}:ticket:${await sha256Hex(ticket)}`;
-  }
-
-  async #command(args: string[]): Promise<unknown> {
-    // A store just created, or reconnecting, gets one command timeout to
-    // come up: a ticket is asked for right before the socket that redeems it.
-    if (this.#link.status !== "ok" && !this.#link.closed) {
-      await this.#link.ready(this.#link.commandTimeoutMs);
-    }
-    const client = this.#link.clients?.[0];
-    if (this.#link.closed || client === undefined || !client.isReady) {
-      throw new StoreUnavailableError(
-        `ticket store: Redis unreachable (${this.#link.detail})`,
-        this.#link.retryAfterMs(),
-      );
-    }
-    try {
-      return await this.#link.deadline(
-        client,
-        client.sendCommand(args),
-        () =>
-          new StoreUnavailableError(
-            `ticket store: Redis did not answer within ${this.#link.commandTimeoutMs} ms`,
-            this.#link.retryAfterMs(),
-          ),
-      );
-    } catch (err) {
-      if (err instanceof StoreUnavailableError) throw err;
-      throw new StoreUnavailableError(
-        `ticket store: Redis command failed (${errorMessage(err)})`,
-        this.#link.retryAfterMs(),
-        { cause: err },
-      );
-    }
+    return `${this.#prefix}:ticket:${await ticketHash(ticket)}`;
   }
 }
 

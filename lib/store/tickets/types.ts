@@ -9,11 +9,8 @@
  * @module
  */
 import type { Principal } from "../../auth.ts";
-import type { StoreHealth } from "../history/types.ts";
 import { utf8ByteLength } from "../../protocol.ts";
-
-export type { StoreHealth } from "../history/types.ts";
-export { StoreUnavailableError } from "../history/types.ts";
+import type { Backend } from "../types.ts";
 
 /** A ticket just issued. */
 export interface IssuedTicket {
@@ -40,9 +37,7 @@ export type Redemption =
  * - Issuing answers `null` rather than hold more than `maxBytes`
  *   ({@linkcode ticketCost} each) or `maxTickets` outstanding tickets.
  */
-export interface TicketStore {
-  /** Backend name. */
-  readonly kind: "memory" | "kv" | "redis";
+export interface TicketStore extends Backend {
   /** True when a ticket issued on one instance can be redeemed on any other. */
   readonly shared: boolean;
   /** Tickets held in this process (0 for a shared store, which holds none here). */
@@ -60,12 +55,12 @@ export interface TicketStore {
    * @throws {StoreUnavailableError}
    */
   redeem(ticket: string, origin: string | null): Promise<Redemption>;
-  /** Drops expired tickets held here (a no-op where the backend expires them). */
-  sweep(): void;
-  /** Current health. */
-  health(): StoreHealth;
-  /** Releases connections; idempotent. */
-  close(): Promise<void>;
+  /**
+   * Drops the expired tickets this process holds. Only a backend that holds
+   * tickets in this process has it (memory); Redis and KV expire their keys
+   * by themselves and have none. The server calls it with its housekeeping.
+   */
+  sweep?(): void;
 }
 
 /** A fresh ticket: 32 random bytes, base64url (43 characters). */
