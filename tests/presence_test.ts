@@ -7,14 +7,19 @@
  */
 import assert from "node:assert/strict";
 import { BroadcastChannelBus } from "../lib/bus/broadcast_channel.ts";
+import { MemoryBus, MemoryHub } from "../lib/bus/memory.ts";
+import { NodeLiveness } from "../lib/liveness.ts";
+import { type PresenceEvent, PresenceTracker } from "../lib/presence/mod.ts";
 import { loadConfig } from "../lib/config.ts";
 import { encodePresence } from "../lib/protocol.ts";
 import { RoomPolicy } from "../lib/room_policy.ts";
 import { MemoryPresenceStore } from "../lib/store/presence/memory.ts";
+import { parseEntry } from "../lib/store/presence/types.ts";
 import {
   type Client,
   connectAs,
   eventually,
+  FakeClock,
   join,
   type Msg,
   rawHandshake,
@@ -447,4 +452,93 @@ Deno.test("broadcast: a new isolate asks for state; one not heard from for PRESE
   assert.equal(a.server.presence?.stats().instances, 0);
   await alice.close();
   await bob.close();
+});
+
+Deno.test("liveness: a node heard within the TTL is alive, a silent one is forgotten", async () => {
+  const clock = new FakeClock();
+  const hub = new MemoryHub();
+  const options = { room: "$live", kind: "live", frame: "{}", ttlMs: 1000, clock };
+  const busA = new MemoryBus({ hub, instanceId: "a" });
+  const busB = new MemoryBus({ hub, instanceId: "b" });
+  const a = new NodeLiveness({ ...options, bus: busA });
+  const b = new NodeLiveness({ ...options, bus: busB });
+  busA.onEnvelope((envelope) => {
+    if (envelope.kind === "live") a.seen(envelope.origin);
+  });
+  await a.start();
+  await b.start();
+  try {
+    assert.deepEqual(a.alive(["b"]), new Set());
+    b.beat();
+    clock.advance(999);
+    assert.deepEqual(a.alive(["b", "c"]), new Set(["b"]));
+    b.beat();
+    clock.advance(999);
+    assert.deepEqual(a.alive(["b"]), new Set(["b"]), "each beat renews the TTL");
+    clock.advance(1);
+    assert.deepEqual(a.alive(["b"]), new Set());
+    assert.equal(a.size, 0);
+  } finally {
+    await a.close();
+    await b.close();
+    await busA.close();
+    await busB.close();
+  }
+});
+
+Deno.test("announcements from other nodes are validated: a malformed one changes nothing", async () => {
+  const clock = new FakeClock();
+  const bus = new MemoryBus({ instanceId: "here" });
+  const store = new MemoryPresenceStore({ clock });
+  const tracker = new PresenceTracker({ bus, store, enabled: () => true, diffMs: 10, clock });
+  const events: PresenceEvent[] = [];
+  const member = {
+    userId: "alice",
+    presenceInfo: undefined,
+    presence: (e: PresenceEvent) => events.push(e),
+  };
+  const hear = (frame: string) =>
+    tracker.receive({ origin: "there", seq: 1, room: "r", frame, kind: "presence" });
+  try {
+    tracker.join("r", member);
+    clock.advance(10);
+    assert.equal(events.at(-1)?.kind, "snapshot");
+    for (
+      const frame of [
+        "not json",
+        '{"t":"u","u":5,"c":1}',
+        '{"t":"u","u":"bob","c":"1"}',
+        '{"t":"u","u":"bob","c":1,"i":[1]}',
+        '{"t":"s","r":true,"m":[["bob",1,"x"]]}',
+        '{"t":"zz"}',
+      ]
+    ) hear(frame);
+    assert.equal(tracker.count("r"), 1);
+    hear('{"t":"u","u":"bob","c":1,"i":{"name":"B"}}');
+    assert.equal(tracker.count("r"), 2);
+    clock.advance(10);
+    assert.deepEqual(events.at(-1), {
+      kind: "delta",
+      room: "r",
+      joined: [{ userId: "bob", info: { name: "B" } }],
+      left: [],
+      count: 2,
+    });
+    tracker.leave("r", member);
+  } finally {
+    await tracker.close();
+    await store.close();
+    await bus.close();
+  }
+});
+
+Deno.test("stored entries are validated when read back: a foreign or corrupt one is skipped", () => {
+  assert.deepEqual(parseEntry('{"connections":2}'), { connections: 2 });
+  assert.deepEqual(parseEntry('{"connections":1,"info":{"n":1}}'), {
+    info: { n: 1 },
+    connections: 1,
+  });
+  for (const text of ["x", "null", '{"connections":0}', '{"connections":1,"info":"x"}']) {
+    assert.equal(parseEntry(text), undefined, text);
+  }
 });

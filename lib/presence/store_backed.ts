@@ -18,7 +18,7 @@ import type { RoomView } from "./view.ts";
  *
  * @example
  * ```ts ignore
- * const strategy = new StoreBackedStrategy(host, () => tracker.settling);
+ * const strategy = new StoreBackedStrategy(host, () => clock.now() - storeFailedAt < ttlMs);
  * ```
  */
 export class StoreBackedStrategy implements PresenceStrategy {
