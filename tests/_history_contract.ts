@@ -1,53 +1,54 @@
 /**
  * The one contract every history store backend is held to
- * ({@linkcode HistoryStore} in lib/store/history/types.ts). A backend file
- * calls {@linkcode historyStoreContract} with a factory; the cases never
- * know which backend they run on.
- *
- * Adding a backend: in tests/history_store_contract_test.ts, call
- * `historyStoreContract({ name: "kv", open: async () => ({ store, advance, losePast, close }) })`.
+ * ({@linkcode HistoryStore} in lib/store/history/types.ts): its case list,
+ * run by tests/history_store_contract_test.ts against every backend through
+ * the shared harness (tests/_contract.ts). The cases never know which
+ * backend they run on.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import type { AppendResult, HistoryLimits, HistoryStore } from "../lib/store/history/types.ts";
+import { type ContractCases, type ContractSuite, runContract } from "./_contract.ts";
 
 /** One isolated store (its own rooms, keys or database) for one case. */
-export interface ContractBackend {
+export interface HistoryFixture {
   /** The store under test. */
   readonly store: HistoryStore;
   /**
    * Lets `ms` of the store's time pass: a fake clock moves, a real one is
-   * slept on. TTL cases use {@linkcode ContractSuite.ttlMs}.
+   * slept on. TTL cases use {@linkcode HistoryContractSuite.ttlMs}.
    */
   advance(ms: number): Promise<void>;
   /**
    * Makes the store lose every stream's past, as a restart (memory) or lost
    * keys (Redis) would, and returns the store to use from then on (the same
-   * one or a new instance; the harness closes both).
+   * one or a new instance; the fixture closes both).
    */
   losePast(): Promise<HistoryStore>;
   /** Releases the store(s) and anything else the case opened. */
   close(): Promise<void>;
 }
 
-/** How to run the contract on one backend. */
-export interface ContractSuite {
-  /** Backend name, shown in test names. */
-  name: string;
-  /** Skip (with the reason shown) when the backend cannot run here. */
-  ignore?: boolean;
+/** How to run the history contract on one backend. */
+export interface HistoryContractSuite extends ContractSuite<HistoryFixture> {
   /**
    * TTL used by the expiry cases, in milliseconds: short on backends with a
    * real clock (every case then sleeps about 2× this).
    */
   ttlMs: number;
-  /** Once before the cases (e.g. start a Redis server). */
-  before?(): Promise<void>;
-  /** Once after the cases, even when one failed. */
-  after?(): Promise<void>;
-  /** A fresh, isolated store for one case. */
-  open(): Promise<ContractBackend>;
+}
+
+/**
+ * Runs the history contract on one backend.
+ *
+ * @example
+ * ```ts ignore
+ * historyStoreContract({ name: "memory", ttlMs: 1000, open: openMemory });
+ * ```
+ */
+export function historyStoreContract(suite: HistoryContractSuite): void {
+  runContract("history", historyCases(suite.ttlMs), suite);
 }
 
 const LIMITS: HistoryLimits = { size: 1000, ttlMs: 60_000 };
@@ -57,42 +58,8 @@ function frame(n: number): string {
   return JSON.stringify({ type: "message", room: "r", payload: { n, s: 'é🙂\n"x"' } });
 }
 
-/**
- * Registers one Deno test per backend with one step per contract case.
- *
- * @example
- * ```ts ignore
- * historyStoreContract({ name: "memory", ttlMs: 1000, open: openMemory });
- * ```
- */
-export function historyStoreContract(suite: ContractSuite): void {
-  Deno.test({
-    name: `history store contract: ${suite.name}`,
-    ignore: suite.ignore ?? false,
-    async fn(t) {
-      await suite.before?.();
-      try {
-        for (const [name, run] of Object.entries(cases(suite))) {
-          await t.step(name, async () => {
-            const backend = await suite.open();
-            try {
-              await run(backend);
-            } finally {
-              await backend.close();
-            }
-          });
-        }
-      } finally {
-        await suite.after?.();
-      }
-    },
-  });
-}
-
-type Case = (backend: ContractBackend) => Promise<void>;
-
-function cases(suite: ContractSuite): Record<string, Case> {
-  const ttl = suite.ttlMs;
+/** The history contract's cases, with expiry measured in `ttl` ms. */
+export function historyCases(ttl: number): ContractCases<HistoryFixture> {
   return {
     "offsets start at 1 and go up by exactly 1; frames come back verbatim": async ({ store }) => {
       const results: AppendResult[] = [];

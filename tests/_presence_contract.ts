@@ -1,16 +1,17 @@
 /**
- * The presence store contract: one suite every backend must pass unchanged
- * (see lib/store/presence/types.ts). A backend's test file calls
- * {@linkcode presenceStoreContract} with a way to open a fresh store, to let
- * time pass, and to count what the backend still holds.
+ * The presence store contract (see lib/store/presence/types.ts): its case
+ * list, run by tests/presence_store_contract_test.ts against every backend
+ * through the shared harness (tests/_contract.ts). A backend gives a way to
+ * open a fresh store, to let time pass, and to count what it still holds.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import type { PresenceStore, RoomEntries } from "../lib/store/presence/types.ts";
+import { type ContractCases, type ContractSuite, runContract } from "./_contract.ts";
 
 /** One opened store under test. */
-export interface ContractStore {
+export interface PresenceFixture {
   store: PresenceStore;
   /** Lets `ms` pass for the store's expiry (a fake clock, or real time). */
   advance(ms: number): Promise<void>;
@@ -19,15 +20,27 @@ export interface ContractStore {
   close(): Promise<void>;
 }
 
-/** How to test one backend. */
-export interface PresenceContractOptions {
-  name: string;
+/** How to run the presence contract on one backend. */
+export interface PresenceContractSuite extends Omit<ContractSuite<PresenceFixture>, "open"> {
   /** The TTL the store is opened with, in milliseconds. */
   ttlMs: number;
-  open(ttlMs: number): Promise<ContractStore>;
-  ignore?: boolean;
-  before?(): Promise<void>;
-  after?(): Promise<void>;
+  /** A fresh store with this TTL. */
+  open(ttlMs: number): Promise<PresenceFixture>;
+}
+
+/**
+ * Runs the presence contract on one backend.
+ *
+ * @example
+ * ```ts ignore
+ * presenceStoreContract({ name: "memory", ttlMs: 3000, open: openMemory });
+ * ```
+ */
+export function presenceStoreContract(suite: PresenceContractSuite): void {
+  runContract("presence", presenceCases(suite.ttlMs), {
+    ...suite,
+    open: () => suite.open(suite.ttlMs),
+  });
 }
 
 function plain(entries: RoomEntries): Record<string, Record<string, unknown>> {
@@ -36,18 +49,10 @@ function plain(entries: RoomEntries): Record<string, Record<string, unknown>> {
   return out;
 }
 
-/**
- * Registers one Deno test per backend with one step per contract case.
- *
- * @example
- * ```ts ignore
- * presenceStoreContract({ name: "memory", ttlMs: 3000, open: openMemory });
- * ```
- */
-export function presenceStoreContract(options: PresenceContractOptions): void {
-  const { name, ttlMs } = options;
-  const cases: [string, (c: ContractStore) => Promise<void>][] = [
-    ["set, list and delete per (room, instance)", async ({ store, leftovers }) => {
+/** The presence contract's cases, for stores opened with `ttlMs`. */
+export function presenceCases(ttlMs: number): ContractCases<PresenceFixture> {
+  return {
+    "set, list and delete per (room, instance)": async ({ store, leftovers }) => {
       assert.equal(store.ttlMs, ttlMs);
       await store.set("lobby", "i1", "alice", { connections: 2, info: { name: "Alice" } });
       await store.set("lobby", "i1", "bob", { connections: 1 });
@@ -72,8 +77,8 @@ export function presenceStoreContract(options: PresenceContractOptions): void {
       await store.drop("i1", []);
       await store.drop("i2", []);
       assert.equal(await leftovers(), 0, "nothing is left once every entry is gone");
-    }],
-    ["an instance not refreshed for the TTL is gone; heartbeats keep it", async (c) => {
+    },
+    "an instance not refreshed for the TTL is gone; heartbeats keep it": async (c) => {
       const { store } = c;
       await store.set("lobby", "live", "alice", { connections: 1 });
       await store.set("lobby", "dead", "bob", { connections: 1 });
@@ -88,13 +93,13 @@ export function presenceStoreContract(options: PresenceContractOptions): void {
       assert.deepEqual(await store.alive(["live"]), new Set());
       assert.deepEqual(plain(await store.list("lobby")), {});
       assert.equal(await c.leftovers(), 0, "expired entries leave nothing behind");
-    }],
-    ["heartbeat answers the rooms whose entries were lost", async ({ store }) => {
+    },
+    "heartbeat answers the rooms whose entries were lost": async ({ store }) => {
       await store.set("a", "i1", "alice", { connections: 1 });
       assert.deepEqual(await store.heartbeat("i1", ["a", "b"]), ["b"]);
       await store.drop("i1", ["a"]);
-    }],
-    ["drop removes an instance's entries and liveness at once", async ({ store, leftovers }) => {
+    },
+    "drop removes an instance's entries and liveness at once": async ({ store, leftovers }) => {
       await store.set("a", "i1", "alice", { connections: 1 });
       await store.set("b", "i1", "alice", { connections: 1 });
       await store.set("a", "i2", "bob", { connections: 1 });
@@ -104,8 +109,8 @@ export function presenceStoreContract(options: PresenceContractOptions): void {
       assert.deepEqual(plain(await store.list("b")), {});
       await store.drop("i2", ["a"]);
       assert.equal(await leftovers(), 0);
-    }],
-    ["1,000 set/delete cycles leave nothing behind", async ({ store, leftovers }) => {
+    },
+    "1,000 set/delete cycles leave nothing behind": async ({ store, leftovers }) => {
       for (let i = 0; i < 1000; i++) {
         const room = `r${i % 10}`;
         await store.set(room, "i1", `u${i % 7}`, { connections: 1 });
@@ -113,27 +118,6 @@ export function presenceStoreContract(options: PresenceContractOptions): void {
       }
       await store.drop("i1", []);
       assert.equal(await leftovers(), 0);
-    }],
-  ];
-  Deno.test({
-    name: `presence store contract: ${name}`,
-    ignore: options.ignore ?? false,
-    async fn(t) {
-      await options.before?.();
-      try {
-        for (const [title, run] of cases) {
-          await t.step(title, async () => {
-            const opened = await options.open(ttlMs);
-            try {
-              await run(opened);
-            } finally {
-              await opened.close();
-            }
-          });
-        }
-      } finally {
-        await options.after?.();
-      }
     },
-  });
+  };
 }

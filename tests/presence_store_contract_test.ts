@@ -1,15 +1,16 @@
 /**
  * Runs the presence store contract (tests/_presence_contract.ts) unchanged
- * against every backend. A new backend adds one `presenceStoreContract` call.
+ * against every backend: memory, Redis, and KV on a file and in memory. A
+ * new backend adds one `presenceStoreContract` call.
  *
  * @module
  */
 import { KvPresenceStore } from "../lib/store/presence/kv.ts";
 import { MemoryPresenceStore } from "../lib/store/presence/memory.ts";
 import { createRedisPresenceStore } from "../lib/store/presence/redis.ts";
+import { KV_VARIANTS, openCaseKv, redisSuite } from "./_contract.ts";
 import { presenceStoreContract } from "./_presence_contract.ts";
 import { FakeClock } from "./_helpers.ts";
-import { RedisServer, redisServerPath, skipRedis } from "./_redis.ts";
 
 presenceStoreContract({
   name: "memory",
@@ -19,44 +20,29 @@ presenceStoreContract({
     const store = new MemoryPresenceStore({ clock, ttlMs });
     return Promise.resolve({
       store,
-      advance(ms: number) {
-        clock.advance(ms);
-        return Promise.resolve();
-      },
+      advance: (ms: number) => Promise.resolve(clock.advance(ms)),
       leftovers: () => Promise.resolve(store.size + store.instances),
       close: () => store.close(),
     });
   },
 });
 
-let redis: RedisServer | undefined;
-
+const redis = redisSuite();
 presenceStoreContract({
   name: "redis",
-  ignore: skipRedis,
+  ...redis.hooks,
   // Redis expires by its own clock: real time passes in the TTL cases.
   ttlMs: 600,
-  async before() {
-    if (redisServerPath === undefined) throw new Error("CI is set but redis-server is not on PATH");
-    redis = await RedisServer.start(redisServerPath);
-  },
-  async after() {
-    await redis?.stop();
-  },
   async open(ttlMs) {
-    const server = redis!;
-    const prefix = `contract-${crypto.randomUUID()}`;
+    const server = redis.server;
+    const prefix = redis.prefix();
     const store = await createRedisPresenceStore({ url: server.url, prefix, ttlMs });
     return {
       store,
       advance: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
       async leftovers() {
-        const reply = await server.command(
-          "EVAL",
-          "return #redis.call('KEYS', ARGV[1])",
-          "0",
-          `${prefix}:*`,
-        );
+        const script = "return #redis.call('KEYS', ARGV[1])";
+        const reply = await server.command("EVAL", script, "0", `${prefix}:*`);
         return Number(reply.slice(1));
       },
       close: () => store.close(),
@@ -64,36 +50,27 @@ presenceStoreContract({
   },
 });
 
-/** KV: a fresh database per case (a file in a temp dir, or `:memory:`), a fake clock for expiry. */
-function kvContract(name: string, inFile: boolean): void {
+for (const { name, inFile } of KV_VARIANTS) {
   presenceStoreContract({
     name,
     ttlMs: 3000,
     async open(ttlMs) {
-      const dir = inFile ? await Deno.makeTempDir({ prefix: "kv-presence-" }) : undefined;
-      const kv = await Deno.openKv(dir === undefined ? ":memory:" : `${dir}/db.kv`);
+      const db = await openCaseKv(inFile);
       const clock = new FakeClock();
-      const store = new KvPresenceStore({ kv, clock, ttlMs });
+      const store = new KvPresenceStore({ kv: db.kv, clock, ttlMs });
       return {
         store,
-        advance(ms: number) {
-          clock.advance(ms);
-          return Promise.resolve();
-        },
+        advance: (ms: number) => Promise.resolve(clock.advance(ms)),
         async leftovers() {
           let keys = 0;
-          for await (const _ of kv.list({ prefix: [] })) keys++;
+          for await (const _ of db.kv.list({ prefix: [] })) keys++;
           return keys;
         },
         async close() {
           await store.close();
-          kv.close();
-          if (dir !== undefined) await Deno.remove(dir, { recursive: true });
+          await db.close();
         },
       };
     },
   });
 }
-
-kvContract("kv (file)", true);
-kvContract("kv (:memory:)", false);

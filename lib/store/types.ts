@@ -7,8 +7,10 @@
  * that error into an HTTP `Retry-After`.
  *
  * Each concern has its own `types.ts` (its interface and contract), one file
- * per backend, and one factory `(slice, context) => Promise<Store>` in its
- * `from_config.ts`, where `slice` holds only the settings that concern needs.
+ * per backend, one factory `(slice, context) => Promise<Store>` in its
+ * `from_config.ts`, where `slice` holds only the settings that concern needs,
+ * and one case list, `tests/_<concern>_contract.ts`, that every backend runs
+ * unchanged (a new backend is done when it passes).
  *
  * @module
  */

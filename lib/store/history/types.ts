@@ -1,8 +1,8 @@
 /**
  * Room history: the durable, bounded stream of a history room's messages,
  * numbered by offsets within an epoch. One interface; one file per backend
- * (`memory.ts`, `redis.ts`, `kv.ts`), all held to one contract test suite
- * (`tests/history_store_contract_test.ts`).
+ * (`memory.ts`, `redis.ts`, `kv.ts`), all held to one contract: the cases in
+ * `tests/_history_contract.ts`, run on each by `tests/history_store_contract_test.ts`.
  *
  * The store is the truth for a history room: a message exists once it has an
  * offset, and every instance delivers a room's messages in offset order.

@@ -5,7 +5,8 @@
  * heartbeats and reads other instances' entries through this interface; it
  * never knows which backend it talks to.
  *
- * Contract (every backend, checked by `tests/presence_store_contract_test.ts`):
+ * Contract (every backend; the cases in `tests/_presence_contract.ts`, run on
+ * each by `tests/presence_store_contract_test.ts`):
  * - `set` writes one user's entry for (room, instance) and marks the instance
  *   alive for `ttlMs`; `delete` removes it, and a room with no entry left
  *   keeps nothing (no key, no map).

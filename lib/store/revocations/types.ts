@@ -1,8 +1,9 @@
 /**
  * Revocations: the users and tokens an operator cut off before their tokens
  * expire. One interface; one file per backend (`memory.ts`, `redis.ts`,
- * `kv.ts`), all held to one contract test suite
- * (`tests/revocation_store_contract_test.ts`).
+ * `kv.ts`), all held to one contract: the cases in
+ * `tests/_revocations_contract.ts`, run on each by
+ * `tests/revocation_store_contract_test.ts`.
  *
  * The store is the durable list every instance loads at start and re-reads
  * now and then; the bus carries each change to the running instances at once

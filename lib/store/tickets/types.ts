@@ -3,8 +3,8 @@
  * verified principal, so browsers need not put a JWT in a URL (where proxies
  * and access logs keep it). Single use, bound to the user and optionally to
  * the Origin that asked for it. One interface; one file per backend
- * (`memory.ts`, `kv.ts`, `redis.ts`), all held to one contract test suite
- * (`tests/ticket_store_contract_test.ts`).
+ * (`memory.ts`, `kv.ts`, `redis.ts`), all held to one contract: the cases in
+ * `tests/_tickets_contract.ts`, run on each by `tests/ticket_store_contract_test.ts`.
  *
  * @module
  */
