@@ -16,7 +16,7 @@ import type { Page } from "playwright-core";
 import { loadConfig } from "../lib/config.ts";
 import { staticRoutes } from "../lib/static_routes.ts";
 import type { Client, TestServer } from "./_helpers.ts";
-import { connectAs, join, SECRET, startServer, token } from "./_helpers.ts";
+import { connectAs, join, SECRET, sleep, startServer, token } from "./_helpers.ts";
 import { CHROMIUM, launchChromium } from "./_browser.ts";
 
 const ARTIFACTS = new URL("./artifacts/", import.meta.url);
@@ -79,7 +79,7 @@ async function waitForNumber(
     const value = Number(await page.getAttribute(selector, name));
     if (check(value)) return value;
     if (Date.now() > deadline) throw new Error(`${selector} ${name} stayed at ${value}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 

@@ -13,7 +13,7 @@ import { loadConfig } from "../lib/config.ts";
 import { Counters } from "../lib/metrics.ts";
 import type { RoomActivity } from "../lib/rooms.ts";
 import { staticRoutes } from "../lib/static_routes.ts";
-import { connectAs, eventually, FakeClock, join, startServer, token } from "./_helpers.ts";
+import { connectAs, eventually, FakeClock, join, sleep, startServer, token } from "./_helpers.ts";
 import type { TestServer } from "./_helpers.ts";
 
 const API_KEY = "admin-key-0123456789-0123456789-0123456789";
@@ -157,7 +157,7 @@ Deno.test("the feed reports real connections, traffic, closes and the busiest ro
     [["big", 3], ["chatty", 1]],
   );
   // The second walk of the rooms, a second later, turns message counts into rates.
-  await new Promise((r) => setTimeout(r, 1000));
+  await sleep(1000);
   for (let i = 5; i < 8; i++) a.send({ type: "message", room: "chatty", payload: i });
   await a.next((m) => m.type === "message" && m.payload === 7);
   const later = await statsJson(ts);

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { mintToken } from "../lib/dev.ts";
-import { startServer } from "./_helpers.ts";
+import { sleep, startServer } from "./_helpers.ts";
 import { spawnMain } from "./_process.ts";
 
 const API_KEY = "k".repeat(40);
@@ -67,7 +67,7 @@ Deno.test("SIGTERM exits within 10 s while authenticated API bodies are unfinish
     const jwt = await mintToken(new TextEncoder().encode(secret), { sub: "alice" });
     conns.push(await stuckRequest(port, "/ticket", jwt, 1000, "{"));
     // Let the handlers pass authorization and start waiting for the rest.
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     const started = performance.now();
     const status = await server.stop();
     const elapsed = performance.now() - started;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createRedisBus, RedisBus, type RedisBusOptions } from "../lib/bus/redis.ts";
 import type { Envelope } from "../lib/bus/types.ts";
-import { eventually } from "./_helpers.ts";
+import { eventually, sleep } from "./_helpers.ts";
 import { type RedisServer, redisTest } from "./_redis.ts";
 
 interface Gap {
@@ -242,7 +242,7 @@ redisTest("redis bus: survives a Redis restart without being recreated", async (
     for (let i = 0; i < 100; i++) a.bus.publish("r", `lost-${i}`); // must not throw
     assert.ok(a.bus.stats.dropped >= 100);
     // Several reconnect attempts fail meanwhile; the outage is still reported once.
-    await new Promise((r) => setTimeout(r, 600));
+    await sleep(600);
     assert.equal(a.errors.length, 1);
     assert.equal(b.errors.length, 1);
     assert.match(a.errors[0]?.message ?? "", /lost the connection to redis:\/\/127\.0\.0\.1:\d+/);
@@ -254,7 +254,7 @@ redisTest("redis bus: survives a Redis restart without being recreated", async (
     while (!frames(b, "r").some((f) => f.startsWith("back-"))) {
       assert.ok(Date.now() < deadline, "delivery did not resume within 10 s");
       a.bus.publish("r", `back-${n++}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     assert.equal(a.bus.health().status, "ok");
     assert.equal(b.bus.health().status, "ok");

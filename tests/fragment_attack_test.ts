@@ -16,7 +16,7 @@
 import assert from "node:assert/strict";
 import { mintToken } from "../lib/dev.ts";
 import { type ServerProcess, spawnMain, spawnParallel } from "./_process.ts";
-import { type Client, connect, rawWebSocket } from "./_helpers.ts";
+import { type Client, connect, rawWebSocket, sleep } from "./_helpers.ts";
 
 const SECRET = "f".repeat(40);
 const KEY = new TextEncoder().encode(SECRET);
@@ -97,7 +97,7 @@ function bystander(client: Client): { stop(): Promise<number[]> } {
       client.send({ type: "ping", id: `p${i}` });
       await client.next((m) => m.type === "pong" && m.id === `p${i}`, 5000);
       rtts.push(performance.now() - started);
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     }
   })();
   return {
@@ -166,7 +166,7 @@ Deno.test("deno engine: 600 MiB of fragments do not end the process (the guard)"
     const result = await fragmentAttack(server, 600 * MiB, 4 * MiB);
     assert.ok(result.sent > 520 * MiB, `only ${result.sent >> 20} MiB went out`);
     // Give the runtime time to fail on the string it cannot build.
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
     await servesNewClient(server);
   } finally {
     const status = await server.stop();

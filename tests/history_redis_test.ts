@@ -20,6 +20,7 @@ import {
   joinRoom,
   type Msg,
   SECRET,
+  sleep,
   startServer,
   token,
   writePolicy,
@@ -77,7 +78,7 @@ redisTest("history on redis: publishers on two nodes, one order on every member"
     await Promise.all(publishers.map(async (p, i) => {
       for (let n = 0; n < perPublisher; n++) {
         p.send({ type: "message", room: "ordered", payload: { p: i, n } });
-        if (n % 10 === 0) await new Promise((r) => setTimeout(r, 1));
+        if (n % 10 === 0) await sleep(1);
       }
     }));
     const total = perPublisher * publishers.length;
@@ -86,7 +87,7 @@ redisTest("history on redis: publishers on two nodes, one order on every member"
       15_000,
       `${total} on every member`,
     );
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     const reference = logs[0]!.map((m) => JSON.stringify(m.payload));
     for (const [i, log] of logs.entries()) {
       assert.equal(log.length, total, `member ${i}: nothing twice`);
@@ -165,7 +166,7 @@ redisTest(
           });
           assert.equal(ack.type, "ack", JSON.stringify(ack));
           sent++;
-          await new Promise((r) => setTimeout(r, 5));
+          await sleep(5);
         }
       })();
       await eventually(() => sent >= 100, 10_000, "100 messages before the deploy");
@@ -186,7 +187,7 @@ redisTest(
         20_000,
         `all ${sent} messages on every client`,
       );
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
       for (const [i, received] of got.entries()) {
         assert.deepEqual(received, expected, `client ${i}: every message once, in order`);
       }
@@ -251,7 +252,7 @@ redisTest(
 
       // The client retries on its own, with the same id, until the store is back.
       const retried = rt.publish("hist", "retried");
-      await new Promise((r) => setTimeout(r, 1500));
+      await sleep(1500);
       assert.equal(histLog.length, 1, "nothing delivered while Redis is down");
       const api = await fetch(`${ts.httpUrl}/api/publish`, {
         method: "POST",
@@ -264,7 +265,7 @@ redisTest(
       await redis.restart();
       await retried;
       await eventually(() => histLog.length === 2, 10_000, "the retried message");
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       assert.deepEqual(histLog.map((m) => m.payload), ["before", "retried"]);
       // Redis lost its data (no persistence): a new epoch, offsets from 1.
       assert.notEqual(histLog[1]!.epoch, histLog[0]!.epoch);
@@ -308,7 +309,7 @@ redisTest(
       for (let n = 1; n <= 10; n++) {
         await onB.request({ type: "message", room: "cut", payload: n, id: `m${n}` });
       }
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
       assert.equal(log.length, 1, "A heard nothing while cut");
       // The link breaks for good; A reconnects and reads what it missed.
       proxy.heal();

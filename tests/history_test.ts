@@ -3,7 +3,7 @@
  * idempotent publish, `history` paging, and the rooms that keep none.
  */
 import assert from "node:assert/strict";
-import { connect, type Msg, SECRET, startServer, token, writePolicy } from "./_helpers.ts";
+import { connect, type Msg, SECRET, sleep, startServer, token, writePolicy } from "./_helpers.ts";
 import type { TestServer } from "./_helpers.ts";
 import { collectRoom, connectAs, join, joinRoom } from "./_helpers.ts";
 
@@ -22,7 +22,7 @@ async function until(check: () => boolean, what: string, timeoutMs = 5000): Prom
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }
 
@@ -83,7 +83,7 @@ Deno.test("recovery: a client that drops gets exactly the 20 it missed, in order
   await ts.server.publish("chat", "live");
   await until(() => got.length === 21, "the live message");
   assert.deepEqual([got[20]?.payload, got[20]?.offset], ["live", 22]);
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
   assert.equal(got.length, 21, "nothing twice");
   await back.close();
 });
@@ -106,14 +106,14 @@ Deno.test("recovery while others publish: nothing skipped, nothing twice", async
   const pump = (async () => {
     while (!stop && sent < 2000) {
       publisher.send({ type: "message", room: "busy", payload: `live-${sent++}` });
-      if (sent % 10 === 0) await new Promise((r) => setTimeout(r, 0));
+      if (sent % 10 === 0) await sleep(0);
     }
   })();
   const back = await connectAs(ts, "alice");
   const got = collectRoom(back, "busy");
   const rejoined = await joinRoom(back, "busy", { offset: 0, epoch: joined.epoch });
   assert.equal(rejoined.recovered, true);
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   stop = true;
   await pump;
   const last = 300 + sent;
@@ -139,7 +139,7 @@ Deno.test("recovery refused: unknown epoch, or messages already trimmed", async 
   await b.request({ type: "leave", room: "small", id: "l2" });
   const ahead = await joinRoom(b, "small", { offset: 50, epoch: joined.epoch });
   assert.equal(ahead.recovered, false, "a position beyond the stream is not trusted");
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
   assert.equal(got.length, 0, "nothing replayed");
   const kept = await joinRoom(await connectAs(ts, "carol"), "small", {
     offset: 5,
@@ -169,7 +169,7 @@ Deno.test("idempotent publish: the same id three times is delivered once and ack
   const other = await b.request({ type: "message", room: "chat", payload: "b", id: "same" });
   assert.equal(other.offset, 2);
   await until(() => got.length === 2, "two deliveries");
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
   assert.deepEqual(got.map((m) => m.payload), ["once", "b"]);
   await a.close();
   await b.close();

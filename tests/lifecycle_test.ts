@@ -7,6 +7,7 @@ import {
   join,
   rawWebSocket,
   sendRawText,
+  sleep,
   startServer,
   token,
 } from "./_helpers.ts";
@@ -83,7 +84,7 @@ Deno.test("a refresh extends the life of the connection past the first exp", asy
   const { client } = await connect(`${ts.wsUrl}?token=${await token("alice", { ttlSec: 1 })}`);
   await client.nextOf("expiring", 2000);
   await client.request({ type: "refresh", token: await token("alice", { ttlSec: 60 }), id: "r" });
-  await new Promise((r) => setTimeout(r, 1500));
+  await sleep(1500);
   assert.equal(client.ws.readyState, WebSocket.OPEN);
   await client.close();
 });

@@ -7,6 +7,7 @@ import {
   rawHandshake,
   rawWebSocket,
   sendRawText,
+  sleep,
   startServer,
   token,
 } from "./_helpers.ts";
@@ -171,7 +172,7 @@ Deno.test("slow consumer: a client that stops reading is closed once its backlog
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline && ts.server.stats().connections === 2) {
     void ts.server.publish("flood", "x".repeat(60_000));
-    await new Promise((r) => setTimeout(r, 1));
+    await sleep(1);
   }
   assert.equal(ts.server.stats().connections, 1, "the sleepy client was dropped");
   const slow = ts.audit.of("slow_consumer");

@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Client, connect, eventually, type Msg, SECRET, token } from "./_helpers.ts";
+import { type Client, connect, eventually, type Msg, SECRET, sleep, token } from "./_helpers.ts";
 import { type ServerProcess, spawnParallel } from "./_process.ts";
 import { type RedisServer, redisTest, startRedisNode } from "./_redis.ts";
 
@@ -225,7 +225,7 @@ redisTest(
       // meanwhile, so neither his store delete nor his announcement gets through.
       redis.pause();
       await dave.client.close();
-      await new Promise((resolve) => setTimeout(resolve, 2500));
+      await sleep(2500);
       redis.resume();
       await eventually(
         () => a.count === 2 && !a.members.has("dave"),
@@ -236,7 +236,7 @@ redisTest(
 
       // Frozen longer than the TTL: every liveness key and entry has expired when it wakes.
       redis.pause();
-      await new Promise((resolve) => setTimeout(resolve, TTL_MS + 1500));
+      await sleep(TTL_MS + 1500);
       redis.resume();
       // A newcomer joins after the outage; everyone ends up seeing all three.
       const c = await watch(nodeB.wsUrl, "carol", "room");
@@ -252,7 +252,7 @@ redisTest(
           }\nA: ${nodeA?.output().slice(-2000)}\nB: ${nodeB?.output().slice(-2000)}`,
         );
       });
-      await new Promise((resolve) => setTimeout(resolve, TTL_MS));
+      await sleep(TTL_MS);
       assert.equal(a.leaves, 1, "alice never saw bob leave (only dave)");
       assert.equal(b.leaves, 1, "bob never saw alice leave (only dave)");
       assert.ok(watchers.every((w) => w.count === 3));
@@ -279,7 +279,7 @@ Deno.test("parallel: users on two isolates over BroadcastChannel converge to one
       const isolates = new Set(watchers.map((w) => w.instanceId));
       if (watchers.length >= 40 && isolates.size === 2) break;
       if (isolates.size === 1 && watchers.length % 10 === 0) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await sleep(100);
       }
     }
     const isolates = new Set(watchers.map((w) => w.instanceId));

@@ -26,6 +26,7 @@ import {
   rawWebSocket,
   SECRET,
   sendRawText,
+  sleep,
   startServer,
   token,
   writePolicy,
@@ -54,8 +55,6 @@ function diffs(client: Client): Msg[] {
   );
   return out;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Every frame `client` receives from now on, as the text on the wire. */
 function rawFrames(client: Client): string[] {

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { RedisLink } from "../lib/redis_link.ts";
-import { eventually } from "./_helpers.ts";
+import { eventually, sleep } from "./_helpers.ts";
 import { redisTest } from "./_redis.ts";
 
 redisTest("redis link: reports an outage once and the recovery once", async (redis) => {
@@ -35,7 +35,7 @@ redisTest("redis link: reports an outage once and the recovery once", async (red
     await redis.stop();
     await eventually(() => link.status === "degraded", 5000, "degraded status");
     // Several failed attempts while down, one report.
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    await sleep(600);
     assert.equal(errors.length, 1);
     assert.match(
       errors[0]!.message,

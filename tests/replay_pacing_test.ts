@@ -20,6 +20,7 @@ import {
   rawWebSocket,
   SECRET,
   sendRawText,
+  sleep,
   startServer,
   type TestServer,
   token,
@@ -70,7 +71,7 @@ async function recover(
   );
   const ms = performance.now() - started;
   // Anything sent twice would arrive right behind the last one.
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   const ended = closed;
   await reader.close();
   return { got, closed: ended, ms };
@@ -111,7 +112,7 @@ Deno.test("replay pacing: a client that does not read during a big replay is sti
   let n = 0;
   while (Date.now() < deadline && ts.audit.of("slow_consumer").length === 0) {
     await ts.server.publish("big", { live: n++, pad: "y".repeat(2000) });
-    if (n % 20 === 0) await new Promise((r) => setTimeout(r, 1));
+    if (n % 20 === 0) await sleep(1);
   }
   const slow = ts.audit.of("slow_consumer");
   assert.equal(slow.length, 1, "closed as a slow consumer");

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { RedisRevocationStore } from "../lib/store/revocations/redis.ts";
-import { type Client, connect, rawHandshake, SECRET, token } from "./_helpers.ts";
+import { type Client, connect, rawHandshake, SECRET, sleep, token } from "./_helpers.ts";
 import { type ServerProcess, spawnParallel } from "./_process.ts";
 import { redisTest, startRedisNode } from "./_redis.ts";
 
@@ -83,7 +83,7 @@ Deno.test("parallel: a revocation taken by one isolate closes the user's sockets
       const { client, welcome } = await connect(server.wsUrl, { protocols: ["bearer", old] });
       if (isolates.has(welcome.instanceId)) {
         await client.close();
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
         continue;
       }
       clients.push(client);
@@ -156,7 +156,7 @@ redisTest(
       let status = 401;
       for (let i = 0; i < 100 && status !== 101; i++) {
         status = await handshakeStatus(nodeA, old);
-        if (status !== 101) await new Promise((r) => setTimeout(r, 50));
+        if (status !== 101) await sleep(50);
       }
       assert.equal(status, 101, "the old token works on A again");
     } finally {

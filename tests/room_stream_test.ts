@@ -9,7 +9,7 @@ import { RoomStream } from "../lib/room_stream.ts";
 import { MemoryHistoryStore } from "../lib/store/history/memory.ts";
 import type { HistoryLimits, HistoryStore, StreamPosition } from "../lib/store/history/types.ts";
 import { StoreUnavailableError } from "../lib/store/types.ts";
-import { FakeClock } from "./_helpers.ts";
+import { FakeClock, sleep } from "./_helpers.ts";
 
 const LIMITS: HistoryLimits = { size: 100, ttlMs: 600_000 };
 
@@ -19,7 +19,7 @@ function frame(n: number): string {
 
 /** Lets promise callbacks (the store's replies) run. */
 async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+  for (let i = 0; i < 5; i++) await sleep(0);
 }
 
 async function setup(size = LIMITS.size) {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { compilePattern, RoomPolicy } from "../lib/room_policy.ts";
-import { connectAs, FakeClock, join, startServer, writePolicy } from "./_helpers.ts";
+import { connectAs, FakeClock, join, sleep, startServer, writePolicy } from "./_helpers.ts";
 
 Deno.test("patterns: * is any run, {sub} is literal, everything else exact", () => {
   assert.ok(compilePattern("chat:*", "a").test("chat:general"));
@@ -185,7 +185,7 @@ Deno.test("nothing stays behind after 1000 connect/join/disconnect cycles", asyn
   }
   const deadline = Date.now() + 3000;
   while (ts.server.stats().connections > 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
   const stats = ts.server.stats();
   assert.equal(stats.connections, 0);

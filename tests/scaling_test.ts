@@ -6,7 +6,16 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Client, connect, eventually, join, type Msg, SECRET, token } from "./_helpers.ts";
+import {
+  type Client,
+  connect,
+  eventually,
+  join,
+  type Msg,
+  SECRET,
+  sleep,
+  token,
+} from "./_helpers.ts";
 import { type ServerProcess, spawnParallel } from "./_process.ts";
 import { redisTest, startRedisNode } from "./_redis.ts";
 
@@ -102,7 +111,7 @@ async function pipe(from: Deno.TcpConn, to: Deno.TcpConn, delayMs: number): Prom
       const due = performance.now() + delayMs;
       writes = writes.then(async () => {
         const wait = due - performance.now();
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        if (wait > 0) await sleep(wait);
         for (let written = 0; written < chunk.length;) {
           written += await to.write(chunk.subarray(written));
         }
@@ -198,7 +207,7 @@ async function settle(clients: Client[], ms = 200): Promise<void> {
   await Promise.all(
     clients.map((c, i) => c.request({ type: "ping", id: `settle-${i}-${crypto.randomUUID()}` })),
   );
-  await new Promise((resolve) => setTimeout(resolve, ms));
+  await sleep(ms);
 }
 
 Deno.test("parallel: clients on different isolates get each other's room messages once", async () => {
@@ -228,7 +237,7 @@ Deno.test("parallel: clients on different isolates get each other's room message
         clients.push(client);
       } else {
         await client.close();
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await sleep(100);
       }
     }
     assert.ok(
@@ -385,7 +394,7 @@ redisTest(
       await join(a2, "joined-while-down");
       await join(b2, "joined-while-down");
       // Long enough for several failed reconnects, so recovery goes through the back-off.
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await sleep(1500);
 
       await redis.restart();
       await waitForHealth(nodes, "ok", 15_000);

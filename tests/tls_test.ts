@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "../lib/config.ts";
 import { plaintextWarning } from "../lib/tls.ts";
-import { Client, SECRET, token } from "./_helpers.ts";
+import { Client, SECRET, sleep, token } from "./_helpers.ts";
 import { freePort, type ServerProcess, spawnParallel, spawnServer } from "./_process.ts";
 
 const CLIENT = new URL("./_tls_client.ts", import.meta.url).pathname;
@@ -234,7 +234,7 @@ tlsTest("start:parallel serves TLS too: two isolates on one port", async () => {
     client.close();
     assert.equal(health.tls, true);
     seen.add(health.instanceId);
-    if (seen.size < 2) await new Promise((resolve) => setTimeout(resolve, 20));
+    if (seen.size < 2) await sleep(20);
   }
   assert.equal(seen.size, 2, "connections are spread over both isolates");
   const status = await server.stop();
