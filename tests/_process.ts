@@ -256,6 +256,41 @@ export function spawnMain(
   });
 }
 
+/** The servers {@linkcode startAll} started, in order, disposable as one. */
+export type ServerGroup<T extends readonly unknown[]> =
+  & { -readonly [K in keyof T]: Awaited<T[K]> }
+  & AsyncDisposable;
+
+/**
+ * Awaits servers started together and returns them in order, disposable as
+ * one: disposing stops them all, together. If a start fails, those that did
+ * start are stopped and the first failure is thrown.
+ *
+ * @example
+ * ```ts ignore
+ * await using nodes = await startAll([startRedisNode(url, ch), startRedisNode(url, ch)]);
+ * const [a, b] = nodes;
+ * ```
+ */
+export async function startAll<const T extends readonly Promise<AsyncDisposable>[]>(
+  starts: T,
+): Promise<ServerGroup<T>> {
+  const settled = await Promise.allSettled(starts);
+  const started = settled.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
+  // Every one is stopped even when another fails to stop.
+  const dispose = async () => {
+    const stopped = await Promise.allSettled(started.map((s) => s[Symbol.asyncDispose]()));
+    const error = stopped.find((s) => s.status === "rejected");
+    if (error !== undefined) throw error.reason;
+  };
+  const failed = settled.find((s) => s.status === "rejected");
+  if (failed !== undefined) {
+    await dispose();
+    throw failed.reason;
+  }
+  return Object.assign(started, { [Symbol.asyncDispose]: dispose }) as unknown as ServerGroup<T>;
+}
+
 function signal(child: Deno.ChildProcess, name: Deno.Signal): void {
   try {
     child.kill(name);

@@ -25,7 +25,7 @@ import {
   token,
   writePolicy,
 } from "./_helpers.ts";
-import type { ServerProcess } from "./_process.ts";
+import { type ServerProcess, startAll } from "./_process.ts";
 import { redisTest, startRedisNode } from "./_redis.ts";
 import { CuttableProxy } from "./_proxy.ts";
 
@@ -49,16 +49,15 @@ async function connectTo(node: ServerProcess, sub: string): Promise<Client> {
   return (await connect(`${node.wsUrl}?token=${await token(sub)}`)).client;
 }
 
-async function stopAll(nodes: (ServerProcess | undefined)[]): Promise<void> {
-  await Promise.all(nodes.map((n) => n?.stop()));
-}
-
 redisTest("history on redis: publishers on two nodes, one order on every member", async (redis) => {
   const channel = `hist-${crypto.randomUUID()}`;
-  const nodes = await Promise.all([startNode(redis.url, channel), startNode(redis.url, channel)]);
+  await using nodes = await startAll([
+    startNode(redis.url, channel),
+    startNode(redis.url, channel),
+  ]);
   const clients: Client[] = [];
   try {
-    const [a, b] = nodes as [ServerProcess, ServerProcess];
+    const [a, b] = nodes;
     const members = [
       await connectTo(a, "ma1"),
       await connectTo(a, "ma2"),
@@ -108,7 +107,6 @@ redisTest("history on redis: publishers on two nodes, one order on every member"
     }
   } finally {
     await Promise.all(clients.map((c) => c.close().catch(() => {})));
-    await stopAll(nodes);
   }
 });
 
@@ -116,10 +114,11 @@ redisTest(
   "history on redis: rolling deploy, 200 clients, zero loss, zero duplicates",
   async (redis) => {
     const channel = `hist-${crypto.randomUUID()}`;
-    const [nodeA, nodeB] = await Promise.all([
+    await using nodes = await startAll([
       startNode(redis.url, channel),
       startNode(redis.url, channel),
     ]);
+    const [nodeA, nodeB] = nodes;
     const clients: RealtimeClient[] = [];
     let publisher: Client | undefined;
     try {
@@ -196,7 +195,6 @@ redisTest(
     } finally {
       await Promise.all(clients.map((rt) => rt.close()));
       await publisher?.close().catch(() => {});
-      await stopAll([nodeA, nodeB]);
     }
   },
 );

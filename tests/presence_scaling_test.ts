@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { type Client, connect, eventually, type Msg, SECRET, sleep, token } from "./_helpers.ts";
-import { type ServerProcess, spawnParallel } from "./_process.ts";
+import { type ServerProcess, spawnParallel, startAll } from "./_process.ts";
 import { type RedisServer, redisTest, startRedisNode } from "./_redis.ts";
 
 const TTL_MS = 3000;
@@ -87,14 +87,13 @@ redisTest(
   "redis: 100 users on each of two nodes converge to 200; a SIGKILLed node's users leave within the TTL",
   async (redis) => {
     const busChannel = `presence-${crypto.randomUUID()}`;
-    let nodeA: ServerProcess | undefined;
-    let nodeB: ServerProcess | undefined;
+    await using nodes = await startAll([
+      startNode(redis.url, busChannel),
+      startNode(redis.url, busChannel),
+    ]);
+    const [nodeA, nodeB] = nodes;
     const watchers: Watcher[] = [];
     try {
-      [nodeA, nodeB] = await Promise.all([
-        startNode(redis.url, busChannel),
-        startNode(redis.url, busChannel),
-      ]);
       const onA: Watcher[] = [];
       const onB: Watcher[] = [];
       for (let i = 0; i < 100; i++) {
@@ -143,8 +142,6 @@ redisTest(
       );
     } finally {
       await closeAll(watchers);
-      await nodeA?.stop();
-      await nodeB?.stop();
     }
   },
 );
@@ -207,14 +204,13 @@ redisTest(
   "redis: an outage longer than the TTL drops nobody who is still there, and presence heals",
   async (redis) => {
     const busChannel = `presence-${crypto.randomUUID()}`;
-    let nodeA: ServerProcess | undefined;
-    let nodeB: ServerProcess | undefined;
+    await using nodes = await startAll([
+      startNode(redis.url, busChannel),
+      startNode(redis.url, busChannel),
+    ]);
+    const [nodeA, nodeB] = nodes;
     const watchers: Watcher[] = [];
     try {
-      [nodeA, nodeB] = await Promise.all([
-        startNode(redis.url, busChannel),
-        startNode(redis.url, busChannel),
-      ]);
       const a = await watch(nodeA.wsUrl, "alice", "room");
       const b = await watch(nodeB.wsUrl, "bob", "room");
       const dave = await watch(nodeB.wsUrl, "dave", "room");
@@ -258,8 +254,6 @@ redisTest(
       assert.ok(watchers.every((w) => w.count === 3));
     } finally {
       await closeAll(watchers);
-      await nodeA?.stop();
-      await nodeB?.stop();
     }
   },
 );

@@ -16,7 +16,7 @@ import {
   sleep,
   token,
 } from "./_helpers.ts";
-import { type ServerProcess, spawnParallel } from "./_process.ts";
+import { type ServerProcess, spawnParallel, startAll } from "./_process.ts";
 import { redisTest, startRedisNode } from "./_redis.ts";
 
 /** Channel names unique per test, so that no two servers of different tests share traffic. */
@@ -55,7 +55,7 @@ function startNode(redisUrl: string, busChannel: string): Promise<ServerProcess>
  * server that answered `joined` without waiting for the acknowledgement would
  * still pass; behind this proxy it would lose the next message.
  */
-class SlowLinkProxy {
+class SlowLinkProxy implements AsyncDisposable {
   readonly port: number;
   readonly #listener: Deno.TcpListener;
   readonly #conns = new Set<Deno.TcpConn>();
@@ -75,6 +75,10 @@ class SlowLinkProxy {
     this.#listener.close();
     for (const conn of this.#conns) closeQuietly(conn);
     while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   #track(task: Promise<void>): void {
@@ -128,11 +132,6 @@ function closeQuietly(conn: Deno.TcpConn): void {
   } catch {
     // Closed already.
   }
-}
-
-/** Stops every process, even when one of them fails to stop. */
-async function stopAll(servers: (ServerProcess | undefined)[]): Promise<void> {
-  await Promise.allSettled(servers.map((s) => s?.stop()));
 }
 
 async function closeAll(clients: Client[]): Promise<void> {
@@ -278,16 +277,15 @@ redisTest(
   "redis: two processes deliver across, once each, in order per publisher",
   async (redis) => {
     const busChannel = channel();
-    let nodeA: ServerProcess | undefined;
-    let nodeB: ServerProcess | undefined;
-    const clients: Client[] = [];
     // A talks to Redis over a slow link, so that its subscriptions lag behind B's publishes.
-    const slowLink = new SlowLinkProxy(redis.port, 50);
+    await using slowLink = new SlowLinkProxy(redis.port, 50);
+    await using nodes = await startAll([
+      startNode(slowLink.url, busChannel),
+      startNode(redis.url, busChannel),
+    ]);
+    const [nodeA, nodeB] = nodes;
+    const clients: Client[] = [];
     try {
-      [nodeA, nodeB] = await Promise.all([
-        startNode(slowLink.url, busChannel),
-        startNode(redis.url, busChannel),
-      ]);
       const publisher = (await connectTo(nodeA, "publisher")).client;
       clients.push(publisher);
       const subscriber = (await connectTo(nodeB, "subscriber")).client;
@@ -333,8 +331,6 @@ redisTest(
       for (const node of [nodeA, nodeB]) assert.equal((await health(node)).bus.gaps, 0);
     } finally {
       await closeAll(clients);
-      await stopAll([nodeA, nodeB]);
-      await slowLink.close();
     }
   },
 );
@@ -343,14 +339,13 @@ redisTest(
   "redis: an outage degrades to local delivery and recovers without restarts",
   async (redis) => {
     const busChannel = channel();
-    let nodeA: ServerProcess | undefined;
-    let nodeB: ServerProcess | undefined;
+    await using nodes = await startAll([
+      startNode(redis.url, busChannel),
+      startNode(redis.url, busChannel),
+    ]);
+    const [nodeA, nodeB] = nodes;
     const clients: Client[] = [];
     try {
-      [nodeA, nodeB] = await Promise.all([
-        startNode(redis.url, busChannel),
-        startNode(redis.url, busChannel),
-      ]);
       const nodes = [nodeA, nodeB];
       const a1 = (await connectTo(nodeA, "a1")).client;
       const a2 = (await connectTo(nodeA, "a2")).client;
@@ -419,7 +414,6 @@ redisTest(
       for (const node of nodes) assert.equal((await health(node)).bus.gaps, 0);
     } finally {
       await closeAll(clients);
-      await stopAll([nodeA, nodeB]);
     }
   },
 );

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { connect, rawHandshake, SECRET, token } from "./_helpers.ts";
-import type { ServerProcess } from "./_process.ts";
+import { type ServerProcess, startAll } from "./_process.ts";
 import { redisTest, startRedisNode } from "./_redis.ts";
 
 function startNode(redisUrl: string, channel: string): Promise<ServerProcess> {
@@ -15,26 +15,26 @@ function startNode(redisUrl: string, channel: string): Promise<ServerProcess> {
 
 redisTest("tickets on redis: issued on node A, redeemed once on node B", async (redis) => {
   const channel = `tickets-${crypto.randomUUID()}`;
-  const [a, b] = await Promise.all([startNode(redis.url, channel), startNode(redis.url, channel)]);
-  try {
-    const health = await (await fetch(`${a.httpUrl}/healthz`)).json();
-    assert.deepEqual(health.store, { status: "ok", transport: "redis" });
-    const res = await fetch(`${a.httpUrl}/ticket`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${await token("alice")}` },
-    });
-    assert.equal(res.status, 200);
-    const { ticket } = await res.json();
-    const { client, welcome } = await connect(`${b.wsUrl}?ticket=${ticket}`);
-    assert.equal(welcome.userId, "alice");
-    await client.close();
-    const again = await rawHandshake(b.port, `/ws?ticket=${ticket}`);
-    assert.equal(again.status, 401, "a ticket works once, on any node");
-    const onA = await rawHandshake(a.port, `/ws?ticket=${ticket}`);
-    assert.equal(onA.status, 401);
-    const keys = await redis.command("KEYS", `${channel}:ticket:*`);
-    assert.equal(keys, "*0", "redeemed tickets leave no key behind");
-  } finally {
-    await Promise.all([a.stop(), b.stop()]);
-  }
+  await using nodes = await startAll([
+    startNode(redis.url, channel),
+    startNode(redis.url, channel),
+  ]);
+  const [a, b] = nodes;
+  const health = await (await fetch(`${a.httpUrl}/healthz`)).json();
+  assert.deepEqual(health.store, { status: "ok", transport: "redis" });
+  const res = await fetch(`${a.httpUrl}/ticket`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${await token("alice")}` },
+  });
+  assert.equal(res.status, 200);
+  const { ticket } = await res.json();
+  const { client, welcome } = await connect(`${b.wsUrl}?ticket=${ticket}`);
+  assert.equal(welcome.userId, "alice");
+  await client.close();
+  const again = await rawHandshake(b.port, `/ws?ticket=${ticket}`);
+  assert.equal(again.status, 401, "a ticket works once, on any node");
+  const onA = await rawHandshake(a.port, `/ws?ticket=${ticket}`);
+  assert.equal(onA.status, 401);
+  const keys = await redis.command("KEYS", `${channel}:ticket:*`);
+  assert.equal(keys, "*0", "redeemed tickets leave no key behind");
 });
