@@ -84,7 +84,10 @@ export class BroadcastChannelBus implements Bus {
   #handler: EnvelopeHandler = () => {};
   #invalid = 0;
   #oversize = 0;
+  #dropped = 0;
+  #failure: string | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   /** @param options channel name, instance id, size bound and hooks */
   constructor(options: BroadcastChannelBusOptions = {}) {
@@ -132,7 +135,15 @@ export class BroadcastChannelBus implements Bus {
     }
     const envelope = this.#seq.stamp(room, frame, options);
     if (this.#testDropRate > 0 && Math.random() < this.#testDropRate) return;
-    this.#channel.postMessage(encodeEnvelope(envelope));
+    try {
+      this.#channel.postMessage(encodeEnvelope(envelope));
+    } catch (err) {
+      // Deno throws when its process-wide receiver is gone (see `close`):
+      // this channel can no longer reach other isolates.
+      this.#dropped++;
+      this.#failure = err instanceof Error ? err.message : String(err);
+      this.#onError(err);
+    }
   }
 
   subscribe(room: string): Promise<void> {
@@ -146,17 +157,30 @@ export class BroadcastChannelBus implements Bus {
   }
 
   health(): BusHealth {
-    // postMessage never refuses a message it was given; oversize ones never get here.
-    return { status: "ok", transport: "broadcast", gaps: this.#seq.gaps, dropped: 0 };
+    const health: BusHealth = {
+      status: this.#failure === undefined ? "ok" : "degraded",
+      transport: "broadcast",
+      gaps: this.#seq.gaps,
+      dropped: this.#dropped,
+    };
+    if (this.#failure !== undefined) health.detail = this.#failure;
+    return health;
   }
 
   close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#rooms.clear();
-      this.#channel.close();
-    }
-    return Promise.resolve();
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    this.#rooms.clear();
+    this.#channel.close();
+    // Closing the process's last channel makes Deno drop its one receiver a
+    // moment later; a channel opened before then would keep the dying
+    // receiver and stay deaf and mute to other isolates (postMessage throws
+    // "expected i32"). Resolving after that moment lets a new bus start clean.
+    await new Promise((resolve) => setTimeout(resolve, 0));
   }
 
   #receive(data: unknown): void {

@@ -2,7 +2,9 @@
  * An in-process bus: instances that share a {@linkcode MemoryHub} see each
  * other's messages; an instance with a hub of its own is a single isolated
  * node. Used for single-process deployments that want no cross-isolate
- * traffic (`BUS=memory`) and for tests.
+ * traffic (`BUS=memory`) and for tests. Like BroadcastChannel, every instance
+ * sees every envelope (sequences are per origin) and hands on only those of
+ * the rooms it subscribed to.
  *
  * @module
  */
@@ -33,6 +35,13 @@ export interface MemoryBusOptions {
   hub?: MemoryHub;
   /** @default crypto.randomUUID() */
   instanceId?: string;
+  /**
+   * Largest envelope carried, in bytes: nothing crosses a wire, so the bound
+   * only keeps the bus as strict as the transports it stands in for.
+   *
+   * @default {67108864}
+   */
+  maxEnvelopeBytes?: number;
 }
 
 /**
@@ -47,16 +56,28 @@ export interface MemoryBusOptions {
  */
 export class MemoryBus implements Bus {
   readonly instanceId: string;
-  readonly maxEnvelopeBytes = 64 * 1024 * 1024;
+  readonly maxEnvelopeBytes: number;
   readonly #hub: MemoryHub;
   readonly #seq: SequenceTracker;
+  readonly #rooms = new Set<string>();
   #handler: EnvelopeHandler = () => {};
   #closed = false;
 
-  /** @param options hub and instance id */
+  /** @param options hub, instance id and size bound */
   constructor(options: MemoryBusOptions = {}) {
-    this.instanceId = options.instanceId ?? crypto.randomUUID();
-    this.#hub = options.hub ?? new MemoryHub();
+    const {
+      hub = new MemoryHub(),
+      instanceId = crypto.randomUUID(),
+      maxEnvelopeBytes = 64 * 1024 * 1024,
+    } = options;
+    if (!Number.isSafeInteger(maxEnvelopeBytes) || maxEnvelopeBytes < 1) {
+      throw new RangeError(
+        `Cannot create bus: maxEnvelopeBytes must be a positive integer, current value is ${maxEnvelopeBytes}`,
+      );
+    }
+    this.instanceId = instanceId;
+    this.maxEnvelopeBytes = maxEnvelopeBytes;
+    this.#hub = hub;
     this.#seq = new SequenceTracker(this.instanceId);
     this.#hub.attach(this);
   }
@@ -76,14 +97,18 @@ export class MemoryBus implements Bus {
 
   /** @internal called by the hub */
   receive(envelope: Envelope): void {
-    if (!this.#closed && this.#seq.accept(envelope)) this.#handler(envelope);
+    // The tracker sees every room's envelopes, or filtered ones would count as gaps.
+    if (this.#closed || !this.#seq.accept(envelope) || !this.#rooms.has(envelope.room)) return;
+    this.#handler(envelope);
   }
 
-  subscribe(_room: string): Promise<void> {
+  subscribe(room: string): Promise<void> {
+    if (!this.#closed) this.#rooms.add(room);
     return Promise.resolve();
   }
 
-  unsubscribe(_room: string): Promise<void> {
+  unsubscribe(room: string): Promise<void> {
+    this.#rooms.delete(room);
     return Promise.resolve();
   }
 
@@ -93,6 +118,7 @@ export class MemoryBus implements Bus {
 
   close(): Promise<void> {
     this.#closed = true;
+    this.#rooms.clear();
     this.#hub.detach(this);
     return Promise.resolve();
   }

@@ -53,7 +53,7 @@ export interface PublishOptions {
 export interface BusHealth {
   /** `degraded` while the transport is down: local delivery goes on, remote does not. */
   status: "ok" | "degraded";
-  /** Transport name: `memory`, `broadcast`, `redis`. */
+  /** Transport name: `memory`, `broadcast`, `redis`, `kv`. */
   transport: string;
   /** Envelopes whose sequence numbers showed a gap since start. */
   gaps: number;
@@ -72,12 +72,18 @@ export type EnvelopeHandler = (envelope: Envelope) => void;
 /**
  * A transport for room traffic between instances.
  *
- * Contract: `publish` never delivers to this instance's own handler, except
- * envelopes that carry a `position` (a shared store may publish on our behalf,
- * and receivers deduplicate by offset);
- * `subscribe(room)` resolves once envelopes for `room` published afterwards by
- * any instance will reach the handler; transports that broadcast everything
- * may resolve at once.
+ * Contract (tests/_bus_contract.ts runs it against every transport):
+ * - `publish` never delivers to this instance's own handler, except
+ *   envelopes that carry a `position` (a shared store may publish on our
+ *   behalf, and receivers deduplicate by offset); other instances get each
+ *   envelope once, with `room`, `frame`, `kind` and `position` as published.
+ * - `subscribe(room)` resolves once envelopes for `room` published afterwards
+ *   by any instance will reach the handler; transports that broadcast
+ *   everything may resolve at once. Only subscribed rooms are delivered.
+ * - One publisher's envelopes in one room arrive in publish order, with `seq`
+ *   rising within one `epoch`.
+ * - A closed bus drops what it is asked to publish, hands nothing more to its
+ *   handler, and its `subscribe`/`unsubscribe` resolve without effect.
  */
 export interface Bus {
   /** Random id of this instance (also sent to clients in `welcome`). */
@@ -97,12 +103,16 @@ export interface Bus {
    * Sends a room frame to the other instances, stamping it with this
    * instance's `origin` and next `seq`. Must not throw for transport faults
    * (they show in {@linkcode Bus.health}); a frame that does not
-   * {@linkcode Bus.fits} is dropped and counted.
+   * {@linkcode Bus.fits} is dropped before it uses a sequence number, so no
+   * receiver counts it as a gap (transports with metrics count it there).
    */
   publish(room: string, frame: string, options?: PublishOptions): void;
   /** Starts receiving a room's envelopes (called on the first local join). */
   subscribe(room: string): Promise<void>;
-  /** Stops receiving a room's envelopes (called when the last local member leaves). */
+  /**
+   * Stops receiving a room's envelopes (called when the last local member
+   * leaves); what was published meanwhile is not loss and shows as no gap.
+   */
   unsubscribe(room: string): Promise<void>;
   /**
    * Optional, for transports that can lose envelopes while disconnected
