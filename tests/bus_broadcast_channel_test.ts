@@ -1,3 +1,10 @@
+/**
+ * What only the BroadcastChannel bus does: garbage on the channel, gap
+ * detection, its counters and Deno's channel quirks. What every transport
+ * promises is in the bus contract (tests/_bus_contract.ts).
+ *
+ * @module
+ */
 import assert from "node:assert/strict";
 import {
   BroadcastChannelBus,
@@ -32,47 +39,6 @@ function pair(options: Partial<BroadcastChannelBusOptions> = {}) {
   };
 }
 
-Deno.test("broadcast bus: delivers to the other bus, in order, never to itself", async () => {
-  const t = pair();
-  try {
-    await t.a.subscribe("r");
-    await t.b.subscribe("r");
-    for (let i = 0; i < 100; i++) t.a.publish("r", `m${i}`);
-    await eventually(() => t.atB.length === 100, 5000, "100 envelopes");
-    assert.deepEqual(t.atB.map((e) => e.frame), Array.from({ length: 100 }, (_, i) => `m${i}`));
-    assert.ok(t.atB.every((e) => e.origin === t.a.instanceId && e.room === "r"));
-    t.b.publish("r", "back");
-    await eventually(() => t.atA.length === 1, 5000, "reply");
-    assert.deepEqual(t.atA.map((e) => e.frame), ["back"], "a never receives its own envelopes");
-    assert.deepEqual(t.b.health(), { status: "ok", transport: "broadcast", gaps: 0, dropped: 0 });
-  } finally {
-    await t.close();
-  }
-});
-
-Deno.test("broadcast bus: delivers only subscribed rooms, without false gaps", async () => {
-  const t = pair();
-  try {
-    await t.b.subscribe("mine");
-    t.a.publish("other", "not for b");
-    t.a.publish("mine", "one");
-    await eventually(() => t.atB.length === 1, 5000, "one");
-    await t.b.unsubscribe("mine");
-    await t.b.subscribe("barrier");
-    t.a.publish("mine", "after unsubscribe");
-    // Delivery is asynchronous: wait until b has seen it before subscribing again.
-    t.a.publish("barrier", "barrier");
-    await eventually(() => t.atB.length === 2, 5000, "barrier");
-    await t.b.subscribe("mine");
-    t.a.publish("mine", "two");
-    await eventually(() => t.atB.length === 3, 5000, "two");
-    assert.deepEqual(t.atB.map((e) => e.frame), ["one", "barrier", "two"]);
-    assert.equal(t.b.health().gaps, 0, "filtered envelopes still advance the sequence");
-  } finally {
-    await t.close();
-  }
-});
-
 Deno.test("broadcast bus: ignores and counts garbage, detects gaps", async () => {
   const gaps: Array<[string, number]> = [];
   const t = pair({ onGap: (origin, missing) => gaps.push([origin, missing]) });
@@ -104,7 +70,7 @@ Deno.test("broadcast bus: ignores and counts garbage, detects gaps", async () =>
   }
 });
 
-Deno.test("broadcast bus: refuses oversize envelopes, survives a throwing handler", async () => {
+Deno.test("broadcast bus: counts oversize envelopes, survives a throwing handler", async () => {
   const errors: unknown[] = [];
   const t = pair({ maxEnvelopeBytes: 1024, onError: (err) => errors.push(err) });
   try {
@@ -126,21 +92,51 @@ Deno.test("broadcast bus: refuses oversize envelopes, survives a throwing handle
   }
 });
 
-Deno.test("broadcast bus: close is idempotent and stops both directions", async () => {
+Deno.test("broadcast bus: refuses a non-positive envelope bound", () => {
+  assert.throws(() => new BroadcastChannelBus({ maxEnvelopeBytes: 0 }), RangeError);
+});
+
+Deno.test("broadcast bus: a bus opened right after the last one closed still reaches others", async () => {
+  // Closing the isolate's last channel tears down Deno's one receiver a
+  // moment later; `close` resolves after that, so the next bus starts clean.
+  const first = pair();
+  await first.close();
   const t = pair();
   try {
     await t.b.subscribe("r");
-    await t.a.close();
-    await t.a.close();
-    t.a.publish("r", "after close"); // must not throw on a closed channel
-    t.raw.postMessage('{"origin":"peer","seq":1,"room":"r"}\nmarker');
-    await eventually(() => t.atB.length === 1, 5000, "marker");
-    assert.deepEqual(t.atB.map((e) => e.frame), ["marker"]);
-    assert.equal(t.atA.length, 0, "a closed bus receives nothing");
-    await t.b.close();
-    await t.b.subscribe("r");
-    assert.throws(() => new BroadcastChannelBus({ maxEnvelopeBytes: 0 }), RangeError);
+    // Later than the moment Deno drops a receiver that is going away.
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    t.a.publish("r", "hello");
+    await eventually(() => t.atB.length === 1, 5000, "hello");
+    assert.deepEqual(t.a.health(), { status: "ok", transport: "broadcast", gaps: 0, dropped: 0 });
   } finally {
     await t.close();
+  }
+});
+
+Deno.test("broadcast bus: publish never throws, even when Deno's channel does", async () => {
+  const errors: unknown[] = [];
+  // A raw channel closed without waiting: the receiver Deno drops next is
+  // the one this bus would send through, and postMessage then throws.
+  const raw = new BroadcastChannel(`test-${crypto.randomUUID()}`);
+  raw.close();
+  const bus = new BroadcastChannelBus({
+    channel: `test-${crypto.randomUUID()}`,
+    onError: (err) => errors.push(err),
+  });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    bus.publish("r", "into the void");
+    const health = bus.health();
+    if (errors.length === 0) {
+      // A Deno without the race: nothing to report.
+      assert.deepEqual(health, { status: "ok", transport: "broadcast", gaps: 0, dropped: 0 });
+    } else {
+      assert.equal(health.status, "degraded");
+      assert.equal(health.dropped, 1);
+      assert.equal(typeof health.detail, "string");
+    }
+  } finally {
+    await bus.close();
   }
 });

@@ -1,8 +1,9 @@
 /**
- * `BUS=kv` between two bus instances on one database: envelopes published
- * after `subscribe` arrive once, in order, never back at their origin; rooms
- * beyond the ten keys of one watch; unsubscribe stops delivery; gaps counted
- * when a reader falls behind the log.
+ * What only the KV bus does, between two instances on one database: rooms
+ * beyond the ten keys of one `kv.watch`, unwatching on unsubscribe, and
+ * frames split over several KV values. What every transport promises
+ * (delivery once and in order, never to the origin, kind and position) is
+ * in the bus contract (tests/_bus_contract.ts).
  *
  * @module
  */
@@ -40,29 +41,6 @@ async function pair(): Promise<{ a: KvBus; b: KvBus; got: Envelope[]; close(): P
     },
   };
 }
-
-Deno.test("kv bus: envelopes arrive once, in order, with kind and position", async () => {
-  const { a, b, got, close } = await pair();
-  try {
-    await a.subscribe("lobby");
-    await b.subscribe("lobby");
-    for (let n = 1; n <= 50; n++) b.publish("lobby", `{"n":${n}}`);
-    b.publish("lobby", "{}", { kind: "presence" });
-    b.publish("lobby", "{}", { position: { offset: 7, epoch: "e" } });
-    await waitFor(() => got.length === 52, "52 envelopes");
-    assert.deepEqual(
-      got.slice(0, 50).map((e) => JSON.parse(e.frame).n),
-      Array.from({ length: 50 }, (_, i) => i + 1),
-    );
-    assert.ok(got.every((e) => e.origin === "b" && e.room === "lobby"));
-    assert.equal(got[50]!.kind, "presence");
-    assert.deepEqual(got[51]!.position, { offset: 7, epoch: "e" });
-    assert.equal(a.health().transport, "kv");
-    assert.equal(a.health().gaps, 0);
-  } finally {
-    await close();
-  }
-});
 
 Deno.test("kv bus: only subscribed rooms, more than ten of them; unsubscribe stops delivery", async () => {
   const { a, b, got, close } = await pair();

@@ -1,3 +1,11 @@
+/**
+ * What only the Redis bus does: acknowledged SUBSCRIBE, per-room sequences,
+ * garbage and forged envelopes on a room channel, outages and restarts.
+ * What every transport promises is in the bus contract
+ * (tests/_bus_contract.ts).
+ *
+ * @module
+ */
 import assert from "node:assert/strict";
 import { createRedisBus, RedisBus, type RedisBusOptions } from "../lib/bus/redis.ts";
 import type { Envelope } from "../lib/bus/types.ts";
@@ -56,31 +64,24 @@ function wire(fields: Record<string, unknown>, frame: string): string {
   return `${JSON.stringify(fields)}\n${frame}`;
 }
 
-redisTest(
-  "redis bus: delivers across instances, in order, once, never to itself",
-  async (redis) => {
-    const a = await probe(redis), b = await probe(redis);
-    try {
-      assert.deepEqual(a.bus.health(), { status: "ok", transport: "redis", gaps: 0, dropped: 0 });
-      await a.bus.subscribe("r1");
-      await b.bus.subscribe("r1");
-      const sent = Array.from({ length: 500 }, (_, i) => `{"n":${i}}`);
-      for (const frame of sent) a.bus.publish("r1", frame);
-      await eventually(() => b.received.length >= 500, 5000, "500 envelopes");
-      await barrier(a, b, "r1");
-      assert.deepEqual(frames(b, "r1").slice(0, 500), sent);
-      assert.equal(b.received.length, 501, "no duplicates");
-      assert.ok(b.received.every((e) => e.origin === a.bus.instanceId));
-      assert.deepEqual(b.received.map((e) => e.seq), Array.from({ length: 501 }, (_, i) => i + 1));
-      await barrier(b, a, "r1");
-      assert.equal(a.received.length, 1, "a sees only b's barrier, none of its own");
-      assert.equal(b.bus.health().gaps, 0);
-    } finally {
-      await a.bus.close();
-      await b.bus.close();
-    }
-  },
-);
+redisTest("redis bus: sequences count per room, from 1", async (redis) => {
+  const a = await probe(redis), b = await probe(redis);
+  try {
+    await b.bus.subscribe("r1");
+    await b.bus.subscribe("r2");
+    for (let i = 0; i < 5; i++) a.bus.publish(i % 2 === 0 ? "r1" : "r2", `m${i}`);
+    await barrier(a, b, "r1");
+    await barrier(a, b, "r2");
+    const seqs = (room: string) => b.received.filter((e) => e.room === room).map((e) => e.seq);
+    assert.deepEqual(seqs("r1"), [1, 2, 3, 4]);
+    assert.deepEqual(seqs("r2"), [1, 2, 3]);
+    const epochs = new Set(b.received.map((e) => `${e.room}:${e.epoch}`));
+    assert.equal(epochs.size, 2, "one stream per room");
+  } finally {
+    await a.bus.close();
+    await b.bus.close();
+  }
+});
 
 redisTest("redis bus: subscribe resolves only once Redis acknowledged it", async (redis) => {
   const a = await probe(redis), b = await probe(redis);
@@ -91,15 +92,7 @@ redisTest("redis bus: subscribe resolves only once Redis acknowledged it", async
     await b.bus.subscribe("paused");
     assert.ok(performance.now() - started >= 250, "resolved before Redis could acknowledge");
     a.bus.publish("paused", "first");
-    for (let i = 0; i < 50; i++) {
-      await b.bus.subscribe(`room-${i}`);
-      a.bus.publish(`room-${i}`, `hello-${i}`);
-    }
-    await eventually(() => b.received.length === 51, 5000, "one envelope per room");
-    assert.deepEqual(
-      b.received.map((e) => e.frame),
-      ["first", ...Array.from({ length: 50 }, (_, i) => `hello-${i}`)],
-    );
+    await eventually(() => frames(b, "paused").includes("first"), 5000, "first");
   } finally {
     await a.bus.close();
     await b.bus.close();
@@ -107,49 +100,17 @@ redisTest("redis bus: subscribe resolves only once Redis acknowledged it", async
 });
 
 redisTest(
-  "redis bus: unsubscribe stops delivery; per-room sequences show no false gaps",
-  async (redis) => {
-    const a = await probe(redis), b = await probe(redis);
-    try {
-      await b.bus.subscribe("kept");
-      await b.bus.subscribe("left");
-      a.bus.publish("left", "before");
-      await barrier(a, b, "kept");
-      await b.bus.unsubscribe("left");
-      a.bus.publish("left", "after");
-      // Traffic in rooms b never joined must not look like loss either.
-      for (let i = 0; i < 10; i++) a.bus.publish("elsewhere", `x${i}`);
-      await barrier(a, b, "kept");
-      assert.deepEqual(frames(b, "left"), ["before"]);
-      assert.deepEqual(frames(b, "elsewhere"), []);
-      // Rejoining: what was published meanwhile was never meant for b.
-      await b.bus.subscribe("left");
-      a.bus.publish("left", "again");
-      await eventually(() => frames(b, "left").includes("again"), 5000, "again");
-      assert.equal(b.bus.health().gaps, 0);
-      assert.deepEqual(b.gaps, []);
-    } finally {
-      await a.bus.close();
-      await b.bus.close();
-    }
-  },
-);
-
-redisTest(
-  "redis bus: oversize envelopes are refused on both ends, without a gap",
+  "redis bus: oversize envelopes are counted when sent and refused when received",
   async (redis) => {
     const a = await probe(redis, { maxEnvelopeBytes: 1024 });
     const b = await probe(redis, { maxEnvelopeBytes: 1024 });
     try {
-      assert.equal(a.bus.maxEnvelopeBytes, 1024);
       await b.bus.subscribe("r");
       a.bus.publish("r", "x".repeat(1024));
-      // Multi-byte characters: 400 code units but 1200 bytes.
       a.bus.publish("r", "é".repeat(600));
       assert.equal(a.bus.stats.oversize, 2);
       a.bus.publish("r", "small");
       await eventually(() => frames(b, "r").includes("small"), 5000, "small");
-      assert.equal(b.bus.health().gaps, 0, "a refused envelope uses no sequence number");
       const big = wire({ origin: "peer", seq: 1, room: "r" }, "y".repeat(2000));
       assert.equal(await redis.command("PUBLISH", "test:room:r", big), ":1");
       await barrier(a, b, "r");
