@@ -31,6 +31,16 @@ import { type Clock, systemClock } from "../../clock.ts";
 import { CONFLICT, getAll, keyPart, KvHandle, type KvHandleOptions } from "../_kv.ts";
 import { KeyWatcher } from "../_kv_watch.ts";
 import { newEpoch } from "./_epoch.ts";
+import {
+  type DedupeRecord,
+  fresh,
+  type Head,
+  isDedupe,
+  isHead,
+  isStored,
+  type StoredEntry,
+  validHead,
+} from "./_kv_records.ts";
 import { checkLimits, checkReadLimit } from "./_limits.ts";
 import type {
   AppendOptions,
@@ -68,29 +78,6 @@ export interface KvHistoryStoreOptions extends KvHandleOptions {
   onError?: (err: unknown) => void;
   /** Time for expiry checks. @default systemClock */
   clock?: Clock;
-}
-
-interface Head {
-  epoch: string;
-  offset: number;
-  expiresAt: number;
-}
-
-interface StoredEntry {
-  /** The frame, when it fits one value. */
-  frame?: string;
-  /** Otherwise its UTF-8 bytes, first part. */
-  bytes?: Uint8Array;
-  /** Parts of `bytes` in all (≥ 1); the others are under `"x"`. */
-  parts: number;
-  at: number;
-  exp: number;
-}
-
-interface DedupeRecord {
-  offset: number;
-  epoch: string;
-  expiresAt: number;
 }
 
 interface Pending {
@@ -499,34 +486,4 @@ export class KvHistoryStore implements HistoryStore {
     if (newest) out.reverse();
     return out;
   }
-}
-
-function validHead(value: unknown, now: number): Head | undefined {
-  return isHead(value) && value.expiresAt > now ? value : undefined;
-}
-
-function isHead(value: unknown): value is Head {
-  if (typeof value !== "object" || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return typeof v.epoch === "string" && typeof v.offset === "number" &&
-    typeof v.expiresAt === "number";
-}
-
-function isStored(value: unknown): value is StoredEntry {
-  if (typeof value !== "object" || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return typeof v.at === "number" && typeof v.exp === "number" && typeof v.parts === "number" &&
-    (typeof v.frame === "string" || v.bytes instanceof Uint8Array);
-}
-
-function isDedupe(value: unknown): value is DedupeRecord {
-  if (typeof value !== "object" || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return typeof v.offset === "number" && typeof v.epoch === "string" &&
-    typeof v.expiresAt === "number";
-}
-
-/** Within the TTL it was stored with and the room's current one. */
-function fresh(value: StoredEntry, limits: HistoryLimits, now: number): boolean {
-  return value.exp > now && value.at > now - limits.ttlMs;
 }
