@@ -1,13 +1,27 @@
 /**
- * The wire protocol: JSON text frames, one message per frame. The zod schemas
- * here are the single source of the message types; clients, server and tests
- * all take their types from them.
+ * The native protocol's codec: JSON text frames, one message per frame. The
+ * zod schemas here are the single source of the message types; clients,
+ * server and tests all take their types from them. Every frame the server
+ * sends on `/ws` is encoded here, and only here (`encode*`); the session loop
+ * (`lib/protocols/native/`) decides when to send which.
  *
  * @module
  */
 import { z } from "zod";
 import type { ErrorCode } from "./codes.ts";
+import { jsonDeeperThan, parseJsonRefusingProto, ProtoKeyError } from "./core/json.ts";
+import type { HistoryPage } from "./history_reader.ts";
 import type { PresenceEvent } from "./presence/events.ts";
+import type { StreamJoin } from "./room_stream.ts";
+
+export {
+  jsonDeeperThan,
+  parseJsonRefusingProto,
+  ProtoKeyError,
+  relayProblem,
+  utf8ByteLength,
+  utf8Length,
+} from "./core/json.ts";
 
 /** Longest room name, in characters. */
 export const MAX_ROOM_NAME_LENGTH = 128;
@@ -232,85 +246,8 @@ export type ServerMessage =
     retryAfterMs?: number | undefined;
   };
 
-/** UTF-8 size of `text` (a lone surrogate counts 3 bytes, as `TextEncoder` writes U+FFFD). */
-export function utf8ByteLength(text: string): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) bytes += 1;
-    else if (code < 0x800) bytes += 2;
-    else if (code >= 0xd800 && code <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-  }
-  return bytes;
-}
-
-function isLowSurrogate(code: number): boolean {
-  return code >= 0xdc00 && code <= 0xdfff;
-}
-
-/**
- * UTF-8 size of `text`, computed exactly only when it matters: a string of
- * more than `limit` UTF-16 units is over it, and one of at most `limit / 3`
- * units is under it, whatever its characters.
- */
-export function utf8Length(text: string, limit: number): number {
-  if (text.length > limit || text.length * 3 <= limit) return text.length;
-  return utf8ByteLength(text);
-}
-
 /** Default deepest nesting of arrays/objects in a payload (`MAX_PAYLOAD_DEPTH`). */
 export const DEFAULT_MAX_PAYLOAD_DEPTH = 64;
-
-const OPEN_BRACKET = 0x5b; // [
-const OPEN_BRACE = 0x7b; // {
-const CLOSE_BRACKET = 0x5d; // ]
-const CLOSE_BRACE = 0x7d; // }
-const QUOTE = 0x22; // "
-const BACKSLASH = 0x5c; // \
-
-/**
- * Whether a JSON text nests arrays/objects deeper than `maxDepth`. One pass,
- * no recursion, no allocation: strings are skipped with `indexOf` (a quote
- * after an odd run of backslashes is escaped). Malformed JSON gives some
- * answer; `JSON.parse` refuses it anyway.
- *
- * Deep nesting is harmless to us (V8's `JSON.parse` does not recurse) but
- * crashes the recursive parsers of the clients we would relay it to (Python's
- * `json.loads` raises `RecursionError` around 1,000 levels).
- *
- * @example
- * ```ts
- * import { jsonDeeperThan } from "./protocol.ts";
- * jsonDeeperThan('{"a":[[1]]}', 2); // true: 3 levels
- * ```
- */
-export function jsonDeeperThan(text: string, maxDepth: number): boolean {
-  // Each level costs at least one character.
-  if (text.length <= maxDepth) return false;
-  let depth = 0;
-  const n = text.length;
-  for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i);
-    if (c === QUOTE) {
-      for (;;) {
-        const close = text.indexOf('"', i + 1);
-        if (close === -1) return false;
-        i = close;
-        let slashes = 0;
-        while (text.charCodeAt(close - 1 - slashes) === BACKSLASH) slashes++;
-        if ((slashes & 1) === 0) break;
-      }
-    } else if (c === OPEN_BRACKET || c === OPEN_BRACE) {
-      if (++depth > maxDepth) return true;
-    } else if (c === CLOSE_BRACKET || c === CLOSE_BRACE) {
-      depth--;
-    }
-  }
-  return false;
-}
 
 /** Options for {@linkcode parseClientFrame}. */
 export interface ParseOptions {
@@ -327,69 +264,6 @@ export interface ParseOptions {
 export type ParseResult =
   | { ok: true; message: ClientMessage }
   | { ok: false; error: string; id?: string };
-
-/** True when a JSON text could smuggle a `__proto__` key past a plain substring test. */
-function mayHideProtoKey(text: string): boolean {
-  return text.includes("__proto__") || text.includes("\\u");
-}
-
-/** A JSON text has a `__proto__` key, which nothing we relay may carry. */
-export class ProtoKeyError extends Error {
-  /** @param options the cause, if any */
-  constructor(options?: ErrorOptions) {
-    super("__proto__ keys are not allowed", options);
-    this.name = "ProtoKeyError";
-  }
-}
-
-function rejectProtoKeys(key: string, value: unknown): unknown {
-  if (key === "__proto__") throw new ProtoKeyError();
-  return value;
-}
-
-/**
- * `JSON.parse`, refusing a `__proto__` key anywhere (however it is escaped):
- * harmless to us, but a classic prototype-pollution vector for the clients
- * we would relay it to. Costs nothing extra unless the text contains
- * `__proto__` or a `\u` escape.
- *
- * @throws {ProtoKeyError} for a `__proto__` key
- * @throws {SyntaxError} for text that is not JSON
- *
- * @example
- * ```ts
- * import { parseJsonRefusingProto } from "./protocol.ts";
- * parseJsonRefusingProto('{"text":"__proto__"}'); // fine: a value, not a key
- * ```
- */
-export function parseJsonRefusingProto(text: string): unknown {
-  return mayHideProtoKey(text) ? JSON.parse(text, rejectProtoKeys) : JSON.parse(text);
-}
-
-/**
- * Why a JSON value may not be relayed to clients, or `undefined` when it may:
- * the checks of client frames (a `__proto__` key anywhere, arrays/objects
- * nested deeper than `maxDepth`) for JSON that reached us another way (a
- * token claim). The value itself counts as one level when it is an array or
- * object.
- *
- * @example
- * ```ts
- * import { relayProblem } from "./protocol.ts";
- * relayProblem({ a: { b: {} } }, 2); // "nests arrays/objects deeper than 2 levels"
- * ```
- */
-export function relayProblem(value: unknown, maxDepth: number): string | undefined {
-  const text = JSON.stringify(value) ?? "null";
-  if (jsonDeeperThan(text, maxDepth)) return `nests arrays/objects deeper than ${maxDepth} levels`;
-  try {
-    parseJsonRefusingProto(text);
-  } catch (err) {
-    if (err instanceof ProtoKeyError) return err.message;
-    throw err;
-  }
-  return undefined;
-}
 
 /** Pulls a usable `id` out of an object that failed the schema, so the error can carry it. */
 function idOf(value: unknown): string | undefined {
@@ -535,4 +409,71 @@ export function encodePresence(event: PresenceEvent): string {
   }
   presenceFrames.set(event, frame);
   return frame;
+}
+
+/** Serializes `welcome`, the first frame of every connection. */
+export function encodeWelcome(
+  connectionId: string,
+  userId: string,
+  expiresAt: number | null,
+  instanceId: string,
+): string {
+  return encode({ type: "welcome", connectionId, userId, expiresAt, instanceId });
+}
+
+/** Serializes `joined`, with the stream position of a history room (`join` is null elsewhere). */
+export function encodeJoined(
+  room: string,
+  id: string | undefined,
+  join: StreamJoin | null,
+): string {
+  const reply: ServerMessage & { type: "joined" } = { type: "joined", room };
+  if (id !== undefined) reply.id = id;
+  if (join !== null) {
+    reply.offset = join.position.offset;
+    reply.epoch = join.position.epoch;
+    if (join.recovered !== undefined) reply.recovered = join.recovered;
+    if (join.missed !== undefined) reply.missed = join.missed;
+  }
+  return encode(reply);
+}
+
+/** Serializes `left`; `reason: "revoked"` when a refresh took the room away. */
+export function encodeLeft(room: string, id: string | undefined, reason?: "revoked"): string {
+  const left: ServerMessage & { type: "left" } = { type: "left", room };
+  if (id !== undefined) left.id = id;
+  if (reason !== undefined) left.reason = reason;
+  return encode(left);
+}
+
+/** Serializes `ack` of a publish, with its offset in a history room. */
+export function encodeAck(id: string, offset?: number): string {
+  return encode(offset === undefined ? { type: "ack", id } : { type: "ack", id, offset });
+}
+
+/** Serializes `pong`. */
+export function encodePong(id: string | undefined): string {
+  return encode(id === undefined ? { type: "pong" } : { type: "pong", id });
+}
+
+/** Serializes `expiring`: the token expires at `expiresAt` (seconds) unless refreshed. */
+export function encodeExpiring(expiresAt: number): string {
+  return encode({ type: "expiring", expiresAt });
+}
+
+/** Serializes `refreshed`: the connection now expires at `expiresAt`. */
+export function encodeRefreshed(expiresAt: number | null, id: string | undefined): string {
+  return encode(
+    id === undefined ? { type: "refreshed", expiresAt } : { type: "refreshed", expiresAt, id },
+  );
+}
+
+/** Serializes a `history` reply around stored frames, without parsing them again. */
+export function encodeHistory(room: string, page: HistoryPage, id: string | undefined): string {
+  const messages = page.entries.map((e) => withPosition(e.frame, e.offset, page.position.epoch));
+  return `{"type":"history","room":${JSON.stringify(room)},${
+    id === undefined ? "" : `"id":${JSON.stringify(id)},`
+  }"messages":[${messages.join(",")}],"offset":${page.position.offset},"epoch":${
+    JSON.stringify(page.position.epoch)
+  },"more":${page.more}}`;
 }
