@@ -23,9 +23,9 @@ import {
   revocationStoreSlice,
 } from "./lib/store/revocations/from_config.ts";
 import { mintToken } from "./lib/dev.ts";
-import { staticRoutes } from "./lib/static_routes.ts";
-import { plaintextWarning, readTlsFiles } from "./lib/tls.ts";
-import type { TlsMaterial } from "./lib/tls.ts";
+import { staticRoutes } from "./lib/http/static_routes.ts";
+import { plaintextWarning, readTlsFiles } from "./lib/edge/tls.ts";
+import type { TlsMaterial } from "./lib/edge/tls.ts";
 import { getLogger } from "@logtape/logtape";
 import { connectionBudget, listen, type Listener } from "./lib/edge/listen.ts";
 import { errorMessage } from "./lib/errors.ts";

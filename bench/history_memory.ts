@@ -13,7 +13,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { encodeRoomMessage } from "../lib/protocol.ts";
+import { encodeRoomMessage } from "../lib/protocols/native/protocol.ts";
 import { MemoryHistoryStore } from "../lib/store/history/memory.ts";
 
 const { values } = parseArgs({

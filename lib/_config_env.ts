@@ -19,7 +19,7 @@ import type {
   StoreKind,
   TlsConfig,
 } from "./config.ts";
-import { DEFAULT_MAX_PAYLOAD_DEPTH } from "./protocol.ts";
+import { DEFAULT_MAX_PAYLOAD_DEPTH } from "./protocols/native/protocol.ts";
 import { HTTP_SERVERS, type HttpServerName, WS_ENGINES } from "./edge/types.ts";
 
 const HS_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;

@@ -10,12 +10,12 @@
  */
 import { denoUpgrade, type Upgrader } from "./edge/types.ts";
 import { CloseCode } from "./codes.ts";
-import { apiDedupeKey } from "./dedupe.ts";
-import { encodeRoomMessage } from "./protocol.ts";
+import { apiDedupeKey } from "./core/dedupe.ts";
+import { encodeRoomMessage } from "./protocols/native/protocol.ts";
 import type { Metrics } from "./metrics.ts";
-import type { PresenceTracker } from "./presence/mod.ts";
-import type { PublishOutcome } from "./rooms.ts";
-import type { SessionContext } from "./session.ts";
+import type { PresenceTracker } from "./core/presence/mod.ts";
+import type { PublishOutcome } from "./core/rooms.ts";
+import type { SessionContext } from "./protocols/native/mod.ts";
 import {
   closeServices,
   composeServices,

@@ -10,7 +10,7 @@
  * @module
  */
 import { ConfigError, configErrorLines, loadConfigFromEnv } from "../lib/config.ts";
-import { plaintextWarning, readTlsFiles } from "../lib/tls.ts";
+import { plaintextWarning, readTlsFiles } from "../lib/edge/tls.ts";
 import { errorMessage } from "../lib/errors.ts";
 
 let config;

@@ -11,7 +11,7 @@ import { loadConfig } from "../lib/config.ts";
 import type { Config } from "../lib/config.ts";
 import { mintToken } from "../lib/dev.ts";
 import type { MintOptions } from "../lib/dev.ts";
-import type { RoomRule } from "../lib/room_policy.ts";
+import type { RoomRule } from "../lib/core/room_policy.ts";
 import type { RealtimeServer, ServerOptions } from "../lib/server.ts";
 import { createServer } from "../lib/server.ts";
 import { connectionBudget, listen } from "../lib/edge/listen.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Principal } from "../lib/auth.ts";
+import type { Principal } from "../lib/core/auth.ts";
 import type { Clock } from "../lib/clock.ts";
 import { ticketCost, type TicketLimits, type TicketStore } from "../lib/store/tickets/types.ts";
 import { type ContractCases, type ContractSuite, runContract } from "./_contract.ts";

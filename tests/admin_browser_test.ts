@@ -14,7 +14,7 @@
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { loadConfig } from "../lib/config.ts";
-import { staticRoutes } from "../lib/static_routes.ts";
+import { staticRoutes } from "../lib/http/static_routes.ts";
 import type { Client, TestServer } from "./_helpers.ts";
 import { connectAs, join, SECRET, sleep, startServer, token } from "./_helpers.ts";
 import { CHROMIUM, launchChromium } from "./_browser.ts";

@@ -7,12 +7,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { AdminStats } from "../lib/admin/stats.ts";
-import { AdminStatsSource } from "../lib/admin/stats.ts";
+import type { AdminStats } from "../lib/http/admin/stats.ts";
+import { AdminStatsSource } from "../lib/http/admin/stats.ts";
 import { loadConfig } from "../lib/config.ts";
 import { Counters } from "../lib/metrics.ts";
-import type { RoomActivity } from "../lib/rooms.ts";
-import { staticRoutes } from "../lib/static_routes.ts";
+import type { RoomActivity } from "../lib/core/rooms.ts";
+import { staticRoutes } from "../lib/http/static_routes.ts";
 import { connectAs, eventually, FakeClock, join, sleep, startServer, token } from "./_helpers.ts";
 import type { TestServer } from "./_helpers.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as jose from "jose";
-import { AuthError, createJwtVerifier, withVerifiedTokenCache } from "../lib/auth.ts";
-import type { TokenVerifier } from "../lib/auth.ts";
+import { AuthError, createJwtVerifier, withVerifiedTokenCache } from "../lib/core/auth.ts";
+import type { TokenVerifier } from "../lib/core/auth.ts";
 import { ConfigError, loadConfig } from "../lib/config.ts";
 import { FakeClock, rawHandshake, SECRET, SECRET_BYTES, startServer, token } from "./_helpers.ts";
 

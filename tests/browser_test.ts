@@ -18,7 +18,7 @@ import { loadConfig } from "../lib/config.ts";
 import { mintToken } from "../lib/dev.ts";
 import type { RealtimeServer } from "../lib/server.ts";
 import { createServer } from "../lib/server.ts";
-import { staticRoutes } from "../lib/static_routes.ts";
+import { staticRoutes } from "../lib/http/static_routes.ts";
 import { eventually, SECRET, token } from "./_helpers.ts";
 import { CHROMIUM, launchChromium } from "./_browser.ts";
 

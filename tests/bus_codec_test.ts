@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { decodeEnvelope, encodeEnvelope, fitsEnvelope } from "../lib/bus/_codec.ts";
 import { MemoryBus, MemoryHub } from "../lib/bus/memory.ts";
 import type { Envelope } from "../lib/bus/types.ts";
-import { RoomManager } from "../lib/rooms.ts";
+import { RoomManager } from "../lib/core/rooms.ts";
 
 const MAX = 1024 * 1024;
 

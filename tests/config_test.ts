@@ -231,7 +231,7 @@ Deno.test("deno task token mints a token the server accepts", async () => {
   }).output();
   assert.equal(out.code, 0, decoder.decode(out.stderr));
   const t = decoder.decode(out.stdout).trim();
-  const { createJwtVerifier } = await import("../lib/auth.ts");
+  const { createJwtVerifier } = await import("../lib/core/auth.ts");
   const p = await (await createJwtVerifier(loadConfig({ JWT_SECRET: SECRET }).auth.jwt)).verify(t);
   assert.equal(p.userId, "alice");
   assert.deepEqual(p.rooms, ["chat:*"]);

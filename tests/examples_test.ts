@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RoomPolicy } from "../lib/room_policy.ts";
+import { RoomPolicy } from "../lib/core/room_policy.ts";
 
 Deno.test("the example room policy in the README is valid and means what the README says", async () => {
   const policy = RoomPolicy.parse(

@@ -301,7 +301,7 @@ Deno.test("ROOM_POLICY history rules: the first matching rule that sets history 
 });
 
 Deno.test("ROOM_POLICY history values are validated at start-up", async () => {
-  const { RoomPolicy } = await import("../lib/room_policy.ts");
+  const { RoomPolicy } = await import("../lib/core/room_policy.ts");
   for (
     const history of [
       { size: 0, ttlSec: 60 },

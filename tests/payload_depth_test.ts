@@ -5,7 +5,7 @@
  * (checked with a real Python client, whose `json.loads` recurses).
  */
 import assert from "node:assert/strict";
-import { jsonDeeperThan, parseClientFrame } from "../lib/protocol.ts";
+import { jsonDeeperThan, parseClientFrame } from "../lib/protocols/native/protocol.ts";
 import { connectAs, join, startServer, token } from "./_helpers.ts";
 
 const API_KEY = "k".repeat(40);

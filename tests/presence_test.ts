@@ -8,11 +8,11 @@
 import assert from "node:assert/strict";
 import { BroadcastChannelBus } from "../lib/bus/broadcast_channel.ts";
 import { MemoryBus, MemoryHub } from "../lib/bus/memory.ts";
-import { NodeLiveness } from "../lib/liveness.ts";
-import { type PresenceEvent, PresenceTracker } from "../lib/presence/mod.ts";
+import { NodeLiveness } from "../lib/core/liveness.ts";
+import { type PresenceEvent, PresenceTracker } from "../lib/core/presence/mod.ts";
 import { loadConfig } from "../lib/config.ts";
-import { encodePresence } from "../lib/protocol.ts";
-import { RoomPolicy } from "../lib/room_policy.ts";
+import { encodePresence } from "../lib/protocols/native/protocol.ts";
+import { RoomPolicy } from "../lib/core/room_policy.ts";
 import { MemoryPresenceStore } from "../lib/store/presence/memory.ts";
 import { parseEntry } from "../lib/store/presence/types.ts";
 import {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { BroadcastChannelBus } from "../lib/bus/broadcast_channel.ts";
-import { parseClientFrame } from "../lib/protocol.ts";
-import { MessageTooLargeError } from "../lib/rooms.ts";
+import { parseClientFrame } from "../lib/protocols/native/protocol.ts";
+import { MessageTooLargeError } from "../lib/core/rooms.ts";
 import { connect, connectAs, join, startServer, token } from "./_helpers.ts";
 
 Deno.test("parseClientFrame: each kind of bad frame has a precise error", () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RateLimiter } from "../lib/rate_limiter.ts";
+import { RateLimiter } from "../lib/core/rate_limiter.ts";
 import { connectAs, FakeClock, join, startServer } from "./_helpers.ts";
 
 Deno.test("token bucket: burst, refill, retry-after, sweep", () => {

@@ -8,9 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { MemoryBus, MemoryHub } from "../lib/bus/memory.ts";
-import type { Principal } from "../lib/auth.ts";
-import { type Revocable, Revocations } from "../lib/revocations.ts";
-import { RoomManager } from "../lib/rooms.ts";
+import type { Principal } from "../lib/core/auth.ts";
+import { type Revocable, Revocations } from "../lib/core/revocations.ts";
+import { RoomManager } from "../lib/core/rooms.ts";
 import { MemoryRevocationStore } from "../lib/store/revocations/memory.ts";
 import { RedisRevocationStore } from "../lib/store/revocations/redis.ts";
 import type { Revocation, RevocationStore } from "../lib/store/revocations/types.ts";

@@ -4,7 +4,7 @@
  * server keeps serving others.
  */
 import assert from "node:assert/strict";
-import { compilePattern } from "../lib/room_policy.ts";
+import { compilePattern } from "../lib/core/room_policy.ts";
 import { connect, SECRET, token, writePolicy } from "./_helpers.ts";
 import { freePort, spawnServer } from "./_process.ts";
 

@@ -5,7 +5,7 @@
  * skipped, duplicates are dropped, and a new epoch restarts the stream.
  */
 import assert from "node:assert/strict";
-import { RoomStream } from "../lib/room_stream.ts";
+import { RoomStream } from "../lib/core/room_stream.ts";
 import { MemoryHistoryStore } from "../lib/store/history/memory.ts";
 import type { HistoryLimits, HistoryStore, StreamPosition } from "../lib/store/history/types.ts";
 import { StoreUnavailableError } from "../lib/store/types.ts";

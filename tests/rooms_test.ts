@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { compilePattern, RoomPolicy } from "../lib/room_policy.ts";
+import { compilePattern, RoomPolicy } from "../lib/core/room_policy.ts";
 import { connectAs, FakeClock, join, sleep, startServer, writePolicy } from "./_helpers.ts";
 
 Deno.test("patterns: * is any run, {sub} is literal, everything else exact", () => {

@@ -10,7 +10,7 @@ import { MemoryAuditSink } from "../lib/audit.ts";
 import { loadConfig } from "../lib/config.ts";
 import { createServer } from "../lib/server.ts";
 import type { RealtimeServer } from "../lib/server.ts";
-import { ifNoneMatchHits, inlineScriptHashes, staticRoutes } from "../lib/static_routes.ts";
+import { ifNoneMatchHits, inlineScriptHashes, staticRoutes } from "../lib/http/static_routes.ts";
 import { SECRET } from "./_helpers.ts";
 
 const CLIENT_JS = new URL("../web/client/client.js", import.meta.url);

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "../lib/config.ts";
-import { plaintextWarning } from "../lib/tls.ts";
+import { plaintextWarning } from "../lib/edge/tls.ts";
 import { Client, SECRET, sleep, token } from "./_helpers.ts";
 import { freePort, type ServerProcess, spawnParallel, spawnServer } from "./_process.ts";
 

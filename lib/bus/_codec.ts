@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { utf8ByteLength, utf8Length } from "../protocol.ts";
+import { utf8ByteLength, utf8Length } from "../protocols/native/protocol.ts";
 import { isEnvelope } from "./_sequence.ts";
 import type { Envelope } from "./types.ts";
 

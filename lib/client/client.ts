@@ -31,7 +31,7 @@
  *
  * @module
  */
-import type { JsonValue } from "../protocol.ts";
+import type { JsonValue } from "../protocols/native/protocol.ts";
 import { RealtimeError } from "./errors.ts";
 import type { RealtimeEventName, RealtimeEvents } from "./events.ts";
 import type { ClientFrame } from "./frames.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { ServerMessage } from "../protocol.ts";
+import type { ServerMessage } from "../protocols/native/protocol.ts";
 
 /** A position in a history room's stream, as the server reports it. */
 export interface RoomPosition {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { ServerMessage } from "../protocol.ts";
+import type { ServerMessage } from "../protocols/native/protocol.ts";
 import { mayReconnectAfter, Reconnector } from "./backoff.ts";
 import { Connection } from "./connection.ts";
 import { RealtimeError } from "./errors.ts";

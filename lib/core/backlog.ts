@@ -7,7 +7,7 @@
  * @module
  */
 import type { Clock } from "../clock.ts";
-import { waitForDrain } from "../drain.ts";
+import { waitForDrain } from "./drain.ts";
 
 /** How many bytes may be written between two reads of the backlog. */
 export const BACKLOG_CHECK_BYTES = 16 * 1024;

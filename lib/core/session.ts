@@ -10,17 +10,17 @@
  *
  * @module
  */
-import { AuthError, type Principal } from "../auth.ts";
+import { AuthError, type Principal } from "./auth.ts";
 import { CloseCode, ErrorCode } from "../codes.ts";
-import { socketDedupeKey } from "../dedupe.ts";
-import { type HistoryPage, NoHistoryError } from "../history_reader.ts";
+import { socketDedupeKey } from "./dedupe.ts";
+import { type HistoryPage, NoHistoryError } from "./history_reader.ts";
 import { errorMessage } from "../errors.ts";
 import { Counters } from "../metrics.ts";
-import type { PresenceEvent } from "../presence/mod.ts";
-import { encodeRoomMessage } from "../protocol.ts";
-import type { RoomAccess } from "../room_policy.ts";
-import { type Member, MessageTooLargeError, type PublishOutcome } from "../rooms.ts";
-import { ReplayInterruptedError, ReplayOverflowError, type StreamJoin } from "../room_stream.ts";
+import type { PresenceEvent } from "./presence/mod.ts";
+import { encodeRoomMessage } from "../protocols/native/protocol.ts";
+import type { RoomAccess } from "./room_policy.ts";
+import { type Member, MessageTooLargeError, type PublishOutcome } from "./rooms.ts";
+import { ReplayInterruptedError, ReplayOverflowError, type StreamJoin } from "./room_stream.ts";
 import type { StreamPosition } from "../store/history/types.ts";
 import { StoreUnavailableError } from "../store/types.ts";
 import { Backlog } from "./backlog.ts";

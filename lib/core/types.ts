@@ -7,16 +7,16 @@
  * @module
  */
 import type { AuditSink } from "../audit.ts";
-import type { TokenVerifier } from "../auth.ts";
+import type { TokenVerifier } from "./auth.ts";
 import type { Clock } from "../clock.ts";
 import type { ErrorCode } from "../codes.ts";
-import type { TokenSource } from "../handshake.ts";
-import type { HistoryReader } from "../history_reader.ts";
+import type { TokenSource } from "../http/handshake.ts";
+import type { HistoryReader } from "./history_reader.ts";
 import type { Counters } from "../metrics.ts";
-import type { PresenceEvent, PresenceTracker } from "../presence/mod.ts";
-import type { RateLimiter } from "../rate_limiter.ts";
-import type { RoomPolicy } from "../room_policy.ts";
-import type { RoomManager } from "../rooms.ts";
+import type { PresenceEvent, PresenceTracker } from "./presence/mod.ts";
+import type { RateLimiter } from "./rate_limiter.ts";
+import type { RoomPolicy } from "./room_policy.ts";
+import type { RoomManager } from "./rooms.ts";
 import type { CoreSession } from "./session.ts";
 
 /** Limits a session enforces, from the config. */

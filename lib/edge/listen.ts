@@ -7,7 +7,7 @@
  * @module
  */
 import type { EdgeConfig } from "../config.ts";
-import type { TlsMaterial } from "../tls.ts";
+import type { TlsMaterial } from "./tls.ts";
 import { createEngine } from "./engines.ts";
 import { type SocketBudget, socketBudget } from "./fd_budget.ts";
 import { type EdgeHandler, type EdgeStats, serveNode } from "./node_server.ts";

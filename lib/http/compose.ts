@@ -8,21 +8,21 @@
  */
 import type { AuditSink } from "../audit.ts";
 import { logtapeAuditSink } from "../audit.ts";
-import type { TokenVerifier } from "../auth.ts";
-import { createJwtVerifier, withVerifiedTokenCache } from "../auth.ts";
+import type { TokenVerifier } from "../core/auth.ts";
+import { createJwtVerifier, withVerifiedTokenCache } from "../core/auth.ts";
 import { MemoryBus } from "../bus/memory.ts";
 import type { Bus } from "../bus/types.ts";
 import type { Clock, TimerId } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { CloseCode } from "../codes.ts";
 import type { Config, HistoryConfig, LimitsConfig, PresenceConfig } from "../config.ts";
-import { HistoryReader } from "../history_reader.ts";
+import { HistoryReader } from "../core/history_reader.ts";
 import { Metrics } from "../metrics.ts";
-import { PRESENCE_KIND, PresenceTracker } from "../presence/mod.ts";
-import { RateLimiter } from "../rate_limiter.ts";
-import { Revocations } from "../revocations.ts";
-import { RoomPolicy } from "../room_policy.ts";
-import { RoomManager } from "../rooms.ts";
+import { PRESENCE_KIND, PresenceTracker } from "../core/presence/mod.ts";
+import { RateLimiter } from "../core/rate_limiter.ts";
+import { Revocations } from "../core/revocations.ts";
+import { RoomPolicy } from "../core/room_policy.ts";
+import { RoomManager } from "../core/rooms.ts";
 import { MemoryHistoryStore } from "../store/history/memory.ts";
 import type { HistoryLimits, HistoryStore } from "../store/history/types.ts";
 import { MemoryPresenceStore } from "../store/presence/memory.ts";
@@ -31,7 +31,7 @@ import { MemoryRevocationStore } from "../store/revocations/memory.ts";
 import type { RevocationStore } from "../store/revocations/types.ts";
 import { createTicketStore, ticketStoreSlice } from "../store/tickets/from_config.ts";
 import type { TicketStore } from "../store/tickets/types.ts";
-import { WriteBatcher } from "../write_batcher.ts";
+import { WriteBatcher } from "../core/write_batcher.ts";
 import { Connections } from "./connections.ts";
 import { errorMessage } from "../errors.ts";
 

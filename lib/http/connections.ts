@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Session } from "../session.ts";
+import type { Session } from "../protocols/native/mod.ts";
 
 /** The open sessions, per-user counts and pending handshakes. */
 export class Connections {

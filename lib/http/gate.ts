@@ -9,7 +9,7 @@
  * @module
  */
 import type { AuditSink } from "../audit.ts";
-import type { Principal, TokenVerifier } from "../auth.ts";
+import type { Principal, TokenVerifier } from "../core/auth.ts";
 import { RefusalReason } from "../codes.ts";
 import type { AuthFailureReason } from "../codes.ts";
 import type { AuthConfig, LimitsConfig } from "../config.ts";
@@ -22,13 +22,13 @@ import {
   originAllowed,
   WEBSOCKET_VERSION,
   wellFormedWebSocketHandshake,
-} from "../handshake.ts";
-import { refuse } from "../http.ts";
+} from "./handshake.ts";
+import { refuse } from "./common.ts";
 import { Counters, type Metrics } from "../metrics.ts";
-import type { RateLimiter } from "../rate_limiter.ts";
-import type { Revocations } from "../revocations.ts";
-import { Session } from "../session.ts";
-import type { SessionContext } from "../session.ts";
+import type { RateLimiter } from "../core/rate_limiter.ts";
+import type { Revocations } from "../core/revocations.ts";
+import { Session } from "../protocols/native/mod.ts";
+import type { SessionContext } from "../protocols/native/mod.ts";
 import { retryAfter, StoreUnavailableError } from "../store/types.ts";
 import type { TicketStore } from "../store/tickets/types.ts";
 import type { Connections } from "./connections.ts";

@@ -8,7 +8,7 @@
 import type { Bus, BusHealth } from "../bus/types.ts";
 import type { Clock } from "../clock.ts";
 import type { StoreKind } from "../config.ts";
-import type { RoomManager } from "../rooms.ts";
+import type { RoomManager } from "../core/rooms.ts";
 import type { HistoryStore } from "../store/history/types.ts";
 import type { StoreHealth } from "../store/types.ts";
 import type { PresenceStore } from "../store/presence/types.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Config } from "../config.ts";
-import { json } from "../http.ts";
+import { json } from "./common.ts";
 import type { Services } from "./compose.ts";
 import { type Health, publicHealth } from "./health.ts";
 import type { Route, RouteHandler } from "./router.ts";

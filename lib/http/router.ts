@@ -11,8 +11,8 @@
  *
  * @module
  */
-import { clientAddress } from "../handshake.ts";
-import { apiError, refuse } from "../http.ts";
+import { clientAddress } from "./handshake.ts";
+import { apiError, refuse } from "./common.ts";
 import type { Upgrader } from "../edge/types.ts";
 
 /** What the router found out about a request, handed to its route. */

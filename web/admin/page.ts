@@ -26,7 +26,7 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import "./page.css";
-import type { AdminStats, RoomRow } from "../../lib/admin/stats.ts";
+import type { AdminStats, RoomRow } from "../../lib/http/admin/stats.ts";
 
 const FEED = "/api/admin/stats";
 const POLL_MS = 1000;

@@ -7,9 +7,9 @@
  * @module
  */
 import type { AuditSink } from "../../audit.ts";
-import type { Principal, TokenVerifier } from "../../auth.ts";
+import type { Principal, TokenVerifier } from "../../core/auth.ts";
 import type { AdminConfig } from "../../config.ts";
-import { apiError, bearer, secretsEqual } from "../../http.ts";
+import { apiError, bearer, secretsEqual } from "../common.ts";
 import type { Counters } from "../../metrics.ts";
 import { challenge, reasonOf, recordAuthFailure } from "./_auth_failure.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 import type { AuditSink } from "../../audit.ts";
-import { AuthError } from "../../auth.ts";
+import { AuthError } from "../../core/auth.ts";
 import type { AuthFailureReason } from "../../codes.ts";
 import { Counters } from "../../metrics.ts";
 

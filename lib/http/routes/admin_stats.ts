@@ -1,13 +1,13 @@
 /**
  * `GET /api/admin/stats`: the admin page's feed, one JSON snapshot of this
- * isolate per call (see `lib/admin/stats.ts`), behind the same authorization
+ * isolate per call (see `lib/http/admin/stats.ts`), behind the same authorization
  * as `POST /api/publish`.
  *
  * @module
  */
-import type { AdminStatsOptions } from "../../admin/stats.ts";
-import { AdminStatsSource } from "../../admin/stats.ts";
-import { apiError, json } from "../../http.ts";
+import type { AdminStatsOptions } from "../admin/stats.ts";
+import { AdminStatsSource } from "../admin/stats.ts";
+import { apiError, json } from "../common.ts";
 import type { AdminAuthDeps } from "./_admin_auth.ts";
 import { adminAuthorizer, adminEnabled } from "./_admin_auth.ts";
 

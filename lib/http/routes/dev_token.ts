@@ -7,8 +7,8 @@
 import { z } from "zod";
 import type { Clock } from "../../clock.ts";
 import { mintToken } from "../../dev.ts";
-import { isLocalRequest } from "../../handshake.ts";
-import { apiError, json } from "../../http.ts";
+import { isLocalRequest } from "../handshake.ts";
+import { apiError, json } from "../common.ts";
 
 const DevTokenQuery = z.object({
   sub: z.string().regex(/^[A-Za-z0-9_\-.@]{1,64}$/, "sub must be 1-64 of A-Z a-z 0-9 _ - . @")

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { apiError, bearer, secretsEqual } from "../../http.ts";
+import { apiError, bearer, secretsEqual } from "../common.ts";
 import type { Metrics } from "../../metrics.ts";
 
 /** Builds the handler; with a `token`, callers need `Authorization: Bearer <token>`. */

@@ -6,10 +6,10 @@
  */
 import { z } from "zod";
 import type { AuditSink } from "../../audit.ts";
-import type { TokenVerifier } from "../../auth.ts";
+import type { TokenVerifier } from "../../core/auth.ts";
 import type { Clock } from "../../clock.ts";
 import type { AdminConfig, LimitsConfig } from "../../config.ts";
-import { apiError, json, readJsonBody } from "../../http.ts";
+import { apiError, json, readJsonBody } from "../common.ts";
 import type { Counters } from "../../metrics.ts";
 import {
   encodeRoomMessage,
@@ -17,10 +17,10 @@ import {
   parseJsonRefusingProto,
   ProtoKeyError,
   RoomName,
-} from "../../protocol.ts";
-import { MessageTooLargeError, type PublishOutcome, type RoomManager } from "../../rooms.ts";
+} from "../../protocols/native/protocol.ts";
+import { MessageTooLargeError, type PublishOutcome, type RoomManager } from "../../core/rooms.ts";
 import { retryAfter, StoreUnavailableError } from "../../store/types.ts";
-import { apiDedupeKey } from "../../dedupe.ts";
+import { apiDedupeKey } from "../../core/dedupe.ts";
 import { adminAuthorizer, adminEnabled } from "./_admin_auth.ts";
 
 /** The request body. */

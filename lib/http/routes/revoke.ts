@@ -1,18 +1,18 @@
 /**
  * `/api/revoke`: operators cut off a user or one token before it expires
  * (`POST`), lift that (`DELETE`) and list what is in force (`GET`). Same
- * authorization as the publish API. The work is done by `lib/revocations.ts`.
+ * authorization as the publish API. The work is done by `lib/core/revocations.ts`.
  *
  * @module
  */
 import { z } from "zod";
 import type { AuditSink } from "../../audit.ts";
-import type { TokenVerifier } from "../../auth.ts";
+import type { TokenVerifier } from "../../core/auth.ts";
 import type { Clock } from "../../clock.ts";
 import type { AdminConfig, LimitsConfig } from "../../config.ts";
-import { apiError, json, readJsonBody } from "../../http.ts";
+import { apiError, json, readJsonBody } from "../common.ts";
 import type { Counters } from "../../metrics.ts";
-import type { Revocations } from "../../revocations.ts";
+import type { Revocations } from "../../core/revocations.ts";
 import {
   MAX_REASON_LENGTH,
   MAX_SUBJECT_LENGTH,

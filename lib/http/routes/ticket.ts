@@ -5,12 +5,12 @@
  * @module
  */
 import type { AuditSink } from "../../audit.ts";
-import type { Principal, TokenVerifier } from "../../auth.ts";
+import type { Principal, TokenVerifier } from "../../core/auth.ts";
 import type { AuthConfig } from "../../config.ts";
-import { MAX_ORIGIN_LENGTH, originAllowed } from "../../handshake.ts";
-import { apiError, bearer, json } from "../../http.ts";
+import { MAX_ORIGIN_LENGTH, originAllowed } from "../handshake.ts";
+import { apiError, bearer, json } from "../common.ts";
 import type { Counters } from "../../metrics.ts";
-import type { RateLimiter } from "../../rate_limiter.ts";
+import type { RateLimiter } from "../../core/rate_limiter.ts";
 import { retryAfter, StoreUnavailableError } from "../../store/types.ts";
 import type { TicketStore } from "../../store/tickets/types.ts";
 import { challenge, reasonOf, recordAuthFailure } from "./_auth_failure.ts";

@@ -1,7 +1,7 @@
 /**
  * The native protocol's session loop (`/ws`): reads a socket's frames,
  * parses them, asks the core session for each operation and answers in
- * native frames, all encoded by the codec (`lib/protocol.ts`). It also
+ * native frames, all encoded by the codec (`lib/protocols/native/protocol.ts`). It also
  * carries what the core tells it unasked ({@linkcode SessionPort}), and
  * coalesces writes for `?batch=1` sessions.
  *
@@ -11,7 +11,7 @@ import { CloseCode, ErrorCode } from "../../codes.ts";
 import type { CoreSession } from "../../core/session.ts";
 import type { CoreContext, Outcome, SessionError, SessionPort } from "../../core/types.ts";
 import type { WebSocketLike } from "../../edge/types.ts";
-import type { PresenceEvent } from "../../presence/mod.ts";
+import type { PresenceEvent } from "../../core/presence/mod.ts";
 import {
   type ClientMessage,
   encodeAck,
@@ -25,8 +25,8 @@ import {
   encodeRefreshed,
   encodeWelcome,
   parseClientFrame,
-} from "../../protocol.ts";
-import type { Flushable, WriteBatcher } from "../../write_batcher.ts";
+} from "./protocol.ts";
+import type { Flushable, WriteBatcher } from "../../core/write_batcher.ts";
 
 /** A batch is written at once when it reaches this size, whatever the turn. */
 export const MAX_BATCH_BYTES = 64 * 1024;

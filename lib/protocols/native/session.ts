@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Principal } from "../../auth.ts";
+import type { Principal } from "../../core/auth.ts";
 import { CoreSession } from "../../core/session.ts";
 import type { SessionInfo } from "../../core/types.ts";
 import type { WebSocketLike } from "../../edge/types.ts";

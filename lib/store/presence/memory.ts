@@ -1,7 +1,7 @@
 /**
  * The presence store in this isolate's memory: the truth for one isolate
  * (`BUS=memory`); on another bus (`shared: false`) other instances' users and
- * liveness come from the bus instead (`lib/presence/gossip.ts`).
+ * liveness come from the bus instead (`lib/core/presence/gossip.ts`).
  *
  * @module
  */

@@ -1,7 +1,7 @@
 /**
  * The presence store: which users each instance has in each room, as entries
  * per (room, instance) that live `ttlMs` unless refreshed. The tracker
- * (`lib/presence/`) writes its own instance's entries, refreshes them with
+ * (`lib/core/presence/`) writes its own instance's entries, refreshes them with
  * heartbeats and reads other instances' entries through this interface; it
  * never knows which backend it talks to.
  *
@@ -21,7 +21,7 @@
  * @module
  */
 import { z } from "zod";
-import type { PresenceInfo } from "../../auth.ts";
+import type { PresenceInfo } from "../../core/auth.ts";
 import type { Backend } from "../types.ts";
 
 /** One user on one instance in one room. */

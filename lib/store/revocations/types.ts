@@ -7,7 +7,7 @@
  *
  * The store is the durable list every instance loads at start and re-reads
  * now and then; the bus carries each change to the running instances at once
- * (see `lib/revocations.ts`). Sessions never talk to the store.
+ * (see `lib/core/revocations.ts`). Sessions never talk to the store.
  *
  * @module
  */

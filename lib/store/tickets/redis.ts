@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { Principal } from "../../auth.ts";
+import type { Principal } from "../../core/auth.ts";
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
 import { RedisStoreLink } from "../_redis.ts";

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import type { Principal } from "../../auth.ts";
-import { utf8ByteLength } from "../../protocol.ts";
+import type { Principal } from "../../core/auth.ts";
+import { utf8ByteLength } from "../../protocols/native/protocol.ts";
 import type { Backend } from "../types.ts";
 
 /** A ticket just issued. */

@@ -8,8 +8,8 @@
  * @module
  */
 import type { PresenceInfo } from "../auth.ts";
-import type { Clock, TimerId } from "../clock.ts";
-import type { PresenceEntry } from "../store/presence/types.ts";
+import type { Clock, TimerId } from "../../clock.ts";
+import type { PresenceEntry } from "../../store/presence/types.ts";
 import type {
   JoinedUser,
   PresenceDelta,

@@ -10,9 +10,9 @@
  *
  * @module
  */
-import type { Bus } from "./bus/types.ts";
-import type { Clock } from "./clock.ts";
-import { systemClock } from "./clock.ts";
+import type { Bus } from "../bus/types.ts";
+import type { Clock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
 
 /** Options for {@linkcode NodeLiveness}. */
 export interface NodeLivenessOptions {

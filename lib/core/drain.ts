@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Clock, TimerId } from "./clock.ts";
+import type { Clock, TimerId } from "../clock.ts";
 
 /** The longest pause between two reads of the backlog. */
 export const DRAIN_POLL_MAX_MS = 50;

@@ -4,13 +4,13 @@
  *
  * @module
  */
-import { utf8ByteLength, withPosition } from "./protocol.ts";
+import { utf8ByteLength, withPosition } from "../protocols/native/protocol.ts";
 import type {
   HistoryEntry,
   HistoryLimits,
   HistoryStore,
   StreamPosition,
-} from "./store/history/types.ts";
+} from "../store/history/types.ts";
 
 /** The room keeps no history; answered `bad_request`. */
 export class NoHistoryError extends TypeError {

@@ -8,7 +8,7 @@
  * @module
  */
 import { NodeLiveness } from "../liveness.ts";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../../clock.ts";
 import {
   type Announcement,
   HEARTBEAT_FRAME,

@@ -7,8 +7,8 @@
  */
 import { z } from "zod";
 import type { PresenceInfo } from "../auth.ts";
-import type { Bus } from "../bus/types.ts";
-import { PresenceInfoSchema } from "../store/presence/types.ts";
+import type { Bus } from "../../bus/types.ts";
+import { PresenceInfoSchema } from "../../store/presence/types.ts";
 
 /** The system envelope kind of presence traffic. */
 export const PRESENCE_KIND = "presence";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../../clock.ts";
 
 /**
  * Wraps `report` so that it passes at most one call per `intervalMs`; the

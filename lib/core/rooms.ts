@@ -6,12 +6,12 @@
  *
  * @module
  */
-import type { Bus, Envelope } from "./bus/types.ts";
-import type { Clock } from "./clock.ts";
-import { systemClock } from "./clock.ts";
+import type { Bus, Envelope } from "../bus/types.ts";
+import type { Clock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
 import { RoomStream, type StreamJoin } from "./room_stream.ts";
-import type { HistoryLimits, HistoryStore, StreamPosition } from "./store/history/types.ts";
-import { StoreUnavailableError } from "./store/types.ts";
+import type { HistoryLimits, HistoryStore, StreamPosition } from "../store/history/types.ts";
+import { StoreUnavailableError } from "../store/types.ts";
 
 /** A room message too large for the bus; it was delivered to no one. */
 export class MessageTooLargeError extends RangeError {

@@ -10,9 +10,9 @@
  *
  * @module
  */
-import type { Clock } from "../clock.ts";
-import type { Counters } from "../metrics.ts";
-import type { RoomActivity } from "../rooms.ts";
+import type { Clock } from "../../clock.ts";
+import type { Counters } from "../../metrics.ts";
+import type { RoomActivity } from "../../core/rooms.ts";
 
 /** One room in a busiest-rooms list. */
 export interface RoomRow {

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { Clock } from "./clock.ts";
-import { systemClock } from "./clock.ts";
+import type { Clock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
 
 /** Options for {@linkcode RateLimiter}. */
 export interface RateLimiterOptions {

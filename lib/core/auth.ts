@@ -10,18 +10,18 @@
 import { createHash } from "node:crypto";
 import * as jose from "jose";
 import { z } from "zod";
-import type { AuthFailureReason } from "./codes.ts";
-import type { Clock } from "./clock.ts";
-import { systemClock } from "./clock.ts";
-import type { JwtAlgorithm, JwtConfig } from "./config.ts";
-import { ConfigError, isHmacAlgorithm } from "./config.ts";
+import type { AuthFailureReason } from "../codes.ts";
+import type { Clock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import type { JwtAlgorithm, JwtConfig } from "../config.ts";
+import { ConfigError, isHmacAlgorithm } from "../config.ts";
 import {
   DEFAULT_MAX_PAYLOAD_DEPTH,
   type JsonValue,
   MAX_TOKEN_LENGTH,
   relayProblem,
   utf8ByteLength,
-} from "./protocol.ts";
+} from "../protocols/native/protocol.ts";
 
 /** Who a connection is, as established by its token. */
 export interface Principal {
@@ -272,7 +272,7 @@ export interface JwtVerifierOptions {
  * @example
  * ```ts
  * import { createJwtVerifier } from "./auth.ts";
- * import { loadConfig } from "./config.ts";
+ * import { loadConfig } from "../config.ts";
  * const { auth: { jwt } } = loadConfig({ JWT_SECRET: "a-long-random-secret-of-32-chars!!" });
  * const verifier = await createJwtVerifier(jwt);
  * ```

@@ -5,18 +5,18 @@
  *
  * @module
  */
-import type { Principal } from "./auth.ts";
-import { CoreSession } from "./core/session.ts";
-import type { SessionInfo } from "./core/types.ts";
-import type { WebSocketLike } from "./edge/types.ts";
-import { NativeConnection, type NativeContext } from "./protocols/native/connection.ts";
+import type { Principal } from "../../core/auth.ts";
+import { CoreSession } from "../../core/session.ts";
+import type { SessionInfo } from "../../core/types.ts";
+import type { WebSocketLike } from "../../edge/types.ts";
+import { NativeConnection, type NativeContext } from "./connection.ts";
 
-export { BACKLOG_CHECK_BYTES } from "./core/backlog.ts";
-export { FLOOD_WINDOW_MS } from "./core/intake.ts";
-export { CoreSession } from "./core/session.ts";
-export type { SessionInfo } from "./core/types.ts";
-export { MAX_BATCH_BYTES } from "./protocols/native/connection.ts";
-export { openNativeSession } from "./protocols/native/session.ts";
+export { BACKLOG_CHECK_BYTES } from "../../core/backlog.ts";
+export { FLOOD_WINDOW_MS } from "../../core/intake.ts";
+export { CoreSession } from "../../core/session.ts";
+export type { SessionInfo } from "../../core/types.ts";
+export { MAX_BATCH_BYTES } from "./connection.ts";
+export { openNativeSession } from "./session.ts";
 
 /** Shared services a native session uses; owned by the server. */
 export type SessionContext = NativeContext;

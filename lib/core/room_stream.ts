@@ -10,15 +10,15 @@
  *
  * @module
  */
-import type { Clock, TimerId } from "./clock.ts";
-import { withPosition } from "./protocol.ts";
+import type { Clock, TimerId } from "../clock.ts";
+import { withPosition } from "../protocols/native/protocol.ts";
 import type { Member } from "./rooms.ts";
 import type {
   HistoryEntry,
   HistoryLimits,
   HistoryStore,
   StreamPosition,
-} from "./store/history/types.ts";
+} from "../store/history/types.ts";
 
 /** Entries read from the store per round trip, when filling a gap or replaying. */
 export const READ_CHUNK = 500;

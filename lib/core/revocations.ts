@@ -20,10 +20,10 @@ import { getLogger } from "@logtape/logtape";
 import { z } from "zod";
 import type { Principal, TokenVerifier } from "./auth.ts";
 import { AuthError } from "./auth.ts";
-import type { Bus } from "./bus/types.ts";
-import type { Clock, TimerId } from "./clock.ts";
-import { systemClock } from "./clock.ts";
-import { CloseCode } from "./codes.ts";
+import type { Bus } from "../bus/types.ts";
+import type { Clock, TimerId } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import { CloseCode } from "../codes.ts";
 import type { RoomManager } from "./rooms.ts";
 import {
   type Revocation,
@@ -33,8 +33,8 @@ import {
   RevocationSchema,
   type RevocationStore,
   soonestToLapse,
-} from "./store/revocations/types.ts";
-import { errorMessage } from "./errors.ts";
+} from "../store/revocations/types.ts";
+import { errorMessage } from "../errors.ts";
 
 /** The reserved bus room for system traffic; client room names cannot contain `$`. */
 export const SYSTEM_ROOM = "$system";

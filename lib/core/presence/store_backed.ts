@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { RoomEntries } from "../store/presence/types.ts";
+import type { RoomEntries } from "../../store/presence/types.ts";
 import type { PresenceHost, PresenceStrategy } from "./strategy.ts";
 import type { RoomView } from "./view.ts";
 

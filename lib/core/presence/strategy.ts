@@ -15,8 +15,8 @@
  *
  * @module
  */
-import type { Bus } from "../bus/types.ts";
-import type { PresenceStore } from "../store/presence/types.ts";
+import type { Bus } from "../../bus/types.ts";
+import type { PresenceStore } from "../../store/presence/types.ts";
 import type { Announcement } from "./announcements.ts";
 import type { RoomView } from "./view.ts";
 

@@ -14,9 +14,9 @@
  *
  * @module
  */
-import type { Config } from "./config.ts";
-import { adminEnabled } from "./http/routes/_admin_auth.ts";
-import { errorMessage } from "./errors.ts";
+import type { Config } from "../config.ts";
+import { adminEnabled } from "./routes/_admin_auth.ts";
+import { errorMessage } from "../errors.ts";
 
 /** A GET route handler. */
 export type Route = (req: Request) => Response | Promise<Response>;
@@ -30,7 +30,7 @@ export interface StaticRoutesOptions {
   clientUrl?: URL;
   /**
    * The demo page.
-   * @default lib/demo/index.html beside this file
+   * @default lib/http/demo/index.html beside this file
    */
   demoUrl?: URL;
   /**
@@ -206,7 +206,7 @@ async function adminRoutes(dir: URL): Promise<Record<string, Route>> {
  *
  * @example
  * ```ts ignore
- * import { createServer } from "./server.ts";
+ * import { createServer } from "../server.ts";
  * import { staticRoutes } from "./static_routes.ts";
  * const server = await createServer({ config, routes: await staticRoutes(config) });
  * ```
@@ -221,9 +221,9 @@ export async function staticRoutes(
   options: StaticRoutesOptions = {},
 ): Promise<Record<string, Route>> {
   const {
-    clientUrl = new URL("../web/client/client.js", import.meta.url),
+    clientUrl = new URL("../../web/client/client.js", import.meta.url),
     demoUrl = new URL("./demo/index.html", import.meta.url),
-    adminDir = new URL("../web/admin/", import.meta.url),
+    adminDir = new URL("../../web/admin/", import.meta.url),
   } = options;
   const client = await asset(await readAsset(clientUrl, "client module"), {
     "content-type": "text/javascript; charset=utf-8",

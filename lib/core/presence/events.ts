@@ -2,7 +2,7 @@
  * What presence tells a member, in words of the core: a snapshot of a room's
  * users, or the users who joined and left since. No wire format here: each
  * protocol's codec turns these events into its own frames (the native one:
- * `encodePresence` in `lib/protocol.ts`).
+ * `encodePresence` in `lib/protocols/native/protocol.ts`).
  *
  * @module
  */

@@ -7,8 +7,8 @@
  */
 import { z } from "zod";
 import type { Principal } from "./auth.ts";
-import type { HistoryLimits } from "./store/history/types.ts";
-import { errorMessage } from "./errors.ts";
+import type { HistoryLimits } from "../store/history/types.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Access a connection has to one room. */
 export type RoomAccess = "none" | "read" | "publish";

@@ -6,7 +6,7 @@
  * @module
  */
 import { parse as parseCookie } from "cookie";
-import { bearer } from "./http.ts";
+import { bearer } from "./common.ts";
 
 /** Where a credential was found. */
 export type TokenSource = "header" | "subprotocol" | "query" | "cookie" | "ticket";

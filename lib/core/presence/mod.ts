@@ -15,10 +15,10 @@
  *
  * @module
  */
-import type { Bus, Envelope } from "../bus/types.ts";
-import type { Clock, TimerId } from "../clock.ts";
-import { systemClock } from "../clock.ts";
-import type { PresenceStore } from "../store/presence/types.ts";
+import type { Bus, Envelope } from "../../bus/types.ts";
+import type { Clock, TimerId } from "../../clock.ts";
+import { systemClock } from "../../clock.ts";
+import type { PresenceStore } from "../../store/presence/types.ts";
 import { throttle } from "./_throttle.ts";
 import { type Announcement, parseAnnouncement, publishAnnouncement } from "./announcements.ts";
 import type { PresenceMember } from "./events.ts";

@@ -8,11 +8,11 @@
  * @module
  */
 import { z } from "zod";
-import type { ErrorCode } from "./codes.ts";
-import { jsonDeeperThan, parseJsonRefusingProto, ProtoKeyError } from "./core/json.ts";
-import type { HistoryPage } from "./history_reader.ts";
-import type { PresenceEvent } from "./presence/events.ts";
-import type { StreamJoin } from "./room_stream.ts";
+import type { ErrorCode } from "../../codes.ts";
+import { jsonDeeperThan, parseJsonRefusingProto, ProtoKeyError } from "../../core/json.ts";
+import type { HistoryPage } from "../../core/history_reader.ts";
+import type { PresenceEvent } from "../../core/presence/events.ts";
+import type { StreamJoin } from "../../core/room_stream.ts";
 
 export {
   jsonDeeperThan,
@@ -21,7 +21,7 @@ export {
   relayProblem,
   utf8ByteLength,
   utf8Length,
-} from "./core/json.ts";
+} from "../../core/json.ts";
 
 /** Longest room name, in characters. */
 export const MAX_ROOM_NAME_LENGTH = 128;

@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { ConfigError } from "./config.ts";
-import type { Config } from "./config.ts";
-import { errorMessage } from "./errors.ts";
+import { ConfigError } from "../config.ts";
+import type { Config } from "../config.ts";
+import { errorMessage } from "../errors.ts";
 
 /** PEM text for `Deno.serve`'s `cert` and `key`. */
 export interface TlsMaterial {
