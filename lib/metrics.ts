@@ -68,6 +68,24 @@ export interface Gauges {
   revokedCloses(): number;
 }
 
+/** A counter whose value is read from `read` at scrape time. */
+function scrapedCounter(
+  registers: client.Registry[],
+  name: string,
+  help: string,
+  read: () => number,
+): client.Counter {
+  return new client.Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
 /** The server's Prometheus registry. */
 export class Metrics {
   readonly counters = new Counters();
@@ -79,15 +97,7 @@ export class Metrics {
     const registers = [this.registry];
     const c = this.counters;
     const counter = (name: string, help: string, read: () => number) =>
-      new client.Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
+      scrapedCounter(registers, name, help, read);
     const labelled = <K>(name: string, help: string, label: string, map: Map<K, number>) =>
       new client.Counter({
         name,
@@ -226,15 +236,7 @@ export class Metrics {
       },
     });
     const counter = (name: string, help: string, key: Exclude<keyof EdgeStats, "sockets">) =>
-      new client.Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          this.reset();
-          this.inc(stats()[key]);
-        },
-      });
+      scrapedCounter(registers, name, help, () => stats()[key]);
     counter(
       "realtime_edge_refused_total",
       "Connections refused at accept (503): cap reached",

@@ -29,6 +29,7 @@ import { Readable } from "node:stream";
 import type { Duplex } from "node:stream";
 import type { SocketEngine } from "./engines.ts";
 import type { Upgrader } from "./types.ts";
+import { type EdgeStats, SocketLedger } from "./socket_ledger.ts";
 
 /** The core's fetch handler, with the upgrade the front door performs. */
 export type EdgeHandler = (
@@ -37,17 +38,7 @@ export type EdgeHandler = (
   upgrade?: Upgrader,
 ) => Response | Promise<Response>;
 
-/** Counters of what the front door refused or cut, for metrics and tests. */
-export interface EdgeStats {
-  /** TCP connections open now (requests, keep-alive and WebSockets). */
-  sockets: number;
-  /** Connections refused at accept because `maxSockets` were open. */
-  refused: number;
-  /** Connections closed for not finishing a request head in time. */
-  headTimeouts: number;
-  /** Connections still sending their head closed to make room near the cap. */
-  shed: number;
-}
+export type { EdgeStats } from "./socket_ledger.ts";
 
 /** Options for {@linkcode serveNode}. */
 export interface NodeServeOptions {
@@ -72,9 +63,6 @@ export interface NodeServer {
   /** Stops accepting and closes idle connections; open WebSockets are the core's to close. */
   shutdown(): Promise<void>;
 }
-
-/** Near the cap, connections still sending their head are shed first. */
-const SHED_FRACTION = 0.9;
 
 /**
  * The TCP socket under a request's socket: with TLS, `node:https` wraps the
@@ -148,38 +136,17 @@ const BUSY = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n" 
  *   headersTimeoutMs: 10_000, engine: createEngine("ws", { maxMessageBytes: 65536, heartbeatMs: 30_000 }) });
  * ```
  */
-export function serveNode(handler: EdgeHandler, options: NodeServeOptions): Promise<NodeServer> {
-  const { engine, maxSockets, headersTimeoutMs } = options;
-  const scheme = options.tls ? "https" : "http";
-  const stats: EdgeStats = { sockets: 0, refused: 0, headTimeouts: 0, shed: 0 };
-  /** Sockets waiting for a request head, oldest first, with their deadline timers. */
-  const waiting = new Map<Socket, ReturnType<typeof setTimeout>>();
-  const shedAt = Math.max(1, Math.floor(maxSockets * SHED_FRACTION));
-
-  function awaitHead(socket: Socket): void {
-    clearTimeout(waiting.get(socket));
-    waiting.delete(socket);
-    waiting.set(
-      socket,
-      setTimeout(() => {
-        waiting.delete(socket);
-        stats.headTimeouts++;
-        socket.destroy();
-      }, headersTimeoutMs),
-    );
-  }
-  /** Sockets in `stats.sockets`: each leaves once, by its close or by the engine that took it over. */
-  const counted = new Set<Socket>();
-  function release(socket: Socket): void {
-    headDone(socket);
-    if (counted.delete(socket)) stats.sockets--;
-  }
-
-  function headDone(socket: Socket): void {
-    clearTimeout(waiting.get(socket));
-    waiting.delete(socket);
-  }
-
+export async function serveNode(
+  handler: EdgeHandler,
+  options: NodeServeOptions,
+): Promise<NodeServer> {
+  const ledger = new SocketLedger(options.maxSockets, options.headersTimeoutMs);
+  const door: Door = {
+    handler,
+    ledger,
+    engine: options.engine,
+    scheme: options.tls ? "https" : "http",
+  };
   const server = options.tls
     ? https.createServer({ cert: options.tls.cert, key: options.tls.key })
     : http.createServer();
@@ -188,96 +155,113 @@ export function serveNode(handler: EdgeHandler, options: NodeServeOptions): Prom
   server.on("connection", (socket: Socket) => {
     // An 'error' with no listener would throw out of the event loop.
     socket.on("error", () => {});
-    if (stats.sockets >= maxSockets) {
-      stats.refused++;
+    if (!ledger.admit(socket)) {
       socket.end(BUSY);
       socket.destroy();
-      return;
     }
-    stats.sockets++;
-    counted.add(socket);
-    socket.once("close", () => release(socket));
-    if (stats.sockets >= shedAt) {
-      const oldest = waiting.keys().next().value;
-      if (oldest !== undefined) {
-        headDone(oldest);
-        stats.shed++;
-        oldest.destroy();
-      }
-    }
-    awaitHead(socket);
   });
-  // A request head node:http cannot parse; past 16 KiB (its max header size) it is a 431.
-  server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
-    if (socket.destroyed || !socket.writable) return;
-    const status = err.code === "HPE_HEADER_OVERFLOW"
-      ? "431 Request Header Fields Too Large"
-      : "400 Bad Request";
-    socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
-  });
-
+  server.on("clientError", refuseUnparsable);
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const socket = tcpOf(req.socket);
-    headDone(socket);
+    ledger.headDone(socket);
     res.once("finish", () => {
-      if (!socket.destroyed) awaitHead(socket);
+      if (!socket.destroyed) ledger.awaitHead(socket);
     });
-    void respond(req, res);
+    void respond(door, req, res);
   });
-
-  async function respond(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let request: Request;
-    try {
-      request = toRequest(req, scheme, true);
-    } catch {
-      res.writeHead(400, { "content-type": "text/plain", connection: "close" });
-      res.end("bad request\n");
-      return;
-    }
-    const info = {
-      remoteAddr: netAddr(req.socket.remoteAddress, req.socket.remotePort),
-      completed: new Promise<void>((resolve) => res.once("close", resolve)),
-    };
-    try {
-      await writeResponse(res, await handler(request, info), req.method === "HEAD");
-    } catch {
-      res.destroy();
-    }
-  }
-
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    headDone(tcpOf(socket));
-    void upgrade(req, socket, head);
+    ledger.headDone(tcpOf(socket));
+    void upgrade(door, req, socket, head);
   });
+  const addr = await listenOn(server, options);
+  options.onListen?.(addr);
+  return {
+    addr,
+    stats: () => ({ ...ledger.stats }),
+    shutdown: () =>
+      new Promise<void>((done) => {
+        ledger.dropWaiting();
+        server.close(() => done());
+        server.closeIdleConnections?.();
+        options.engine.close();
+      }),
+  };
+}
 
-  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    let request: Request;
-    try {
-      request = toRequest(req, scheme, false);
-    } catch {
-      socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
-      return;
-    }
-    const tcp = tcpOf(socket);
-    const raw = { req, socket, head: new Uint8Array(head), release: () => release(tcp) };
-    const info = {
-      remoteAddr: netAddr(req.socket.remoteAddress, req.socket.remotePort),
-      completed: new Promise<void>((resolve) => socket.once("close", resolve)),
-    };
-    let upgraded = false;
-    const upgrader: Upgrader = (r, upgradeOptions) => {
-      const result = engine.upgrade(r, raw, upgradeOptions);
-      upgraded = true;
-      return result;
-    };
-    try {
-      const response = await handler(request, info, upgrader);
-      if (!upgraded) await refuseOnSocket(socket, response);
-    } catch {
-      socket.destroy();
-    }
+/** What the request and upgrade paths share. */
+interface Door {
+  handler: EdgeHandler;
+  ledger: SocketLedger;
+  engine: SocketEngine;
+  scheme: string;
+}
+
+/** A request head node:http cannot parse; past 16 KiB (its max header size) it is a 431. */
+function refuseUnparsable(err: Error & { code?: string }, socket: Duplex): void {
+  if (socket.destroyed || !socket.writable) return;
+  const status = err.code === "HPE_HEADER_OVERFLOW"
+    ? "431 Request Header Fields Too Large"
+    : "400 Bad Request";
+  socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+}
+
+async function respond(door: Door, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let request: Request;
+  try {
+    request = toRequest(req, door.scheme, true);
+  } catch {
+    res.writeHead(400, { "content-type": "text/plain", connection: "close" });
+    res.end("bad request\n");
+    return;
   }
+  const info = {
+    remoteAddr: netAddr(req.socket.remoteAddress, req.socket.remotePort),
+    completed: new Promise<void>((resolve) => res.once("close", resolve)),
+  };
+  try {
+    await writeResponse(res, await door.handler(request, info), req.method === "HEAD");
+  } catch {
+    res.destroy();
+  }
+}
 
+async function upgrade(
+  door: Door,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): Promise<void> {
+  let request: Request;
+  try {
+    request = toRequest(req, door.scheme, false);
+  } catch {
+    socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+    return;
+  }
+  const tcp = tcpOf(socket);
+  const raw = { req, socket, head: new Uint8Array(head), release: () => door.ledger.release(tcp) };
+  const info = {
+    remoteAddr: netAddr(req.socket.remoteAddress, req.socket.remotePort),
+    completed: new Promise<void>((resolve) => socket.once("close", resolve)),
+  };
+  let upgraded = false;
+  const upgrader: Upgrader = (r, upgradeOptions) => {
+    const result = door.engine.upgrade(r, raw, upgradeOptions);
+    upgraded = true;
+    return result;
+  };
+  try {
+    const response = await door.handler(request, info, upgrader);
+    if (!upgraded) await refuseOnSocket(socket, response);
+  } catch {
+    socket.destroy();
+  }
+}
+
+function listenOn(
+  server: http.Server,
+  options: Pick<NodeServeOptions, "port" | "hostname" | "reusePort">,
+): Promise<Deno.NetAddr> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen({
@@ -287,21 +271,11 @@ export function serveNode(handler: EdgeHandler, options: NodeServeOptions): Prom
     }, () => {
       server.off("error", reject);
       const address = server.address();
-      const addr: Deno.NetAddr = typeof address === "object" && address !== null
-        ? { transport: "tcp", hostname: address.address, port: address.port }
-        : { transport: "tcp", hostname: options.hostname, port: options.port };
-      options.onListen?.(addr);
-      resolve({
-        addr,
-        stats: () => ({ ...stats }),
-        shutdown: () =>
-          new Promise<void>((done) => {
-            for (const [socket] of waiting) socket.destroy();
-            server.close(() => done());
-            server.closeIdleConnections?.();
-            engine.close();
-          }),
-      });
+      resolve(
+        typeof address === "object" && address !== null
+          ? { transport: "tcp", hostname: address.address, port: address.port }
+          : { transport: "tcp", hostname: options.hostname, port: options.port },
+      );
     });
   });
 }
