@@ -95,20 +95,21 @@ export class Metrics {
   /** @param gauges live values */
   constructor(gauges: Gauges) {
     const registers = [this.registry];
+    this.#registerLive(gauges, registers);
+    this.#registerTraffic(registers);
+    this.#handshake = new client.Histogram({
+      name: "realtime_handshake_seconds",
+      help: "Time from request to upgrade for accepted WebSocket handshakes",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+  }
+
+  /** Gauges and counters read from live state at scrape time. */
+  #registerLive(gauges: Gauges, registers: client.Registry[]): void {
     const c = this.counters;
     const counter = (name: string, help: string, read: () => number) =>
       scrapedCounter(registers, name, help, read);
-    const labelled = <K>(name: string, help: string, label: string, map: Map<K, number>) =>
-      new client.Counter({
-        name,
-        help,
-        labelNames: [label],
-        registers,
-        collect() {
-          this.reset();
-          for (const [key, value] of map) this.inc({ [label]: String(key) }, value);
-        },
-      });
     new client.Gauge({
       name: "realtime_connections",
       help: "Open WebSocket connections on this isolate",
@@ -175,6 +176,24 @@ export class Metrics {
       "Connections closed 4403 because their user or token was revoked",
       gauges.revokedCloses,
     );
+  }
+
+  /** Counters bumped on the hot paths (plain numbers), copied out at scrape time. */
+  #registerTraffic(registers: client.Registry[]): void {
+    const c = this.counters;
+    const counter = (name: string, help: string, read: () => number) =>
+      scrapedCounter(registers, name, help, read);
+    const labelled = <K>(name: string, help: string, label: string, map: Map<K, number>) =>
+      new client.Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers,
+        collect() {
+          this.reset();
+          for (const [key, value] of map) this.inc({ [label]: String(key) }, value);
+        },
+      });
     counter("realtime_connections_total", "Connections accepted", () => c.connectionsTotal);
     counter("realtime_joins_total", "Rooms joined", () => c.joins);
     counter("realtime_leaves_total", "Rooms left (by request or on close)", () => c.leaves);
@@ -203,12 +222,6 @@ export class Metrics {
     labelled("realtime_auth_failures_total", "Failed authentications", "reason", c.authFailures);
     labelled("realtime_handshake_refusals_total", "Handshakes refused", "status", c.refusals);
     labelled("realtime_closes_total", "Connections ended, by close code", "code", c.closes);
-    this.#handshake = new client.Histogram({
-      name: "realtime_handshake_seconds",
-      help: "Time from request to upgrade for accepted WebSocket handshakes",
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-      registers,
-    });
   }
 
   /**
