@@ -21,6 +21,7 @@ import type {
 } from "./config.ts";
 import { DEFAULT_MAX_PAYLOAD_DEPTH } from "./protocols/native/protocol.ts";
 import { HTTP_SERVERS, type HttpServerName, WS_ENGINES } from "./edge/types.ts";
+import { PusherEnvShape, pusherIssues, pusherSection } from "./_config_pusher.ts";
 
 const HS_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
 const ASYMMETRIC_ALGORITHMS = [
@@ -141,6 +142,7 @@ export const OperatorEnvSchema = z.object({
   DENO_ENV: z.string().optional(),
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
+  ...PusherEnvShape,
 });
 
 /**
@@ -310,7 +312,7 @@ export function parseEnv(raw: Record<string, string | undefined>): ParsedEnv {
   // Every variable is optional or has a default, so what is left parses.
   if (!second.success) return { ok: false, issues: onePerVariable(issues) };
   const env = second.data;
-  issues.push(...keyIssues(env, keySource(env)), ...backendIssues(env));
+  issues.push(...keyIssues(env, keySource(env)), ...backendIssues(env), ...pusherIssues(env));
   return issues.length === 0 ? { ok: true, env } : { ok: false, issues: onePerVariable(issues) };
 }
 
@@ -436,6 +438,7 @@ export function toConfig(env: Env): Config {
     store,
     bus: { kind: env.BUS, channel: env.BUS_CHANNEL },
     admin: { apiKey: env.API_KEY, role: env.ADMIN_ROLE, metricsToken: env.METRICS_TOKEN },
+    pusher: pusherSection(env, devMode),
     tls,
     internal: {
       serveMode: env.REALTIME_SERVE_MODE,

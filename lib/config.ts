@@ -58,6 +58,8 @@ export interface Config {
   bus: BusConfig;
   /** Credentials of the publish API, the revoke API, the admin page and `/metrics`. */
   admin: AdminConfig;
+  /** Apps of the Pusher front door (`/app/{key}`, `/apps/{id}/…`). */
+  pusher: PusherConfig;
   /** PEM files the server serves HTTPS/wss with; undefined: plain HTTP (a proxy or Deploy terminates TLS). */
   tls: TlsConfig | undefined;
   /** Flags set by launchers and tests, not by operators (not in the README's variable table). */
@@ -271,6 +273,26 @@ export interface AdminConfig {
   role: string | undefined;
   /** `METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token. */
   metricsToken: string | undefined;
+}
+
+/** One Pusher app's credentials (`PUSHER_APP_ID`, `PUSHER_APP_KEY`, `PUSHER_APP_SECRET`). */
+export interface PusherCredentials {
+  /** The app id, in the HTTP API's paths (`/apps/{id}/events`). */
+  id: string;
+  /** The public key, in the WebSocket path (`/app/{key}`) and in signatures. */
+  key: string;
+  /** The shared secret that signs channel auth, API requests and webhooks. */
+  secret: string;
+}
+
+/** The `pusher` section of {@linkcode Config}. Without any app the Pusher endpoints answer 404. */
+export interface PusherConfig {
+  /** The app named by the three `PUSHER_APP_*` variables, with Pusher's defaults. */
+  app: PusherCredentials | undefined;
+  /** `PUSHER_APPS_FILE`: a JSON array of apps, read and validated at start-up. */
+  appsFile: string | undefined;
+  /** Dev mode: also the app `app-id` / `app-key` / `app-secret`, printed at start. */
+  devApp: boolean;
 }
 
 /** The `tls` section of {@linkcode Config}: `TLS_CERT_FILE` and `TLS_KEY_FILE`. */
