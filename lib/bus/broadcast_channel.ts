@@ -9,9 +9,12 @@
  *
  * @module
  */
-import { decodeEnvelope, encodeEnvelope, fitsEnvelope } from "./_codec.ts";
-import { type GapHandler, SequenceTracker } from "./_sequence.ts";
-import type { Bus, BusHealth, Envelope, EnvelopeHandler, PublishOptions } from "./types.ts";
+import { errorMessage } from "../errors.ts";
+import { BaseBus, type BaseBusOptions } from "./_base.ts";
+import { decodeEnvelope, encodeEnvelope } from "./_codec.ts";
+import { RoomFilter } from "./_rooms.ts";
+import type { GapHandler } from "./_sequence.ts";
+import type { Bus, BusHealth, PublishOptions } from "./types.ts";
 
 /**
  * Default envelope bound. Deno Deploy documents no size limit for
@@ -25,15 +28,13 @@ import type { Bus, BusHealth, Envelope, EnvelopeHandler, PublishOptions } from "
 const DEFAULT_MAX_ENVELOPE_BYTES = 64 * 1024;
 
 /** Options for {@linkcode BroadcastChannelBus}. */
-export interface BroadcastChannelBusOptions {
+export interface BroadcastChannelBusOptions extends BaseBusOptions {
   /**
    * Channel name; instances with the same name share traffic.
    *
    * @default {"realtime"}
    */
   channel?: string;
-  /** @default crypto.randomUUID() */
-  instanceId?: string;
   /**
    * Largest wire envelope sent or accepted, in bytes.
    *
@@ -73,42 +74,24 @@ export interface BroadcastChannelBusStats {
  * await bus.close();
  * ```
  */
-export class BroadcastChannelBus implements Bus {
-  readonly instanceId: string;
-  readonly maxEnvelopeBytes: number;
+export class BroadcastChannelBus extends BaseBus implements Bus {
   readonly #channel: BroadcastChannel;
-  readonly #seq: SequenceTracker;
-  readonly #rooms = new Set<string>();
+  readonly #rooms: RoomFilter;
   readonly #onError: (error: unknown) => void;
   readonly #testDropRate: number;
-  #handler: EnvelopeHandler = () => {};
   #invalid = 0;
-  #oversize = 0;
   #dropped = 0;
   #failure: string | undefined;
-  #closed = false;
   #closing: Promise<void> | undefined;
 
   /** @param options channel name, instance id, size bound and hooks */
   constructor(options: BroadcastChannelBusOptions = {}) {
-    const {
-      channel = "realtime",
-      instanceId = crypto.randomUUID(),
-      maxEnvelopeBytes = DEFAULT_MAX_ENVELOPE_BYTES,
-      onGap,
-      onError = () => {},
-      testDropRate = 0,
-    } = options;
-    if (!Number.isSafeInteger(maxEnvelopeBytes) || maxEnvelopeBytes < 1) {
-      throw new RangeError(
-        `Cannot create bus: maxEnvelopeBytes must be a positive integer, current value is ${maxEnvelopeBytes}`,
-      );
-    }
-    this.instanceId = instanceId;
-    this.maxEnvelopeBytes = maxEnvelopeBytes;
+    const { channel = "realtime", onGap, onError = () => {}, testDropRate = 0 } = options;
+    // A throw in the handler would surface as an uncaught error from the channel's event dispatch.
+    super(options, { maxEnvelopeBytes: DEFAULT_MAX_ENVELOPE_BYTES, onHandlerError: onError });
     this.#onError = onError;
     this.#testDropRate = testDropRate;
-    this.#seq = new SequenceTracker(instanceId, onGap);
+    this.#rooms = new RoomFilter(this.instanceId, onGap);
     this.#channel = new BroadcastChannel(channel);
     this.#channel.addEventListener("message", (event) => this.#receive(event.data));
     this.#channel.addEventListener("messageerror", () => this.#invalid++);
@@ -116,24 +99,11 @@ export class BroadcastChannelBus implements Bus {
 
   /** Counters for metrics. */
   get stats(): BroadcastChannelBusStats {
-    return { invalid: this.#invalid, oversize: this.#oversize };
+    return { invalid: this.#invalid, oversize: this.oversize };
   }
 
-  onEnvelope(handler: EnvelopeHandler): void {
-    this.#handler = handler;
-  }
-
-  fits(room: string, frame: string): boolean {
-    return fitsEnvelope(this.instanceId, room, frame, this.maxEnvelopeBytes);
-  }
-
-  publish(room: string, frame: string, options?: PublishOptions): void {
-    if (this.#closed) return;
-    if (!this.fits(room, frame)) {
-      this.#oversize++;
-      return;
-    }
-    const envelope = this.#seq.stamp(room, frame, options);
+  protected send(room: string, frame: string, options: PublishOptions): void {
+    const envelope = this.#rooms.stamp(room, frame, options);
     if (this.#testDropRate > 0 && Math.random() < this.#testDropRate) return;
     try {
       this.#channel.postMessage(encodeEnvelope(envelope));
@@ -141,26 +111,24 @@ export class BroadcastChannelBus implements Bus {
       // Deno throws when its process-wide receiver is gone (see `close`):
       // this channel can no longer reach other isolates.
       this.#dropped++;
-      this.#failure = err instanceof Error ? err.message : String(err);
+      this.#failure = errorMessage(err);
       this.#onError(err);
     }
   }
 
   subscribe(room: string): Promise<void> {
-    if (!this.#closed) this.#rooms.add(room);
-    return Promise.resolve();
+    return this.#rooms.subscribe(room);
   }
 
   unsubscribe(room: string): Promise<void> {
-    this.#rooms.delete(room);
-    return Promise.resolve();
+    return this.#rooms.unsubscribe(room);
   }
 
   health(): BusHealth {
     const health: BusHealth = {
       status: this.#failure === undefined ? "ok" : "degraded",
       transport: "broadcast",
-      gaps: this.#seq.gaps,
+      gaps: this.#rooms.gaps,
       dropped: this.#dropped,
     };
     if (this.#failure !== undefined) health.detail = this.#failure;
@@ -173,8 +141,8 @@ export class BroadcastChannelBus implements Bus {
   }
 
   async #close(): Promise<void> {
-    this.#closed = true;
-    this.#rooms.clear();
+    this.shut();
+    this.#rooms.close();
     this.#channel.close();
     // Closing the process's last channel makes Deno drop its one receiver a
     // moment later; a channel opened before then would keep the dying
@@ -184,24 +152,12 @@ export class BroadcastChannelBus implements Bus {
   }
 
   #receive(data: unknown): void {
-    if (this.#closed) return;
+    if (this.closed) return;
     const envelope = decodeEnvelope(data, this.maxEnvelopeBytes);
     if (envelope === undefined) {
       this.#invalid++;
       return;
     }
-    // Sequences are per origin and every instance sees every envelope, so the
-    // tracker must see those of unsubscribed rooms too or it would count them as gaps.
-    if (!this.#seq.accept(envelope) || !this.#rooms.has(envelope.room)) return;
-    this.#deliver(envelope);
-  }
-
-  #deliver(envelope: Envelope): void {
-    // A throw here would surface as an uncaught error from the channel's event dispatch.
-    try {
-      this.#handler(envelope);
-    } catch (err) {
-      this.#onError(err);
-    }
+    if (this.#rooms.admit(envelope)) this.deliver(envelope);
   }
 }

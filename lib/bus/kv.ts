@@ -19,8 +19,9 @@
  *
  * @module
  */
-import { decodeEnvelope, encodeEnvelope, fitsEnvelope } from "./_codec.ts";
-import type { Bus, BusHealth, EnvelopeHandler, PublishOptions } from "./types.ts";
+import { BaseBus, type BaseBusOptions } from "./_base.ts";
+import { decodeEnvelope, encodeEnvelope } from "./_codec.ts";
+import type { Bus, BusHealth, PublishOptions } from "./types.ts";
 import { KvHistoryStore } from "../store/history/kv.ts";
 import type { HistoryLimits, StreamPosition } from "../store/history/types.ts";
 import type { GapHandler } from "./_sequence.ts";
@@ -33,7 +34,7 @@ export const BUS_LOG_SIZE = 1000;
 const READ_CHUNK = 500;
 
 /** Options for {@linkcode KvBus}. */
-export interface KvBusOptions {
+export interface KvBusOptions extends BaseBusOptions {
   /** The database (not closed by the bus; see `onClose`). */
   kv: Deno.Kv;
   /**
@@ -42,8 +43,6 @@ export interface KvBusOptions {
    * @default {["realtime"]}
    */
   prefix?: Deno.KvKey;
-  /** @default crypto.randomUUID() */
-  instanceId?: string;
   /**
    * Largest envelope carried, in bytes (frames beyond one KV value are split).
    *
@@ -86,9 +85,7 @@ interface Cursor {
  * kv.close();
  * ```
  */
-export class KvBus implements Bus {
-  readonly instanceId: string;
-  readonly maxEnvelopeBytes: number;
+export class KvBus extends BaseBus implements Bus {
   readonly #log: KvHistoryStore;
   readonly #limits: HistoryLimits = { size: BUS_LOG_SIZE, ttlMs: BUS_LOG_TTL_MS };
   readonly #cursors = new Map<string, Cursor>();
@@ -96,31 +93,21 @@ export class KvBus implements Bus {
   readonly #onError: (error: unknown) => void;
   readonly #onClose: () => void;
   readonly #retries = new Set<ReturnType<typeof setTimeout>>();
-  #handler: EnvelopeHandler = () => {};
   #seq = 0;
   #gaps = 0;
   #dropped = 0;
-  #closed = false;
 
   /** @param options the database, key prefix, instance id and hooks */
   constructor(options: KvBusOptions) {
     const {
       kv,
       prefix = ["realtime"],
-      instanceId = crypto.randomUUID(),
-      maxEnvelopeBytes = 1024 * 1024,
       onGap = () => {},
       onError = () => {},
       onClose = () => {},
       unavailableAfterMs = 3000,
     } = options;
-    if (!Number.isSafeInteger(maxEnvelopeBytes) || maxEnvelopeBytes < 1) {
-      throw new RangeError(
-        `Cannot create bus: maxEnvelopeBytes must be a positive integer, current value is ${maxEnvelopeBytes}`,
-      );
-    }
-    this.instanceId = instanceId;
-    this.maxEnvelopeBytes = maxEnvelopeBytes;
+    super(options, { maxEnvelopeBytes: 1024 * 1024, onHandlerError: onError });
     this.#onGap = onGap;
     this.#onError = onError;
     this.#onClose = onClose;
@@ -133,30 +120,17 @@ export class KvBus implements Bus {
     return this.#log.followed;
   }
 
-  onEnvelope(handler: EnvelopeHandler): void {
-    this.#handler = handler;
-  }
-
-  fits(room: string, frame: string): boolean {
-    return fitsEnvelope(this.instanceId, room, frame, this.maxEnvelopeBytes);
-  }
-
-  publish(room: string, frame: string, options: PublishOptions = {}): void {
-    if (this.#closed) return;
-    if (!this.fits(room, frame)) {
-      this.#dropped++;
-      return;
-    }
+  protected send(room: string, frame: string, options: PublishOptions): void {
     const envelope = { origin: this.instanceId, seq: ++this.#seq, room, frame, ...options };
     this.#log.append(room, encodeEnvelope(envelope), { limits: this.#limits }).catch((err) => {
-      if (this.#closed) return;
+      if (this.closed) return;
       this.#dropped++;
       this.#onError(err);
     });
   }
 
   async subscribe(room: string): Promise<void> {
-    if (this.#closed || this.#cursors.has(room)) return;
+    if (this.closed || this.#cursors.has(room)) return;
     // Watch first, then read the head: whatever lands after the read moves the watched head.
     this.#log.follow(room);
     const cursor: Cursor = { epoch: "", next: 1, head: 0, reading: false };
@@ -187,15 +161,15 @@ export class KvBus implements Bus {
       status: store.status,
       transport: "kv",
       gaps: this.#gaps,
-      dropped: this.#dropped,
+      // A frame too large for the log is lost to every other instance too.
+      dropped: this.#dropped + this.oversize,
     };
     if (store.detail !== undefined) health.detail = store.detail;
     return health;
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (!this.shut()) return;
     this.#cursors.clear();
     for (const timer of this.#retries) clearTimeout(timer);
     this.#retries.clear();
@@ -222,7 +196,7 @@ export class KvBus implements Bus {
     if (cursor.reading) return;
     cursor.reading = true;
     try {
-      while (!this.#closed && this.#cursors.get(room) === cursor && cursor.next <= cursor.head) {
+      while (!this.closed && this.#cursors.get(room) === cursor && cursor.next <= cursor.head) {
         const { entries, position, oldest } = await this.#log.read(room, {
           after: cursor.next - 1,
           limit: READ_CHUNK,
@@ -249,15 +223,11 @@ export class KvBus implements Bus {
           cursor.next = entry.offset + 1;
           const envelope = decodeEnvelope(entry.frame, this.maxEnvelopeBytes + 1024);
           if (envelope === undefined || envelope.origin === this.instanceId) continue;
-          try {
-            this.#handler(envelope);
-          } catch (err) {
-            this.#onError(err);
-          }
+          this.deliver(envelope);
         }
       }
     } catch (err) {
-      if (!this.#closed) {
+      if (!this.closed) {
         this.#onError(err);
         // Retried on the next head move; and soon, so a quiet room is not left behind.
         const timer = setTimeout(() => {

@@ -8,9 +8,9 @@
  *
  * @module
  */
-import { fitsEnvelope } from "./_codec.ts";
-import { SequenceTracker } from "./_sequence.ts";
-import type { Bus, BusHealth, Envelope, EnvelopeHandler, PublishOptions } from "./types.ts";
+import { BaseBus, type BaseBusOptions } from "./_base.ts";
+import { RoomFilter } from "./_rooms.ts";
+import type { Bus, BusHealth, Envelope, PublishOptions } from "./types.ts";
 
 /** Connects memory buses in one process. */
 export class MemoryHub {
@@ -30,11 +30,9 @@ export class MemoryHub {
 }
 
 /** Options for {@linkcode MemoryBus}. */
-export interface MemoryBusOptions {
+export interface MemoryBusOptions extends BaseBusOptions {
   /** Shared hub; omit for an isolated node. */
   hub?: MemoryHub;
-  /** @default crypto.randomUUID() */
-  instanceId?: string;
   /**
    * Largest envelope carried, in bytes: nothing crosses a wire, so the bound
    * only keeps the bus as strict as the transports it stands in for.
@@ -54,71 +52,49 @@ export interface MemoryBusOptions {
  * const a = new MemoryBus({ hub }), b = new MemoryBus({ hub });
  * ```
  */
-export class MemoryBus implements Bus {
-  readonly instanceId: string;
-  readonly maxEnvelopeBytes: number;
+export class MemoryBus extends BaseBus implements Bus {
   readonly #hub: MemoryHub;
-  readonly #seq: SequenceTracker;
-  readonly #rooms = new Set<string>();
-  #handler: EnvelopeHandler = () => {};
-  #closed = false;
+  readonly #rooms: RoomFilter;
 
   /** @param options hub, instance id and size bound */
   constructor(options: MemoryBusOptions = {}) {
-    const {
-      hub = new MemoryHub(),
-      instanceId = crypto.randomUUID(),
-      maxEnvelopeBytes = 64 * 1024 * 1024,
-    } = options;
-    if (!Number.isSafeInteger(maxEnvelopeBytes) || maxEnvelopeBytes < 1) {
-      throw new RangeError(
-        `Cannot create bus: maxEnvelopeBytes must be a positive integer, current value is ${maxEnvelopeBytes}`,
-      );
-    }
-    this.instanceId = instanceId;
-    this.maxEnvelopeBytes = maxEnvelopeBytes;
+    super(options, {
+      maxEnvelopeBytes: 64 * 1024 * 1024,
+      // Nothing crosses a wire: a handler's throw reaches the publisher, as a direct call's would.
+      onHandlerError: (err) => {
+        throw err;
+      },
+    });
+    const { hub = new MemoryHub() } = options;
     this.#hub = hub;
-    this.#seq = new SequenceTracker(this.instanceId);
+    this.#rooms = new RoomFilter(this.instanceId);
     this.#hub.attach(this);
   }
 
-  onEnvelope(handler: EnvelopeHandler): void {
-    this.#handler = handler;
-  }
-
-  fits(room: string, frame: string): boolean {
-    return fitsEnvelope(this.instanceId, room, frame, this.maxEnvelopeBytes);
-  }
-
-  publish(room: string, frame: string, options?: PublishOptions): void {
-    if (this.#closed || !this.fits(room, frame)) return;
-    this.#hub.send(this, this.#seq.stamp(room, frame, options));
+  protected send(room: string, frame: string, options: PublishOptions): void {
+    this.#hub.send(this, this.#rooms.stamp(room, frame, options));
   }
 
   /** @internal called by the hub */
   receive(envelope: Envelope): void {
-    // The tracker sees every room's envelopes, or filtered ones would count as gaps.
-    if (this.#closed || !this.#seq.accept(envelope) || !this.#rooms.has(envelope.room)) return;
-    this.#handler(envelope);
+    if (this.#rooms.admit(envelope)) this.deliver(envelope);
   }
 
   subscribe(room: string): Promise<void> {
-    if (!this.#closed) this.#rooms.add(room);
-    return Promise.resolve();
+    return this.#rooms.subscribe(room);
   }
 
   unsubscribe(room: string): Promise<void> {
-    this.#rooms.delete(room);
-    return Promise.resolve();
+    return this.#rooms.unsubscribe(room);
   }
 
   health(): BusHealth {
-    return { status: "ok", transport: "memory", gaps: this.#seq.gaps, dropped: 0 };
+    return { status: "ok", transport: "memory", gaps: this.#rooms.gaps, dropped: 0 };
   }
 
   close(): Promise<void> {
-    this.#closed = true;
-    this.#rooms.clear();
+    this.shut();
+    this.#rooms.close();
     this.#hub.detach(this);
     return Promise.resolve();
   }

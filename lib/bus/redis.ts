@@ -18,12 +18,13 @@
  * @module
  */
 import { RedisLink } from "../redis_link.ts";
-import { decodeEnvelope, encodeEnvelope, fitsEnvelope } from "./_codec.ts";
+import { BaseBus, type BaseBusOptions } from "./_base.ts";
+import { decodeEnvelope, encodeEnvelope } from "./_codec.ts";
 import { type GapHandler, SequenceTracker } from "./_sequence.ts";
-import type { Bus, BusHealth, Envelope, EnvelopeHandler, PublishOptions } from "./types.ts";
+import type { Bus, BusHealth, PublishOptions } from "./types.ts";
 
 /** Options for {@linkcode RedisBus}. */
-export interface RedisBusOptions {
+export interface RedisBusOptions extends BaseBusOptions {
   /** `redis://` or `rediss://` URL, credentials included. */
   url: string;
   /**
@@ -32,8 +33,6 @@ export interface RedisBusOptions {
    * @default {"realtime"}
    */
   prefix?: string;
-  /** @default crypto.randomUUID() */
-  instanceId?: string;
   /**
    * Largest wire envelope sent or accepted, in bytes; far below Redis's
    * 512 MB limit because every subscriber holds each message in memory.
@@ -94,9 +93,7 @@ const DEFAULT_MAX_ENVELOPE_BYTES = 1024 * 1024;
  * await bus.ready(2000);
  * ```
  */
-export class RedisBus implements Bus {
-  readonly instanceId: string;
-  readonly maxEnvelopeBytes: number;
+export class RedisBus extends BaseBus implements Bus {
   readonly #prefix: string;
   readonly #onError: (error: Error) => void;
   readonly #seq: SequenceTracker;
@@ -104,11 +101,8 @@ export class RedisBus implements Bus {
   readonly #link: RedisLink;
   /** Rooms with local members: subscribed now, or again after a reconnect. */
   readonly #rooms = new Set<string>();
-  #handler: EnvelopeHandler = () => {};
   #reconnected: () => void = () => {};
-  #closed = false;
   #dropped = 0;
-  #oversize = 0;
   #invalid = 0;
 
   /** @param options Redis URL, naming, bounds and hooks; connecting starts at once */
@@ -116,8 +110,6 @@ export class RedisBus implements Bus {
     const {
       url,
       prefix = "realtime",
-      instanceId = crypto.randomUUID(),
-      maxEnvelopeBytes = DEFAULT_MAX_ENVELOPE_BYTES,
       maxPendingPublishes = 10_000,
       connectTimeoutMs = 5000,
       maxReconnectDelayMs = 2000,
@@ -125,18 +117,21 @@ export class RedisBus implements Bus {
       onRecover = () => {},
       onGap,
     } = options;
-    for (const [name, value] of Object.entries({ maxEnvelopeBytes, maxPendingPublishes })) {
-      if (!Number.isSafeInteger(value) || value < 1) {
-        throw new RangeError(
-          `Cannot create Redis bus: ${name} must be a positive integer, current value is ${value}`,
-        );
-      }
+    super(options, {
+      maxEnvelopeBytes: DEFAULT_MAX_ENVELOPE_BYTES,
+      name: "Redis bus",
+      // The client calls us from its reply parser, which would take a throw for
+      // a protocol error and drop the connection.
+      onHandlerError: (err) => onError(new Error("Envelope handler failed", { cause: err })),
+    });
+    if (!Number.isSafeInteger(maxPendingPublishes) || maxPendingPublishes < 1) {
+      throw new RangeError(
+        `Cannot create Redis bus: maxPendingPublishes must be a positive integer, current value is ${maxPendingPublishes}`,
+      );
     }
-    this.instanceId = instanceId;
-    this.maxEnvelopeBytes = maxEnvelopeBytes;
     this.#prefix = prefix;
     this.#onError = onError;
-    this.#seq = new SequenceTracker(instanceId, onGap, { scope: "room" });
+    this.#seq = new SequenceTracker(this.instanceId, onGap, { scope: "room" });
     this.#link = new RedisLink({
       url,
       name: "Redis bus",
@@ -168,7 +163,7 @@ export class RedisBus implements Bus {
 
   /** Counters for metrics. */
   get stats(): RedisBusStats {
-    return { dropped: this.#dropped, oversize: this.#oversize, invalid: this.#invalid };
+    return { dropped: this.#dropped, oversize: this.oversize, invalid: this.#invalid };
   }
 
   /**
@@ -179,24 +174,11 @@ export class RedisBus implements Bus {
     return this.#link.ready(timeoutMs);
   }
 
-  onEnvelope(handler: EnvelopeHandler): void {
-    this.#handler = handler;
-  }
-
   onReconnect(handler: () => void): void {
     this.#reconnected = handler;
   }
 
-  fits(room: string, frame: string): boolean {
-    return fitsEnvelope(this.instanceId, room, frame, this.maxEnvelopeBytes);
-  }
-
-  publish(room: string, frame: string, options?: PublishOptions): void {
-    if (this.#closed) return;
-    if (!this.fits(room, frame)) {
-      this.#oversize++;
-      return;
-    }
+  protected send(room: string, frame: string, options: PublishOptions): void {
     const pub = this.#link.clients?.[0];
     // Not stamped while down: a sequence number then means "handed to Redis",
     // and receivers' gaps measure loss in transit, not this outage again.
@@ -217,7 +199,7 @@ export class RedisBus implements Bus {
    * resolves at once: local delivery goes on, and the reconnect subscribes.
    */
   async subscribe(room: string): Promise<void> {
-    if (this.#closed) return;
+    if (this.closed) return;
     this.#rooms.add(room);
     const sub = this.#link.clients?.[1];
     if (sub === undefined) return;
@@ -254,15 +236,14 @@ export class RedisBus implements Bus {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (!this.shut()) return;
     this.#rooms.clear();
     // Lets publishes already written be acknowledged, for a bounded time.
     await this.#link.close();
   }
 
   readonly #listener = (message: string, channel: string): void => {
-    if (this.#closed) return;
+    if (this.closed) return;
     const envelope = decodeEnvelope(message, this.maxEnvelopeBytes);
     if (envelope === undefined || channel !== this.#channel(envelope.room)) {
       this.#invalid++;
@@ -273,18 +254,8 @@ export class RedisBus implements Bus {
     // A positioned envelope may be our own, published by the history store's
     // script: the room's offsets, not origin sequences, order and dedupe it.
     if (envelope.position === undefined && !this.#seq.accept(envelope)) return;
-    this.#deliver(envelope);
+    this.deliver(envelope);
   };
-
-  #deliver(envelope: Envelope): void {
-    // The client calls us from its reply parser, which would take a throw for
-    // a protocol error and drop the connection.
-    try {
-      this.#handler(envelope);
-    } catch (err) {
-      this.#onError(new Error("Envelope handler failed", { cause: err }));
-    }
-  }
 
   #channel(room: string): string {
     return `${this.#prefix}:room:${room}`;
