@@ -148,3 +148,41 @@ Deno.test("a table with two routes on one path, or a route without methods, is r
     TypeError,
   );
 });
+
+Deno.test("a path with {name} segments matches one decoded segment each; literal paths first", async () => {
+  const seen: Record<string, string>[] = [];
+  const handler = (_req: Request, ctx: { params: Readonly<Record<string, string>> }) => {
+    seen.push({ ...ctx.params });
+    return new Response("ok");
+  };
+  const router = createRouter([
+    { path: "/apps/{appId}/channels/{name}", methods: ["GET"], drains: false, handler },
+    { path: "/apps/{appId}/events", methods: ["POST"], drains: true, handler },
+    {
+      path: "/apps/literal/events",
+      methods: ["GET"],
+      drains: false,
+      handler: () => new Response("lit"),
+    },
+  ], { draining: () => true, trustProxy: false, onError() {}, defaultUpgrade: denoUpgrade });
+  const call = (method: string, path: string) =>
+    router(new Request(`http://localhost${path}`, { method }));
+  assert.equal((await call("GET", "/apps/1/channels/presence-a%3Bb")).status, 200);
+  assert.deepEqual(seen.at(-1), { appId: "1", name: "presence-a;b" });
+  assert.equal(await (await call("GET", "/apps/literal/events")).text(), "lit");
+  for (
+    const path of [
+      "/apps/1/channels/",
+      "/apps//channels/x",
+      "/apps/1/channels/x/y",
+      "/apps/1/channels/%E0",
+    ]
+  ) {
+    assert.equal((await call("GET", path)).status, 404, path);
+  }
+  const wrong = await call("GET", "/apps/1/events");
+  assert.equal(wrong.status, 405);
+  assert.equal(wrong.headers.get("allow"), "POST");
+  assert.equal((await call("POST", "/apps/1/events")).status, 503, "a draining write");
+  assert.equal(seen.length, 1);
+});

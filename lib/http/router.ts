@@ -6,8 +6,11 @@
  * route's writes, and `500` (with an `internal_error` audit record) for a
  * handler that throws.
  *
- * Paths match exactly; there are no parameters (hono's routers show how far
- * that can grow when it is needed).
+ * A path is literal (`/healthz`) or has whole-segment parameters
+ * (`/apps/{appId}/events`): a literal path is found first, then the
+ * parameter paths in table order. A parameter matches one non-empty segment,
+ * percent-decoded; nothing else (no wildcards, no optional segments: hono's
+ * routers show how far that can grow when it is needed).
  *
  * @module
  */
@@ -25,6 +28,8 @@ export interface RouteContext {
   readonly info: Deno.ServeHandlerInfo<Deno.Addr> | undefined;
   /** How a WebSocket upgrade is done on this listener. */
   readonly upgrade: Upgrader;
+  /** The path's `{name}` segments, percent-decoded (empty for a literal path). */
+  readonly params: Readonly<Record<string, string>>;
 }
 
 /** Answers a request that matched its route's path and methods. */
@@ -32,7 +37,7 @@ export type RouteHandler = (req: Request, ctx: RouteContext) => Response | Promi
 
 /** One entry of the table. */
 export interface Route {
-  /** The exact path. */
+  /** The exact path, or one with `{name}` segments. */
   readonly path: string;
   /** The methods answered, in the order `Allow` lists them. */
   readonly methods: readonly string[];
@@ -86,6 +91,47 @@ function methodNotAllowed(route: Route): Response {
     : apiError(405, "method_not_allowed", message, headers);
 }
 
+const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
+
+/** A path with `{name}` segments, matched segment by segment. */
+class PathPattern {
+  readonly #segments: readonly ({ literal: string } | { param: string })[];
+
+  constructor(readonly route: Route) {
+    this.#segments = route.path.split("/").map((segment) => {
+      const param = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(segment)?.[1];
+      return param === undefined ? { literal: segment } : { param };
+    });
+  }
+
+  /** Whether a path has parameters at all. */
+  static has(path: string): boolean {
+    return /\{[^/]*\}/.test(path);
+  }
+
+  /** The parameters when `pathname` matches, else undefined. */
+  match(pathname: string): Record<string, string> | undefined {
+    const parts = pathname.split("/");
+    if (parts.length !== this.#segments.length) return undefined;
+    const params: Record<string, string> = {};
+    for (let i = 0; i < parts.length; i++) {
+      const segment = this.#segments[i]!;
+      const part = parts[i]!;
+      if ("literal" in segment) {
+        if (segment.literal !== part) return undefined;
+        continue;
+      }
+      if (part === "") return undefined;
+      try {
+        params[segment.param] = decodeURIComponent(part);
+      } catch {
+        return undefined;
+      }
+    }
+    return params;
+  }
+}
+
 /**
  * Builds the fetch handler for a route table.
  *
@@ -102,27 +148,41 @@ function methodNotAllowed(route: Route): Response {
  */
 export function createRouter(routes: readonly Route[], options: RouterOptions): RouterHandler {
   const byPath = new Map<string, Route>();
+  const patterns: PathPattern[] = [];
+  const seen = new Set<string>();
   for (const route of routes) {
-    if (byPath.has(route.path)) {
+    if (seen.has(route.path)) {
       throw new TypeError(`Cannot add route: current value ${route.path} is already routed`);
     }
     if (route.methods.length === 0) {
       throw new TypeError(`Cannot add route: ${route.path} answers no method`);
     }
-    byPath.set(route.path, route);
+    seen.add(route.path);
+    if (PathPattern.has(route.path)) patterns.push(new PathPattern(route));
+    else byPath.set(route.path, route);
   }
+  const find = (pathname: string): [Route, Readonly<Record<string, string>>] | undefined => {
+    const route = byPath.get(pathname);
+    if (route !== undefined) return [route, NO_PARAMS];
+    for (const pattern of patterns) {
+      const params = pattern.match(pathname);
+      if (params !== undefined) return [pattern.route, params];
+    }
+    return undefined;
+  };
   const { draining, trustProxy, onError, defaultUpgrade } = options;
   return async (req, info, upgrade = defaultUpgrade) => {
     const url = new URL(req.url);
-    const route = byPath.get(url.pathname);
+    const found = find(url.pathname);
     try {
-      if (route === undefined) return apiError(404, "not_found", "not found");
+      if (found === undefined) return apiError(404, "not_found", "not found");
+      const [route, params] = found;
       if (!route.methods.includes(req.method)) return methodNotAllowed(route);
       if (route.drains && !SAFE_METHODS.has(req.method) && draining()) {
         return apiError(503, "unavailable", "server is shutting down");
       }
       const ip = clientAddress(req, info?.remoteAddr, trustProxy);
-      return await route.handler(req, { url, ip, info, upgrade });
+      return await route.handler(req, { url, ip, info, upgrade, params });
     } catch (err) {
       onError(err, url.pathname);
       return apiError(500, "internal", "internal error");
