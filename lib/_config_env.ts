@@ -22,6 +22,7 @@ import type {
 import { DEFAULT_MAX_PAYLOAD_DEPTH } from "./protocols/native/protocol.ts";
 import { HTTP_SERVERS, type HttpServerName, WS_ENGINES } from "./edge/types.ts";
 import { PusherEnvShape, pusherIssues, pusherSection } from "./_config_pusher.ts";
+import { webhookEnvFields, webhookIssues, webhooksSection } from "./_config_webhooks.ts";
 
 const HS_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
 const ASYMMETRIC_ALGORITHMS = [
@@ -143,6 +144,7 @@ export const OperatorEnvSchema = z.object({
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
   ...PusherEnvShape,
+  ...webhookEnvFields,
 });
 
 /**
@@ -312,7 +314,12 @@ export function parseEnv(raw: Record<string, string | undefined>): ParsedEnv {
   // Every variable is optional or has a default, so what is left parses.
   if (!second.success) return { ok: false, issues: onePerVariable(issues) };
   const env = second.data;
-  issues.push(...keyIssues(env, keySource(env)), ...backendIssues(env), ...pusherIssues(env));
+  issues.push(
+    ...keyIssues(env, keySource(env)),
+    ...backendIssues(env),
+    ...pusherIssues(env),
+    ...webhookIssues(env),
+  );
   return issues.length === 0 ? { ok: true, env } : { ok: false, issues: onePerVariable(issues) };
 }
 
@@ -440,6 +447,7 @@ export function toConfig(env: Env): Config {
     admin: { apiKey: env.API_KEY, role: env.ADMIN_ROLE, metricsToken: env.METRICS_TOKEN },
     pusher: pusherSection(env, devMode),
     tls,
+    webhooks: webhooksSection(env),
     internal: {
       serveMode: env.REALTIME_SERVE_MODE,
       reusePort: env.REALTIME_REUSE_PORT,

@@ -29,6 +29,7 @@ export type AuditEvent =
   | "bus_error"
   | "history_gap"
   | "replay_interrupted"
+  | "webhook_dropped"
   | "internal_error";
 
 /** Field values allowed in an audit record. */
@@ -48,6 +49,7 @@ const WARNINGS: ReadonlySet<AuditEvent> = new Set([
   "bus_error",
   "history_gap",
   "replay_interrupted",
+  "webhook_dropped",
   "internal_error",
 ]);
 

@@ -15,6 +15,7 @@
  */
 import type { JwtAlgorithm } from "./_config_env.ts";
 import type { HttpServerName, WsEngineName } from "./edge/types.ts";
+import type { NativeEventName } from "./webhooks/events.ts";
 import { parseEnv, toConfig } from "./_config_env.ts";
 
 export {
@@ -62,6 +63,8 @@ export interface Config {
   pusher: PusherConfig;
   /** PEM files the server serves HTTPS/wss with; undefined: plain HTTP (a proxy or Deploy terminates TLS). */
   tls: TlsConfig | undefined;
+  /** Webhooks: where events are POSTed, which, and how they are retried. */
+  webhooks: WebhooksConfig;
   /** Flags set by launchers and tests, not by operators (not in the README's variable table). */
   internal: InternalConfig;
 }
@@ -301,6 +304,22 @@ export interface TlsConfig {
   certFile: string;
   /** `TLS_KEY_FILE`: PEM private key of the certificate. */
   keyFile: string;
+}
+
+/** The `webhooks` section of {@linkcode Config}. */
+export interface WebhooksConfig {
+  /** `WEBHOOK_URL`: the receivers (none: webhooks are off). */
+  urls: string[];
+  /** `WEBHOOK_EVENTS`: the events sent; default every one but `connection_closed`. */
+  events: NativeEventName[];
+  /** `WEBHOOK_SECRET`: signs every batch; required with a URL. */
+  secret: string | undefined;
+  /** `WEBHOOK_TIMEOUT_MS`: deadline of one POST, answer included. */
+  timeoutMs: number;
+  /** `WEBHOOK_RETRY_SEC` in ms: how long an event is retried before it is dropped. */
+  retryMs: number;
+  /** `WEBHOOK_QUEUE_MAX`: most events queued per URL; past it the oldest are dropped. */
+  queueMax: number;
 }
 
 /** The `internal` section of {@linkcode Config}: process flags set by launchers and tests. */
