@@ -8,6 +8,7 @@
 import client from "prom-client";
 import type { AuthFailureReason } from "./codes.ts";
 import type { EdgeStats } from "./edge/node_server.ts";
+import type { WebhookStats } from "./webhooks/engine.ts";
 
 /** Plain counters, cheap enough to bump per frame. */
 export class Counters {
@@ -265,6 +266,40 @@ export class Metrics {
       "Connections still sending their request head closed to make room near the cap",
       "shed",
     );
+  }
+
+  /**
+   * Exposes the webhook engine's counters and queue depth (lib/webhooks/).
+   * Called once at start when a `WEBHOOK_URL` is set.
+   */
+  watchWebhooks(stats: () => WebhookStats): void {
+    const registers = [this.registry];
+    const counter = (name: string, help: string, key: Exclude<keyof WebhookStats, "depth">) =>
+      scrapedCounter(registers, name, help, () => stats()[key]);
+    counter("realtime_webhook_sent_total", "Webhook events delivered (2xx)", "sent");
+    counter(
+      "realtime_webhook_failed_total",
+      "Webhook POSTs that failed (network error, timeout, non-2xx)",
+      "failed",
+    );
+    counter(
+      "realtime_webhook_retried_total",
+      "Webhook events scheduled for another attempt",
+      "retried",
+    );
+    counter(
+      "realtime_webhook_dropped_total",
+      "Webhook events given up (retry window over, rejected, queue full), each audited",
+      "dropped",
+    );
+    new client.Gauge({
+      name: "realtime_webhook_queue_depth",
+      help: "Webhook events waiting, as this isolate last read its queue",
+      registers,
+      collect() {
+        this.set(stats().depth);
+      },
+    });
   }
 
   /** Records one accepted handshake's latency. */

@@ -117,8 +117,9 @@ function sessionContext(services: Services, config: ServerOptions["config"]): Se
       maxViolations: config.limits.rate.maxViolations,
       expiryWarningMs: config.auth.expiryWarningMs,
     },
-    onEnd(session) {
+    onEnd(session, code, reason) {
       connections.remove(session);
+      services.webhooks?.native.closed(session, code, reason);
     },
   };
 }

@@ -138,6 +138,12 @@ export const RoomRule = z.strictObject({
    * that matches a room and sets it decides; otherwise `PRESENCE` does.
    */
   presence: z.boolean().optional(),
+  /**
+   * Whether messages published to the rooms this rule matches are sent to
+   * the webhooks (`message_published`). The first rule (in file order) that
+   * matches a room and sets it decides; otherwise no.
+   */
+  webhook: z.boolean().optional(),
 });
 /** A policy rule. */
 export type RoomRule = z.infer<typeof RoomRule>;
@@ -158,7 +164,7 @@ function listed(list: RoomRule["users"], userId: string): boolean {
 const MAX_SETTINGS_CACHED = 10_000;
 
 /** Room settings a rule may set, decided by the first matching rule that sets them. */
-type RoomSetting = "history" | "presence";
+type RoomSetting = "history" | "presence" | "webhook";
 
 /** The rules that set `field`, in file order, with user-independent matchers (`{sub}` matches any user). */
 function rulesSetting<K extends RoomSetting>(
@@ -198,6 +204,8 @@ export class RoomPolicy {
   readonly #historyCache = new Map<string, HistoryLimits | null>();
   readonly #presenceRules: readonly { re: RoomPattern; value: boolean }[];
   readonly #presenceCache = new Map<string, boolean>();
+  readonly #webhookRules: readonly { re: RoomPattern; value: boolean }[];
+  readonly #webhookCache = new Map<string, boolean>();
 
   /** @param file a validated policy; the empty policy grants nothing beyond the tokens' claims */
   constructor(file: RoomPolicyFile = { rooms: [] }) {
@@ -207,6 +215,26 @@ export class RoomPolicy {
       history: rule.history,
     }));
     this.#presenceRules = rulesSetting(file.rooms, "presence");
+    this.#webhookRules = rulesSetting(file.rooms, "webhook");
+  }
+
+  /**
+   * Whether messages of `room` go to the webhooks (`message_published`): the
+   * first rule that matches it and sets `webhook` decides, otherwise no.
+   * Cached per room.
+   *
+   * @example
+   * ```ts
+   * import { RoomPolicy } from "./room_policy.ts";
+   * const policy = RoomPolicy.parse('{"rooms":[{"room":"orders:*","webhook":true}]}');
+   * policy.webhookFor("orders:1"); // true
+   * ```
+   */
+  webhookFor(room: string): boolean {
+    if (this.#webhookRules.length === 0) return false;
+    const cached = this.#webhookCache.get(room);
+    if (cached !== undefined) return cached;
+    return remember(this.#webhookCache, room, firstSetting(this.#webhookRules, room) ?? false);
   }
 
   /** Whether any rule turns presence on for the rooms it matches. */

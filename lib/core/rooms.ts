@@ -69,6 +69,8 @@ export interface RoomManagerOptions {
   onHistoryGap?: (room: string, missing: number) => void;
   /** Called when reading the history store fails in the background (it is retried). */
   onHistoryError?: (err: unknown, room: string) => void;
+  /** Told of each message published here, once it is delivered (or stored), not of duplicates. */
+  onPublished?: (room: string, frame: string) => void;
 }
 
 /** Options for {@linkcode RoomManager.publish}. */
@@ -139,6 +141,7 @@ export class RoomManager {
   readonly #onBusError: (err: unknown, room: string) => void;
   readonly #onHistoryGap: (room: string, missing: number) => void;
   readonly #onHistoryError: (err: unknown, room: string) => void;
+  readonly #onPublished: (room: string, frame: string) => void;
   readonly #system = new Map<string, SystemHandler>();
   #historyGaps = 0;
 
@@ -150,6 +153,7 @@ export class RoomManager {
     this.#onBusError = options.onBusError ?? (() => {});
     this.#onHistoryGap = options.onHistoryGap ?? (() => {});
     this.#onHistoryError = options.onHistoryError ?? (() => {});
+    this.#onPublished = options.onPublished ?? (() => {});
     this.#bus.onEnvelope((envelope) => this.#receive(envelope));
     this.#history?.store.onHead?.((room, position) => {
       this.#rooms.get(room)?.stream?.headMoved(position);
@@ -304,6 +308,7 @@ export class RoomManager {
     if (limits === null || this.#history === undefined) {
       const recipients = this.deliverLocal(room, frame);
       this.#bus.publish(room, frame);
+      this.#onPublished(room, frame);
       return { recipients };
     }
     return this.#publishStored(room, frame, limits, this.#history, options.dedupeKey);
@@ -336,6 +341,7 @@ export class RoomManager {
     const state = this.#rooms.get(room);
     if (state !== undefined) state.messages++;
     state?.stream?.accept(position, frame);
+    this.#onPublished(room, frame);
     return { recipients: state?.members.size ?? 0, position, duplicate: false };
   }
 

@@ -495,6 +495,6 @@ export class CoreSession implements Member {
       messagesIn: this.messagesIn,
       messagesOut: this.messagesOut,
     });
-    this.#ctx.onEnd(this);
+    this.#ctx.onEnd(this, code, reason);
   }
 }

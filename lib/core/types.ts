@@ -47,8 +47,8 @@ export interface CoreContext {
   readonly counters: Counters;
   readonly instanceId: string;
   readonly limits: SessionLimits;
-  /** Called exactly once when the session ends. */
-  onEnd(session: CoreSession): void;
+  /** Called exactly once when the session ends, with its close code and reason. */
+  onEnd(session: CoreSession, code: number, reason: string): void;
 }
 
 /** Facts about the handshake, for the session and the audit log. */

@@ -34,6 +34,10 @@ import type { TicketStore } from "../store/tickets/types.ts";
 import { WriteBatcher } from "../core/write_batcher.ts";
 import { Connections } from "./connections.ts";
 import { errorMessage } from "../errors.ts";
+import { createWebhookQueue, webhookQueueSlice } from "../store/webhooks/from_config.ts";
+import type { WebhookQueue } from "../store/webhooks/types.ts";
+import { WebhookEngine } from "../webhooks/engine.ts";
+import { nativeSinks, NativeWebhooks } from "../webhooks/native.ts";
 
 /** Options for `createServer`. Only `config` is required. */
 export interface ServerOptions {
@@ -78,6 +82,11 @@ export interface ServerOptions {
   devSecret?: Uint8Array;
   /** Extra routes served before the 404 (the client module, the demo page). */
   routes?: Record<string, (req: Request) => Response | Promise<Response>>;
+  /**
+   * Where webhook events wait; closed with the server. Opened only when a
+   * `WEBHOOK_URL` is set. @default the queue `STORE` implies
+   */
+  webhookQueue?: WebhookQueue;
 }
 
 /** Everything the server runs on, built once by {@linkcode composeServices}. */
@@ -104,6 +113,15 @@ export interface Services {
   readonly connections: Connections;
   /** The timer that sweeps the limiters, tickets and revocations. */
   readonly sweeper: TimerId;
+  /** Webhook delivery, when a `WEBHOOK_URL` is set. */
+  readonly webhooks: Webhooks | undefined;
+}
+
+/** The webhook engine, its queue, and the native events fed to it. */
+export interface Webhooks {
+  readonly queue: WebhookQueue;
+  readonly engine: WebhookEngine;
+  readonly native: NativeWebhooks;
 }
 
 const SWEEP_INTERVAL_MS = 30_000;
@@ -162,12 +180,46 @@ async function openAuth(
   return { revocations, verifier };
 }
 
+/** The ticket store `STORE` implies, its faults audited. */
+function openTickets(config: Config, clock: Clock, audit: AuditSink): Promise<TicketStore> {
+  return createTicketStore(ticketStoreSlice(config), {
+    clock,
+    onError: (err) => audit.record("bus_error", { error: `tickets: ${err.message}` }),
+  });
+}
+
+/** The webhook queue and engine, when some `WEBHOOK_URL` is set. */
+async function openWebhooks(
+  options: ServerOptions,
+  services: Pick<Services, "clock" | "audit" | "policy">,
+): Promise<Webhooks | undefined> {
+  const { config } = options;
+  const sinks = nativeSinks(config.webhooks);
+  if (sinks.length === 0) return undefined;
+  const { clock, audit, policy } = services;
+  const onError = (err: Error) =>
+    audit.record("bus_error", { error: `webhooks: ${errorMessage(err)}` });
+  const queue = options.webhookQueue ??
+    await createWebhookQueue(webhookQueueSlice(config), { clock, onError });
+  const engine = new WebhookEngine({
+    queue,
+    sinks,
+    timeoutMs: config.webhooks.timeoutMs,
+    clock,
+    audit,
+    onError,
+  });
+  return { queue, engine, native: new NativeWebhooks({ engine, policy }) };
+}
+
 /** What {@linkcode buildRooms} needs. */
 interface RoomDeps extends Pick<Services, "bus" | "historyStore" | "clock" | "audit"> {
   history: Pick<HistoryConfig, "dedupeWindowMs">;
   /** `MAX_BUFFERED_BYTES`: live frames held behind a replay count as unread data. */
   maxHeldBytes: number;
   limitsFor(room: string): HistoryLimits | null;
+  /** Told of each message published (`message_published`), when webhooks are on. */
+  webhooks: Webhooks | undefined;
 }
 
 /** Rooms over the bus, with history when a store is open. */
@@ -189,6 +241,9 @@ function buildRooms(deps: RoomDeps): RoomManager {
     onHistoryGap: (room, missing) => audit.record("history_gap", { room, missing }),
     onHistoryError: (err, room) =>
       audit.record("bus_error", { room, error: `history: ${errorMessage(err)}` }),
+    ...(deps.webhooks === undefined ? {} : {
+      onPublished: (room: string, frame: string) => deps.webhooks?.native.published(room, frame),
+    }),
   });
 }
 
@@ -213,10 +268,13 @@ function buildPresence(
 }
 
 function buildMetrics(
-  services: Pick<Services, "connections" | "rooms" | "bus" | "historyStore" | "revocations">,
+  services: Pick<
+    Services,
+    "connections" | "rooms" | "bus" | "historyStore" | "revocations" | "webhooks"
+  >,
 ): Metrics {
-  const { connections, rooms, bus, historyStore, revocations } = services;
-  return new Metrics({
+  const { connections, rooms, bus, historyStore, revocations, webhooks } = services;
+  const metrics = new Metrics({
     connections: () => connections.size,
     rooms: () => rooms.size,
     busGaps: () => bus.health().gaps,
@@ -227,6 +285,8 @@ function buildMetrics(
     revocationsActive: () => revocations.active,
     revokedCloses: () => revocations.closedTotal,
   });
+  if (webhooks !== undefined) metrics.watchWebhooks(() => webhooks.engine.stats());
+  return metrics;
 }
 
 /** The per-user message limiter and the per-IP handshake limiter. */
@@ -275,7 +335,17 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   const defaultHistory = history.size > 0 ? { size: history.size, ttlMs: history.ttlMs } : null;
   const limitsFor = (room: string) => policy.historyFor(room, defaultHistory);
   const maxHeldBytes = config.limits.maxBufferedBytes;
-  const rooms = buildRooms({ bus, historyStore, clock, audit, history, maxHeldBytes, limitsFor });
+  const webhooks = await openWebhooks(options, { clock, audit, policy });
+  const rooms = buildRooms({
+    bus,
+    historyStore,
+    clock,
+    audit,
+    history,
+    maxHeldBytes,
+    limitsFor,
+    webhooks,
+  });
   const presence = buildPresence(config.presence, {
     bus,
     rooms,
@@ -290,12 +360,8 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     pageBytes: history.pageBytes,
   });
   const { limiter, handshakeLimiter } = buildLimiters(config.limits, clock);
-  const tickets = options.tickets ??
-    await createTicketStore(ticketStoreSlice(config), {
-      clock,
-      onError: (err) => audit.record("bus_error", { error: `tickets: ${err.message}` }),
-    });
-  const metrics = buildMetrics({ connections, rooms, bus, historyStore, revocations });
+  const tickets = options.tickets ?? await openTickets(config, clock, audit);
+  const metrics = buildMetrics({ connections, rooms, bus, historyStore, revocations, webhooks });
   await revocations.start({ bus, rooms, sessions: connections.sessions });
   const sweeper = clock.setInterval(() => {
     limiter.sweep();
@@ -323,6 +389,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     batcher: new WriteBatcher(),
     connections,
     sweeper,
+    webhooks,
   };
 }
 
@@ -341,6 +408,9 @@ export async function closeServices(services: Services): Promise<void> {
   // Before the bus: the last leaves are announced and our entries removed from the store.
   await presence?.close();
   await presenceStore?.close();
+  // After the sessions and presence said their last: their events reach the queue first.
+  await services.webhooks?.engine.close();
+  await services.webhooks?.queue.close();
   await services.revocations.close();
   await services.tickets.close();
   await services.bus.close();
