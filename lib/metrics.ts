@@ -33,6 +33,8 @@ export class Counters {
   readonly refusals = new Map<number, number>();
   /** Ended connections by close code (see {@linkcode Counters.closeLabel}). */
   readonly closes = new Map<string, number>();
+  /** Pusher HTTP API answers, keyed `"<endpoint> <status>"` (both from closed sets). */
+  readonly pusherApi = new Map<string, number>();
 
   /** Adds one to a keyed counter. */
   static bump<K>(map: Map<K, number>, key: K): void {
@@ -223,6 +225,19 @@ export class Metrics {
     labelled("realtime_auth_failures_total", "Failed authentications", "reason", c.authFailures);
     labelled("realtime_handshake_refusals_total", "Handshakes refused", "status", c.refusals);
     labelled("realtime_closes_total", "Connections ended, by close code", "code", c.closes);
+    new client.Counter({
+      name: "realtime_pusher_api_requests_total",
+      help: "Pusher HTTP API requests, by endpoint and answer status",
+      labelNames: ["endpoint", "status"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [key, value] of c.pusherApi) {
+          const [endpoint = "", status = ""] = key.split(" ");
+          this.inc({ endpoint, status }, value);
+        }
+      },
+    });
   }
 
   /**

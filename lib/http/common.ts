@@ -150,10 +150,8 @@ export function bodyErrorResponse(err: unknown): Response {
   return apiError(400, "bad_request", "the body could not be read");
 }
 
-/** Options for {@linkcode readJsonBody}: those of {@linkcode readBodyLimited} and the parsing. */
-export interface ReadJsonBodyOptions extends ReadBodyOptions {
-  /** Most bytes read; more answers 413. */
-  limit: number;
+/** Options for {@linkcode parseJsonBody}. */
+export interface ParseJsonBodyOptions {
   /** Checks the text before it is parsed; a string is the 400's message. */
   precheck?: (text: string) => string | undefined;
   /**
@@ -168,36 +166,23 @@ export interface ReadJsonBodyOptions extends ReadBodyOptions {
   notJson?: (err: unknown) => string;
 }
 
+/** Options for {@linkcode readJsonBody}: those of {@linkcode readBodyLimited} and the parsing. */
+export interface ReadJsonBodyOptions extends ReadBodyOptions, ParseJsonBodyOptions {
+  /** Most bytes read; more answers 413. */
+  limit: number;
+}
+
 /**
- * Reads a request body (bounded as {@linkcode readBodyLimited} is), parses
- * it as JSON and checks it with `schema`. Resolves to the parsed value, or to
- * the API answer to hand back: the body error of {@linkcode bodyErrorResponse},
- * or `400 bad_request` naming the first field at fault (`room: ...`).
- *
- * @example
- * ```ts ignore
- * const body = await readJsonBody(req, PublishBody, { limit: 65536 });
- * if (body instanceof Response) return body;
- * ```
+ * Parses a body already read as JSON and checks it with `schema`. Resolves
+ * to the parsed value, or to `400 bad_request` naming the first field at
+ * fault (`room: ...`). For routes that need the raw text too (a signed body).
  */
-export async function readJsonBody<S extends z.ZodType>(
-  req: Request,
+export function parseJsonBody<S extends z.ZodType>(
+  text: string,
   schema: S,
-  options: ReadJsonBodyOptions,
-): Promise<z.output<S> | Response> {
-  const {
-    limit,
-    precheck,
-    parse = JSON.parse,
-    notJson = () => "body is not valid JSON",
-    ...readOptions
-  } = options;
-  let text: string;
-  try {
-    text = await readBodyLimited(req, limit, readOptions);
-  } catch (err) {
-    return bodyErrorResponse(err);
-  }
+  options: ParseJsonBodyOptions = {},
+): z.output<S> | Response {
+  const { precheck, parse = JSON.parse, notJson = () => "body is not valid JSON" } = options;
   const refused = precheck?.(text);
   if (refused !== undefined) return apiError(400, "bad_request", refused);
   let value: unknown;
@@ -210,6 +195,38 @@ export async function readJsonBody<S extends z.ZodType>(
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   return apiError(400, "bad_request", `${issue?.path.join(".") || "body"}: ${issue?.message}`);
+}
+
+/**
+ * Reads a request body (bounded as {@linkcode readBodyLimited} is), parses
+ * it as JSON and checks it with `schema` ({@linkcode parseJsonBody}).
+ * Resolves to the parsed value, or to the API answer to hand back: the body
+ * error of {@linkcode bodyErrorResponse}, or `400 bad_request` naming the
+ * first field at fault (`room: ...`).
+ *
+ * @example
+ * ```ts ignore
+ * const body = await readJsonBody(req, PublishBody, { limit: 65536 });
+ * if (body instanceof Response) return body;
+ * ```
+ */
+export async function readJsonBody<S extends z.ZodType>(
+  req: Request,
+  schema: S,
+  options: ReadJsonBodyOptions,
+): Promise<z.output<S> | Response> {
+  const { limit, precheck, parse, notJson, ...readOptions } = options;
+  let text: string;
+  try {
+    text = await readBodyLimited(req, limit, readOptions);
+  } catch (err) {
+    return bodyErrorResponse(err);
+  }
+  return parseJsonBody(text, schema, {
+    ...(precheck === undefined ? {} : { precheck }),
+    ...(parse === undefined ? {} : { parse }),
+    ...(notJson === undefined ? {} : { notJson }),
+  });
 }
 
 /** The credential of `Authorization: Bearer <x>`, or null. */
