@@ -23,6 +23,7 @@ import {
   revocationStoreSlice,
 } from "./lib/store/revocations/from_config.ts";
 import { mintToken } from "./lib/dev.ts";
+import { DEV_PUSHER_APP } from "./lib/protocols/pusher/apps.ts";
 import { staticRoutes } from "./lib/http/static_routes.ts";
 import { plaintextWarning, readTlsFiles } from "./lib/edge/tls.ts";
 import type { TlsMaterial } from "./lib/edge/tls.ts";
@@ -136,6 +137,10 @@ if (server.devSecret !== undefined) {
       `Demo:      ${http}://${base}/`,
       `Token:     ${token}`,
       `Connect:   ${ws}://${base}/ws?token=<token>   (more tokens: GET ${http}://${base}/dev/token?sub=alice)`,
+      ...(server.pusher?.apps.byKey(DEV_PUSHER_APP.key) === undefined ? [] : [
+        `Pusher:    app id ${DEV_PUSHER_APP.id}, key ${DEV_PUSHER_APP.key}, secret ${DEV_PUSHER_APP.secret}` +
+        `   (${ws}://${base}/app/${DEV_PUSHER_APP.key}?protocol=7)`,
+      ]),
       "",
     ].join("\n"),
   );

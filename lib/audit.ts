@@ -18,6 +18,7 @@ export type AuditEvent =
   | "flood_closed"
   | "refresh"
   | "refresh_failed"
+  | "signin"
   | "expiry"
   | "slow_consumer"
   | "frame_too_big"

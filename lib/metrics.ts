@@ -71,6 +71,19 @@ export interface Gauges {
   revokedCloses(): number;
 }
 
+/** One Pusher app's figures on this isolate (see {@linkcode Metrics.watchPusher}). */
+export interface PusherAppFigures {
+  /** The app's id. */
+  readonly app: string;
+  readonly connections: number;
+  /** Channels with subscribers on this isolate. */
+  readonly channels: number;
+  /** Frames received from the app's clients. */
+  readonly messagesIn: number;
+  /** Frames sent to the app's clients. */
+  readonly messagesOut: number;
+}
+
 /** A counter whose value is read from `read` at scrape time. */
 function scrapedCounter(
   registers: client.Registry[],
@@ -315,6 +328,45 @@ export class Metrics {
         this.set(stats().depth);
       },
     });
+  }
+
+  /**
+   * Exposes the Pusher front door's figures per app (connections, channels,
+   * messages in and out), read at scrape time. Called once, when the server
+   * has Pusher apps.
+   */
+  watchPusher(read: () => Iterable<PusherAppFigures>): void {
+    const registers = [this.registry];
+    const series = (
+      kind: "gauge" | "counter",
+      name: string,
+      help: string,
+      key: Exclude<keyof PusherAppFigures, "app">,
+    ) => {
+      const collect = function (this: client.Gauge | client.Counter) {
+        this.reset();
+        for (const figures of read()) {
+          if (this instanceof client.Gauge) this.set({ app: figures.app }, figures[key]);
+          else this.inc({ app: figures.app }, figures[key]);
+        }
+      };
+      const options = { name, help, labelNames: ["app"], registers, collect };
+      return kind === "gauge" ? new client.Gauge(options) : new client.Counter(options);
+    };
+    series("gauge", "realtime_pusher_connections", "Pusher connections, per app", "connections");
+    series("gauge", "realtime_pusher_channels", "Pusher channels with subscribers", "channels");
+    series(
+      "counter",
+      "realtime_pusher_messages_in_total",
+      "Frames received from Pusher clients, per app",
+      "messagesIn",
+    );
+    series(
+      "counter",
+      "realtime_pusher_messages_out_total",
+      "Frames sent to Pusher clients, per app",
+      "messagesOut",
+    );
   }
 
   /** Records one accepted handshake's latency. */

@@ -23,6 +23,7 @@ import {
   type Services,
 } from "./http/compose.ts";
 import { HandshakeGate } from "./http/gate.ts";
+import { PusherFrontDoor, type PusherService } from "./protocols/pusher/mod.ts";
 import { type Health, healthReport } from "./http/health.ts";
 import { routeTable } from "./http/route_table.ts";
 import { createRouter } from "./http/router.ts";
@@ -79,6 +80,11 @@ export interface RealtimeServer {
   stats(): ServerStats;
   /** Presence rooms, when some room can track presence. */
   readonly presence: PresenceTracker | undefined;
+  /**
+   * The Pusher apps and channels (trigger, channel state, users, terminate),
+   * when the server has Pusher apps: what the Pusher HTTP API drives.
+   */
+  readonly pusher: PusherService | undefined;
   /** Liveness report. */
   health(): Health;
   /** Prometheus registry wrapper. */
@@ -124,12 +130,34 @@ function sessionContext(services: Services, config: ServerOptions["config"]): Se
   };
 }
 
+/** The Pusher front door (`/app/{key}`), when the server has Pusher apps. */
+function pusherFrontDoor(
+  services: Services,
+  config: ServerOptions["config"],
+  draining: () => boolean,
+): PusherFrontDoor | undefined {
+  const { pusher } = services;
+  if (pusher === undefined) return undefined;
+  const door = new PusherFrontDoor({
+    ...services,
+    apps: pusher.apps,
+    stats: pusher.stats,
+    allowedOrigins: config.auth.allowedOrigins,
+    limits: config.limits,
+    heartbeatMs: config.server.heartbeatMs,
+    session: { ...sessionContext(services, config), revocations: services.revocations },
+    draining,
+  });
+  services.metrics.watchPusher(() => door.figures());
+  return door;
+}
+
 /** The route table behind the router, and the health report it shares with the admin feed. */
 function buildHandler(
   options: ServerOptions,
   services: Services,
   lifecycle: { draining(): boolean; shutdownSignal: AbortSignal },
-): { handler: RealtimeServer["handler"]; health: () => Health } {
+): { handler: RealtimeServer["handler"]; health: () => Health; close(): void } {
   const { config, routes: extra = {} } = options;
   const { draining, shutdownSignal } = lifecycle;
   const health = healthReport({
@@ -147,8 +175,17 @@ function buildHandler(
     session: sessionContext(services, config),
     draining,
   });
+  const pusher = pusherFrontDoor(services, config, draining);
   const handler = createRouter(
-    routeTable({ config, services, health, handshake: gate.handle, shutdownSignal, extra }),
+    routeTable({
+      config,
+      services,
+      health,
+      handshake: gate.handle,
+      ...(pusher === undefined ? {} : { pusherHandshake: pusher.handle }),
+      shutdownSignal,
+      extra,
+    }),
     {
       draining,
       trustProxy: config.server.trustProxy,
@@ -160,7 +197,7 @@ function buildHandler(
         }),
     },
   );
-  return { handler, health };
+  return { handler, health, close: () => pusher?.close() };
 }
 
 /**
@@ -187,7 +224,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
   let closed = false;
   // Aborts API bodies still arriving, so a stuck client cannot hold up shutdown.
   const shutdownController = new AbortController();
-  const { handler, health } = buildHandler(options, services, {
+  const { handler, health, close: closeHandler } = buildHandler(options, services, {
     draining: () => draining,
     shutdownSignal: shutdownController.signal,
   });
@@ -197,6 +234,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     devSecret: services.devSecret,
     metrics: services.metrics,
     presence: services.presence,
+    pusher: services.pusher,
     async publish(room, payload, publishOptions = {}) {
       const { from = "server", idempotencyKey } = publishOptions;
       const frame = encodeRoomMessage(room, JSON.stringify(payload), from, clock.now());
@@ -233,6 +271,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       draining = true;
       shutdownController.abort();
       await closeServices(services);
+      closeHandler();
     },
   };
 }

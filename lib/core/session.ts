@@ -14,20 +14,25 @@ import { AuthError, type Principal } from "./auth.ts";
 import { CloseCode, ErrorCode } from "../codes.ts";
 import { socketDedupeKey } from "./dedupe.ts";
 import { type HistoryPage, NoHistoryError } from "./history_reader.ts";
-import { errorMessage } from "../errors.ts";
 import { Counters } from "../metrics.ts";
 import type { PresenceEvent } from "./presence/mod.ts";
-import { encodeRoomMessage } from "../protocols/native/protocol.ts";
 import type { RoomAccess } from "./room_policy.ts";
-import { type Member, MessageTooLargeError, type PublishOutcome } from "./rooms.ts";
+import type { Member, PublishOutcome } from "./rooms.ts";
 import { ReplayInterruptedError, ReplayOverflowError, type StreamJoin } from "./room_stream.ts";
 import type { StreamPosition } from "../store/history/types.ts";
-import { StoreUnavailableError } from "../store/types.ts";
 import { Backlog } from "./backlog.ts";
 import { ExpiryTimer } from "./expiry.ts";
 import { Intake } from "./intake.ts";
-import { type Refused, refused, unavailable } from "./refusals.ts";
-import type { Answer, CoreContext, SessionError, SessionInfo, SessionPort } from "./types.ts";
+import { ShownAs } from "./shown_as.ts";
+import { publishRefusal, refused, storeDown } from "./refusals.ts";
+import type {
+  Answer,
+  CoreContext,
+  JoinGrant,
+  SessionError,
+  SessionInfo,
+  SessionPort,
+} from "./types.ts";
 
 /**
  * A connected, authenticated client, as the core sees it.
@@ -49,6 +54,8 @@ export class CoreSession implements Member {
   #access: (room: string) => RoomAccess;
   readonly #memberships = new Map<string, RoomAccess>();
   readonly #joining = new Set<string>();
+  /** Who presence shows in each room (see {@linkcode JoinGrant.as}). */
+  readonly #shownAs = new ShownAs(this);
   #ended = false;
   readonly #intake: Intake;
   readonly #expiry: ExpiryTimer;
@@ -215,13 +222,15 @@ export class CoreSession implements Member {
   }
 
   /**
-   * Publishes a JSON payload to a joined room. Answers the message's stream
-   * position in a history room (undefined elsewhere); a `dedupeId` makes a
-   * resend within the dedupe window a no-op that answers the same position.
+   * Publishes a room frame, encoded by the adapter's codec, to a joined room
+   * (the same string then goes to every member, as it is stored). Answers the
+   * message's stream position in a history room (undefined elsewhere); a
+   * `dedupeId` makes a resend within the dedupe window a no-op that answers
+   * the same position.
    */
   publish(
     room: string,
-    payloadJson: string,
+    frame: string,
     dedupeId: string | undefined,
     answer: Answer<StreamPosition | undefined>,
   ): void {
@@ -232,8 +241,6 @@ export class CoreSession implements Member {
     if (access !== "publish") {
       return answer(refused(ErrorCode.Forbidden, "this room is read-only for you", room));
     }
-    // Rooms store and carry a message as the native frame, encoded once here.
-    const frame = encodeRoomMessage(room, payloadJson, this.userId, this.#ctx.clock.now());
     let outcome: PublishOutcome | Promise<PublishOutcome>;
     try {
       outcome = this.#ctx.rooms.publish(
@@ -242,7 +249,7 @@ export class CoreSession implements Member {
         dedupeId === undefined ? {} : { dedupeKey: socketDedupeKey(this.userId, dedupeId) },
       );
     } catch (err) {
-      return answer(this.#publishFailed(err, room));
+      return answer(publishRefusal(this.#ctx, this, err, room));
     }
     if (!(outcome instanceof Promise)) return answer({ ok: true, value: undefined });
     outcome.then(
@@ -250,29 +257,8 @@ export class CoreSession implements Member {
         if (duplicate === true) this.#ctx.counters.duplicates++;
         answer({ ok: true, value: position });
       },
-      (err) => answer(this.#publishFailed(err, room)),
+      (err) => answer(publishRefusal(this.#ctx, this, err, room)),
     );
-  }
-
-  #publishFailed(err: unknown, room: string): Refused {
-    if (err instanceof MessageTooLargeError) {
-      return refused(ErrorCode.PayloadTooLarge, "message too large for the bus", room);
-    }
-    if (err instanceof StoreUnavailableError) {
-      this.#ctx.counters.unavailable++;
-      return unavailable(
-        err,
-        "the history store is unavailable; the message was not delivered, retry with the same id",
-        room,
-      );
-    }
-    this.#ctx.audit.record("internal_error", {
-      user: this.userId,
-      connection: this.id,
-      room,
-      error: errorMessage(err),
-    });
-    return refused(ErrorCode.Internal, "the message could not be published", room);
   }
 
   /** A page of a history room: the newest `limit` messages before offset `before`. */
@@ -294,22 +280,26 @@ export class CoreSession implements Member {
       if (err instanceof NoHistoryError) {
         return answer(refused(ErrorCode.BadRequest, err.message, room));
       }
-      if (err instanceof StoreUnavailableError) {
-        this.#ctx.counters.unavailable++;
-        return answer(unavailable(err, "the history store is unavailable", room));
-      }
-      throw err;
+      const down = storeDown(this.#ctx, err, "the history store is unavailable", room);
+      if (down === undefined) throw err;
+      return answer(down);
     }
     answer({ ok: true, value: page });
   }
 
   /**
-   * Joins a room the token or policy grants; `since` asks to recover what
-   * was missed after that position. The successful answer comes from inside
-   * the join, before the room's first message (a recovery's replay follows
-   * it at once); joining a room already joined answers its position again.
+   * Joins a room the token or policy grants (or, with `grant.access`, the
+   * adapter did); `since` asks to recover what was missed after that
+   * position. The successful answer comes from inside the join, before the
+   * room's first message (a recovery's replay follows it at once); joining a
+   * room already joined answers its position again.
    */
-  join(room: string, since: StreamPosition | undefined, answer: Answer<StreamJoin | null>): void {
+  join(
+    room: string,
+    since: StreamPosition | undefined,
+    answer: Answer<StreamJoin | null>,
+    grant: JoinGrant = {},
+  ): void {
     if (this.#memberships.has(room)) {
       const position = this.#ctx.rooms.streamPosition(room);
       return answer({ ok: true, value: position === undefined ? null : { position } });
@@ -317,7 +307,7 @@ export class CoreSession implements Member {
     if (this.#joining.has(room)) {
       return answer(refused(ErrorCode.BadRequest, "a join for this room is in progress", room));
     }
-    const access = this.#access(room);
+    const access = grant.access ?? this.#access(room);
     if (access === "none") {
       Counters.bump(this.#ctx.counters.denials, ErrorCode.Forbidden);
       this.#ctx.audit.record("deny", { user: this.userId, connection: this.id, room });
@@ -329,6 +319,7 @@ export class CoreSession implements Member {
       return answer(refused(ErrorCode.TooManyRooms, `at most ${max} rooms per connection`, room));
     }
     this.#joining.add(room);
+    if (grant.as !== undefined) this.#shownAs.set(room, grant.as);
     void this.#joinRoom(room, access, since, answer);
   }
 
@@ -345,7 +336,7 @@ export class CoreSession implements Member {
       this.#ctx.counters.joins++;
       this.#ctx.audit.record("join", { user: this.userId, connection: this.id, room, access });
       answer({ ok: true, value: join });
-      this.#ctx.presence?.join(room, this);
+      this.#ctx.presence?.join(room, this.#shownAs.of(room));
     };
     try {
       await this.#ctx.rooms.join(
@@ -356,7 +347,8 @@ export class CoreSession implements Member {
     } catch (err) {
       this.#joining.delete(room);
       if (this.#memberships.delete(room)) this.#ctx.counters.leaves++;
-      this.#ctx.presence?.leave(room, this);
+      this.#ctx.presence?.leave(room, this.#shownAs.of(room));
+      this.#shownAs.delete(room);
       this.#joinFailed(err, room, answer);
       return;
     }
@@ -368,19 +360,12 @@ export class CoreSession implements Member {
       return this.#slowConsumer(err.heldBytes + this.bufferedAmount);
     }
     if (err instanceof ReplayInterruptedError) {
-      this.#ctx.audit.record("replay_interrupted", {
-        user: this.userId,
-        connection: this.id,
-        room,
-        error: err.message,
-      });
+      const { userId: user, id: connection } = this;
+      this.#ctx.audit.record("replay_interrupted", { user, connection, room, error: err.message });
       return this.close(CloseCode.TryAgainLater, "recovery interrupted; reconnect to resume");
     }
-    if (err instanceof StoreUnavailableError) {
-      this.#ctx.counters.unavailable++;
-      return answer(unavailable(err, "the history store is unavailable", room));
-    }
-    answer(refused(ErrorCode.Internal, "the room could not be joined; try again", room));
+    const down = storeDown(this.#ctx, err, "the history store is unavailable", room);
+    answer(down ?? refused(ErrorCode.Internal, "the room could not be joined; try again", room));
   }
 
   /** Leaves a joined room. */
@@ -394,7 +379,8 @@ export class CoreSession implements Member {
 
   #left(room: string, reason: "revoked" | undefined): void {
     this.#ctx.rooms.leave(room, this);
-    this.#ctx.presence?.leave(room, this);
+    this.#ctx.presence?.leave(room, this.#shownAs.of(room));
+    this.#shownAs.delete(room);
     this.#ctx.counters.leaves++;
     this.#ctx.audit.record("leave", { user: this.userId, connection: this.id, room, reason });
   }
@@ -407,7 +393,7 @@ export class CoreSession implements Member {
     if (!this.#memberships.has(room)) {
       return answer(refused(ErrorCode.NotJoined, "join the room first", room));
     }
-    if (this.#ctx.presence?.request(room, this, requestId) !== true) {
+    if (this.#ctx.presence?.request(room, this.#shownAs.of(room), requestId) !== true) {
       return answer(refused(ErrorCode.BadRequest, "this room does not track presence", room));
     }
     answer({ ok: true, value: undefined });
@@ -461,6 +447,18 @@ export class CoreSession implements Member {
     answer({ ok: true, value: principal.expiresAt });
   }
 
+  /**
+   * The adapter authenticated the user by its own protocol's proof (Pusher's
+   * `signin`): the session is theirs from now on, for revocations and the
+   * audit log, and expires with `principal.expiresAt`. Rooms are untouched.
+   */
+  adopt(principal: Principal): void {
+    if (this.#ended) return;
+    this.#principal = principal;
+    this.#ctx.audit.record("signin", { user: principal.userId, connection: this.id });
+    this.#expiry.watch(principal.expiresAt);
+  }
+
   /** Closes the transport with `code` and releases everything at once. */
   close(code: number, reason: string): void {
     if (this.#ended) return;
@@ -481,10 +479,11 @@ export class CoreSession implements Member {
     this.#expiry.clear();
     for (const room of this.#memberships.keys()) {
       this.#ctx.rooms.leave(room, this);
-      this.#ctx.presence?.leave(room, this);
+      this.#ctx.presence?.leave(room, this.#shownAs.of(room));
       this.#ctx.counters.leaves++;
     }
     this.#memberships.clear();
+    this.#shownAs.clear();
     this.#ctx.audit.record("disconnect", {
       user: this.userId,
       connection: this.id,

@@ -7,7 +7,7 @@
  * @module
  */
 import type { AuditSink } from "../audit.ts";
-import type { TokenVerifier } from "./auth.ts";
+import type { PresenceInfo, TokenVerifier } from "./auth.ts";
 import type { Clock } from "../clock.ts";
 import type { ErrorCode } from "../codes.ts";
 import type { TokenSource } from "../http/handshake.ts";
@@ -15,7 +15,7 @@ import type { HistoryReader } from "./history_reader.ts";
 import type { Counters } from "../metrics.ts";
 import type { PresenceEvent, PresenceTracker } from "./presence/mod.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
-import type { RoomPolicy } from "./room_policy.ts";
+import type { RoomAccess, RoomPolicy } from "./room_policy.ts";
 import type { RoomManager } from "./rooms.ts";
 import type { CoreSession } from "./session.ts";
 
@@ -55,7 +55,8 @@ export interface CoreContext {
 export interface SessionInfo {
   readonly ip: string;
   readonly origin: string | null;
-  readonly source: TokenSource;
+  /** Where the credential was found; `pusher` for the Pusher front door, which has none. */
+  readonly source: TokenSource | "pusher";
   /** Opt-in write coalescing (`?batch=1`), for a protocol that offers it. */
   readonly batch: boolean;
 }
@@ -109,3 +110,19 @@ export type Outcome<T> =
  * slow consumer, a refresh naming another user): there is no one to answer.
  */
 export type Answer<T> = (outcome: Outcome<T>) => void;
+
+/**
+ * A join on the adapter's terms, for a protocol that authorises rooms by its
+ * own means (Pusher's channel signatures) and names presence members itself.
+ * The native protocol passes none: its rooms are the token's and the room
+ * policy's, default deny.
+ */
+export interface JoinGrant {
+  /**
+   * The access the adapter granted after checking its protocol's proof; it
+   * replaces the room policy's answer for this membership.
+   */
+  readonly access?: RoomAccess;
+  /** Who presence shows for this membership, when not the principal. */
+  readonly as?: { readonly userId: string; readonly info?: PresenceInfo };
+}

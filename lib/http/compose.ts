@@ -38,6 +38,13 @@ import { createWebhookQueue, webhookQueueSlice } from "../store/webhooks/from_co
 import type { WebhookQueue } from "../store/webhooks/types.ts";
 import { WebhookEngine } from "../webhooks/engine.ts";
 import { nativeSinks, NativeWebhooks } from "../webhooks/native.ts";
+import {
+  isPusherRoom,
+  loadApps,
+  openPusher,
+  pusherHistoryLimits,
+  type PusherService,
+} from "../protocols/pusher/mod.ts";
 
 /** Options for `createServer`. Only `config` is required. */
 export interface ServerOptions {
@@ -115,6 +122,8 @@ export interface Services {
   readonly sweeper: TimerId;
   /** Webhook delivery, when a `WEBHOOK_URL` is set. */
   readonly webhooks: Webhooks | undefined;
+  /** The Pusher apps and channels; undefined without any app (its endpoints answer 404). */
+  readonly pusher: PusherService | undefined;
 }
 
 /** The webhook engine, its queue, and the native events fed to it. */
@@ -257,7 +266,8 @@ function buildPresence(
   const presence = new PresenceTracker({
     bus,
     store: presenceStore,
-    enabled: (room) => policy.presenceFor(room, section.enabled),
+    // Every Pusher channel is tracked (its occupancy for the Pusher API), whatever `PRESENCE` says.
+    enabled: (room) => isPusherRoom(room) || policy.presenceFor(room, section.enabled),
     diffMs: section.diffMs,
     maxMembers: section.maxMembers,
     clock,
@@ -319,21 +329,28 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     : undefined;
   const { revocations, verifier } = await openAuth(options, clock, devSecret);
   const policy = options.policy ?? await loadPolicy(config.auth.roomPolicyPath);
+  const pusherApps = await loadApps(config.pusher);
+  // Pusher's cache channels keep their last event; Pusher channels track presence.
+  const pusherWants = pusherApps.size > 0;
   const bus = options.bus ?? new MemoryBus();
   const historyStore = await openStore(
     options.history,
-    config.history.size > 0 || policy.hasHistoryRules,
+    config.history.size > 0 || policy.hasHistoryRules || pusherWants,
     () => new MemoryHistoryStore({ clock, maxBytes: config.history.maxBytes }),
   );
   const presenceStore = await openStore(
     options.presence,
-    config.presence.enabled || policy.hasPresenceRules,
+    config.presence.enabled || policy.hasPresenceRules || pusherWants,
     () => new MemoryPresenceStore({ ttlMs: config.presence.ttlMs, clock }),
   );
   const connections = new Connections();
   const { history } = config;
   const defaultHistory = history.size > 0 ? { size: history.size, ttlMs: history.ttlMs } : null;
-  const limitsFor = (room: string) => policy.historyFor(room, defaultHistory);
+  const limitsFor = (room: string) => {
+    // A Pusher room keeps history only as a cache channel (`null` for the others).
+    const pusher = pusherHistoryLimits(room);
+    return pusher !== undefined ? pusher : policy.historyFor(room, defaultHistory);
+  };
   const maxHeldBytes = config.limits.maxBufferedBytes;
   const webhooks = await openWebhooks(options, { clock, audit, policy });
   const rooms = buildRooms({
@@ -363,6 +380,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   const tickets = options.tickets ?? await openTickets(config, clock, audit);
   const metrics = buildMetrics({ connections, rooms, bus, historyStore, revocations, webhooks });
   await revocations.start({ bus, rooms, sessions: connections.sessions });
+  const pusher = await openPusher(pusherApps, { rooms, bus, presenceStore });
   const sweeper = clock.setInterval(() => {
     limiter.sweep();
     handshakeLimiter.sweep();
@@ -390,6 +408,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     connections,
     sweeper,
     webhooks,
+    pusher,
   };
 }
 

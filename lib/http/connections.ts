@@ -12,6 +12,8 @@ export class Connections {
   /** Every open session. */
   readonly sessions: Set<Session> = new Set();
   readonly #perUser = new Map<string, number>();
+  /** The user each session was counted under (a Pusher signin changes `userId` later). */
+  readonly #countedAs = new Map<Session, string>();
   #pending = 0;
 
   /** Open sessions. */
@@ -47,14 +49,17 @@ export class Connections {
   /** Records a session that has just opened. */
   add(session: Session): void {
     this.sessions.add(session);
+    this.#countedAs.set(session, session.userId);
     this.#perUser.set(session.userId, this.countFor(session.userId) + 1);
   }
 
   /** Forgets a session that has ended. */
   remove(session: Session): void {
-    this.sessions.delete(session);
-    const left = (this.#perUser.get(session.userId) ?? 1) - 1;
-    if (left <= 0) this.#perUser.delete(session.userId);
-    else this.#perUser.set(session.userId, left);
+    if (!this.sessions.delete(session)) return;
+    const userId = this.#countedAs.get(session) ?? session.userId;
+    this.#countedAs.delete(session);
+    const left = (this.#perUser.get(userId) ?? 1) - 1;
+    if (left <= 0) this.#perUser.delete(userId);
+    else this.#perUser.set(userId, left);
   }
 }

@@ -57,6 +57,59 @@ export interface GateDeps {
   draining(): boolean;
 }
 
+/** What {@linkcode screenUpgrade} reads: the limiter, the audit log, the counters. */
+export type ScreenDeps = Pick<GateDeps, "handshakeLimiter" | "audit" | "metrics" | "draining">;
+
+/** Refuses a handshake with `status`: counted by status and audited. */
+export function refuseHandshake(
+  deps: Pick<GateDeps, "audit" | "metrics">,
+  status: number,
+  message: string,
+  ip: string,
+  headers: HeadersInit = {},
+): Response {
+  Counters.bump(deps.metrics.counters.refusals, status);
+  deps.audit.record("handshake_refused", { status, reason: message, ip });
+  return refuse(status, message, headers);
+}
+
+/**
+ * The checks every WebSocket front door makes before anything else, in this
+ * order: a WebSocket upgrade at all, not draining, the per-IP handshake rate,
+ * a well-formed RFC 6455 handshake, the Origin against `allowedOrigins`
+ * (undefined: same origin only). Null when they all pass.
+ */
+export function screenUpgrade(
+  deps: ScreenDeps,
+  req: Request,
+  ip: string,
+  allowedOrigins: readonly string[] | undefined,
+): Response | null {
+  if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    return refuseHandshake(deps, 426, "expected a WebSocket upgrade", ip, { upgrade: "websocket" });
+  }
+  if (deps.draining()) {
+    return refuseHandshake(deps, 503, "server is shutting down", ip, { "retry-after": "1" });
+  }
+  const wait = deps.handshakeLimiter.take(ip);
+  if (wait > 0) {
+    return refuseHandshake(deps, 429, "too many connection attempts", ip, {
+      "retry-after": String(Math.ceil(wait / 1000)),
+    });
+  }
+  // Before the credential: a refused handshake must not spend a one-time ticket.
+  if (!wellFormedWebSocketHandshake(req)) {
+    return refuseHandshake(deps, 400, "invalid WebSocket handshake", ip, {
+      "sec-websocket-version": WEBSOCKET_VERSION,
+    });
+  }
+  // Every header is read before the upgrade: afterwards Deno answers "Request closed".
+  if (!originAllowed(req.headers.get("origin"), req.headers.get("host"), allowedOrigins)) {
+    return refuseHandshake(deps, 403, "origin not allowed", ip);
+  }
+  return null;
+}
+
 /** Who a credential names, and where it was found. */
 interface Authenticated {
   principal: Principal;
@@ -136,9 +189,7 @@ export class HandshakeGate {
   }
 
   #refused(status: number, message: string, ip: string, headers: HeadersInit = {}): Response {
-    Counters.bump(this.#counters.refusals, status);
-    this.#deps.audit.record("handshake_refused", { status, reason: message, ip });
-    return refuse(status, message, headers);
+    return refuseHandshake(this.#deps, status, message, ip, headers);
   }
 
   #shuttingDown(ip: string): Response {
@@ -152,26 +203,8 @@ export class HandshakeGate {
   /** The checks before the credential; null when they all pass. */
   #screen(req: Request, ip: string): Response | null {
     const { auth, limits, connections } = this.#deps;
-    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return this.#refused(426, "expected a WebSocket upgrade", ip, { upgrade: "websocket" });
-    }
-    if (this.#deps.draining()) return this.#shuttingDown(ip);
-    const wait = this.#deps.handshakeLimiter.take(ip);
-    if (wait > 0) {
-      return this.#refused(429, "too many connection attempts", ip, {
-        "retry-after": String(Math.ceil(wait / 1000)),
-      });
-    }
-    // Before the credential: a refused handshake must not spend a one-time ticket.
-    if (!wellFormedWebSocketHandshake(req)) {
-      return this.#refused(400, "invalid WebSocket handshake", ip, {
-        "sec-websocket-version": WEBSOCKET_VERSION,
-      });
-    }
-    // Every header is read before the upgrade: afterwards Deno answers "Request closed".
-    if (!originAllowed(req.headers.get("origin"), req.headers.get("host"), auth.allowedOrigins)) {
-      return this.#refused(403, "origin not allowed", ip);
-    }
+    const screened = screenUpgrade(this.#deps, req, ip, auth.allowedOrigins);
+    if (screened !== null) return screened;
     if (connections.size + connections.pending >= limits.maxConnections) return this.#full(ip);
     return null;
   }

@@ -27,6 +27,8 @@ export interface RouteTableDeps {
   health(): Health;
   /** The `/ws` handshake. */
   handshake: RouteHandler;
+  /** The Pusher handshake (`/app/{key}`), when the server has Pusher apps; else 404. */
+  pusherHandshake?: RouteHandler;
   /** Aborted when the server shuts down: API bodies still arriving are abandoned. */
   shutdownSignal: AbortSignal;
   /** Static routes, answered on `GET` and `HEAD`. */
@@ -135,6 +137,15 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     { path: "/metrics", methods: ["GET"], drains: false, handler: (req) => metrics(req) },
     ...apiRoutes(deps),
   ];
+  if (deps.pusherHandshake !== undefined) {
+    routes.push({
+      path: "/app/{key}",
+      methods: ["GET"],
+      drains: false,
+      handler: deps.pusherHandshake,
+      refusals: "text",
+    });
+  }
   if (services.devSecret !== undefined) {
     const devToken = devTokenRoute(services.devSecret, services.clock);
     routes.push({

@@ -23,6 +23,7 @@ import {
   encodePong,
   encodePresence,
   encodeRefreshed,
+  encodeRoomMessage,
   encodeWelcome,
   parseClientFrame,
 } from "./protocol.ts";
@@ -214,7 +215,13 @@ export class NativeConnection implements SessionPort, Flushable {
       case "message":
         return core.publish(
           message.room,
-          JSON.stringify(message.payload),
+          // Rooms store and carry the native frame, encoded once here.
+          encodeRoomMessage(
+            message.room,
+            JSON.stringify(message.payload),
+            core.userId,
+            this.#ctx.clock.now(),
+          ),
           id,
           this.#answer(
             id,
