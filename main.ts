@@ -101,7 +101,6 @@ const server = await createServer({
   // Opened only when some room keeps history.
   history: () =>
     createHistoryStore(historyStoreSlice(config), {
-      instanceId: bus.instanceId,
       onError: (err) => log.error("history store: {message}", { message: err.message }),
     }),
   revocationStore: () =>

@@ -23,6 +23,7 @@ import { DEFAULT_MAX_PAYLOAD_DEPTH } from "./protocols/native/protocol.ts";
 import { HTTP_SERVERS, type HttpServerName, WS_ENGINES } from "./edge/types.ts";
 import { PusherEnvShape, pusherIssues, pusherSection } from "./_config_pusher.ts";
 import { webhookEnvFields, webhookIssues, webhooksSection } from "./_config_webhooks.ts";
+import { COMBINATIONS, DEFAULT_STORE, storesFor } from "./broker/table.ts";
 
 const HS_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
 const ASYMMETRIC_ALGORITHMS = [
@@ -238,7 +239,22 @@ function keyIssues(env: Env, key: KeySource): ConfigIssue[] {
 }
 
 function storeKindOf(env: Env): StoreKind {
-  return env.STORE ?? (env.BUS === "redis" ? "redis" : env.BUS === "kv" ? "kv" : "memory");
+  return env.STORE ?? DEFAULT_STORE[env.BUS];
+}
+
+/** `STORE` and `HISTORY_STORE` against `BUS`, by the combinations table (lib/broker/table.ts). */
+function combinationIssues(env: Env, store: StoreKind, historyStore: StoreKind): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  // HISTORY_STORE unset follows STORE: only STORE is named then.
+  const set = env.HISTORY_STORE === undefined ? [] : [["HISTORY_STORE", historyStore] as const];
+  for (const [variable, kind] of [["STORE", store] as const, ...set]) {
+    if (COMBINATIONS[env.BUS][kind].broker !== null) continue;
+    issues.push({
+      variable,
+      message: `must be ${storesFor(env.BUS).join(" or ")} when BUS=${env.BUS}`,
+    });
+  }
+  return issues;
 }
 
 /** Cross-field rules of the backends, TLS and test-only flags. */
@@ -251,13 +267,7 @@ function backendIssues(env: Env): ConfigIssue[] {
   if (needRedis !== undefined && env.REDIS_URL === undefined) {
     issues.push({ variable: "REDIS_URL", message: `is required when ${needRedis.join("=")}` });
   }
-  if (env.BUS === "kv" && (store !== "kv" || historyStore !== "kv")) {
-    // BUS=kv delivers history rooms through the KV history store's head watch.
-    issues.push({
-      variable: store !== "kv" ? "STORE" : "HISTORY_STORE",
-      message: "must be kv when BUS=kv",
-    });
-  }
+  issues.push(...combinationIssues(env, store, historyStore));
   if (httpServerOf(env) === "deno" && env.WS_ENGINE === "ws") {
     issues.push({
       variable: "WS_ENGINE",

@@ -101,7 +101,7 @@ export interface RealtimeServer {
 /** What every session is built with. */
 function sessionContext(services: Services, config: ServerOptions["config"]): SessionContext {
   const { rooms, historyReader, presence, limiter, verifier, policy, clock, audit } = services;
-  const { connections, metrics, batcher, bus } = services;
+  const { connections, metrics, batcher, broker } = services;
   return {
     rooms,
     history: historyReader,
@@ -113,7 +113,7 @@ function sessionContext(services: Services, config: ServerOptions["config"]): Se
     audit,
     counters: metrics.counters,
     batcher,
-    instanceId: bus.instanceId,
+    instanceId: broker.instanceId,
     limits: {
       maxMessageBytes: config.limits.maxMessageBytes,
       maxPayloadDepth: config.limits.maxPayloadDepth,
@@ -162,6 +162,7 @@ function buildHandler(
   const { draining, shutdownSignal } = lifecycle;
   const health = healthReport({
     ...services,
+    bus: services.broker,
     revocationStore: services.revocations.store,
     connections: () => services.connections.size,
     storeKind: config.store.kind,
@@ -230,7 +231,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
   });
   return {
     handler,
-    instanceId: services.bus.instanceId,
+    instanceId: services.broker.instanceId,
     devSecret: services.devSecret,
     metrics: services.metrics,
     presence: services.presence,

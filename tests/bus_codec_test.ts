@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { decodeEnvelope, encodeEnvelope, fitsEnvelope } from "../lib/bus/_codec.ts";
 import { MemoryBus, MemoryHub } from "../lib/bus/memory.ts";
 import type { Envelope } from "../lib/bus/types.ts";
+import { PerIsolateBroker } from "../lib/broker/per_isolate.ts";
 import { RoomManager } from "../lib/core/rooms.ts";
 
 const MAX = 1024 * 1024;
@@ -57,7 +58,7 @@ Deno.test("rooms: system envelopes go to their handler, never to members", async
   const hub = new MemoryHub();
   const a = new MemoryBus({ hub });
   const b = new MemoryBus({ hub });
-  const rooms = new RoomManager({ bus: b });
+  const rooms = new RoomManager({ broker: new PerIsolateBroker({ bus: b }) });
   const seen: Envelope[] = [];
   rooms.onSystem("presence", (envelope) => seen.push(envelope));
   const frames: string[] = [];

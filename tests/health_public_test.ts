@@ -33,7 +33,7 @@ redisTest(
     const bus = await createBus(config);
     await using ts = await startServer(env, {
       bus,
-      history: () => createHistoryStore(historyStoreSlice(config), { instanceId: bus.instanceId }),
+      history: () => createHistoryStore(historyStoreSlice(config), {}),
       revocationStore: () => createRevocationStore(revocationStoreSlice(config), {}),
     });
     await eventually(() => ts.server.health().status === "ok", 5000, "healthy at first");

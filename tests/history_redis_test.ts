@@ -215,7 +215,7 @@ redisTest(
     const bus = await createBus(config);
     await using ts = await startServer(env, {
       bus,
-      history: () => createHistoryStore(historyStoreSlice(config), { instanceId: bus.instanceId }),
+      history: () => createHistoryStore(historyStoreSlice(config), {}),
     });
     const reader = await connectTo({ wsUrl: ts.wsUrl } as ServerProcess, "reader");
     const rt = connectClient(ts.wsUrl, {
@@ -287,8 +287,7 @@ redisTest(
       const bus = await createBus(config);
       return await startServer(env, {
         bus,
-        history: () =>
-          createHistoryStore(historyStoreSlice(config), { instanceId: bus.instanceId }),
+        history: () => createHistoryStore(historyStoreSlice(config), {}),
       });
     };
     await using a = await start(`redis://127.0.0.1:${proxy.port}`);

@@ -169,21 +169,24 @@ redisTest(
 redisTest(
   "redis history: two instances get one total order, published to the bus with positions",
   async (redis) => {
-    const a = await probe(redis, { publish: { instanceId: "node-a" } });
-    const b = await probe(redis, { publish: { instanceId: "node-b" } });
+    // Two nodes whose appends also publish (as the Redis broker asks), and one that only stores.
+    const a = await probe(redis);
+    const b = await probe(redis);
     const quiet = await probe(redis);
+    const publishAs = (node: Probe) => node === a ? "node-a" : "node-b";
     // Node A's own bus: positioned envelopes from its own store reach it too.
     const bus = await createRedisBus({ url: redis.url, prefix: "test", instanceId: "node-a" });
     const received: Envelope[] = [];
     bus.onEnvelope((e) => received.push(e));
     try {
-      assert.equal(a.store.publishes, true);
-      assert.equal(quiet.store.publishes, false);
       await bus.subscribe("room");
       const sent = await Promise.all(
         Array.from({ length: 100 }, (_, n) => {
           const node = n % 2 === 0 ? a : b;
-          return node.store.append("room", JSON.stringify({ n }), { limits });
+          return node.store.append("room", JSON.stringify({ n }), {
+            limits,
+            publishAs: publishAs(node),
+          });
         }),
       );
       assert.deepEqual(
@@ -206,13 +209,13 @@ redisTest(
         assert.equal(envelope.room, "room");
         assert.equal(envelope.frame, JSON.stringify({ n }));
       }
-      // A duplicate is neither stored nor published; a store without `publish` publishes nothing.
+      // A duplicate is neither stored nor published; an append without `publishAs` publishes nothing.
       const dedupe = { key: "k", windowMs: 60_000 };
-      await a.store.append("room", '{"d":1}', { limits, dedupe });
-      const dup = await b.store.append("room", '{"d":1}', { limits, dedupe });
+      await a.store.append("room", '{"d":1}', { limits, dedupe, publishAs: "node-a" });
+      const dup = await b.store.append("room", '{"d":1}', { limits, dedupe, publishAs: "node-b" });
       assert.equal(dup.duplicate, true);
       await quiet.store.append("room", '{"quiet":1}', { limits });
-      const marker = await a.store.append("room", '{"marker":1}', { limits });
+      const marker = await a.store.append("room", '{"marker":1}', { limits, publishAs: "node-a" });
       await eventually(() => received.at(-1)?.position?.offset === marker.offset, 5000, "marker");
       assert.deepEqual(received.slice(100).map((e) => e.position?.offset), [101, 103]);
     } finally {

@@ -145,7 +145,7 @@ async function startRedisServer(url: string): Promise<TestServer> {
   const bus = await createBus(config);
   return await startServer(env, {
     bus,
-    history: () => createHistoryStore(historyStoreSlice(config), { instanceId: bus.instanceId }),
+    history: () => createHistoryStore(historyStoreSlice(config), {}),
   });
 }
 

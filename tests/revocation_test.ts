@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { MemoryBus, MemoryHub } from "../lib/bus/memory.ts";
 import type { Principal } from "../lib/core/auth.ts";
 import { type Revocable, Revocations } from "../lib/core/revocations.ts";
+import { PerIsolateBroker } from "../lib/broker/per_isolate.ts";
 import { RoomManager } from "../lib/core/rooms.ts";
 import { MemoryRevocationStore } from "../lib/store/revocations/memory.ts";
 import { RedisRevocationStore } from "../lib/store/revocations/redis.ts";
@@ -351,7 +352,11 @@ async function attach(
   sessions: Revocable[] = [],
   bus = new MemoryBus(),
 ): Promise<() => Promise<void>> {
-  await revocations.start({ bus, rooms: new RoomManager({ bus }), sessions });
+  await revocations.start({
+    bus,
+    rooms: new RoomManager({ broker: new PerIsolateBroker({ bus }) }),
+    sessions,
+  });
   return async () => {
     await revocations.close();
     await bus.close();
@@ -411,7 +416,7 @@ Deno.test("the set is bounded, yet a ban is never refused: the one lapsing soone
 Deno.test("the periodic sync heals missed bus messages and keeps changes made while it reads", async () => {
   const clock = new FakeClock();
   const store = new SharedMemoryStore(clock);
-  const revocations = new Revocations({ store, clock, syncIntervalMs: 1000 });
+  const revocations = new Revocations({ store, mode: "sync", clock, syncIntervalMs: 1000 });
   const alice = new FakeSession(principal("alice"));
   const hub = new MemoryHub();
   const peer = new MemoryBus({ hub });

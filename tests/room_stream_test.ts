@@ -167,8 +167,6 @@ Deno.test("room stream: a resync that finds the store down asks again on the ret
   let failNext = false;
   const flaky: HistoryStore = {
     kind: store.kind,
-    shared: store.shared,
-    publishes: store.publishes,
     append: (room, f, options) => store.append(room, f, options),
     read: (room, options) => store.read(room, options),
     health: () => store.health(),

@@ -125,3 +125,13 @@ export interface Bus {
   /** Releases every resource; idempotent. */
   close(): Promise<void>;
 }
+
+/**
+ * What system traffic (presence, revocations, liveness heartbeats) uses of
+ * the bus: a {@linkcode Bus} has it, and so does a broker (lib/broker/),
+ * through which the server sends it.
+ */
+export type SystemChannel = Pick<
+  Bus,
+  "instanceId" | "maxEnvelopeBytes" | "fits" | "publish" | "subscribe" | "unsubscribe"
+>;

@@ -10,14 +10,14 @@
  *
  * @module
  */
-import type { Bus } from "../bus/types.ts";
+import type { SystemChannel } from "../bus/types.ts";
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 
 /** Options for {@linkcode NodeLiveness}. */
 export interface NodeLivenessOptions {
   /** Carries heartbeats; `instanceId` names this node. */
-  bus: Bus;
+  bus: SystemChannel;
   /** The reserved bus room heartbeats travel on. */
   room: string;
   /** The system envelope kind of heartbeats (the owner routes that kind to `seen`). */
@@ -44,7 +44,7 @@ export interface NodeLivenessOptions {
  * ```
  */
 export class NodeLiveness {
-  readonly #bus: Bus;
+  readonly #bus: SystemChannel;
   readonly #room: string;
   readonly #kind: string;
   readonly #frame: string;

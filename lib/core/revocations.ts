@@ -7,9 +7,10 @@
  *   (a system envelope of kind `revoke` in the reserved room `$system`).
  * - Applying a revocation closes the open sessions it concerns with 4403
  *   `revoked`, whichever instance they are on.
- * - With a shared store (Redis, KV) the set is loaded at start and re-read
- *   every few seconds, which heals bus messages lost in an outage; with a
- *   per-process store it lives and dies with the process.
+ * - In `sync` mode (the server's choice for a shared store: Redis, KV) the
+ *   set is loaded at start and re-read every few seconds, which heals bus
+ *   messages lost in an outage; in `mirror` mode (a per-process store) the
+ *   store mirrors what this process enforces and lives and dies with it.
  * - The set is bounded (`maxEntries`) and expired entries are swept. A
  *   revocation is never refused: when the set is full, the one that lapses
  *   soonest makes room (and is lifted everywhere).
@@ -20,7 +21,7 @@ import { getLogger } from "@logtape/logtape";
 import { z } from "zod";
 import type { Principal, TokenVerifier } from "./auth.ts";
 import { AuthError } from "./auth.ts";
-import type { Bus } from "../bus/types.ts";
+import type { SystemChannel } from "../bus/types.ts";
 import type { Clock, TimerId } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { CloseCode } from "../codes.ts";
@@ -75,6 +76,14 @@ export function concerns(r: Revocation, principal: Principal): boolean {
 export interface RevocationsOptions {
   /** Where revocations are kept. */
   store: RevocationStore;
+  /**
+   * `sync`: the store is every instance's (Redis, KV), loaded at start and
+   * re-read every `syncIntervalMs`. `mirror`: the store is this process's
+   * own and mirrors what it learns from the bus.
+   *
+   * @default {"mirror"}
+   */
+  mode?: RevocationsMode;
   /** @default systemClock */
   clock?: Clock;
   /** Most revocations held; past it the one that lapses soonest makes room. @default 100_000 */
@@ -90,10 +99,13 @@ export interface RevocationsOptions {
   onError?: (error: Error) => void;
 }
 
+/** How the store relates to other instances; see {@linkcode RevocationsOptions.mode}. */
+export type RevocationsMode = "sync" | "mirror";
+
 /** What {@linkcode Revocations.start} wires to. */
 export interface RevocationsAttachment {
   /** Carries changes to the other instances. */
-  bus: Bus;
+  bus: SystemChannel;
   /** Routes the bus's `revoke` system envelopes here. */
   rooms: RoomManager;
   /** The open sessions of this instance (read when a revocation is applied). */
@@ -139,6 +151,8 @@ interface Entry {
  */
 export class Revocations {
   readonly #store: RevocationStore;
+  /** `mode: "sync"`: the store is every instance's. */
+  readonly #syncsStore: boolean;
   readonly #clock: Clock;
   readonly #max: number;
   readonly #syncIntervalMs: number;
@@ -164,6 +178,7 @@ export class Revocations {
       );
     }
     this.#store = store;
+    this.#syncsStore = options.mode === "sync";
     this.#clock = clock;
     this.#max = maxEntries;
     this.#syncIntervalMs = syncIntervalMs;
@@ -230,7 +245,7 @@ export class Revocations {
     this.#attachment = attachment;
     attachment.rooms.onSystem(REVOKE_KIND, (envelope) => this.#receive(envelope.frame));
     await attachment.bus.subscribe(SYSTEM_ROOM);
-    if (!this.#store.shared) return;
+    if (!this.#syncsStore) return;
     await this.sync();
     this.#timer = this.#clock.setInterval(() => {
       this.sweep();
@@ -354,7 +369,7 @@ export class Revocations {
       return;
     }
     // A per-process store mirrors what this process enforces.
-    const mirror = this.#store.shared ? undefined : this.#store;
+    const mirror = this.#syncsStore ? undefined : this.#store;
     if (change.op === "add") {
       // Two instances revoking the same subject at once: the later one covers
       // more tokens, whichever order their messages arrive in.
@@ -390,7 +405,7 @@ export class Revocations {
 
   #remove(kind: RevocationKind, subject: string): boolean {
     const held = this.#entries.delete(kind, subject);
-    if (this.#store.shared) this.#removed.set(revocationKey(kind, subject), ++this.#changes);
+    if (this.#syncsStore) this.#removed.set(revocationKey(kind, subject), ++this.#changes);
     return held;
   }
 

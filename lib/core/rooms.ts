@@ -1,17 +1,19 @@
 /**
  * Room membership for this isolate, and the fan-out of room messages to local
- * members and, through the bus, to other instances. History rooms go through
- * the history store first: a message exists once it has an offset, and each
- * history room's {@linkcode RoomStream} delivers in offset order.
+ * members and, through the broker, to other instances. History rooms are
+ * stored and fanned out by the broker in one step: a message exists once it
+ * has an offset, and each history room's {@linkcode RoomStream} delivers in
+ * offset order. Which backend stores and carries them is the broker's
+ * business (lib/broker/), never this module's.
  *
  * @module
  */
-import type { Bus, Envelope } from "../bus/types.ts";
+import type { Broker } from "../broker/types.ts";
+import type { Envelope } from "../bus/types.ts";
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { RoomStream, type StreamJoin } from "./room_stream.ts";
-import type { HistoryLimits, HistoryStore, StreamPosition } from "../store/history/types.ts";
-import { StoreUnavailableError } from "../store/types.ts";
+import type { HistoryLimits, StreamPosition } from "../store/history/types.ts";
 
 /** A room message too large for the bus; it was delivered to no one. */
 export class MessageTooLargeError extends RangeError {
@@ -42,9 +44,8 @@ export interface Member {
 /** Receives the system envelopes of one kind (see {@linkcode RoomManager.onSystem}). */
 export type SystemHandler = (envelope: Envelope) => void;
 
-/** How history rooms are stored; see {@linkcode RoomManagerOptions.history}. */
+/** Which rooms keep history, and how; see {@linkcode RoomManagerOptions.history}. */
 export interface RoomHistoryOptions {
-  store: HistoryStore;
   /** A room's limits, or `null` for a room without history. */
   limitsFor(room: string): HistoryLimits | null;
   /** How long a publish's dedupe key is remembered, in milliseconds. */
@@ -57,9 +58,12 @@ export interface RoomHistoryOptions {
 
 /** Options for {@linkcode RoomManager}. */
 export interface RoomManagerOptions {
-  /** Carries messages to other instances. */
-  bus: Bus;
-  /** History rooms' store and settings. @default no room has history */
+  /** Stores history rooms' messages and carries every room's to other instances. */
+  broker: Broker;
+  /**
+   * History rooms' settings; history needs the broker's store too.
+   * @default no room has history
+   */
   history?: RoomHistoryOptions;
   /** @default systemClock */
   clock?: Clock;
@@ -135,7 +139,7 @@ export interface RoomActivity {
  */
 export class RoomManager {
   readonly #rooms = new Map<string, RoomState>();
-  readonly #bus: Bus;
+  readonly #broker: Broker;
   readonly #history: RoomHistoryOptions | undefined;
   readonly #clock: Clock;
   readonly #onBusError: (err: unknown, room: string) => void;
@@ -145,27 +149,27 @@ export class RoomManager {
   readonly #system = new Map<string, SystemHandler>();
   #historyGaps = 0;
 
-  /** @param options the bus, the history store and hooks */
+  /** @param options the broker, history settings and hooks */
   constructor(options: RoomManagerOptions) {
-    this.#bus = options.bus;
-    this.#history = options.history;
+    this.#broker = options.broker;
+    this.#history = options.broker.history === undefined ? undefined : options.history;
     this.#clock = options.clock ?? systemClock;
     this.#onBusError = options.onBusError ?? (() => {});
     this.#onHistoryGap = options.onHistoryGap ?? (() => {});
     this.#onHistoryError = options.onHistoryError ?? (() => {});
     this.#onPublished = options.onPublished ?? (() => {});
-    this.#bus.onEnvelope((envelope) => this.#receive(envelope));
-    this.#history?.store.onHead?.((room, position) => {
+    this.#broker.onDelivery((envelope) => this.#receive(envelope));
+    this.#broker.onHead((room, position) => {
       this.#rooms.get(room)?.stream?.headMoved(position);
     });
-    this.#bus.onReconnect?.(() => {
+    this.#broker.onReconnect(() => {
       for (const state of this.#rooms.values()) state.stream?.resync();
     });
   }
 
   /**
-   * Routes the bus's system envelopes of `kind` (published with
-   * `bus.publish(room, payload, { kind })`) to `handler` instead of members.
+   * Routes the system envelopes of `kind` (published with
+   * `broker.publish(room, payload, { kind })`) to `handler` instead of members.
    * One handler per kind; envelopes of a kind nobody handles are ignored.
    */
   onSystem(kind: string, handler: SystemHandler): void {
@@ -248,18 +252,21 @@ export class RoomManager {
   #open(room: string): RoomState {
     const limits = this.historyLimits(room);
     const history = this.#history;
-    const stream = limits === null || history === undefined ? null : new RoomStream(room, {
-      store: history.store,
-      limits,
-      clock: this.#clock,
-      ...(history.gapWaitMs === undefined ? {} : { gapWaitMs: history.gapWaitMs }),
-      ...(history.maxHeldBytes === undefined ? {} : { maxHeldBytes: history.maxHeldBytes }),
-      onGap: (missing) => {
-        this.#historyGaps += missing;
-        this.#onHistoryGap(room, missing);
-      },
-      onError: (err) => this.#onHistoryError(err, room),
-    });
+    const store = this.#broker.history;
+    const stream = limits === null || history === undefined || store === undefined
+      ? null
+      : new RoomStream(room, {
+        store,
+        limits,
+        clock: this.#clock,
+        ...(history.gapWaitMs === undefined ? {} : { gapWaitMs: history.gapWaitMs }),
+        ...(history.maxHeldBytes === undefined ? {} : { maxHeldBytes: history.maxHeldBytes }),
+        onGap: (missing) => {
+          this.#historyGaps += missing;
+          this.#onHistoryGap(room, missing);
+        },
+        onError: (err) => this.#onHistoryError(err, room),
+      });
     const state: RoomState = {
       members: new Set(),
       ready: Promise.resolve(),
@@ -267,7 +274,8 @@ export class RoomManager {
       stream,
       messages: 0,
     };
-    state.ready = this.#bus.subscribe(room).then(() => stream?.open());
+    state.ready = this.#broker.subscribe(room, stream === null ? null : limits)
+      .then(() => stream?.open());
     return state;
   }
 
@@ -285,13 +293,14 @@ export class RoomManager {
     this.#rooms.delete(room);
     state.stream?.close();
     // Unsubscribing a room whose subscribe failed is harmless: buses ignore unknown rooms.
-    this.#bus.unsubscribe(room).catch((err) => this.#onBusError(err, room));
+    this.#broker.unsubscribe(room).catch((err) => this.#onBusError(err, room));
   }
 
   /**
    * Publishes a serialized `message` frame. A room without history: delivered
-   * to local members and handed to the bus at once (synchronous). A history
-   * room: stored first, then delivered everywhere in offset order (a promise).
+   * to local members and handed to the broker at once (synchronous). A
+   * history room: stored and fanned out by the broker, then delivered in
+   * offset order (a promise).
    *
    * @throws {MessageTooLargeError} when the bus cannot carry the frame;
    * nothing is delivered anywhere then, so every instance sees the same.
@@ -303,11 +312,13 @@ export class RoomManager {
     frame: string,
     options: PublishOptions = {},
   ): PublishOutcome | Promise<PublishOutcome> {
-    if (!this.#bus.fits(room, frame)) throw new MessageTooLargeError(this.#bus.maxEnvelopeBytes);
+    if (!this.#broker.fits(room, frame)) {
+      throw new MessageTooLargeError(this.#broker.maxEnvelopeBytes);
+    }
     const limits = this.historyLimits(room);
     if (limits === null || this.#history === undefined) {
       const recipients = this.deliverLocal(room, frame);
-      this.#bus.publish(room, frame);
+      this.#broker.publish(room, frame);
       this.#onPublished(room, frame);
       return { recipients };
     }
@@ -321,14 +332,7 @@ export class RoomManager {
     history: RoomHistoryOptions,
     dedupeKey: string | undefined,
   ): Promise<PublishOutcome> {
-    const { store } = history;
-    // With a shared store, other instances' members hear of a message through
-    // the bus: while it is reconnecting, storing would strand them.
-    const bus = this.#bus.health();
-    if (store.shared && bus.status !== "ok") {
-      throw new StoreUnavailableError(`the bus is down (${bus.detail ?? "reconnecting"})`, 1000);
-    }
-    const result = await store.append(room, frame, {
+    const result = await this.#broker.publishStored(room, frame, {
       limits,
       ...(dedupeKey === undefined ? {} : {
         dedupe: { key: dedupeKey, windowMs: history.dedupeWindowMs },
@@ -336,8 +340,6 @@ export class RoomManager {
     });
     const position = { offset: result.offset, epoch: result.epoch };
     if (result.duplicate) return { recipients: 0, position, duplicate: true };
-    if (!store.shared) this.#bus.publish(room, frame);
-    else if (!store.publishes) this.#bus.publish(room, frame, { position });
     const state = this.#rooms.get(room);
     if (state !== undefined) state.messages++;
     state?.stream?.accept(position, frame);
@@ -352,23 +354,14 @@ export class RoomManager {
     }
     const state = this.#rooms.get(envelope.room);
     const stream = state?.stream;
-    if (stream === undefined || stream === null || this.#history === undefined) {
+    if (stream === undefined || stream === null) {
       this.deliverLocal(envelope.room, envelope.frame);
       return;
     }
     state!.messages++;
-    const { store } = this.#history;
-    if (store.shared) {
-      // An envelope without a position for a shared-store room was never
-      // stored (a node configured without history): it has no place in the order.
-      if (envelope.position !== undefined) stream.accept(envelope.position, envelope.frame);
-      return;
-    }
-    // A per-isolate store numbers what this instance delivers, in arrival order.
-    store.append(envelope.room, envelope.frame, { limits: stream.limits }).then(
-      (result) => stream.accept(result, envelope.frame),
-      (err) => this.#onHistoryError(err, envelope.room),
-    );
+    // The broker gives every message of a history room its position (a
+    // per-isolate store numbers arrivals); one without has no place in the order.
+    if (envelope.position !== undefined) stream.accept(envelope.position, envelope.frame);
   }
 
   /** Delivers a frame to this isolate's members of a room without history. */

@@ -10,6 +10,9 @@ import type { AuditSink } from "../audit.ts";
 import { logtapeAuditSink } from "../audit.ts";
 import type { TokenVerifier } from "../core/auth.ts";
 import { createJwtVerifier, withVerifiedTokenCache } from "../core/auth.ts";
+import { composeBroker } from "../broker/from_config.ts";
+import { isPerIsolate } from "../broker/table.ts";
+import type { Broker } from "../broker/types.ts";
 import { MemoryBus } from "../bus/memory.ts";
 import type { Bus } from "../bus/types.ts";
 import type { Clock, TimerId } from "../clock.ts";
@@ -52,7 +55,10 @@ export interface ServerOptions {
   config: Config;
   /** Token verifier. @default jose with the config's keys, behind a verified-token cache */
   verifier?: TokenVerifier;
-  /** Transport to other instances. @default an isolated in-memory bus */
+  /**
+   * Transport to other instances; with the history store it makes the broker
+   * (lib/broker/table.ts). @default an isolated in-memory bus
+   */
   bus?: Bus;
   /**
    * Where history rooms' messages are kept, or a function that makes it;
@@ -104,7 +110,8 @@ export interface Services {
   readonly verifier: TokenVerifier;
   readonly revocations: Revocations;
   readonly policy: RoomPolicy;
-  readonly bus: Bus;
+  /** Room traffic: the bus and the history store, one strategy (lib/broker/). */
+  readonly broker: Broker;
   readonly historyStore: HistoryStore | undefined;
   readonly presenceStore: PresenceStore | undefined;
   readonly rooms: RoomManager;
@@ -168,10 +175,13 @@ async function openAuth(
   devSecret: Uint8Array | undefined,
 ): Promise<{ revocations: Revocations; verifier: TokenVerifier }> {
   const { auth, limits } = options.config;
+  const store = typeof options.revocationStore === "function"
+    ? await options.revocationStore()
+    : options.revocationStore ?? new MemoryRevocationStore({ clock });
   const revocations = new Revocations({
-    store: typeof options.revocationStore === "function"
-      ? await options.revocationStore()
-      : options.revocationStore ?? new MemoryRevocationStore({ clock }),
+    store,
+    // A per-process store mirrors this process; a shared one is loaded and re-read.
+    mode: isPerIsolate(store.kind) ? "mirror" : "sync",
     clock,
     syncIntervalMs: auth.revocations.syncIntervalMs,
   });
@@ -222,7 +232,7 @@ async function openWebhooks(
 }
 
 /** What {@linkcode buildRooms} needs. */
-interface RoomDeps extends Pick<Services, "bus" | "historyStore" | "clock" | "audit"> {
+interface RoomDeps extends Pick<Services, "broker" | "clock" | "audit"> {
   history: Pick<HistoryConfig, "dedupeWindowMs">;
   /** `MAX_BUFFERED_BYTES`: live frames held behind a replay count as unread data. */
   maxHeldBytes: number;
@@ -231,15 +241,14 @@ interface RoomDeps extends Pick<Services, "bus" | "historyStore" | "clock" | "au
   webhooks: Webhooks | undefined;
 }
 
-/** Rooms over the bus, with history when a store is open. */
+/** Rooms over the broker, with history when it has a store. */
 function buildRooms(deps: RoomDeps): RoomManager {
-  const { bus, historyStore, clock, audit } = deps;
+  const { broker, clock, audit } = deps;
   return new RoomManager({
-    bus,
+    broker,
     clock,
-    ...(historyStore === undefined ? {} : {
+    ...(broker.history === undefined ? {} : {
       history: {
-        store: historyStore,
         limitsFor: deps.limitsFor,
         dedupeWindowMs: deps.history.dedupeWindowMs,
         // Live frames queued behind a replay are unread data too.
@@ -259,13 +268,15 @@ function buildRooms(deps: RoomDeps): RoomManager {
 /** Presence rooms, when a presence store is open; fed by the rooms' system envelopes. */
 function buildPresence(
   section: PresenceConfig,
-  services: Pick<Services, "bus" | "rooms" | "presenceStore" | "policy" | "clock" | "audit">,
+  services: Pick<Services, "broker" | "rooms" | "presenceStore" | "policy" | "clock" | "audit">,
 ): PresenceTracker | undefined {
-  const { bus, rooms, presenceStore, policy, clock, audit } = services;
+  const { broker, rooms, presenceStore, policy, clock, audit } = services;
   if (presenceStore === undefined) return undefined;
   const presence = new PresenceTracker({
-    bus,
+    bus: broker,
     store: presenceStore,
+    // Per-isolate entries are told by gossip; a shared store is read and reconciled.
+    strategy: isPerIsolate(presenceStore.kind) ? "gossip" : "store",
     // Every Pusher channel is tracked (its occupancy for the Pusher API), whatever `PRESENCE` says.
     enabled: (room) => isPusherRoom(room) || policy.presenceFor(room, section.enabled),
     diffMs: section.diffMs,
@@ -280,10 +291,10 @@ function buildPresence(
 function buildMetrics(
   services: Pick<
     Services,
-    "connections" | "rooms" | "bus" | "historyStore" | "revocations" | "webhooks"
+    "connections" | "rooms" | "broker" | "historyStore" | "revocations" | "webhooks"
   >,
 ): Metrics {
-  const { connections, rooms, bus, historyStore, revocations, webhooks } = services;
+  const { connections, rooms, broker: bus, historyStore, revocations, webhooks } = services;
   const metrics = new Metrics({
     connections: () => connections.size,
     rooms: () => rooms.size,
@@ -332,7 +343,6 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   const pusherApps = await loadApps(config.pusher);
   // Pusher's cache channels keep their last event; Pusher channels track presence.
   const pusherWants = pusherApps.size > 0;
-  const bus = options.bus ?? new MemoryBus();
   const historyStore = await openStore(
     options.history,
     config.history.size > 0 || policy.hasHistoryRules || pusherWants,
@@ -343,6 +353,10 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     config.presence.enabled || policy.hasPresenceRules || pusherWants,
     () => new MemoryPresenceStore({ ttlMs: config.presence.ttlMs, clock }),
   );
+  const broker = composeBroker(options.bus ?? new MemoryBus(), historyStore, {
+    onError: (err, room) =>
+      audit.record("bus_error", { room, error: `history: ${errorMessage(err)}` }),
+  });
   const connections = new Connections();
   const { history } = config;
   const defaultHistory = history.size > 0 ? { size: history.size, ttlMs: history.ttlMs } : null;
@@ -354,8 +368,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   const maxHeldBytes = config.limits.maxBufferedBytes;
   const webhooks = await openWebhooks(options, { clock, audit, policy });
   const rooms = buildRooms({
-    bus,
-    historyStore,
+    broker,
     clock,
     audit,
     history,
@@ -364,7 +377,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     webhooks,
   });
   const presence = buildPresence(config.presence, {
-    bus,
+    broker,
     rooms,
     presenceStore,
     policy,
@@ -378,9 +391,9 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   });
   const { limiter, handshakeLimiter } = buildLimiters(config.limits, clock);
   const tickets = options.tickets ?? await openTickets(config, clock, audit);
-  const metrics = buildMetrics({ connections, rooms, bus, historyStore, revocations, webhooks });
-  await revocations.start({ bus, rooms, sessions: connections.sessions });
-  const pusher = await openPusher(pusherApps, { rooms, bus, presenceStore });
+  const metrics = buildMetrics({ connections, rooms, broker, historyStore, revocations, webhooks });
+  await revocations.start({ bus: broker, rooms, sessions: connections.sessions });
+  const pusher = await openPusher(pusherApps, { rooms, bus: broker, presenceStore });
   const sweeper = clock.setInterval(() => {
     limiter.sweep();
     handshakeLimiter.sweep();
@@ -394,7 +407,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     verifier,
     revocations,
     policy,
-    bus,
+    broker,
     historyStore,
     presenceStore,
     rooms,
@@ -432,6 +445,6 @@ export async function closeServices(services: Services): Promise<void> {
   await services.webhooks?.queue.close();
   await services.revocations.close();
   await services.tickets.close();
-  await services.bus.close();
-  await services.historyStore?.close();
+  // The bus, then the history store.
+  await services.broker.close();
 }

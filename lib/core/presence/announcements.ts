@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import type { PresenceInfo } from "../auth.ts";
-import type { Bus } from "../../bus/types.ts";
+import type { SystemChannel } from "../../bus/types.ts";
 import { PresenceInfoSchema } from "../../store/presence/types.ts";
 
 /** The system envelope kind of presence traffic. */
@@ -59,7 +59,7 @@ export function parseAnnouncement(frame: string): Announcement | undefined {
  * bus's limit is reported instead.
  */
 export function publishAnnouncement(
-  bus: Bus,
+  bus: SystemChannel,
   room: string,
   message: Announcement,
   report: (err: unknown) => void,

@@ -7,15 +7,15 @@
  *
  * Across nodes, each node writes its own users' connection counts to the
  * {@linkcode PresenceStore} as entries per (room, node), then announces them
- * on the room's bus channel (`announcements.ts`). What it learns of the
- * others depends on the store, decided once at construction
- * (`strategy.ts`): gossip over the bus for a per-isolate store, reads and
- * reconciliation for a shared one. Either way a node found dead is dropped
+ * on the room's bus channel (`announcements.ts`). How it learns of the
+ * others is the strategy it is given (`strategy.ts`): gossip over the bus
+ * for a per-isolate store, reads and reconciliation for a shared one (the
+ * server chooses, from the store's backend). Either way a node found dead is dropped
  * (its users leave).
  *
  * @module
  */
-import type { Bus, Envelope } from "../../bus/types.ts";
+import type { Envelope, SystemChannel } from "../../bus/types.ts";
 import type { Clock, TimerId } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
 import type { PresenceStore } from "../../store/presence/types.ts";
@@ -24,7 +24,7 @@ import { type Announcement, parseAnnouncement, publishAnnouncement } from "./ann
 import type { PresenceMember } from "./events.ts";
 import { GossipStrategy } from "./gossip.ts";
 import { StoreBackedStrategy } from "./store_backed.ts";
-import type { PresenceHost, PresenceStrategy } from "./strategy.ts";
+import type { PresenceHost, PresenceStrategy, PresenceStrategyKind } from "./strategy.ts";
 import { RoomView, type ViewSettings } from "./view.ts";
 
 export { PRESENCE_KIND, PRESENCE_SYSTEM_ROOM } from "./announcements.ts";
@@ -37,12 +37,16 @@ const MAX_CHECK_MS = 1000;
 /** Options for {@linkcode PresenceTracker}. */
 export interface PresenceTrackerOptions {
   /** Carries announcements to other nodes; `instanceId` names this one. */
-  bus: Bus;
-  /**
-   * Where this node's entries are written; a shared one (`shared: true`) is
-   * also where the others' are read, else they come from the bus.
-   */
+  bus: SystemChannel;
+  /** Where this node's entries are written (and, with `strategy: "store"`, the others' read). */
   store: PresenceStore;
+  /**
+   * How other nodes' users are learnt: `gossip` over the bus (a per-isolate
+   * store), or `store`, read from and reconciled with a shared store.
+   *
+   * @default {"gossip"}
+   */
+  strategy?: PresenceStrategyKind;
   /** Whether a room tracks presence (`PRESENCE` and the policy's `presence` rules). */
   enabled(room: string): boolean;
   /** Trailing-edge batching window. @default {250} */
@@ -80,7 +84,7 @@ export interface PresenceStats {
  * ```
  */
 export class PresenceTracker {
-  readonly #bus: Bus;
+  readonly #bus: SystemChannel;
   readonly #store: PresenceStore;
   readonly #enabled: (room: string) => boolean;
   readonly #settings: ViewSettings;
@@ -116,7 +120,7 @@ export class PresenceTracker {
     this.#checkMs = Math.min(MAX_CHECK_MS, this.#heartbeatMs);
     this.#report = throttle(onError, this.#heartbeatMs, clock);
     const host = this.#host();
-    this.#strategy = this.#store.shared
+    this.#strategy = options.strategy === "store"
       ? new StoreBackedStrategy(host, () => this.#settling())
       : new GossipStrategy(host, clock);
     this.#strategy.start();

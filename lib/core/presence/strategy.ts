@@ -1,6 +1,7 @@
 /**
  * How a tracker learns the other nodes' users of a room: one interface, two
- * strategies chosen once at construction from the presence store.
+ * strategies, one given to the tracker at construction (the server picks it
+ * from the presence store's backend).
  *
  * - {@linkcode GossipStrategy} (`gossip.ts`): no shared store. A node that
  *   opens a room asks the others for their users; nodes heartbeat on the bus
@@ -15,16 +16,19 @@
  *
  * @module
  */
-import type { Bus } from "../../bus/types.ts";
+import type { SystemChannel } from "../../bus/types.ts";
 import type { PresenceStore } from "../../store/presence/types.ts";
 import type { Announcement } from "./announcements.ts";
 import type { RoomView } from "./view.ts";
+
+/** The strategies by name: `gossip` ({@linkcode GossipStrategy}), `store` ({@linkcode StoreBackedStrategy}). */
+export type PresenceStrategyKind = "gossip" | "store";
 
 /** What a strategy may use of its tracker. */
 export interface PresenceHost {
   /** This node's id. */
   readonly node: string;
-  readonly bus: Bus;
+  readonly bus: SystemChannel;
   readonly store: PresenceStore;
   /** How long a node or entry lives without a refresh. */
   readonly ttlMs: number;

@@ -9,7 +9,7 @@
  * @module
  */
 import { z } from "zod";
-import type { Bus } from "../../bus/types.ts";
+import type { SystemChannel } from "../../bus/types.ts";
 import type { RoomManager } from "../../core/rooms.ts";
 import type { PresenceStore } from "../../store/presence/types.ts";
 import type { PusherApp } from "./apps.ts";
@@ -28,7 +28,7 @@ const Termination = z.strictObject({ app: z.string(), user: z.string() });
 /** What {@linkcode createPusherChannels} needs. */
 export interface PusherChannelsDeps {
   readonly rooms: RoomManager;
-  readonly bus: Bus;
+  readonly bus: SystemChannel;
   /** Where subscriptions are tracked; undefined: this isolate's rooms answer. */
   readonly presenceStore: PresenceStore | undefined;
   /** An app's connections on this isolate. */

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { Bus } from "../../bus/types.ts";
+import type { SystemChannel } from "../../bus/types.ts";
 import type { PusherConfig } from "../../config.ts";
 import type { RoomManager } from "../../core/rooms.ts";
 import type { PresenceStore } from "../../store/presence/types.ts";
@@ -43,7 +43,7 @@ export function loadApps(config: PusherConfig): Promise<PusherApps> {
 /** What {@linkcode openPusher} wires to. */
 export interface PusherDeps {
   readonly rooms: RoomManager;
-  readonly bus: Bus;
+  readonly bus: SystemChannel;
   readonly presenceStore: PresenceStore | undefined;
 }
 

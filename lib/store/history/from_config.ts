@@ -1,6 +1,7 @@
 /**
  * Builds the history store named by `HISTORY_STORE` (default `STORE`). The
- * only place that knows every backend, and the one mapping from the
+ * only place that knows every backend (how a store and a bus make a broker
+ * is lib/broker/table.ts), and the one mapping from the
  * configuration to what this store reads ({@linkcode historyStoreSlice}).
  *
  * @module
@@ -18,27 +19,15 @@ import type { HistoryStore } from "./types.ts";
 export interface HistoryStoreSlice extends StoreSlice {
   /** `HISTORY_MAX_BYTES`: what a memory store holds at most. */
   maxBytes: number;
-  /**
-   * `BUS`: with `redis`, the Redis store's script publishes each message on
-   * the bus's channel; with `kv`, the KV store's append is the publication.
-   */
-  bus: Config["bus"]["kind"];
-}
-
-/** What {@linkcode createHistoryStore} is given besides its slice. */
-export interface HistoryStoreContext extends StoreContext {
-  /** This instance's bus id: the origin of envelopes a store publishes itself. */
-  instanceId: string;
 }
 
 /** The history store's slice of `config`. */
 export function historyStoreSlice(
-  config: Pick<Config, "history" | "store" | "bus">,
+  config: Pick<Config, "history" | "store">,
 ): HistoryStoreSlice {
   return {
     ...storeSliceOf(config, config.history.store),
     maxBytes: config.history.maxBytes,
-    bus: config.bus.kind,
   };
 }
 
@@ -47,14 +36,14 @@ export function historyStoreSlice(
  *
  * @example
  * ```ts ignore
- * const store = await createHistoryStore(historyStoreSlice(config), { instanceId: bus.instanceId });
+ * const store = await createHistoryStore(historyStoreSlice(config), {});
  * ```
  */
 export async function createHistoryStore(
   slice: HistoryStoreSlice,
-  context: HistoryStoreContext,
+  context: StoreContext,
 ): Promise<HistoryStore> {
-  const { clock, instanceId, onError } = context;
+  const { clock, onError } = context;
   switch (slice.kind) {
     case "memory":
       return new MemoryHistoryStore({
@@ -64,17 +53,12 @@ export async function createHistoryStore(
     case "redis":
       return await createRedisHistoryStore({
         ...redisOf(slice, "HISTORY_STORE"),
-        // With the Redis bus the store's script publishes each message itself,
-        // on the bus's own channel, so one order reaches every instance.
-        ...(slice.bus === "redis" ? { publish: { instanceId } } : {}),
         ...(onError === undefined ? {} : { onError }),
       });
     case "kv":
       return new KvHistoryStore({
         ...await leaseKvFor(slice),
         prefix: [slice.kv.prefix],
-        // With BUS=kv the append is the publication: other isolates' head watches see it.
-        publishes: slice.bus === "kv",
         ...(onError === undefined ? {} : { onError: (err) => onError(toError(err)) }),
         ...(clock === undefined ? {} : { clock }),
       });

@@ -63,14 +63,6 @@ export interface KvHistoryStoreOptions extends KvHandleOptions {
    */
   prefix?: Deno.KvKey;
   /**
-   * Whether an append is the publication (`BUS=kv`: other instances learn of
-   * it from their head watch), so the room manager must not also put it on
-   * the bus.
-   *
-   * @default {false}
-   */
-  publishes?: boolean;
-  /**
    * Told when an operation gives up (the store is unavailable) and when a
    * head watch fails; transient failures that a retry cured are only counted
    * ({@linkcode KvHistoryStore.retries}).
@@ -111,8 +103,9 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /**
- * A {@linkcode HistoryStore} on Deno KV: `shared`, durable; publishes when
- * built with `publishes: true` (`BUS=kv`). Follows rooms' heads with
+ * A {@linkcode HistoryStore} on Deno KV: seen by every isolate on the
+ * database, durable (with `BUS=kv` the append is the publication: see
+ * lib/broker/kv.ts). Follows rooms' heads with
  * `kv.watch` (ten keys per watch) and reports their moves through `onHead`.
  *
  * @example
@@ -127,8 +120,6 @@ const decoder = new TextDecoder();
  */
 export class KvHistoryStore implements HistoryStore {
   readonly kind = "kv";
-  readonly shared = true;
-  readonly publishes: boolean;
   readonly #handle: KvHandle;
   readonly #prefix: Deno.KvKey;
   readonly #clock: Clock;
@@ -141,15 +132,13 @@ export class KvHistoryStore implements HistoryStore {
 
   /** @param options the database, key prefix and hooks */
   constructor(options: KvHistoryStoreOptions) {
-    const { prefix = ["realtime"], publishes = false, onError = () => {}, clock = systemClock } =
-      options;
+    const { prefix = ["realtime"], onError = () => {}, clock = systemClock } = options;
     this.#handle = new KvHandle(options, {
       name: "history store",
       onError,
       onRetry: () => this.#retries++,
     });
     this.#prefix = prefix;
-    this.publishes = publishes;
     this.#clock = clock;
     this.#watcher = new KeyWatcher(this.#handle.kv, { onError });
     this.#watcher.onChange((room, value) => {

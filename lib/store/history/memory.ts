@@ -140,8 +140,8 @@ const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 
 /**
  * A {@linkcode HistoryStore} in this isolate's memory (`HISTORY_STORE=memory`):
- * not shared (`shared: false`), does not publish (`publishes: false`).
- * Dedupe keys are scoped per room.
+ * nothing shared with other instances, so each numbers what it delivers
+ * (lib/broker/per_isolate.ts). Dedupe keys are scoped per room.
  *
  * @example
  * ```ts
@@ -156,8 +156,6 @@ const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
  */
 export class MemoryHistoryStore implements HistoryStore {
   readonly kind = "memory";
-  readonly shared = false;
-  readonly publishes = false;
   readonly #maxBytes: number;
   readonly #maxDedupeKeys: number;
   readonly #clock: Clock;

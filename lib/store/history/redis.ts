@@ -11,7 +11,7 @@
  *
  * One Lua script per append does, atomically: dedupe check, epoch creation,
  * offset assignment, `XADD`, trimming (size, then TTL), expiry, and (when
- * constructed with `publish`) the `PUBLISH` of the bus envelope carrying the
+ * asked with `publishAs`) the `PUBLISH` of the bus envelope carrying the
  * offset on `<prefix>:room:<room>`. Reads run a second script so that the
  * position and the entries come from one instant.
  *
@@ -57,13 +57,6 @@ export interface RedisHistoryStoreOptions {
    */
   prefix?: string;
   /**
-   * When set, every stored message is also published, by the same script, on
-   * the bus channel `<prefix>:room:<room>` as an envelope from `instanceId`
-   * with its position (`BUS=redis`): `publishes` is then true and the caller
-   * must not publish it again.
-   */
-  publish?: { instanceId: string };
-  /**
    * How long a command may go unanswered before the store counts Redis as
    * down (the connection is replaced).
    *
@@ -88,6 +81,17 @@ export interface RedisHistoryStoreOptions {
   onError?: (error: Error) => void;
   /** Called when Redis is back after an outage reported through `onError`. */
   onRecover?: () => void;
+}
+
+/** Options for {@linkcode RedisHistoryStore.append}. */
+export interface RedisAppendOptions extends AppendOptions {
+  /**
+   * When set, the same script also publishes the stored message on the bus
+   * channel `<prefix>:room:<room>`, as an envelope from this instance id
+   * with its position (`BUS=redis`: lib/broker/redis.ts). A duplicate is
+   * neither stored nor published.
+   */
+  publishAs?: string;
 }
 
 /**
@@ -203,8 +207,8 @@ const READ = new Script(READ_LUA);
 
 /**
  * A {@linkcode HistoryStore} on Redis (`HISTORY_STORE=redis`): shared by all
- * instances (`shared: true`); publishes each message itself when given
- * `publish` (`publishes: true`). Prefer {@linkcode createRedisHistoryStore},
+ * instances; publishes a message in the same script when asked
+ * (`publishAs`). Prefer {@linkcode createRedisHistoryStore},
  * which waits for the first connection.
  *
  * @example
@@ -213,21 +217,18 @@ const READ = new Script(READ_LUA);
  * const store = new RedisHistoryStore({
  *   url: "redis://127.0.0.1:6379",
  *   prefix: "realtime",
- *   publish: { instanceId: bus.instanceId },
  * });
  * await store.ready(2000);
  * const { offset, epoch } = await store.append("chat", frame, {
  *   limits: { size: 100, ttlMs: 600_000 },
  *   dedupe: { key: `${user}\n${room}\n${id}`, windowMs: 300_000 },
+ *   publishAs: bus.instanceId,
  * });
  * ```
  */
 export class RedisHistoryStore implements HistoryStore {
   readonly kind = "redis";
-  readonly shared = true;
-  readonly publishes: boolean;
   readonly #prefix: string;
-  readonly #instanceId: string | undefined;
   readonly #link: RedisStoreLink;
 
   /** @param options Redis URL, naming, publishing, bounds and hooks; connecting starts at once */
@@ -235,7 +236,6 @@ export class RedisHistoryStore implements HistoryStore {
     const {
       url,
       prefix = "realtime",
-      publish,
       commandTimeoutMs = 2000,
       connectTimeoutMs = 5000,
       maxReconnectDelayMs = 2000,
@@ -258,8 +258,6 @@ export class RedisHistoryStore implements HistoryStore {
       onRecover,
     });
     this.#prefix = prefix;
-    this.#instanceId = publish?.instanceId;
-    this.publishes = publish !== undefined;
   }
 
   /**
@@ -270,14 +268,14 @@ export class RedisHistoryStore implements HistoryStore {
     return this.#link.ready(timeoutMs);
   }
 
-  async append(room: string, frame: string, options: AppendOptions): Promise<AppendResult> {
-    const { limits, dedupe } = options;
+  async append(room: string, frame: string, options: RedisAppendOptions): Promise<AppendResult> {
+    const { limits, dedupe, publishAs } = options;
     checkLimits(limits);
     const window = dedupe === undefined ? 0 : Math.max(1, Math.ceil(dedupe.windowMs));
-    const channel = this.#instanceId === undefined ? "" : `${this.#prefix}:room:${room}`;
-    const header = this.#instanceId === undefined
+    const channel = publishAs === undefined ? "" : `${this.#prefix}:room:${room}`;
+    const header = publishAs === undefined
       ? ""
-      : JSON.stringify({ origin: this.#instanceId, seq: 0, room }).slice(0, -1);
+      : JSON.stringify({ origin: publishAs, seq: 0, room }).slice(0, -1);
     const reply = await this.#link.eval(
       APPEND,
       [
@@ -372,7 +370,6 @@ export interface CreateRedisHistoryStoreOptions extends RedisHistoryStoreOptions
  * import { createRedisHistoryStore } from "./redis.ts";
  * const store = await createRedisHistoryStore({
  *   url: "redis://127.0.0.1:6379",
- *   publish: { instanceId: bus.instanceId },
  *   onError: (err) => console.error(err.message),
  * });
  * ```

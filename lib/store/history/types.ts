@@ -104,21 +104,9 @@ export interface ReadResult {
  */
 export interface HistoryStore extends Backend {
   /**
-   * True when every instance sees the same streams (Redis, KV): offsets
-   * travel with envelopes and receivers fill gaps from the store. False for
-   * a per-isolate store: each instance numbers the messages it delivers.
-   */
-  readonly shared: boolean;
-  /**
-   * True when `append` itself hands the message to the other instances
-   * (Redis: one script stores and publishes), so the caller must not also
-   * publish it on the bus.
-   */
-  readonly publishes: boolean;
-  /**
-   * Stores a message and gives it the next offset. A store that
-   * {@linkcode HistoryStore.publishes} also publishes it, with this
-   * instance's id as the envelope's origin (given to it at construction).
+   * Stores a message and gives it the next offset. Telling the other
+   * instances is the broker's job (lib/broker/), which may ask a store to do
+   * both in one step (Redis).
    *
    * @throws {StoreUnavailableError} when the backend cannot be reached
    */

@@ -55,7 +55,6 @@ const BATCH = 200;
  */
 export class KvPresenceStore implements PresenceStore {
   readonly kind = "kv";
-  readonly shared = true;
   readonly ttlMs: number;
   readonly #handle: KvHandle;
   readonly #prefix: Deno.KvKey;

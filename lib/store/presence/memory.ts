@@ -1,6 +1,6 @@
 /**
  * The presence store in this isolate's memory: the truth for one isolate
- * (`BUS=memory`); on another bus (`shared: false`) other instances' users and
+ * (`BUS=memory`); on another bus (a per-isolate store) other instances' users and
  * liveness come from the bus instead (`lib/core/presence/gossip.ts`).
  *
  * @module
@@ -32,7 +32,6 @@ export interface MemoryPresenceStoreOptions {
  */
 export class MemoryPresenceStore implements PresenceStore {
   readonly kind = "memory";
-  readonly shared = false;
   readonly ttlMs: number;
   readonly #clock: Clock;
   readonly #rooms = new Map<string, RoomEntries>();

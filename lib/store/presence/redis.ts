@@ -119,7 +119,6 @@ return 1
  */
 export class RedisPresenceStore implements PresenceStore {
   readonly kind = "redis";
-  readonly shared = true;
   readonly ttlMs: number;
   readonly #prefix: string;
   readonly #link: RedisStoreLink;

@@ -67,13 +67,6 @@ export type RoomEntries = Map<string, Map<string, PresenceEntry>>;
 
 /** Where presence entries live; see the module doc for the contract. */
 export interface PresenceStore extends Backend {
-  /**
-   * True when every instance reads the same entries (Redis, KV): a room's
-   * members on other instances come from {@linkcode PresenceStore.list}.
-   * False for a per-isolate store: other instances' members and liveness
-   * come from the bus, and only this instance's entries are kept here.
-   */
-  readonly shared: boolean;
   /** How long an entry or instance lives without a refresh, in milliseconds. */
   readonly ttlMs: number;
   /** Writes `instance`'s entry for `userId` in `room`, and marks `instance` alive. */
