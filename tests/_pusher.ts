@@ -80,7 +80,10 @@ export interface ConnectOptions {
  * A `pusher-js` client of `ts`, connected (resolves once `connected`), that
  * signs subscriptions (and its signin) with the server SDK.
  */
-export async function connectPusher(ts: TestServer, options: ConnectOptions = {}): Promise<Pusher> {
+export async function connectPusher(
+  ts: { readonly port: number },
+  options: ConnectOptions = {},
+): Promise<Pusher> {
   const sdk = serverSdk(ts.port, options.secret);
   const client = new Pusher(options.key ?? APP.key, {
     cluster: "mt1",

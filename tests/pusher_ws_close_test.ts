@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { eventually, startServer } from "./_helpers.ts";
+import { eventually, rawHandshake, startServer } from "./_helpers.ts";
 import {
   APP,
   connectPusher,
@@ -158,5 +158,42 @@ Deno.test("/metrics shows per-app connections, channels and messages", async () 
     assert.match(text, /realtime_pusher_messages_out_total\{app="app-1"\} [1-9]/);
   } finally {
     await disconnect(a);
+  }
+});
+
+Deno.test("pre-upgrade defences: the per-IP handshake rate (429) and the app's allowedOrigins (403)", async () => {
+  await using ts = await startPusherServer({ HANDSHAKES_PER_MINUTE_PER_IP: "3" }, {
+    allowedOrigins: ["https://app.example.com"],
+  });
+  const handshake = (origin: string) =>
+    rawHandshake(ts.port, `/app/${APP.key}?protocol=7`, { origin });
+  assert.equal((await handshake("https://evil.example.com")).status, 403);
+  assert.equal((await handshake("https://app.example.com")).status, 101);
+  assert.equal((await handshake("https://app.example.com")).status, 101);
+  assert.equal((await handshake("https://app.example.com")).status, 429);
+});
+
+Deno.test("limits: maxPresenceMembersPerChannel and maxEventPayloadKb are Pusher's errors", async () => {
+  await using ts = await startPusherServer({}, {
+    maxPresenceMembersPerChannel: 1,
+    maxEventPayloadKb: 1,
+    enableClientMessages: true,
+  });
+  const ann = await connectPusher(ts, { presence: { user_id: "ann" } });
+  const ben = await connectPusher(ts, { presence: { user_id: "ben" } });
+  try {
+    const chAnn = await subscribed(ann, "presence-small");
+    const refused = nextEvent<{ type: string }>(
+      ben.subscribe("presence-small"),
+      "pusher:subscription_error",
+    );
+    assert.equal((await refused).type, "LimitReached");
+    const error = nextEvent<{ data: { code: number; message: string } }>(ann.connection, "error");
+    chAnn.trigger("client-big", { blob: "x".repeat(2000) });
+    assert.equal((await error).data.code, 4301);
+    assert.match((await error).data.message, /over 1 KB/);
+  } finally {
+    await disconnect(ann);
+    await disconnect(ben);
   }
 });

@@ -296,3 +296,30 @@ Deno.test("client events: over maxClientEventsPerSecond they get 4301 and are dr
     assert.deepEqual(received, [0, 1]);
   });
 });
+
+Deno.test("signin: the user's #server-to-user channel gets sendToUser events; others may not subscribe", async () => {
+  await using ts = await startPusherServer();
+  const alice = await connectPusher(ts, { user: { id: "42" } });
+  await using([alice], async () => {
+    const got = new Promise((resolve) => alice.user.bind("note", resolve));
+    alice.signin();
+    await eventually(() =>
+      [...ts.server.pusher!.stats.get(APP.id)!.open].some((c) => c.signedIn === "42")
+    );
+    // pusher-js subscribes to #server-to-user-42 once signed in.
+    await eventually(async () => {
+      const state = await ts.server.pusher!.channels.channel(
+        ts.server.pusher!.apps.byId(APP.id)!,
+        "#server-to-user-42",
+      );
+      return state.occupied;
+    });
+    await trigger(ts, ["#server-to-user-42"], "note", { hi: "alice" });
+    assert.deepEqual(await got, { hi: "alice" });
+  });
+  await using raw = rawPusher(ts);
+  await rawSocketId(raw);
+  raw.send({ event: "pusher:subscribe", data: { channel: "#server-to-user-42" } });
+  const error = await raw.next("pusher:subscription_error");
+  assert.equal((error.data as { status: number }).status, 403);
+});

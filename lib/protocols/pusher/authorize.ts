@@ -56,6 +56,8 @@ export interface SubscriptionRequest {
   readonly kind: ChannelKind;
   readonly auth: string | undefined;
   readonly channelData: string | undefined;
+  /** The user `pusher:signin` proved on this connection, if any. */
+  readonly signedIn: string | undefined;
 }
 
 function presenceMember(app: PusherApp, channelData: string): Authorization {
@@ -93,6 +95,11 @@ export async function authorizeSubscription(
   request: SubscriptionRequest,
 ): Promise<Authorization> {
   const { socketId, channel, kind, auth, channelData } = request;
+  if (kind.user !== undefined) {
+    return kind.user === request.signedIn
+      ? { ok: true, member: undefined }
+      : authError("only a connection signed in as this user may subscribe", 403);
+  }
   if (!kind.private) return { ok: true, member: undefined };
   if (auth === undefined || auth === "") return authError("this channel needs an auth signature");
   if (!kind.presence) {

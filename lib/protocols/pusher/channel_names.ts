@@ -13,6 +13,13 @@ export const MAX_CHANNEL_LENGTH = 164;
 
 const CHANNEL_PATTERN = /^[A-Za-z0-9_\-=@,.;]+$/;
 
+/**
+ * The channel a signed-in user's connections hear the API's `sendToUser`
+ * events on (`#server-to-user-<id>`): `pusher-js` subscribes to it after
+ * `pusher:signin`, and only a connection signed in as that user may.
+ */
+export const USER_CHANNEL_PREFIX = "#server-to-user-";
+
 /** The prefix of every Pusher room in the core. */
 export const PUSHER_ROOM_PREFIX = "~";
 
@@ -26,15 +33,22 @@ export interface ChannelKind {
   readonly encrypted: boolean;
   /** `cache-` variants: the last event is kept for 30 minutes and sent on subscribe. */
   readonly cache: boolean;
+  /** `#server-to-user-<id>`: the user id, for a connection signed in as that user only. */
+  readonly user?: string;
 }
 
 /** Whether `name` is a channel name Pusher accepts. */
 export function validChannelName(name: string): boolean {
-  return name.length > 0 && name.length <= MAX_CHANNEL_LENGTH && CHANNEL_PATTERN.test(name);
+  const rest = name.startsWith(USER_CHANNEL_PREFIX) ? name.slice(USER_CHANNEL_PREFIX.length) : name;
+  return rest.length > 0 && name.length <= MAX_CHANNEL_LENGTH && CHANNEL_PATTERN.test(rest);
 }
 
 /** What kind of channel `name` is (the name is assumed valid). */
 export function channelKind(name: string): ChannelKind {
+  if (name.startsWith(USER_CHANNEL_PREFIX)) {
+    const user = name.slice(USER_CHANNEL_PREFIX.length);
+    return { private: false, presence: false, encrypted: false, cache: false, user };
+  }
   const encrypted = name.startsWith("private-encrypted-");
   const presence = name.startsWith("presence-");
   const isPrivate = encrypted || presence || name.startsWith("private-");

@@ -203,15 +203,26 @@ export function encodeChannelEvent(
 
 const OPEN_BRACE = 123;
 
+/** The last excluding frame seen and its JSON: one slice per message, not per member. */
+let lastFrame = "";
+let lastJson = "";
+let lastExcept = "";
+
 /**
  * What a room frame means for the connection `socketId`: the frame to send,
- * or null when the frame excludes it. One comparison, no parse.
+ * or null when the frame excludes it. One comparison, no parse; the JSON of
+ * an excluding frame is cut out once per message (the same string reaches
+ * every member, so the cache hits on identity).
  */
 export function frameFor(frame: string, socketId: string): string | null {
   if (frame.charCodeAt(0) === OPEN_BRACE) return frame;
-  const newline = frame.indexOf("\n");
-  if (newline === socketId.length && frame.startsWith(socketId)) return null;
-  return frame.slice(newline + 1);
+  if (frame !== lastFrame) {
+    const newline = frame.indexOf("\n");
+    lastExcept = frame.slice(0, newline);
+    lastJson = frame.slice(newline + 1);
+    lastFrame = frame;
+  }
+  return socketId === lastExcept ? null : lastJson;
 }
 
 /** The key a non-object `user_info` is kept under in the core's presence info (an object). */

@@ -86,7 +86,14 @@ export class PusherConnection implements SessionPort, Watched {
     this.#lastSeen = ctx.clock.now();
     stats.open.add(this);
     const send = (frame: string) => this.#send(frame);
-    this.#subscriptions = new Subscriptions({ core, ctx, app, socketId, send });
+    this.#subscriptions = new Subscriptions({
+      core,
+      ctx,
+      app,
+      socketId,
+      send,
+      signedIn: () => this.#signedIn,
+    });
     this.#clientEvents = new ClientEvents({
       core,
       app,

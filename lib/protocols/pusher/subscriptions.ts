@@ -42,6 +42,8 @@ export interface SubscriptionsDeps {
   readonly ctx: Pick<CoreContext, "history" | "presence" | "counters">;
   readonly app: PusherApp;
   readonly socketId: string;
+  /** The user `pusher:signin` proved, if any. */
+  signedIn(): string | undefined;
   /** Sends a frame to the client. */
   send(frame: string): void;
 }
@@ -116,6 +118,7 @@ export class Subscriptions {
       kind: sub.kind,
       auth,
       channelData,
+      signedIn: this.#deps.signedIn(),
     });
     if (core.ended || this.#subs.get(channel) !== sub) return;
     if (!granted.ok) return this.#refuse(channel, granted.refusal);
