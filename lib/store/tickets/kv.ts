@@ -11,25 +11,16 @@
  * @module
  */
 import type { Principal } from "../../core/auth.ts";
-import type { Clock } from "../../clock.ts";
-import { systemClock } from "../../clock.ts";
 import { CONFLICT, KvHandle, type KvHandleOptions } from "../_kv.ts";
-import { judge, ticketHash } from "./_judge.ts";
+import type { StoreHealth } from "../types.ts";
+import { ticketHash, TicketRules, type TicketRulesOptions } from "./_rules.ts";
 import {
-  DEFAULT_MAX_TICKETS,
-  DEFAULT_TICKET_STORE_MAX_BYTES,
   isStoredTicket,
   type IssuedTicket,
-  newTicket,
   type Redemption,
   type StoredTicket,
-  ticketCost,
-  ticketExpiry,
-  type TicketLimits,
   type TicketStore,
-  usageWindows,
 } from "./types.ts";
-import type { StoreHealth } from "../types.ts";
 
 /** What the tickets issued in one window were charged. */
 interface Usage {
@@ -45,13 +36,9 @@ function usageOf(entry: Deno.KvEntryMaybe<Usage>): Usage {
 }
 
 /** Options for {@linkcode KvTicketStore}. */
-export interface KvTicketStoreOptions extends TicketLimits, KvHandleOptions {
-  /** How long a ticket stays valid, in ms. */
-  ttlMs: number;
+export interface KvTicketStoreOptions extends TicketRulesOptions, KvHandleOptions {
   /** @default {["realtime"]} */
   prefix?: Deno.KvKey;
-  /** @default systemClock */
-  clock?: Clock;
   /** Told of each operation that gave up (the database is unavailable). */
   onError?: (error: Error) => void;
 }
@@ -72,40 +59,24 @@ export class KvTicketStore implements TicketStore {
   readonly shared = true;
   readonly size = 0;
   readonly #handle: KvHandle;
-  readonly #ttlMs: number;
+  readonly #rules: TicketRules;
   readonly #prefix: Deno.KvKey;
-  readonly #clock: Clock;
-  readonly #maxBytes: number;
-  readonly #maxTickets: number;
 
   /** @param options the database, ttl, bounds, prefix and clock */
   constructor(options: KvTicketStoreOptions) {
-    const {
-      ttlMs,
-      prefix = ["realtime"],
-      clock = systemClock,
-      maxBytes = DEFAULT_TICKET_STORE_MAX_BYTES,
-      maxTickets = DEFAULT_MAX_TICKETS,
-    } = options;
+    const { prefix = ["realtime"], onError } = options;
     this.#handle = new KvHandle(options, {
       name: "ticket store",
-      ...(options.onError === undefined ? {} : { onError: options.onError }),
+      ...(onError === undefined ? {} : { onError }),
     });
-    this.#ttlMs = ttlMs;
+    this.#rules = new TicketRules(options);
     this.#prefix = prefix;
-    this.#clock = clock;
-    this.#maxBytes = maxBytes;
-    this.#maxTickets = maxTickets;
   }
 
   issue(principal: Principal, origin: string | null): Promise<IssuedTicket | null> {
     return this.#handle.run("issue a ticket", async (kv) => {
-      const ticket = newTicket();
-      const now = this.#clock.now();
-      const expiresAt = ticketExpiry(principal, now, this.#ttlMs);
-      const value: StoredTicket = { principal: { ...principal }, origin, expiresAt };
-      const cost = ticketCost(value);
-      const { current, previous } = usageWindows(now, this.#ttlMs);
+      const { issued, stored, cost, now, lifetimeMs } = this.#rules.draft(principal, origin);
+      const { current, previous } = this.#rules.windows(now);
       const curKey = [...this.#prefix, "ticket_usage", current];
       const [cur, prev] = await kv.getMany<[Usage, Usage]>([
         curKey,
@@ -114,14 +85,14 @@ export class KvTicketStore implements TicketStore {
       const used = [usageOf(cur), usageOf(prev)];
       const bytes = used[0]!.bytes + used[1]!.bytes + cost;
       const count = used[0]!.count + used[1]!.count + 1;
-      if (bytes > this.#maxBytes || count > this.#maxTickets) return null;
+      if (!this.#rules.allows(bytes, count)) return null;
       const charged: Usage = { bytes: used[0]!.bytes + cost, count: used[0]!.count + 1 };
       // Both windows checked: a concurrent issue on any isolate retries with fresh counts.
       const committed = await kv.atomic().check(cur, prev)
-        .set(curKey, charged, { expireIn: 2 * this.#ttlMs })
-        .set(await this.#key(ticket), value, { expireIn: Math.max(1, expiresAt - now) })
+        .set(curKey, charged, { expireIn: this.#rules.usageTtlMs })
+        .set(await this.#key(issued.ticket), stored, { expireIn: lifetimeMs })
         .commit();
-      return committed.ok ? { ticket, expiresAt } : CONFLICT;
+      return committed.ok ? issued : CONFLICT;
     });
   }
 
@@ -135,7 +106,7 @@ export class KvTicketStore implements TicketStore {
       // Only the redeem whose delete commits against this version gets it.
       const taken = await kv.atomic().check(entry).delete(key).commit();
       if (!taken.ok) return { ok: false, reason: "ticket_invalid" } as const;
-      return judge(entry.value, origin, this.#clock.now());
+      return this.#rules.judge(entry.value, origin);
     });
   }
 

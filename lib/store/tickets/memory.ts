@@ -5,37 +5,17 @@
  * @module
  */
 import type { Principal } from "../../core/auth.ts";
-import type { Clock } from "../../clock.ts";
-import { systemClock } from "../../clock.ts";
-import {
-  DEFAULT_MAX_TICKETS,
-  DEFAULT_TICKET_STORE_MAX_BYTES,
-  type IssuedTicket,
-  newTicket,
-  type Redemption,
-  ticketCost,
-  ticketExpiry,
-  type TicketLimits,
-  type TicketStore,
-} from "./types.ts";
 import type { StoreHealth } from "../types.ts";
-import { judge } from "./_judge.ts";
+import { TicketRules, type TicketRulesOptions } from "./_rules.ts";
+import type { IssuedTicket, Redemption, StoredTicket, TicketStore } from "./types.ts";
 
-interface Entry {
-  principal: Principal;
-  origin: string | null;
-  expiresAt: number;
-  /** Its {@linkcode ticketCost}, given back when it leaves. */
+interface Entry extends StoredTicket {
+  /** What it was charged, given back when it leaves. */
   cost: number;
 }
 
-/** Options for {@linkcode MemoryTicketStore}. */
-export interface MemoryTicketStoreOptions extends TicketLimits {
-  /** How long a ticket stays valid, in ms. */
-  ttlMs: number;
-  /** @default systemClock */
-  clock?: Clock;
-}
+/** Options for {@linkcode MemoryTicketStore}: the ticket lifetime, bounds and clock. */
+export type MemoryTicketStoreOptions = TicketRulesOptions;
 
 /**
  * The per-isolate {@linkcode TicketStore}. With `deno serve --parallel` or
@@ -52,24 +32,12 @@ export class MemoryTicketStore implements TicketStore {
   readonly kind = "memory";
   readonly shared = false;
   readonly #tickets = new Map<string, Entry>();
-  readonly #ttlMs: number;
-  readonly #maxTickets: number;
-  readonly #maxBytes: number;
-  readonly #clock: Clock;
+  readonly #rules: TicketRules;
   #bytes = 0;
 
   /** @param options ttl, bounds and clock */
   constructor(options: MemoryTicketStoreOptions) {
-    const {
-      ttlMs,
-      maxTickets = DEFAULT_MAX_TICKETS,
-      maxBytes = DEFAULT_TICKET_STORE_MAX_BYTES,
-      clock = systemClock,
-    } = options;
-    this.#ttlMs = ttlMs;
-    this.#maxTickets = maxTickets;
-    this.#maxBytes = maxBytes;
-    this.#clock = clock;
+    this.#rules = new TicketRules(options);
   }
 
   get size(): number {
@@ -82,26 +50,24 @@ export class MemoryTicketStore implements TicketStore {
   }
 
   issue(principal: Principal, origin: string | null): Promise<IssuedTicket | null> {
-    const expiresAt = ticketExpiry(principal, this.#clock.now(), this.#ttlMs);
-    const cost = ticketCost({ principal, origin, expiresAt });
+    const { issued, stored, cost } = this.#rules.draft(principal, origin);
     if (!this.#fits(cost)) this.sweep();
     if (!this.#fits(cost)) return Promise.resolve(null);
-    const ticket = newTicket();
-    this.#tickets.set(ticket, { principal, origin, expiresAt, cost });
+    this.#tickets.set(issued.ticket, { ...stored, cost });
     this.#bytes += cost;
-    return Promise.resolve({ ticket, expiresAt });
+    return Promise.resolve(issued);
   }
 
   redeem(ticket: string, origin: string | null): Promise<Redemption> {
     const entry = this.#tickets.get(ticket);
     if (entry === undefined) return Promise.resolve({ ok: false, reason: "ticket_invalid" });
     this.#drop(ticket, entry);
-    return Promise.resolve(judge(entry, origin, this.#clock.now()));
+    return Promise.resolve(this.#rules.judge(entry, origin));
   }
 
   /** Drops the expired tickets held here: this backend does not expire them by itself. */
   sweep(): void {
-    const now = this.#clock.now();
+    const now = this.#rules.clock.now();
     for (const [ticket, entry] of this.#tickets) {
       if (entry.expiresAt <= now) this.#drop(ticket, entry);
     }
@@ -118,7 +84,7 @@ export class MemoryTicketStore implements TicketStore {
   }
 
   #fits(cost: number): boolean {
-    return this.#tickets.size < this.#maxTickets && this.#bytes + cost <= this.#maxBytes;
+    return this.#rules.allows(this.#bytes + cost, this.#tickets.size + 1);
   }
 
   #drop(ticket: string, entry: Entry): void {

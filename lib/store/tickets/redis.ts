@@ -10,25 +10,16 @@
  * @module
  */
 import type { Principal } from "../../core/auth.ts";
-import type { Clock } from "../../clock.ts";
-import { systemClock } from "../../clock.ts";
 import { RedisStoreLink } from "../_redis.ts";
-import { judge, ticketHash } from "./_judge.ts";
+import type { StoreHealth } from "../types.ts";
+import { ticketHash, TicketRules, type TicketRulesOptions } from "./_rules.ts";
 import {
-  DEFAULT_MAX_TICKETS,
-  DEFAULT_TICKET_STORE_MAX_BYTES,
   isStoredTicket,
   type IssuedTicket,
-  newTicket,
   type Redemption,
   type StoredTicket,
-  ticketCost,
-  ticketExpiry,
-  type TicketLimits,
   type TicketStore,
-  usageWindows,
 } from "./types.ts";
-import type { StoreHealth } from "../types.ts";
 
 /**
  * KEYS: ticket, usage of this window, usage of the previous one. ARGV: value,
@@ -51,19 +42,15 @@ return 1
 `;
 
 /** Options for {@linkcode RedisTicketStore}. */
-export interface RedisTicketStoreOptions extends TicketLimits {
+export interface RedisTicketStoreOptions extends TicketRulesOptions {
   /** `redis://` or `rediss://` URL, credentials included. */
   url: string;
-  /** How long a ticket stays valid, in ms. */
-  ttlMs: number;
   /**
    * Prefix of the keys, so several apps can share one Redis (`BUS_CHANNEL`).
    *
    * @default {"realtime"}
    */
   prefix?: string;
-  /** @default systemClock */
-  clock?: Clock;
   /** Called once when Redis becomes unreachable, not again until it is back. */
   onError?: (error: Error) => void;
 }
@@ -83,23 +70,12 @@ export class RedisTicketStore implements TicketStore {
   readonly shared = true;
   readonly size = 0;
   readonly #link: RedisStoreLink;
-  readonly #ttlMs: number;
+  readonly #rules: TicketRules;
   readonly #prefix: string;
-  readonly #clock: Clock;
-  readonly #maxBytes: number;
-  readonly #maxTickets: number;
 
   /** @param options Redis URL, ticket lifetime, bounds, key prefix and clock; connecting starts at once */
   constructor(options: RedisTicketStoreOptions) {
-    const {
-      url,
-      ttlMs,
-      prefix = "realtime",
-      clock = systemClock,
-      onError,
-      maxBytes = DEFAULT_TICKET_STORE_MAX_BYTES,
-      maxTickets = DEFAULT_MAX_TICKETS,
-    } = options;
+    const { url, prefix = "realtime", onError } = options;
     this.#link = new RedisStoreLink({
       url,
       name: "Redis ticket store",
@@ -110,11 +86,8 @@ export class RedisTicketStore implements TicketStore {
       whileDown: "tickets cannot be issued or redeemed until it is back",
       ...(onError === undefined ? {} : { onError }),
     });
-    this.#ttlMs = ttlMs;
+    this.#rules = new TicketRules(options);
     this.#prefix = prefix;
-    this.#clock = clock;
-    this.#maxBytes = maxBytes;
-    this.#maxTickets = maxTickets;
   }
 
   /** Resolves true once connected, or false after `timeoutMs`; it keeps trying either way. */
@@ -123,29 +96,24 @@ export class RedisTicketStore implements TicketStore {
   }
 
   async issue(principal: Principal, origin: string | null): Promise<IssuedTicket | null> {
-    const ticket = newTicket();
-    const now = this.#clock.now();
-    const expiresAt = ticketExpiry(principal, now, this.#ttlMs);
-    const value: StoredTicket = { principal: { ...principal }, origin, expiresAt };
-    const ttl = String(Math.max(1, Math.ceil(expiresAt - now)));
-    const { current, previous } = usageWindows(now, this.#ttlMs);
+    const { issued, stored, cost, now, lifetimeMs } = this.#rules.draft(principal, origin);
+    const { current, previous } = this.#rules.windows(now);
     const usage = (window: number) => `${this.#prefix}:ticket_usage:${window}`;
-    const stored = await this.#link.command([
+    const reply = await this.#link.command([
       "EVAL",
       ISSUE_LUA,
       "3",
-      await this.#key(ticket),
+      await this.#key(issued.ticket),
       usage(current),
       usage(previous),
-      JSON.stringify(value),
-      ttl,
-      String(ticketCost(value)),
-      String(this.#maxBytes),
-      String(this.#maxTickets),
-      // Counted until the window after it ends.
-      String(2 * this.#ttlMs),
+      JSON.stringify(stored),
+      String(lifetimeMs),
+      String(cost),
+      String(this.#rules.maxBytes),
+      String(this.#rules.maxTickets),
+      String(this.#rules.usageTtlMs),
     ]);
-    return stored === 1 ? { ticket, expiresAt } : null;
+    return reply === 1 ? issued : null;
   }
 
   async redeem(ticket: string, origin: string | null): Promise<Redemption> {
@@ -153,7 +121,7 @@ export class RedisTicketStore implements TicketStore {
     const stored = typeof reply === "string" ? parseStored(reply) : undefined;
     if (stored === undefined) return { ok: false, reason: "ticket_invalid" };
     // Expiry is judged by our clock too: Redis drops the key at about the same time.
-    return judge(stored, origin, this.#clock.now());
+    return this.#rules.judge(stored, origin);
   }
 
   health(): StoreHealth {
