@@ -30,7 +30,47 @@ export class Script {
   }
 }
 
-/** Options for {@linkcode RedisStoreLink}: the link's, plus how a store waits for it. */
+/**
+ * What every Redis store's options share: where Redis is, the key prefix,
+ * and the link's deadlines and outage hook (documented, with their defaults,
+ * on {@linkcode RedisLinkOptions}). A store hands its options to its
+ * {@linkcode RedisStoreLink} as they are: the link reads only its own fields.
+ */
+export interface RedisStoreOptions extends
+  Pick<
+    RedisLinkOptions,
+    "url" | "connectTimeoutMs" | "commandTimeoutMs" | "maxReconnectDelayMs" | "onError"
+  > {
+  /**
+   * Prefix of every key, so several apps can share one Redis (`BUS_CHANNEL`).
+   *
+   * @default {"realtime"}
+   */
+  prefix?: string;
+}
+
+/**
+ * Returns `store` once connected, or after `startTimeoutMs` without: never
+ * rejects for an unreachable Redis (the store reports the outage through
+ * `onError` and its health, and keeps trying), so the server can start first.
+ *
+ * @example
+ * ```ts ignore
+ * const store = await startRedisStore(new RedisTicketStore(options), 2000);
+ * ```
+ */
+export async function startRedisStore<S extends { ready(timeoutMs: number): Promise<boolean> }>(
+  store: S,
+  startTimeoutMs = 2000,
+): Promise<S> {
+  await store.ready(startTimeoutMs);
+  return store;
+}
+
+/**
+ * Options for {@linkcode RedisStoreLink}: the link's, plus how a store waits
+ * for it. Fields of the store's own options passed along are not read.
+ */
 export interface RedisStoreLinkOptions extends RedisLinkOptions {
   /**
    * What the store is called in errors: `<store>: Redis unreachable (…)`.

@@ -20,26 +20,14 @@
  *
  * @module
  */
-import { RedisStoreLink, Script } from "../_redis.ts";
+import { RedisStoreLink, type RedisStoreOptions, Script, startRedisStore } from "../_redis.ts";
 import type { StoreHealth } from "../types.ts";
 import { parseEntry, type PresenceEntry, type PresenceStore, type RoomEntries } from "./types.ts";
 
 /** Options for {@linkcode RedisPresenceStore}. */
-export interface RedisPresenceStoreOptions {
-  /** `redis://` or `rediss://` URL (`REDIS_URL`). */
-  url: string;
-  /** Prefix of every key (`BUS_CHANNEL`). @default {"realtime"} */
-  prefix?: string;
+export interface RedisPresenceStoreOptions extends RedisStoreOptions {
   /** @default {30000} */
   ttlMs?: number;
-  /** @default {2000} */
-  commandTimeoutMs?: number;
-  /** @default {5000} */
-  connectTimeoutMs?: number;
-  /** Longest wait between reconnect attempts (doubling from 100 ms). @default {2000} */
-  maxReconnectDelayMs?: number;
-  /** Called once when Redis becomes unreachable, not again until it is back. */
-  onError?: (error: Error) => void;
 }
 
 const SET = new Script(`
@@ -125,24 +113,12 @@ export class RedisPresenceStore implements PresenceStore {
 
   /** @param options URL, naming, TTL and bounds; connecting starts at once */
   constructor(options: RedisPresenceStoreOptions) {
-    const {
-      url,
-      prefix = "realtime",
-      ttlMs = 30_000,
-      commandTimeoutMs = 2000,
-      connectTimeoutMs = 5000,
-      maxReconnectDelayMs = 2000,
-      onError = () => {},
-    } = options;
+    const { prefix = "realtime", ttlMs = 30_000 } = options;
     this.#link = new RedisStoreLink({
-      url,
+      ...options,
       name: "Redis presence store",
       store: "presence store",
       whileDown: "presence reads and writes fail until it is back",
-      commandTimeoutMs,
-      connectTimeoutMs,
-      maxReconnectDelayMs,
-      onError,
     });
     this.#prefix = prefix;
     this.ttlMs = ttlMs;
@@ -243,11 +219,9 @@ export class RedisPresenceStore implements PresenceStore {
  * Creates a {@linkcode RedisPresenceStore} and waits up to `startTimeoutMs`
  * for its first connection; never rejects for an unreachable Redis.
  */
-export async function createRedisPresenceStore(
+export function createRedisPresenceStore(
   options: RedisPresenceStoreOptions & { startTimeoutMs?: number },
 ): Promise<RedisPresenceStore> {
-  const { startTimeoutMs = 2000, ...rest } = options;
-  const store = new RedisPresenceStore(rest);
-  await store.ready(startTimeoutMs);
-  return store;
+  const { startTimeoutMs, ...rest } = options;
+  return startRedisStore(new RedisPresenceStore(rest), startTimeoutMs);
 }

@@ -8,20 +8,16 @@
  * @module
  */
 import type { Clock } from "../../clock.ts";
-import { systemClock } from "../../clock.ts";
 import { CONFLICT, KvHandle, type KvHandleOptions } from "../_kv.ts";
 import type { StoreHealth } from "../types.ts";
+import { revocationSettings, type RevocationStoreOptions } from "./_settings.ts";
 import type { Revocation, RevocationKind, RevocationStore } from "./types.ts";
 import { RevocationSchema } from "./types.ts";
 
 /** Options for {@linkcode KvRevocationStore}. */
-export interface KvRevocationStoreOptions extends KvHandleOptions {
+export interface KvRevocationStoreOptions extends RevocationStoreOptions, KvHandleOptions {
   /** @default {["realtime"]} */
   prefix?: Deno.KvKey;
-  /** Most active revocations held; past it the one that lapses soonest makes room. @default 100_000 */
-  maxEntries?: number;
-  /** @default systemClock */
-  clock?: Clock;
   /** Told of each operation that gave up (the database is unavailable). */
   onError?: (error: Error) => void;
 }
@@ -50,12 +46,8 @@ export class KvRevocationStore implements RevocationStore {
 
   /** @param options the database, prefix, bound and clock */
   constructor(options: KvRevocationStoreOptions) {
-    const { prefix = ["realtime"], maxEntries = 100_000, clock = systemClock } = options;
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
-      throw new RangeError(
-        `Cannot create revocation store: maxEntries must be a positive integer, current value is ${maxEntries}`,
-      );
-    }
+    const { prefix = ["realtime"] } = options;
+    const { maxEntries, clock } = revocationSettings(options);
     this.#handle = new KvHandle(options, {
       name: "revocation store",
       ...(options.onError === undefined ? {} : { onError: options.onError }),

@@ -5,18 +5,13 @@
  * @module
  */
 import type { Clock } from "../../clock.ts";
-import { systemClock } from "../../clock.ts";
 import type { StoreHealth } from "../types.ts";
+import { revocationSettings, type RevocationStoreOptions } from "./_settings.ts";
 import type { Revocation, RevocationKind, RevocationStore } from "./types.ts";
 import { RevocationMap, soonestToLapse } from "./types.ts";
 
-/** Options for {@linkcode MemoryRevocationStore}. */
-export interface MemoryRevocationStoreOptions {
-  /** Most active revocations held; past it the one that lapses soonest makes room. @default 100_000 */
-  maxEntries?: number;
-  /** @default systemClock */
-  clock?: Clock;
-}
+/** Options for {@linkcode MemoryRevocationStore}: the bound and clock. */
+export type MemoryRevocationStoreOptions = RevocationStoreOptions;
 
 /**
  * The per-process {@linkcode RevocationStore}.
@@ -38,12 +33,7 @@ export class MemoryRevocationStore implements RevocationStore {
 
   /** @param options bound and clock */
   constructor(options: MemoryRevocationStoreOptions = {}) {
-    const { maxEntries = 100_000, clock = systemClock } = options;
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
-      throw new RangeError(
-        `Cannot create revocation store: maxEntries must be a positive integer, current value is ${maxEntries}`,
-      );
-    }
+    const { maxEntries, clock } = revocationSettings(options);
     this.#max = maxEntries;
     this.#clock = clock;
   }

@@ -14,30 +14,16 @@
  * @module
  */
 import type { Clock } from "../../clock.ts";
-import { systemClock } from "../../clock.ts";
-import { RedisStoreLink, Script } from "../_redis.ts";
+import { RedisStoreLink, type RedisStoreOptions, Script, startRedisStore } from "../_redis.ts";
 import type { StoreHealth } from "../types.ts";
+import { revocationSettings, type RevocationStoreOptions } from "./_settings.ts";
 import type { Revocation, RevocationKind, RevocationStore } from "./types.ts";
 import { revocationKey, RevocationSchema } from "./types.ts";
 
 /** Options for {@linkcode RedisRevocationStore}. */
-export interface RedisRevocationStoreOptions {
-  /** `redis://` or `rediss://` URL, credentials included. */
-  url: string;
-  /** Prefix of the keys, so several apps can share one Redis. @default "realtime" */
-  prefix?: string;
-  /** Most active revocations held; past it the one that lapses soonest makes room. @default 100_000 */
-  maxEntries?: number;
-  /** Time source for expiry (passed to the scripts, not Redis's own clock). @default systemClock */
-  clock?: Clock;
-  /** Time allowed to open a connection. @default 2000 */
+export interface RedisRevocationStoreOptions extends RevocationStoreOptions, RedisStoreOptions {
+  /** Time allowed to open a connection. @default {2000} */
   connectTimeoutMs?: number;
-  /** Time allowed for one command. @default 2000 */
-  commandTimeoutMs?: number;
-  /** Longest wait between reconnect attempts (doubling from 100 ms). @default {2000} */
-  maxReconnectDelayMs?: number;
-  /** Called once when Redis becomes unreachable, not again until it is back. */
-  onError?: (error: Error) => void;
 }
 
 // KEYS: hash, zset. ARGV: now. Drops expired entries; used by every script.
@@ -93,32 +79,17 @@ export class RedisRevocationStore implements RevocationStore {
 
   /** @param options URL, naming, bound, clock and deadlines; connecting starts at once */
   constructor(options: RedisRevocationStoreOptions) {
-    const {
-      url,
-      prefix = "realtime",
-      maxEntries = 100_000,
-      clock = systemClock,
-      connectTimeoutMs = 2000,
-      commandTimeoutMs = 2000,
-      maxReconnectDelayMs = 2000,
-      onError = () => {},
-    } = options;
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
-      throw new RangeError(
-        `Cannot create revocation store: maxEntries must be a positive integer, current value is ${maxEntries}`,
-      );
-    }
+    const { prefix = "realtime", connectTimeoutMs = 2000 } = options;
+    // The clock's time is passed to the scripts: expiry is by our clock, not Redis's.
+    const { maxEntries, clock } = revocationSettings(options);
     this.#link = new RedisStoreLink({
-      url,
+      ...options,
+      connectTimeoutMs,
       name: "Redis revocation store",
       store: "revocation store",
       whileDown: "revocations cannot be changed or re-read until it is back",
       // An operator's revoke should not fail for a reconnect under way.
       waitForLink: true,
-      connectTimeoutMs,
-      commandTimeoutMs,
-      maxReconnectDelayMs,
-      onError,
     });
     this.#hash = `${prefix}:revocations`;
     this.#zset = `${prefix}:revocations:until`;
@@ -185,11 +156,9 @@ function parseRevocation(text: string): Revocation | undefined {
  * `startTimeoutMs` for its first connection; never rejects for an
  * unreachable Redis.
  */
-export async function createRedisRevocationStore(
+export function createRedisRevocationStore(
   options: RedisRevocationStoreOptions & { startTimeoutMs?: number },
 ): Promise<RedisRevocationStore> {
-  const { startTimeoutMs = 2000, ...rest } = options;
-  const store = new RedisRevocationStore(rest);
-  await store.ready(startTimeoutMs);
-  return store;
+  const { startTimeoutMs, ...rest } = options;
+  return startRedisStore(new RedisRevocationStore(rest), startTimeoutMs);
 }

@@ -10,14 +10,13 @@
  * @module
  */
 import type { Principal } from "../../core/auth.ts";
-import { RedisStoreLink } from "../_redis.ts";
+import { RedisStoreLink, type RedisStoreOptions, startRedisStore } from "../_redis.ts";
 import type { StoreHealth } from "../types.ts";
 import { ticketHash, TicketRules, type TicketRulesOptions } from "./_rules.ts";
 import {
-  isStoredTicket,
   type IssuedTicket,
+  parseStoredTicket,
   type Redemption,
-  type StoredTicket,
   type TicketStore,
 } from "./types.ts";
 
@@ -42,18 +41,7 @@ return 1
 `;
 
 /** Options for {@linkcode RedisTicketStore}. */
-export interface RedisTicketStoreOptions extends TicketRulesOptions {
-  /** `redis://` or `rediss://` URL, credentials included. */
-  url: string;
-  /**
-   * Prefix of the keys, so several apps can share one Redis (`BUS_CHANNEL`).
-   *
-   * @default {"realtime"}
-   */
-  prefix?: string;
-  /** Called once when Redis becomes unreachable, not again until it is back. */
-  onError?: (error: Error) => void;
-}
+export interface RedisTicketStoreOptions extends TicketRulesOptions, RedisStoreOptions {}
 
 /**
  * The shared {@linkcode TicketStore} on Redis. It has no `sweep`: Redis
@@ -75,16 +63,15 @@ export class RedisTicketStore implements TicketStore {
 
   /** @param options Redis URL, ticket lifetime, bounds, key prefix and clock; connecting starts at once */
   constructor(options: RedisTicketStoreOptions) {
-    const { url, prefix = "realtime", onError } = options;
+    const { prefix = "realtime" } = options;
     this.#link = new RedisStoreLink({
-      url,
+      ...options,
       name: "Redis ticket store",
       store: "ticket store",
       // A store just created, or reconnecting, gets one command timeout to
       // come up: a ticket is asked for right before the socket that redeems it.
       waitForLink: true,
       whileDown: "tickets cannot be issued or redeemed until it is back",
-      ...(onError === undefined ? {} : { onError }),
     });
     this.#rules = new TicketRules(options);
     this.#prefix = prefix;
@@ -118,7 +105,7 @@ export class RedisTicketStore implements TicketStore {
 
   async redeem(ticket: string, origin: string | null): Promise<Redemption> {
     const reply = await this.#link.command(["GETDEL", await this.#key(ticket)]);
-    const stored = typeof reply === "string" ? parseStored(reply) : undefined;
+    const stored = typeof reply === "string" ? parseStoredTicket(reply) : undefined;
     if (stored === undefined) return { ok: false, reason: "ticket_invalid" };
     // Expiry is judged by our clock too: Redis drops the key at about the same time.
     return this.#rules.judge(stored, origin);
@@ -137,24 +124,13 @@ export class RedisTicketStore implements TicketStore {
   }
 }
 
-function parseStored(text: string): StoredTicket | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    return isStoredTicket(value) ? value : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Creates a {@linkcode RedisTicketStore} and waits up to `startTimeoutMs` for
  * its first connection; never rejects for an unreachable Redis.
  */
-export async function createRedisTicketStore(
+export function createRedisTicketStore(
   options: RedisTicketStoreOptions & { startTimeoutMs?: number },
 ): Promise<RedisTicketStore> {
-  const { startTimeoutMs = 2000, ...rest } = options;
-  const store = new RedisTicketStore(rest);
-  await store.ready(startTimeoutMs);
-  return store;
+  const { startTimeoutMs, ...rest } = options;
+  return startRedisStore(new RedisTicketStore(rest), startTimeoutMs);
 }

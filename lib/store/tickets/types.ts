@@ -133,3 +133,13 @@ export function isStoredTicket(value: unknown): value is StoredTicket {
   return typeof v.principal === "object" && v.principal !== null &&
     typeof v.expiresAt === "number" && (v.origin === null || typeof v.origin === "string");
 }
+
+/** A ticket read back as JSON text (Redis), or `undefined` when the text is not one of ours. */
+export function parseStoredTicket(text: string): StoredTicket | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return isStoredTicket(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
