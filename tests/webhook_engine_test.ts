@@ -64,7 +64,8 @@ Deno.test("webhooks: events arrive in one signed batch {id, time_ms, events}, ea
   assert.deepEqual(events.map((e) => e.room), ["a", "b", "c"]);
   assert.deepEqual(events.map((e) => e.name), ["room_vacated", "room_vacated", "room_vacated"]);
   assert.equal(new Set(events.map((e) => e.id)).size, 3, "unique ids");
-  assert.equal(w.engine.stats().sent, 3);
+  // The receiver holds the batch before its 200 reaches the engine, which counts it then.
+  await eventually(() => w.engine.stats().sent === 3, 3000, "the engine counting three sent");
   assert.equal(w.engine.stats().depth, 0);
 });
 
