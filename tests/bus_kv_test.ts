@@ -8,20 +8,9 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { eventually } from "./_helpers.ts";
 import { KvBus } from "../lib/bus/kv.ts";
 import type { Envelope } from "../lib/bus/types.ts";
-
-function waitFor(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (check()) return resolve();
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
 
 async function pair(): Promise<{ a: KvBus; b: KvBus; got: Envelope[]; close(): Promise<void> }> {
   const kv = await Deno.openKv(":memory:");
@@ -49,13 +38,13 @@ Deno.test("kv bus: only subscribed rooms, more than ten of them; unsubscribe sto
     await Promise.all(rooms.map((room) => a.subscribe(room)));
     assert.equal(a.watched, 23);
     for (const room of [...rooms, "other"]) b.publish(room, `{"room":"${room}"}`);
-    await waitFor(() => got.length === 23, "one envelope per subscribed room");
+    await eventually(() => got.length === 23, 5000, "one envelope per subscribed room");
     assert.deepEqual(new Set(got.map((e) => e.room)), new Set(rooms));
     await a.unsubscribe("r0");
     got.length = 0;
     b.publish("r0", "{}");
     b.publish("r1", "{}");
-    await waitFor(() => got.length === 1, "r1 only");
+    await eventually(() => got.length === 1, 5000, "r1 only");
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.deepEqual(got.map((e) => e.room), ["r1"]);
     assert.equal(a.watched, 22);
@@ -71,7 +60,7 @@ Deno.test("kv bus: frames larger than a KV value travel", async () => {
     const frame = JSON.stringify({ s: "🙂".repeat(100_000) });
     assert.ok(b.fits("big", frame));
     b.publish("big", frame);
-    await waitFor(() => got.length === 1, "the big envelope");
+    await eventually(() => got.length === 1, 5000, "the big envelope");
     assert.equal(got[0]!.frame, frame);
   } finally {
     await close();

@@ -7,6 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { eventually } from "./_helpers.ts";
 import { KvHistoryStore } from "../lib/store/history/kv.ts";
 import type { StreamPosition } from "../lib/store/history/types.ts";
 import { StoreUnavailableError } from "../lib/store/types.ts";
@@ -16,18 +17,6 @@ const LIMITS = { size: 10_000, ttlMs: 60_000 };
 async function tempKvPath(): Promise<{ path: string; remove(): Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "kv-history-" });
   return { path: `${dir}/db.kv`, remove: () => Deno.remove(dir, { recursive: true }) };
-}
-
-function waitFor(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (check()) return resolve();
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
 }
 
 Deno.test("4 isolates × 150 appends on one file: contiguous offsets, none lost or doubled", async () => {
@@ -83,13 +72,17 @@ Deno.test("head watches report appends from another store, for more than ten roo
     for (const room of rooms) watcher.follow(room);
     assert.equal(watcher.followed, 25);
     for (const room of rooms) await writer.append(room, `{"r":"${room}"}`, { limits: LIMITS });
-    await waitFor(() => rooms.every((room) => heads.get(room)?.offset === 1), "25 head moves");
+    await eventually(
+      () => rooms.every((room) => heads.get(room)?.offset === 1),
+      5000,
+      "25 head moves",
+    );
     // An unfollowed room is no longer reported.
     watcher.unfollow("room-3");
     heads.delete("room-3");
     await writer.append("room-3", "{}", { limits: LIMITS });
     await writer.append("room-4", "{}", { limits: LIMITS });
-    await waitFor(() => heads.get("room-4")?.offset === 2, "room-4 moving");
+    await eventually(() => heads.get("room-4")?.offset === 2, 5000, "room-4 moving");
     assert.equal(heads.has("room-3"), false);
     assert.equal(watcher.followed, 24);
   } finally {
@@ -171,8 +164,9 @@ Deno.test("rooms coming and going rebuild the watches without losing the ones th
     for (const room of stay) await writer.append(room, "{}", { limits: LIMITS });
     const expected = new Map(stay.map((room, i) => [room, i < 15 ? 1 : 0]));
     for (let i = 0; i < 200; i += 7) expected.set(stay[i % 15]!, expected.get(stay[i % 15]!)! + 1);
-    await waitFor(
+    await eventually(
       () => stay.every((room) => heads.get(room) === expected.get(room)),
+      5000,
       "every staying room's latest head",
     );
     assert.ok([...heads.keys()].every((room) => room.startsWith("stay-")));
