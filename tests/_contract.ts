@@ -153,3 +153,74 @@ export class Opened<S extends { close(): Promise<void> }> {
     await Promise.all(this.#stores.map((store) => store.close()));
   }
 }
+
+/**
+ * One case's backend for a concern whose cases open their own stores:
+ * stores opened by one case share their data when `shared` (Redis, KV).
+ */
+export interface StoreFixture<S, O> extends Fixture {
+  /** Whether stores opened by one case see the same data. */
+  readonly shared: boolean;
+  /** Opens another store on the backend (closed with the fixture). */
+  open(options: O): S;
+}
+
+/** How to build one concern's store on each backend, with the options a case opens it with. */
+export interface StoreMakers<S, O> {
+  /** A store in this isolate's memory. */
+  memory(options: O): S;
+  /** A store on the suite's Redis, under a key prefix of the case's own. */
+  redis(where: { url: string; prefix: string }, options: O): S;
+  /** A store on the case's KV database. */
+  kv(kv: Deno.Kv, options: O): S;
+}
+
+/**
+ * The suites that run a concern's contract on every backend: memory, Redis,
+ * and KV on a file and in memory. A concern's test file passes each to its
+ * contract, so that it says only how each backend's store is built.
+ *
+ * @example
+ * ```ts ignore
+ * for (const suite of storeSuites({ memory, redis, kv })) ticketStoreContract(suite);
+ * ```
+ */
+export function storeSuites<S extends { close(): Promise<void> }, O>(
+  make: StoreMakers<S, O>,
+): ContractSuite<StoreFixture<S, O>>[] {
+  const redis = redisSuite();
+  return [
+    { name: "memory", open: () => Promise.resolve(storeFixture(false, make.memory)) },
+    {
+      name: "redis",
+      ...redis.hooks,
+      open() {
+        const where = { url: redis.server.url, prefix: redis.prefix() };
+        return Promise.resolve(storeFixture(true, (options: O) => make.redis(where, options)));
+      },
+    },
+    ...KV_VARIANTS.map(({ name, inFile }) => ({
+      name,
+      async open() {
+        const db = await openCaseKv(inFile);
+        return storeFixture(true, (options: O) => make.kv(db.kv, options), () => db.close());
+      },
+    })),
+  ];
+}
+
+function storeFixture<S extends { close(): Promise<void> }, O>(
+  shared: boolean,
+  make: (options: O) => S,
+  closeBackend: () => Promise<void> = () => Promise.resolve(),
+): StoreFixture<S, O> {
+  const opened = new Opened<S>();
+  return {
+    shared,
+    open: (options) => opened.add(make(options)),
+    async close() {
+      await opened.close();
+      await closeBackend();
+    },
+  };
+}

@@ -10,7 +10,12 @@
 import assert from "node:assert/strict";
 import type { Clock } from "../lib/clock.ts";
 import type { Revocation, RevocationStore } from "../lib/store/revocations/types.ts";
-import { type ContractCases, type ContractSuite, runContract } from "./_contract.ts";
+import {
+  type ContractCases,
+  type ContractSuite,
+  runContract,
+  type StoreFixture,
+} from "./_contract.ts";
 import { FakeClock } from "./_helpers.ts";
 
 /** What a revocation store is opened with. */
@@ -19,15 +24,8 @@ export interface RevocationStoreOptions {
   maxEntries?: number;
 }
 
-/** One case's backend: stores opened by one case share their data when the backend is shared. */
-export interface RevocationFixture {
-  /** Whether stores opened by one case see the same entries. */
-  readonly shared: boolean;
-  /** Opens another store on the backend (closed with the fixture). */
-  open(options: RevocationStoreOptions): RevocationStore;
-  /** Closes every store opened, and the backend. */
-  close(): Promise<void>;
-}
+/** One case's backend: `shared` when stores opened by one case see the same entries. */
+export type RevocationFixture = StoreFixture<RevocationStore, RevocationStoreOptions>;
 
 /**
  * Runs the revocation contract on one backend.

@@ -11,21 +11,22 @@ import assert from "node:assert/strict";
 import type { Principal } from "../lib/core/auth.ts";
 import type { Clock } from "../lib/clock.ts";
 import { ticketCost, type TicketLimits, type TicketStore } from "../lib/store/tickets/types.ts";
-import { type ContractCases, type ContractSuite, runContract } from "./_contract.ts";
+import {
+  type ContractCases,
+  type ContractSuite,
+  runContract,
+  type StoreFixture,
+} from "./_contract.ts";
 import { FakeClock } from "./_helpers.ts";
 
 /** What a ticket store is opened with. */
 export type TicketStoreOptions = { clock: Clock; ttlMs: number } & TicketLimits;
 
-/** One case's backend: stores opened by one case share their data when the backend is shared. */
-export interface TicketFixture {
-  /** Whether a ticket issued on one store can be redeemed on another of the same fixture. */
-  readonly shared: boolean;
-  /** Opens another store on the backend (closed with the fixture). */
-  open(options: TicketStoreOptions): TicketStore;
-  /** Closes every store opened, and the backend. */
-  close(): Promise<void>;
-}
+/**
+ * One case's backend: `shared` when a ticket issued on one store can be
+ * redeemed on another of the same fixture.
+ */
+export type TicketFixture = StoreFixture<TicketStore, TicketStoreOptions>;
 
 /**
  * Runs the ticket contract on one backend.

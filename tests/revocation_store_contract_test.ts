@@ -1,7 +1,8 @@
 /**
  * Runs the revocation store contract (tests/_revocations_contract.ts)
  * unchanged against every backend: memory, Redis, and KV on a file and in
- * memory. A new backend adds one `revocationStoreContract` call; below the
+ * memory. A new backend adds its suite to `storeSuites`
+ * (tests/_contract.ts) and one maker here; below the
  * contract, what only Redis does (an outage and its recovery).
  *
  * @module
@@ -11,56 +12,17 @@ import { KvRevocationStore } from "../lib/store/revocations/kv.ts";
 import { MemoryRevocationStore } from "../lib/store/revocations/memory.ts";
 import { RedisRevocationStore } from "../lib/store/revocations/redis.ts";
 import type { RevocationStore } from "../lib/store/revocations/types.ts";
-import { KV_VARIANTS, openCaseKv, Opened, redisSuite } from "./_contract.ts";
+import { storeSuites } from "./_contract.ts";
 import { FakeClock } from "./_helpers.ts";
 import { redisTest } from "./_redis.ts";
-import { revocationStoreContract } from "./_revocations_contract.ts";
+import { revocationStoreContract, type RevocationStoreOptions } from "./_revocations_contract.ts";
 
-revocationStoreContract({
-  name: "memory",
-  open() {
-    const opened = new Opened<RevocationStore>();
-    return Promise.resolve({
-      shared: false,
-      open: (o) => opened.add(new MemoryRevocationStore(o)),
-      close: () => opened.close(),
-    });
-  },
+const backends = storeSuites<RevocationStore, RevocationStoreOptions>({
+  memory: (options) => new MemoryRevocationStore(options),
+  redis: (where, options) => new RedisRevocationStore({ ...where, ...options }),
+  kv: (kv, options) => new KvRevocationStore({ kv, ...options }),
 });
-
-const redis = redisSuite();
-revocationStoreContract({
-  name: "redis",
-  ...redis.hooks,
-  open() {
-    const { url } = redis.server;
-    const prefix = redis.prefix();
-    const opened = new Opened<RevocationStore>();
-    return Promise.resolve({
-      shared: true,
-      open: (o) => opened.add(new RedisRevocationStore({ url, prefix, ...o })),
-      close: () => opened.close(),
-    });
-  },
-});
-
-for (const { name, inFile } of KV_VARIANTS) {
-  revocationStoreContract({
-    name,
-    async open() {
-      const db = await openCaseKv(inFile);
-      const opened = new Opened<RevocationStore>();
-      return {
-        shared: true,
-        open: (o) => opened.add(new KvRevocationStore({ kv: db.kv, ...o })),
-        async close() {
-          await opened.close();
-          await db.close();
-        },
-      };
-    },
-  });
-}
+for (const suite of backends) revocationStoreContract(suite);
 
 redisTest(
   "revocation store (redis): unreachable Redis rejects with StoreUnavailableError and recovers",
