@@ -133,9 +133,10 @@ function sessionContext(services: Services, config: ServerOptions["config"]): Se
 /** The Pusher front door (`/app/{key}`), when the server has Pusher apps. */
 function pusherFrontDoor(
   services: Services,
-  config: ServerOptions["config"],
+  options: ServerOptions,
   draining: () => boolean,
 ): PusherFrontDoor | undefined {
+  const { config, pusherObserver: observer } = options;
   const { pusher } = services;
   if (pusher === undefined) return undefined;
   const door = new PusherFrontDoor({
@@ -145,7 +146,11 @@ function pusherFrontDoor(
     allowedOrigins: config.auth.allowedOrigins,
     limits: config.limits,
     heartbeatMs: config.server.heartbeatMs,
-    session: { ...sessionContext(services, config), revocations: services.revocations },
+    session: {
+      ...sessionContext(services, config),
+      revocations: services.revocations,
+      ...(observer === undefined ? {} : { observer }),
+    },
     draining,
   });
   services.metrics.watchPusher(() => door.figures());
@@ -176,7 +181,7 @@ function buildHandler(
     session: sessionContext(services, config),
     draining,
   });
-  const pusher = pusherFrontDoor(services, config, draining);
+  const pusher = pusherFrontDoor(services, options, draining);
   const handler = createRouter(
     routeTable({
       config,

@@ -9,6 +9,7 @@ import PusherModule from "pusher-js";
 import type * as PusherTypes from "pusher-js";
 import PusherServer from "pusher";
 import { startServer, type TestServer } from "./_helpers.ts";
+import type { ServerOptions } from "../lib/server.ts";
 
 // Deno types the CommonJS package's default export as its module; at runtime it is the class.
 type PusherClass = typeof PusherTypes.default.default;
@@ -50,13 +51,14 @@ export function serverSdk(port: number, secret: string = APP.secret): PusherServ
 export async function startPusherServer(
   env: Record<string, string> = {},
   app?: Record<string, unknown>,
+  options: Omit<ServerOptions, "config"> = {},
 ): Promise<TestServer> {
-  if (app === undefined) return await startServer({ ...APP_ENV, ...env });
+  if (app === undefined) return await startServer({ ...APP_ENV, ...env }, options);
   const file = await Deno.makeTempFile({ suffix: ".json" });
   try {
     await Deno.writeTextFile(file, JSON.stringify([{ ...APP, ...app }]));
     // Apps are read at start-up: the file is not needed afterwards.
-    return await startServer({ PUSHER_APPS_FILE: file, ...env });
+    return await startServer({ PUSHER_APPS_FILE: file, ...env }, options);
   } finally {
     await Deno.remove(file);
   }

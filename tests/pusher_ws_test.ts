@@ -323,3 +323,34 @@ Deno.test("signin: the user's #server-to-user channel gets sendToUser events; ot
   const error = await raw.next("pusher:subscription_error");
   assert.equal((error.data as { status: number }).status, 403);
 });
+
+Deno.test("the observer hears relayed client events and cache misses (for Pusher's webhooks)", async () => {
+  const heard: unknown[] = [];
+  await using ts = await startPusherServer({}, { enableClientMessages: true }, {
+    pusherObserver: {
+      clientEvent: (app, report) => heard.push(["client_event", app.id, report]),
+      cacheMiss: (app, channel) => heard.push(["cache_miss", app.id, channel]),
+    },
+  });
+  const a = await connectPusher(ts, { presence: { user_id: 7 } });
+  const b = await connectPusher(ts, { presence: { user_id: 8 } });
+  await using([a, b], async () => {
+    await nextEvent(a.subscribe("cache-quiet"), "pusher:cache_miss");
+    const chA = await subscribed(a, "presence-obs");
+    const chB = await subscribed(b, "presence-obs");
+    const got = nextEvent(chB, "client-hi");
+    chA.trigger("client-hi", { x: 1 });
+    await got;
+    await eventually(() => heard.length === 2);
+    assert.deepEqual(heard, [
+      ["cache_miss", APP.id, "cache-quiet"],
+      ["client_event", APP.id, {
+        channel: "presence-obs",
+        event: "client-hi",
+        dataJson: '{"x":1}',
+        socketId: a.connection.socket_id,
+        userId: "7",
+      }],
+    ]);
+  });
+});

@@ -46,6 +46,7 @@ import {
   loadApps,
   openPusher,
   pusherHistoryLimits,
+  type PusherObserver,
   type PusherService,
 } from "../protocols/pusher/mod.ts";
 
@@ -93,6 +94,8 @@ export interface ServerOptions {
   audit?: AuditSink;
   /** Dev mode's HMAC secret; generated when the config has no key. */
   devSecret?: Uint8Array;
+  /** Told of Pusher client events and cache misses (Pusher's webhooks). @default none */
+  pusherObserver?: PusherObserver;
   /** Extra routes served before the 404 (the client module, the demo page). */
   routes?: Record<string, (req: Request) => Response | Promise<Response>>;
   /**

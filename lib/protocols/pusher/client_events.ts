@@ -15,6 +15,7 @@ import type { PusherApp } from "./apps.ts";
 import { acceptsClientEvents } from "./channel_names.ts";
 import { encodeChannelEvent, encodeError } from "./codec.ts";
 import { PusherCode } from "./codes.ts";
+import type { PusherObserver } from "./observer.ts";
 import type { Subscriptions } from "./subscriptions.ts";
 
 /** What {@linkcode ClientEvents} works with. */
@@ -24,6 +25,8 @@ export interface ClientEventsDeps {
   readonly socketId: string;
   readonly clock: Clock;
   readonly subscriptions: Subscriptions;
+  /** Told of each relayed event (Pusher's `client_event` webhook). */
+  readonly observer?: PusherObserver;
   /** Sends a frame to the client. */
   send(frame: string): void;
 }
@@ -64,7 +67,14 @@ export class ClientEvents {
       except: socketId,
     });
     core.publish(sub.room, frame, undefined, (outcome) => {
-      if (!outcome.ok) refuse(outcome.error.message);
+      if (!outcome.ok) return refuse(outcome.error.message);
+      this.#deps.observer?.clientEvent?.(app, {
+        channel,
+        event,
+        dataJson,
+        socketId,
+        ...(sub.userId === undefined ? {} : { userId: sub.userId }),
+      });
     });
   }
 

@@ -34,6 +34,7 @@ import {
 } from "./codec.ts";
 import { roomChannel } from "./channel_names.ts";
 import type { AppStats } from "./app_stats.ts";
+import type { PusherObserver } from "./observer.ts";
 import { Subscriptions } from "./subscriptions.ts";
 
 /** What the Pusher front door's sessions need besides the core's services. */
@@ -42,6 +43,8 @@ export interface PusherContext extends CoreContext {
   readonly activity: ActivityWatch;
   /** Signed-in users are checked against them. */
   readonly revocations: Pick<Revocations, "revokes">;
+  /** Told of client events and cache misses (Pusher's webhooks). */
+  readonly observer?: PusherObserver;
 }
 
 /** Longest close reason a WebSocket close frame carries, in bytes. */
@@ -68,6 +71,8 @@ export class PusherConnection implements SessionPort, Watched {
    * @param ws the upgraded socket (not yet open)
    * @param ctx shared services
    * @param app the app whose key the client connected with
+   * @param socketId the connection's Pusher socket id
+   * @param stats the app's connections and counters on this isolate
    */
   constructor(
     core: CoreSession,
@@ -101,6 +106,7 @@ export class PusherConnection implements SessionPort, Watched {
       clock: ctx.clock,
       subscriptions: this.#subscriptions,
       send,
+      ...(ctx.observer === undefined ? {} : { observer: ctx.observer }),
     });
     ws.onopen = () => this.#open();
     ws.onmessage = (event) => this.#receive(event.data);

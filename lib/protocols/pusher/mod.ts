@@ -20,6 +20,7 @@ import { roomChannel } from "./channel_names.ts";
 export { pusherHistoryLimits } from "./channel_names.ts";
 export { PUSHER_WS_PATH, PusherFrontDoor } from "./front_door.ts";
 export type { PusherChannelsService } from "./channels.ts";
+export type { ClientEventReport, PusherObserver } from "./observer.ts";
 
 /** The Pusher side of the server, when it has apps. */
 export interface PusherService {

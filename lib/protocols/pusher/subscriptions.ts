@@ -24,6 +24,7 @@ import {
   frameFor,
 } from "./codec.ts";
 import { PusherCode } from "./codes.ts";
+import type { PusherObserver } from "./observer.ts";
 
 /** One channel of the connection. */
 export interface Subscription {
@@ -39,7 +40,9 @@ export interface Subscription {
 /** What {@linkcode Subscriptions} works with. */
 export interface SubscriptionsDeps {
   readonly core: CoreSession;
-  readonly ctx: Pick<CoreContext, "history" | "presence" | "counters">;
+  readonly ctx: Pick<CoreContext, "history" | "presence" | "counters"> & {
+    readonly observer?: PusherObserver;
+  };
   readonly app: PusherApp;
   readonly socketId: string;
   /** The user `pusher:signin` proved, if any. */
@@ -205,6 +208,8 @@ export class Subscriptions {
       return;
     }
     if (this.#subs.get(channel) !== sub || core.ended) return;
-    this.#deps.send(frame === undefined ? encodeCacheMiss(channel) : frameFor(frame, "") ?? frame);
+    if (frame !== undefined) return this.#deps.send(frameFor(frame, "") ?? frame);
+    this.#deps.send(encodeCacheMiss(channel));
+    ctx.observer?.cacheMiss?.(this.#deps.app, channel);
   }
 }
