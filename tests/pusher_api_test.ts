@@ -277,6 +277,13 @@ Deno.test("Pusher's limits: 101 channels, 11 batch events, a long name, large or
       400,
       /Invalid channel name/,
     ],
+    [
+      "a 165-character channel",
+      "/events",
+      { name: "e", data: "d", channel: "c".repeat(165) },
+      400,
+      /Invalid channel name/,
+    ],
     ["no channel", "/events", { name: "e", data: "d" }, 400, /channels/],
     [
       "a bad socket id",

@@ -1,7 +1,8 @@
 /**
  * Every path the server answers, in one table: the WebSocket handshake, the
  * health and metrics probes, the ticket, publish, revoke and admin APIs, the
- * dev token, then the static routes a caller adds (the client module, the
+ * Pusher handshake and HTTP API (when there are Pusher apps), the dev token,
+ * then the static routes a caller adds (the client module, the
  * demo and admin pages). Which method each answers and whether it stops
  * taking writes while draining is read here; the router enforces it.
  *
@@ -18,6 +19,7 @@ import { metricsRoute } from "./routes/metrics.ts";
 import { publishApi } from "./routes/publish_api.ts";
 import { revokeRoute } from "./routes/revoke.ts";
 import { ticketRoutes } from "./routes/ticket.ts";
+import { pusherApiRoutes } from "../protocols/pusher/api_routes.ts";
 
 /** What {@linkcode routeTable} needs. */
 export interface RouteTableDeps {
@@ -122,6 +124,22 @@ function apiRoutes(deps: RouteTableDeps): Route[] {
   ];
 }
 
+/** The Pusher HTTP API (`/apps/{id}/…`), when the server has Pusher apps; else those paths are 404. */
+function pusherRoutes(deps: RouteTableDeps): Route[] {
+  const { services, shutdownSignal, config: { limits } } = deps;
+  const { pusher, clock, audit, metrics } = services;
+  if (pusher === undefined) return [];
+  return pusherApiRoutes({
+    apps: pusher.apps,
+    channels: pusher.channels,
+    clock,
+    audit,
+    counters: metrics.counters,
+    limits,
+    shutdownSignal,
+  });
+}
+
 /** The whole table. */
 export function routeTable(deps: RouteTableDeps): Route[] {
   const { services } = deps;
@@ -136,6 +154,7 @@ export function routeTable(deps: RouteTableDeps): Route[] {
     },
     { path: "/metrics", methods: ["GET"], drains: false, handler: (req) => metrics(req) },
     ...apiRoutes(deps),
+    ...pusherRoutes(deps),
   ];
   if (deps.pusherHandshake !== undefined) {
     routes.push({

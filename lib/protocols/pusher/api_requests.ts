@@ -11,30 +11,15 @@
 import { z } from "zod";
 import { jsonDeeperThan, utf8Length } from "../../core/json.ts";
 import type { PusherApp } from "./apps.ts";
+import { channelKind, MAX_CHANNEL_LENGTH, validChannelName } from "./channel_names.ts";
 import type { TriggeredEvent } from "./types.ts";
 
-/** Longest channel name (the `pusher` SDKs' limit). */
-export const MAX_CHANNEL_NAME_LENGTH = 200;
 /** Longest user id in a path. */
 export const MAX_USER_ID_LENGTH = 200;
 
-/** The prefix of a signed-in user's own channel (`sendToUser`). */
-export const USER_CHANNEL_PREFIX = "#server-to-user-";
-
-const CHANNEL_NAME = new RegExp(`^[A-Za-z0-9_\\-=@,.;]{1,${MAX_CHANNEL_NAME_LENGTH}}$`);
-
-/** Whether `name` is a channel name Pusher accepts (or a user's `#server-to-user-` channel). */
-export function isChannelName(name: string): boolean {
-  if (name.startsWith(USER_CHANNEL_PREFIX)) {
-    const user = name.slice(USER_CHANNEL_PREFIX.length);
-    return user.length > 0 && user.length <= MAX_USER_ID_LENGTH;
-  }
-  return CHANNEL_NAME.test(name);
-}
-
 /** Whether a channel is a presence channel (`presence-`, `presence-cache-`). */
 export function isPresenceChannel(name: string): boolean {
-  return name.startsWith("presence-");
+  return channelKind(name).presence;
 }
 
 // Names and channels are only typed here: their lengths and count are the app's
@@ -109,12 +94,12 @@ function checkChannels(app: PusherApp, channels: string[]): ApiRefusal | undefin
       message: `channels: ${channels.length} channels, at most ${app.maxEventChannelsAtOnce}`,
     };
   }
-  const bad = channels.find((c) => !isChannelName(c));
+  const bad = channels.find((c) => !validChannelName(c));
   if (bad !== undefined) {
     return {
       status: 400,
-      message: `Invalid channel name: ${JSON.stringify(bad.slice(0, MAX_CHANNEL_NAME_LENGTH))} ` +
-        `(1-${MAX_CHANNEL_NAME_LENGTH} of A-Z a-z 0-9 _ - = @ , . ;)`,
+      message: `Invalid channel name: ${JSON.stringify(bad.slice(0, MAX_CHANNEL_LENGTH))} ` +
+        `(1-${MAX_CHANNEL_LENGTH} of A-Z a-z 0-9 _ - = @ , . ;)`,
     };
   }
   if (channels.length > 1 && channels.some((c) => c.startsWith("private-encrypted-"))) {
@@ -202,7 +187,7 @@ export function checkBatch(
  */
 export function bodyLimit(app: PusherApp): number {
   const payload = Math.floor(app.maxEventPayloadKb * 1024) * 2;
-  const channels = app.maxEventChannelsAtOnce * (MAX_CHANNEL_NAME_LENGTH + 3);
+  const channels = app.maxEventChannelsAtOnce * (MAX_CHANNEL_LENGTH + 3);
   const event = payload + app.maxEventNameLength * 2 + 1024;
-  return Math.max(event + channels, app.maxEventBatchSize * (event + MAX_CHANNEL_NAME_LENGTH));
+  return Math.max(event + channels, app.maxEventBatchSize * (event + MAX_CHANNEL_LENGTH));
 }

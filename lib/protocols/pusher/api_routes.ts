@@ -35,14 +35,13 @@ import {
   checkEvent,
   EventsBody,
   type InfoAttribute,
-  isChannelName,
   isPresenceChannel,
-  MAX_CHANNEL_NAME_LENGTH,
   MAX_USER_ID_LENGTH,
   parseInfo,
   TerminateBody,
 } from "./api_requests.ts";
 import type { PusherApp, PusherApps } from "./apps.ts";
+import { MAX_CHANNEL_LENGTH, validChannelName } from "./channel_names.ts";
 import type { ChannelState, PusherChannels } from "./types.ts";
 
 /** The API's endpoints, as the `endpoint` label of its metric names them. */
@@ -248,8 +247,8 @@ function batchEvents(deps: PusherApiDeps): Endpoint {
 function channelList(deps: PusherApiDeps): Endpoint {
   return async ({ app, query }) => {
     const prefix = query.get("filter_by_prefix") ?? undefined;
-    if (prefix !== undefined && prefix.length > MAX_CHANNEL_NAME_LENGTH) {
-      return badRequest(`filter_by_prefix: over ${MAX_CHANNEL_NAME_LENGTH} characters`);
+    if (prefix !== undefined && prefix.length > MAX_CHANNEL_LENGTH) {
+      return badRequest(`filter_by_prefix: over ${MAX_CHANNEL_LENGTH} characters`);
     }
     const info = parseInfo(query.get("info"));
     if (info.has("user_count") && !prefix?.startsWith("presence-")) {
@@ -268,7 +267,7 @@ function channelList(deps: PusherApiDeps): Endpoint {
 function channelState(deps: PusherApiDeps): Endpoint {
   return async ({ app, query, params }) => {
     const channel = params.channelName ?? "";
-    if (!isChannelName(channel)) return badRequest("Invalid channel name");
+    if (!validChannelName(channel)) return badRequest("Invalid channel name");
     const info = parseInfo(query.get("info"));
     if (info.has("user_count") && !isPresenceChannel(channel)) {
       return badRequest("info=user_count is only for presence channels");
@@ -282,7 +281,7 @@ function channelState(deps: PusherApiDeps): Endpoint {
 function channelUsers(deps: PusherApiDeps): Endpoint {
   return async ({ app, params }) => {
     const channel = params.channelName ?? "";
-    if (!isChannelName(channel)) return badRequest("Invalid channel name");
+    if (!validChannelName(channel)) return badRequest("Invalid channel name");
     if (!isPresenceChannel(channel)) return badRequest("users are only for presence channels");
     const ids = await deps.channels.users(app, channel);
     return json(200, { users: ids.map((id) => ({ id })) });
