@@ -135,6 +135,8 @@ export interface SignOptions {
   signature?: string;
   /** Sent instead of `body` (after signing `body`). */
   sendBody?: string;
+  /** The HTTP client (a fresh one opens a fresh connection). */
+  client?: Deno.HttpClient;
 }
 
 /**
@@ -165,6 +167,7 @@ export async function signedRequest(
   const sent = options.sendBody ?? body;
   const res = await fetch(`${baseUrl}${fullPath}?${qs}`, {
     method,
+    ...(options.client === undefined ? {} : { client: options.client }),
     ...(sent === undefined ? {} : { body: sent, headers: { "content-type": "application/json" } }),
   });
   return { status: res.status, body: await res.text() };

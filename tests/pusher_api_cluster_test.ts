@@ -1,15 +1,27 @@
 /**
- * The Pusher HTTP API across two server processes over one Redis (the bus
- * and `STORE=redis`): an event triggered on one node reaches a `pusher-js`
- * subscriber on the other, and both nodes answer the channel queries alike.
+ * The Pusher HTTP API across server processes: two nodes over one Redis
+ * (the bus and `STORE=redis`) and two `deno serve --parallel` isolates over
+ * KV. An event triggered through one reaches `pusher-js` subscribers on the
+ * other, and both answer the channel queries alike.
  *
  * @module
  */
 import assert from "node:assert/strict";
+import { isDeepStrictEqual } from "node:util";
 import PusherServer from "pusher";
 import { eventually, SECRET } from "./_helpers.ts";
-import type { ServerProcess } from "./_process.ts";
-import { APP, APP_ENV, disconnect, nextEvent, Pusher, subscribed, waitState } from "./_pusher.ts";
+import { type ServerProcess, spawnParallel } from "./_process.ts";
+import { signedRequest } from "./_pusher_api.ts";
+import {
+  APP,
+  APP_ENV,
+  disconnect,
+  nextEvent,
+  Pusher,
+  recordChannel,
+  subscribed,
+  waitState,
+} from "./_pusher.ts";
 import { redisTest, startRedisNode } from "./_redis.ts";
 
 const ENV = { ...APP_ENV, JWT_SECRET: SECRET, STORE: "redis" };
@@ -87,3 +99,70 @@ redisTest(
     }
   },
 );
+
+Deno.test("deno serve --parallel with STORE=kv: triggers through either isolate reach every subscriber; both answer alike", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pusher-api-kv-" });
+  try {
+    await using server = await spawnParallel({
+      ...ENV,
+      HOSTNAME: "127.0.0.1",
+      LOG_LEVEL: "error",
+      HANDSHAKES_PER_MINUTE_PER_IP: "100000",
+      STORE: "kv",
+      KV_PATH: `${dir}/realtime.kv`,
+      BUS: "broadcast",
+      BUS_CHANNEL: `pusher-api-${crypto.randomUUID()}`,
+    });
+    const clients: Pusher[] = [];
+    try {
+      // Each client is its own connection: the kernel spreads them over the isolates.
+      for (let i = 0; i < 4; i++) clients.push(await clientOf(server, `u${i}`));
+      const seen = await Promise.all(
+        clients.map(async (c) => recordChannel(await subscribed(c, "presence-team"))),
+      );
+      const expected = { occupied: true, user_count: 4, subscription_count: 4 };
+      const stateVia = async (client?: Deno.HttpClient) =>
+        JSON.parse(
+          (await signedRequest(server.httpUrl, "GET", "/channels/presence-team", {
+            app: APP,
+            params: { info: "user_count,subscription_count" },
+            ...(client === undefined ? {} : { client }),
+          })).body,
+        );
+      await eventually(async () => isDeepStrictEqual(await stateVia(), expected));
+      // A fresh HTTP connection per round, until the rounds have reached both isolates.
+      const instances = new Set<string>();
+      let rounds = 0;
+      while (rounds < 6 || (instances.size < 2 && rounds < 40)) {
+        const http = Deno.createHttpClient({});
+        try {
+          const health = await fetch(`${server.httpUrl}/healthz`, { client: http });
+          instances.add((await health.json()).instanceId);
+          assert.deepEqual(await stateVia(http), expected, `round ${rounds}`);
+          const sent = await signedRequest(server.httpUrl, "POST", "/events", {
+            app: APP,
+            body: JSON.stringify({
+              name: `e${rounds}`,
+              data: String(rounds),
+              channel: "presence-team",
+            }),
+            client: http,
+          });
+          assert.equal(sent.status, 200);
+        } finally {
+          http.close();
+        }
+        rounds++;
+      }
+      assert.equal(instances.size, 2, "the rounds reached both isolates");
+      const names = Array.from({ length: rounds }, (_, i) => `e${i}`);
+      await eventually(() => seen.every((s) => s.length === rounds), 10_000);
+      // Each event once; rounds through different isolates may cross on the way.
+      for (const s of seen) assert.deepEqual(s.map((e) => e.event).sort(), names.sort());
+    } finally {
+      await Promise.all(clients.map(disconnect));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
