@@ -35,6 +35,7 @@ Deno.test("webhooks: message_published for webhook rooms only, from sockets and 
     ROOM_POLICY: policy.path,
     WEBHOOK_URL: receiver.url,
     WEBHOOK_SECRET: SECRET,
+    WEBHOOK_EVENTS: "message_published",
     API_KEY,
     HISTORY_SIZE: "0",
   });
@@ -74,6 +75,7 @@ Deno.test("webhooks: a history room's message is sent once it is stored; a resen
     ROOM_POLICY: policy.path,
     WEBHOOK_URL: receiver.url,
     WEBHOOK_SECRET: SECRET,
+    WEBHOOK_EVENTS: "message_published",
     HISTORY_SIZE: "10",
   });
   const alice = await connectAs(ts, "alice");

@@ -29,6 +29,8 @@ export class MessageTooLargeError extends RangeError {
 
 /** Something that can receive room frames: a session. */
 export interface Member {
+  /** The user whose connection this is, when it is one (for occupancy webhooks). */
+  readonly userId?: string;
   /** Sends one serialized frame; must not throw. */
   send(frame: string): void;
   /**
@@ -75,6 +77,18 @@ export interface RoomManagerOptions {
   onHistoryError?: (err: unknown, room: string) => void;
   /** Told of each message published here, once it is delivered (or stored), not of duplicates. */
   onPublished?: (room: string, frame: string) => void;
+  /** Told of each member added to or removed from a room here. */
+  onMembership?: (change: MembershipChange) => void;
+}
+
+/** A member joined or left a room on this isolate. */
+export interface MembershipChange {
+  readonly room: string;
+  readonly member: Member;
+  /** True when it joined, false when it left. */
+  readonly joined: boolean;
+  /** The room's members on this isolate after the change. */
+  readonly members: number;
 }
 
 /** Options for {@linkcode RoomManager.publish}. */
@@ -146,6 +160,7 @@ export class RoomManager {
   readonly #onHistoryGap: (room: string, missing: number) => void;
   readonly #onHistoryError: (err: unknown, room: string) => void;
   readonly #onPublished: (room: string, frame: string) => void;
+  readonly #onMembership: (change: MembershipChange) => void;
   readonly #system = new Map<string, SystemHandler>();
   #historyGaps = 0;
 
@@ -158,6 +173,7 @@ export class RoomManager {
     this.#onHistoryGap = options.onHistoryGap ?? (() => {});
     this.#onHistoryError = options.onHistoryError ?? (() => {});
     this.#onPublished = options.onPublished ?? (() => {});
+    this.#onMembership = options.onMembership ?? (() => {});
     this.#broker.onDelivery((envelope) => this.#receive(envelope));
     this.#broker.onHead((room, position) => {
       this.#rooms.get(room)?.stream?.headMoved(position);
@@ -236,6 +252,7 @@ export class RoomManager {
     }
     state.members.add(member);
     state.pending--;
+    this.#onMembership({ room, member, joined: true, members: state.members.size });
     const stream = state.stream;
     if (stream === null) {
       options.onJoined?.(null);
@@ -283,6 +300,7 @@ export class RoomManager {
   leave(room: string, member: Member): boolean {
     const state = this.#rooms.get(room);
     if (state === undefined || !state.members.delete(member)) return false;
+    this.#onMembership({ room, member, joined: false, members: state.members.size });
     state.stream?.remove(member);
     this.#dropIfEmpty(room, state);
     return true;

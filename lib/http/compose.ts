@@ -25,7 +25,7 @@ import { PRESENCE_KIND, PresenceTracker } from "../core/presence/mod.ts";
 import { RateLimiter } from "../core/rate_limiter.ts";
 import { Revocations } from "../core/revocations.ts";
 import { RoomPolicy } from "../core/room_policy.ts";
-import { RoomManager } from "../core/rooms.ts";
+import { RoomManager, type RoomManagerOptions } from "../core/rooms.ts";
 import { MemoryHistoryStore } from "../store/history/memory.ts";
 import type { HistoryLimits, HistoryStore } from "../store/history/types.ts";
 import { MemoryPresenceStore } from "../store/presence/memory.ts";
@@ -35,12 +35,9 @@ import type { RevocationStore } from "../store/revocations/types.ts";
 import { createTicketStore, ticketStoreSlice } from "../store/tickets/from_config.ts";
 import type { TicketStore } from "../store/tickets/types.ts";
 import { WriteBatcher } from "../core/write_batcher.ts";
-import { Connections } from "./connections.ts";
+import { Connections, type ConnectionsOptions } from "./connections.ts";
 import { errorMessage } from "../errors.ts";
-import { createWebhookQueue, webhookQueueSlice } from "../store/webhooks/from_config.ts";
 import type { WebhookQueue } from "../store/webhooks/types.ts";
-import { WebhookEngine } from "../webhooks/engine.ts";
-import { nativeSinks, NativeWebhooks } from "../webhooks/native.ts";
 import {
   isPusherRoom,
   loadApps,
@@ -49,6 +46,9 @@ import {
   type PusherObserver,
   type PusherService,
 } from "../protocols/pusher/mod.ts";
+import { PUSHER_ROOM_PREFIX } from "../protocols/pusher/channel_names.ts";
+import { openWebhooks, type Webhooks } from "../webhooks/from_config.ts";
+import { OCCUPANCY_KIND } from "../webhooks/occupancy.ts";
 
 /** Options for `createServer`. Only `config` is required. */
 export interface ServerOptions {
@@ -136,13 +136,6 @@ export interface Services {
   readonly pusher: PusherService | undefined;
 }
 
-/** The webhook engine, its queue, and the native events fed to it. */
-export interface Webhooks {
-  readonly queue: WebhookQueue;
-  readonly engine: WebhookEngine;
-  readonly native: NativeWebhooks;
-}
-
 const SWEEP_INTERVAL_MS = 30_000;
 
 async function loadPolicy(path: string | undefined): Promise<RoomPolicy> {
@@ -210,30 +203,6 @@ function openTickets(config: Config, clock: Clock, audit: AuditSink): Promise<Ti
   });
 }
 
-/** The webhook queue and engine, when some `WEBHOOK_URL` is set. */
-async function openWebhooks(
-  options: ServerOptions,
-  services: Pick<Services, "clock" | "audit" | "policy">,
-): Promise<Webhooks | undefined> {
-  const { config } = options;
-  const sinks = nativeSinks(config.webhooks);
-  if (sinks.length === 0) return undefined;
-  const { clock, audit, policy } = services;
-  const onError = (err: Error) =>
-    audit.record("bus_error", { error: `webhooks: ${errorMessage(err)}` });
-  const queue = options.webhookQueue ??
-    await createWebhookQueue(webhookQueueSlice(config), { clock, onError });
-  const engine = new WebhookEngine({
-    queue,
-    sinks,
-    timeoutMs: config.webhooks.timeoutMs,
-    clock,
-    audit,
-    onError,
-  });
-  return { queue, engine, native: new NativeWebhooks({ engine, policy }) };
-}
-
 /** What {@linkcode buildRooms} needs. */
 interface RoomDeps extends Pick<Services, "broker" | "clock" | "audit"> {
   history: Pick<HistoryConfig, "dedupeWindowMs">;
@@ -242,6 +211,70 @@ interface RoomDeps extends Pick<Services, "broker" | "clock" | "audit"> {
   limitsFor(room: string): HistoryLimits | null;
   /** Told of each message published (`message_published`), when webhooks are on. */
   webhooks: Webhooks | undefined;
+}
+
+/** Pusher's rooms and anonymous users (its `~` namespace): not the native webhooks' business. */
+const foreign = (name: string) => name.startsWith(PUSHER_ROOM_PREFIX);
+
+/** A room's history limits: a Pusher cache channel's, or the policy's (`null`: none). */
+function historyLimitsFor(
+  policy: RoomPolicy,
+  defaults: HistoryLimits | null,
+): (room: string) => HistoryLimits | null {
+  return (room) => {
+    // A Pusher room keeps history only as a cache channel (`null` for the others).
+    const pusher = pusherHistoryLimits(room);
+    return pusher !== undefined ? pusher : policy.historyFor(room, defaults);
+  };
+}
+
+/** The stores of history and presence rooms, when some room can have them. */
+async function openRoomStores(
+  options: ServerOptions,
+  policy: RoomPolicy,
+  clock: Clock,
+  pusherWants: boolean,
+): Promise<Pick<Services, "historyStore" | "presenceStore">> {
+  const { config } = options;
+  // Pusher's cache channels keep their last event; Pusher channels track presence.
+  const historyStore = await openStore(
+    options.history,
+    config.history.size > 0 || policy.hasHistoryRules || pusherWants,
+    () => new MemoryHistoryStore({ clock, maxBytes: config.history.maxBytes }),
+  );
+  const presenceStore = await openStore(
+    options.presence,
+    config.presence.enabled || policy.hasPresenceRules || pusherWants,
+    () => new MemoryPresenceStore({ ttlMs: config.presence.ttlMs, clock }),
+  );
+  return { historyStore, presenceStore };
+}
+
+/** What the connections tell the webhooks: users coming and going (`user_online`/`user_offline`). */
+function webhookUsers(webhooks: Webhooks | undefined): ConnectionsOptions {
+  const occupancy = webhooks?.occupancy;
+  if (occupancy === undefined) return {};
+  return { onUser: (userId, online) => occupancy.user(userId, online) };
+}
+
+/** Starts the occupancy webhooks' heartbeats, heard through the rooms' system envelopes. */
+async function startOccupancy(webhooks: Webhooks | undefined, rooms: RoomManager): Promise<void> {
+  const occupancy = webhooks?.occupancy;
+  if (occupancy === undefined) return;
+  rooms.onSystem(OCCUPANCY_KIND, (envelope) => occupancy.heard(envelope));
+  await occupancy.start();
+}
+
+/** What the rooms tell the webhooks: messages published, members coming and going. */
+function webhookHooks(
+  webhooks: Webhooks | undefined,
+): Pick<RoomManagerOptions, "onPublished" | "onMembership"> {
+  if (webhooks === undefined) return {};
+  const { native, occupancy } = webhooks;
+  return {
+    onPublished: (room, frame) => native.published(room, frame),
+    ...(occupancy === undefined ? {} : { onMembership: (change) => occupancy.membership(change) }),
+  };
 }
 
 /** Rooms over the broker, with history when it has a store. */
@@ -262,9 +295,7 @@ function buildRooms(deps: RoomDeps): RoomManager {
     onHistoryGap: (room, missing) => audit.record("history_gap", { room, missing }),
     onHistoryError: (err, room) =>
       audit.record("bus_error", { room, error: `history: ${errorMessage(err)}` }),
-    ...(deps.webhooks === undefined ? {} : {
-      onPublished: (room: string, frame: string) => deps.webhooks?.native.published(room, frame),
-    }),
+    ...webhookHooks(deps.webhooks),
   });
 }
 
@@ -344,32 +375,19 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   const { revocations, verifier } = await openAuth(options, clock, devSecret);
   const policy = options.policy ?? await loadPolicy(config.auth.roomPolicyPath);
   const pusherApps = await loadApps(config.pusher);
-  // Pusher's cache channels keep their last event; Pusher channels track presence.
-  const pusherWants = pusherApps.size > 0;
-  const historyStore = await openStore(
-    options.history,
-    config.history.size > 0 || policy.hasHistoryRules || pusherWants,
-    () => new MemoryHistoryStore({ clock, maxBytes: config.history.maxBytes }),
-  );
-  const presenceStore = await openStore(
-    options.presence,
-    config.presence.enabled || policy.hasPresenceRules || pusherWants,
-    () => new MemoryPresenceStore({ ttlMs: config.presence.ttlMs, clock }),
-  );
+  const stores = await openRoomStores(options, policy, clock, pusherApps.size > 0);
+  const { historyStore, presenceStore } = stores;
   const broker = composeBroker(options.bus ?? new MemoryBus(), historyStore, {
     onError: (err, room) =>
       audit.record("bus_error", { room, error: `history: ${errorMessage(err)}` }),
   });
-  const connections = new Connections();
+  const webhookDeps = { clock, audit, policy, bus: broker, queue: options.webhookQueue, foreign };
+  const webhooks = await openWebhooks(config, webhookDeps);
+  const connections = new Connections(webhookUsers(webhooks));
   const { history } = config;
   const defaultHistory = history.size > 0 ? { size: history.size, ttlMs: history.ttlMs } : null;
-  const limitsFor = (room: string) => {
-    // A Pusher room keeps history only as a cache channel (`null` for the others).
-    const pusher = pusherHistoryLimits(room);
-    return pusher !== undefined ? pusher : policy.historyFor(room, defaultHistory);
-  };
+  const limitsFor = historyLimitsFor(policy, defaultHistory);
   const maxHeldBytes = config.limits.maxBufferedBytes;
-  const webhooks = await openWebhooks(options, { clock, audit, policy });
   const rooms = buildRooms({
     broker,
     clock,
@@ -397,6 +415,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   const metrics = buildMetrics({ connections, rooms, broker, historyStore, revocations, webhooks });
   await revocations.start({ bus: broker, rooms, sessions: connections.sessions });
   const pusher = await openPusher(pusherApps, { rooms, bus: broker, presenceStore });
+  await startOccupancy(webhooks, rooms);
   const sweeper = clock.setInterval(() => {
     limiter.sweep();
     handshakeLimiter.sweep();
@@ -444,8 +463,7 @@ export async function closeServices(services: Services): Promise<void> {
   await presence?.close();
   await presenceStore?.close();
   // After the sessions and presence said their last: their events reach the queue first.
-  await services.webhooks?.engine.close();
-  await services.webhooks?.queue.close();
+  await services.webhooks?.close();
   await services.revocations.close();
   await services.tickets.close();
   // The bus, then the history store.

@@ -7,6 +7,12 @@
  */
 import type { Session } from "../protocols/native/mod.ts";
 
+/** Options for {@linkcode Connections}. */
+export interface ConnectionsOptions {
+  /** Told when a user's first session here opens (`true`) and their last one ends (`false`). */
+  onUser?: (userId: string, online: boolean) => void;
+}
+
 /** The open sessions, per-user counts and pending handshakes. */
 export class Connections {
   /** Every open session. */
@@ -14,7 +20,13 @@ export class Connections {
   readonly #perUser = new Map<string, number>();
   /** The user each session was counted under (a Pusher signin changes `userId` later). */
   readonly #countedAs = new Map<Session, string>();
+  readonly #onUser: (userId: string, online: boolean) => void;
   #pending = 0;
+
+  /** @param options who is told of users coming and going */
+  constructor(options: ConnectionsOptions = {}) {
+    this.#onUser = options.onUser ?? (() => {});
+  }
 
   /** Open sessions. */
   get size(): number {
@@ -50,7 +62,9 @@ export class Connections {
   add(session: Session): void {
     this.sessions.add(session);
     this.#countedAs.set(session, session.userId);
-    this.#perUser.set(session.userId, this.countFor(session.userId) + 1);
+    const count = this.countFor(session.userId) + 1;
+    this.#perUser.set(session.userId, count);
+    if (count === 1) this.#onUser(session.userId, true);
   }
 
   /** Forgets a session that has ended. */
@@ -59,7 +73,11 @@ export class Connections {
     const userId = this.#countedAs.get(session) ?? session.userId;
     this.#countedAs.delete(session);
     const left = (this.#perUser.get(userId) ?? 1) - 1;
-    if (left <= 0) this.#perUser.delete(userId);
-    else this.#perUser.set(userId, left);
+    if (left > 0) {
+      this.#perUser.set(userId, left);
+      return;
+    }
+    this.#perUser.delete(userId);
+    this.#onUser(userId, false);
   }
 }

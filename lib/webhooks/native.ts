@@ -41,11 +41,18 @@ export class NativeWebhooks {
   readonly #policy: RoomPolicy;
   readonly #publishes: boolean;
   readonly #closes: boolean;
+  readonly #foreign: (name: string) => boolean;
 
-  /** @param options the engine and the room policy (its `webhook` rules) */
-  constructor(options: { engine: WebhookEngine; policy: RoomPolicy }) {
+  /**
+   * @param options the engine, the room policy (its `webhook` rules), and the
+   * rooms and users another protocol owns (skipped)
+   */
+  constructor(
+    options: { engine: WebhookEngine; policy: RoomPolicy; foreign?: (name: string) => boolean },
+  ) {
     this.#engine = options.engine;
     this.#policy = options.policy;
+    this.#foreign = options.foreign ?? (() => false);
     this.#publishes = this.#engine.wants("message_published");
     this.#closes = this.#engine.wants("connection_closed");
   }
@@ -56,7 +63,7 @@ export class NativeWebhooks {
    * `"webhook": true`. `frame` is the native room message the rooms carry.
    */
   published(room: string, frame: string): void {
-    if (!this.#publishes || !this.#policy.webhookFor(room)) return;
+    if (!this.#publishes || this.#foreign(room) || !this.#policy.webhookFor(room)) return;
     const message = readRoomMessage(frame);
     if (message === undefined) return;
     this.#engine.emit({
@@ -69,7 +76,7 @@ export class NativeWebhooks {
 
   /** A connection ended: `connection_closed` with its close code and reason (opt-in). */
   closed(connection: ClosedConnection, code: number, reason: string): void {
-    if (!this.#closes) return;
+    if (!this.#closes || this.#foreign(connection.userId)) return;
     this.#engine.emit({
       name: "connection_closed",
       connectionId: connection.id,
