@@ -42,16 +42,7 @@ import {
   validHead,
 } from "./_kv_records.ts";
 import { checkLimits, checkReadLimit } from "./_limits.ts";
-import type {
-  AppendOptions,
-  AppendResult,
-  HistoryEntry,
-  HistoryLimits,
-  HistoryStore,
-  ReadOptions,
-  ReadResult,
-  StreamPosition,
-} from "./types.ts";
+import type * as History from "./types.ts";
 import { type StoreHealth, StoreUnavailableError } from "../types.ts";
 
 /** Options for {@linkcode KvHistoryStore}. */
@@ -74,9 +65,9 @@ export interface KvHistoryStoreOptions extends KvHandleOptions {
 
 interface Pending {
   frame: string;
-  limits: HistoryLimits;
+  limits: History.HistoryLimits;
   dedupe: { key: string; windowMs: number } | undefined;
-  resolve(result: AppendResult): void;
+  resolve(result: History.AppendResult): void;
   reject(err: unknown): void;
 }
 
@@ -103,7 +94,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /**
- * A {@linkcode HistoryStore} on Deno KV: seen by every isolate on the
+ * A {@linkcode History.HistoryStore} on Deno KV: seen by every isolate on the
  * database, durable (with `BUS=kv` the append is the publication: see
  * lib/broker/kv.ts). Follows rooms' heads with
  * `kv.watch` (ten keys per watch) and reports their moves through `onHead`.
@@ -118,7 +109,7 @@ const decoder = new TextDecoder();
  * kv.close();
  * ```
  */
-export class KvHistoryStore implements HistoryStore {
+export class KvHistoryStore implements History.HistoryStore {
   readonly kind = "kv";
   readonly #handle: KvHandle;
   readonly #prefix: Deno.KvKey;
@@ -126,7 +117,7 @@ export class KvHistoryStore implements HistoryStore {
   readonly #watcher: KeyWatcher;
   readonly #queues = new Map<string, Pending[]>();
   readonly #running = new Map<string, Promise<void>>();
-  #headHandler: (room: string, position: StreamPosition) => void = () => {};
+  #headHandler: (room: string, position: History.StreamPosition) => void = () => {};
   #retries = 0;
   #closed = false;
 
@@ -158,7 +149,7 @@ export class KvHistoryStore implements HistoryStore {
     return this.#watcher.size;
   }
 
-  onHead(handler: (room: string, position: StreamPosition) => void): void {
+  onHead(handler: (room: string, position: History.StreamPosition) => void): void {
     this.#headHandler = handler;
   }
 
@@ -170,7 +161,11 @@ export class KvHistoryStore implements HistoryStore {
     this.#watcher.remove(room);
   }
 
-  append(room: string, frame: string, options: AppendOptions): Promise<AppendResult> {
+  append(
+    room: string,
+    frame: string,
+    options: History.AppendOptions,
+  ): Promise<History.AppendResult> {
     const { limits, dedupe } = options;
     try {
       checkLimits(limits);
@@ -195,7 +190,7 @@ export class KvHistoryStore implements HistoryStore {
     });
   }
 
-  async position(room: string, limits: HistoryLimits): Promise<StreamPosition> {
+  async position(room: string, limits: History.HistoryLimits): Promise<History.StreamPosition> {
     checkLimits(limits);
     const head = await this.#handle.run(
       "read a stream position",
@@ -204,7 +199,7 @@ export class KvHistoryStore implements HistoryStore {
     return { offset: head.offset, epoch: head.epoch };
   }
 
-  async read(room: string, options: ReadOptions): Promise<ReadResult> {
+  async read(room: string, options: History.ReadOptions): Promise<History.ReadResult> {
     const { after, before, limit, limits } = options;
     checkLimits(limits);
     checkReadLimit(limit);
@@ -222,7 +217,7 @@ export class KvHistoryStore implements HistoryStore {
       const to = Math.min(head.offset, (before ?? Infinity) - 1);
       if (from > to) return { entries: [], position, oldest };
       const stored = await this.#list(kv, room, head.epoch, from, to, limit, after === undefined);
-      const entries: HistoryEntry[] = [];
+      const entries: History.HistoryEntry[] = [];
       for (const [offset, value] of stored) {
         if (!fresh(value, limits, now)) continue;
         entries.push({ offset, frame: await this.#frame(kv, room, head.epoch, offset, value) });
@@ -287,7 +282,7 @@ export class KvHistoryStore implements HistoryStore {
   }
 
   /** Stores a batch of appends in one commit; one result per append, in order. */
-  async #commitBatch(room: string, batch: Pending[]): Promise<AppendResult[]> {
+  async #commitBatch(room: string, batch: Pending[]): Promise<History.AppendResult[]> {
     const dedupeParts = new Map<string, string>();
     for (const { dedupe } of batch) {
       if (dedupe !== undefined && !dedupeParts.has(dedupe.key)) {
@@ -322,7 +317,7 @@ export class KvHistoryStore implements HistoryStore {
         atomic.check({ key: found[i + 1]!.key, versionstamp: found[i + 1]!.versionstamp });
       });
       let top = head.offset;
-      const results: AppendResult[] = [];
+      const results: History.AppendResult[] = [];
       const assigned = new Map<string, DedupeRecord>();
       for (const { frame, limits: own, dedupe } of batch) {
         const earlier = dedupe === undefined
@@ -361,7 +356,7 @@ export class KvHistoryStore implements HistoryStore {
     epoch: string,
     offset: number,
     frame: string,
-    limits: HistoryLimits,
+    limits: History.HistoryLimits,
     now: number,
   ): void {
     const expireIn = limits.ttlMs;
@@ -418,7 +413,7 @@ export class KvHistoryStore implements HistoryStore {
   async #ensureHead(
     kv: Deno.Kv,
     room: string,
-    limits: HistoryLimits,
+    limits: History.HistoryLimits,
   ): Promise<Head | typeof CONFLICT> {
     const key = this.#key(room, "head");
     const entry = await kv.get(key);
@@ -439,7 +434,7 @@ export class KvHistoryStore implements HistoryStore {
     room: string,
     head: Head,
     lowest: number,
-    limits: HistoryLimits,
+    limits: History.HistoryLimits,
     now: number,
   ): Promise<number> {
     // Expired entries form a prefix (they were stored in offset order) that

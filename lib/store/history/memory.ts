@@ -23,16 +23,7 @@
 import { type Clock, systemClock, type TimerId } from "../../clock.ts";
 import { newEpoch } from "./_epoch.ts";
 import { checkLimits, checkReadLimit } from "./_limits.ts";
-import type {
-  AppendOptions,
-  AppendResult,
-  HistoryEntry,
-  HistoryLimits,
-  HistoryStore,
-  ReadOptions,
-  ReadResult,
-  StreamPosition,
-} from "./types.ts";
+import type * as History from "./types.ts";
 import { type StoreHealth, StoreUnavailableError } from "../types.ts";
 
 /** Options for {@linkcode MemoryHistoryStore}. */
@@ -139,7 +130,7 @@ interface DedupeRecord {
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 
 /**
- * A {@linkcode HistoryStore} in this isolate's memory (`HISTORY_STORE=memory`):
+ * A {@linkcode History.HistoryStore} in this isolate's memory (`HISTORY_STORE=memory`):
  * nothing shared with other instances, so each numbers what it delivers
  * (lib/broker/per_isolate.ts). Dedupe keys are scoped per room.
  *
@@ -154,7 +145,7 @@ const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
  * await store.close();
  * ```
  */
-export class MemoryHistoryStore implements HistoryStore {
+export class MemoryHistoryStore implements History.HistoryStore {
   readonly kind = "memory";
   readonly #maxBytes: number;
   readonly #maxDedupeKeys: number;
@@ -199,11 +190,15 @@ export class MemoryHistoryStore implements HistoryStore {
     this.#sweepTimer = clock.setInterval(() => this.sweep(), sweepIntervalMs);
   }
 
-  append(room: string, frame: string, options: AppendOptions): Promise<AppendResult> {
+  append(
+    room: string,
+    frame: string,
+    options: History.AppendOptions,
+  ): Promise<History.AppendResult> {
     return this.#run(() => this.#append(room, frame, options));
   }
 
-  position(room: string, limits: HistoryLimits): Promise<StreamPosition> {
+  position(room: string, limits: History.HistoryLimits): Promise<History.StreamPosition> {
     return this.#run(() => {
       checkLimits(limits);
       const now = this.#clock.now();
@@ -214,11 +209,11 @@ export class MemoryHistoryStore implements HistoryStore {
     });
   }
 
-  read(room: string, options: ReadOptions): Promise<ReadResult> {
+  read(room: string, options: History.ReadOptions): Promise<History.ReadResult> {
     return this.#run(() => this.#read(room, options));
   }
 
-  #append(room: string, frame: string, options: AppendOptions): AppendResult {
+  #append(room: string, frame: string, options: History.AppendOptions): History.AppendResult {
     const { limits, dedupe } = options;
     checkLimits(limits);
     const now = this.#clock.now();
@@ -265,7 +260,7 @@ export class MemoryHistoryStore implements HistoryStore {
     return { offset, epoch: stream.epoch, duplicate: false };
   }
 
-  #read(room: string, options: ReadOptions): ReadResult {
+  #read(room: string, options: History.ReadOptions): History.ReadResult {
     const { after, before, limit, limits } = options;
     checkLimits(limits);
     checkReadLimit(limit);
@@ -282,7 +277,7 @@ export class MemoryHistoryStore implements HistoryStore {
     let to = Math.min(stream.top, (before ?? Infinity) - 1);
     if (after !== undefined) to = Math.min(to, from + limit - 1);
     else from = Math.max(from, to - limit + 1);
-    const entries: HistoryEntry[] = [];
+    const entries: History.HistoryEntry[] = [];
     for (let offset = from; offset <= to; offset++) {
       const entry = stream.ring[stream.head + offset - oldest];
       if (entry !== undefined) entries.push({ offset: entry.offset, frame: entry.frame });
@@ -346,7 +341,7 @@ export class MemoryHistoryStore implements HistoryStore {
   }
 
   /** The room's stream, created with a fresh epoch if it has none; marks it touched. */
-  #stream(room: string, limits: HistoryLimits, now: number): Stream {
+  #stream(room: string, limits: History.HistoryLimits, now: number): Stream {
     let stream = this.#streams.get(room);
     if (stream !== undefined) this.#dropIfIdle(stream, now);
     stream = this.#streams.get(room);
@@ -373,7 +368,7 @@ export class MemoryHistoryStore implements HistoryStore {
   }
 
   /** Applies the room's size and TTL. */
-  #trim(stream: Stream, limits: HistoryLimits, now: number): void {
+  #trim(stream: Stream, limits: History.HistoryLimits, now: number): void {
     while (stream.ring.length - stream.head > limits.size) this.#removeOldest(stream);
     const cutoff = now - limits.ttlMs;
     for (let e = stream.ring[stream.head]; e !== undefined; e = stream.ring[stream.head]) {

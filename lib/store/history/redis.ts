@@ -34,16 +34,7 @@
 import { RedisStoreLink, Script } from "../_redis.ts";
 import { newEpoch } from "./_epoch.ts";
 import { checkLimits, checkReadLimit } from "./_limits.ts";
-import type {
-  AppendOptions,
-  AppendResult,
-  HistoryEntry,
-  HistoryLimits,
-  HistoryStore,
-  ReadOptions,
-  ReadResult,
-  StreamPosition,
-} from "./types.ts";
+import type * as History from "./types.ts";
 import type { StoreHealth } from "../types.ts";
 
 /** Options for {@linkcode RedisHistoryStore}. */
@@ -84,7 +75,7 @@ export interface RedisHistoryStoreOptions {
 }
 
 /** Options for {@linkcode RedisHistoryStore.append}. */
-export interface RedisAppendOptions extends AppendOptions {
+export interface RedisAppendOptions extends History.AppendOptions {
   /**
    * When set, the same script also publishes the stored message on the bus
    * channel `<prefix>:room:<room>`, as an envelope from this instance id
@@ -206,7 +197,7 @@ const APPEND = new Script(APPEND_LUA);
 const READ = new Script(READ_LUA);
 
 /**
- * A {@linkcode HistoryStore} on Redis (`HISTORY_STORE=redis`): shared by all
+ * A {@linkcode History.HistoryStore} on Redis (`HISTORY_STORE=redis`): shared by all
  * instances; publishes a message in the same script when asked
  * (`publishAs`). Prefer {@linkcode createRedisHistoryStore},
  * which waits for the first connection.
@@ -226,36 +217,23 @@ const READ = new Script(READ_LUA);
  * });
  * ```
  */
-export class RedisHistoryStore implements HistoryStore {
+export class RedisHistoryStore implements History.HistoryStore {
   readonly kind = "redis";
   readonly #prefix: string;
   readonly #link: RedisStoreLink;
 
   /** @param options Redis URL, naming, publishing, bounds and hooks; connecting starts at once */
   constructor(options: RedisHistoryStoreOptions) {
-    const {
-      url,
-      prefix = "realtime",
-      commandTimeoutMs = 2000,
-      connectTimeoutMs = 5000,
-      maxReconnectDelayMs = 2000,
-      maxPendingCommands = 10_000,
-      onError = () => {},
-      onRecover = () => {},
-    } = options;
+    // The link's own defaults hold (2 s per command, 5 s to connect, back-off up to 2 s).
+    const { prefix = "realtime", maxPendingCommands = 10_000, ...link } = options;
     this.#link = new RedisStoreLink({
-      url,
+      ...link,
       name: "Redis history store",
       store: "history store",
       whileDown: "history rooms answer unavailable until it is back",
-      commandTimeoutMs,
-      connectTimeoutMs,
-      maxReconnectDelayMs,
       maxPendingCommands,
       // Commands in flight fail as unavailable at once rather than finishing.
       closeFlushMs: 0,
-      onError,
-      onRecover,
     });
     this.#prefix = prefix;
   }
@@ -268,7 +246,11 @@ export class RedisHistoryStore implements HistoryStore {
     return this.#link.ready(timeoutMs);
   }
 
-  async append(room: string, frame: string, options: RedisAppendOptions): Promise<AppendResult> {
+  async append(
+    room: string,
+    frame: string,
+    options: RedisAppendOptions,
+  ): Promise<History.AppendResult> {
     const { limits, dedupe, publishAs } = options;
     checkLimits(limits);
     const window = dedupe === undefined ? 0 : Math.max(1, Math.ceil(dedupe.windowMs));
@@ -297,11 +279,11 @@ export class RedisHistoryStore implements HistoryStore {
     return { offset, epoch, duplicate: duplicate === 1 };
   }
 
-  async position(room: string, limits: HistoryLimits): Promise<StreamPosition> {
+  async position(room: string, limits: History.HistoryLimits): Promise<History.StreamPosition> {
     return (await this.read(room, { limit: 0, limits })).position;
   }
 
-  async read(room: string, options: ReadOptions): Promise<ReadResult> {
+  async read(room: string, options: History.ReadOptions): Promise<History.ReadResult> {
     const { after, before, limit, limits } = options;
     checkLimits(limits);
     checkReadLimit(limit);
@@ -318,7 +300,7 @@ export class RedisHistoryStore implements HistoryStore {
         String(limit),
       ],
     ) as (number | string)[];
-    const entries: HistoryEntry[] = [];
+    const entries: History.HistoryEntry[] = [];
     for (let i = 3; i + 1 < reply.length; i += 2) {
       entries.push({ offset: reply[i] as number, frame: reply[i + 1] as string });
     }
