@@ -2,8 +2,9 @@
  * The webhook queue survives a crash: main.ts in a subprocess, on Redis and
  * on KV, queues events its receiver refuses, is killed with SIGKILL while
  * holding them (claimed, mid-retry), and a new process on the same store
- * delivers every one, once, with the ids they were queued with. And with two
- * nodes on one Redis queue, each event is sent by one node.
+ * delivers every one, once, with the ids they were queued with; one killed
+ * mid-POST has its claimed batch sent by another node once the claim lapses.
+ * And with two nodes on one Redis queue, each event is sent by one node.
  *
  * @module
  */
@@ -119,3 +120,58 @@ redisTest("webhooks (redis): two nodes on one queue send each event once", async
   assert.equal(ids.length, EVENTS, "no event sent by both nodes");
   assert.equal(new Set(ids).size, EVENTS);
 });
+
+redisTest(
+  "webhooks (redis): a node killed mid-POST: another node sends its batch within 10 s",
+  async (redis) => {
+    // The receiver never answers while `hang`: the first node dies holding the batch's lease.
+    let hang = true;
+    const held: ReadableStreamDefaultController<Uint8Array>[] = [];
+    await using receiver = startReceiver({
+      secret: SECRET,
+      answer: () => {
+        if (!hang) return 200;
+        return new Response(new ReadableStream<Uint8Array>({ start: (c) => void held.push(c) }));
+      },
+    });
+    await using policy = await writePolicy([{ room: "*", users: "*", webhook: true }]);
+    const channel = `wh-${crypto.randomUUID()}`;
+    const env = {
+      JWT_SECRET,
+      API_KEY,
+      ROOM_POLICY: policy.path,
+      WEBHOOK_URL: receiver.url,
+      WEBHOOK_SECRET: SECRET,
+      WEBHOOK_EVENTS: "message_published",
+      STORE: "redis",
+    };
+    const doomed = await startRedisNode(redis.url, channel, { env });
+    try {
+      await publish(doomed, "orders", 1);
+      await eventually(() => receiver.requests.length === 1, 5000, "the POST under way");
+      Deno.kill(doomed.pid, "SIGKILL");
+    } finally {
+      await doomed.stop();
+      for (const c of held) {
+        try {
+          c.close();
+        } catch {
+          // Cancelled already: the dead node's connection went with it.
+        }
+      }
+    }
+    hang = false;
+    const killedAt = Date.now();
+    await using survivor = await startRedisNode(redis.url, channel, { env });
+    // The first request never got a complete answer; the second is the survivor's.
+    await eventually(() => receiver.requests.length === 2, 10_000, "the batch, by the survivor");
+    const after = Date.now() - killedAt;
+    // The lease is WEBHOOK_TIMEOUT_MS (5 s) + 2 s from the claim; the survivor polls every 500 ms.
+    assert.ok(after < 10_000, `sent ${after} ms after the kill`);
+    const [first, second] = receiver.requests;
+    assert.equal(second?.json.events[0]?.id, first?.json.events[0]?.id, "the same event id");
+    assert.ok(second?.signed);
+    await eventually(() => receiver.accepted().length === 2, 1000, "the survivor's 200");
+    await survivor.stop();
+  },
+);

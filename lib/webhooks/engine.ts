@@ -148,7 +148,11 @@ export class WebhookEngine {
     return this.#sinks.length > 0;
   }
 
-  /** Whether any sink takes events named `name` (lets callers skip building an event). */
+  /**
+   * Whether any sink takes events named `name` (lets callers skip building
+   * an event). Asked by name only: a sink that also filters on other fields
+   * (a Pusher sink's app) may still refuse a given event.
+   */
   wants(name: string): boolean {
     return this.#sinks.some((s) => s.sink.accepts({ id: "", name, time_ms: 0 }));
   }
