@@ -136,8 +136,8 @@ function pusherFrontDoor(
   options: ServerOptions,
   draining: () => boolean,
 ): PusherFrontDoor | undefined {
-  const { config, pusherObserver: observer } = options;
-  const { pusher } = services;
+  const { config } = options;
+  const { pusher, pusherObserver: observer } = services;
   if (pusher === undefined) return undefined;
   const door = new PusherFrontDoor({
     ...services,

@@ -15,7 +15,7 @@ import { CloseCode, ErrorCode } from "../codes.ts";
 import { socketDedupeKey } from "./dedupe.ts";
 import { type HistoryPage, NoHistoryError } from "./history_reader.ts";
 import { Counters } from "../metrics.ts";
-import type { PresenceEvent } from "./presence/mod.ts";
+import type { PresenceEvent, PresenceMember } from "./presence/mod.ts";
 import type { RoomAccess } from "./room_policy.ts";
 import type { Member, PublishOutcome } from "./rooms.ts";
 import { ReplayInterruptedError, ReplayOverflowError, type StreamJoin } from "./room_stream.ts";
@@ -203,11 +203,7 @@ export class CoreSession implements Member {
     return this.#intake.admit(data);
   }
 
-  /**
-   * Closes the session for a message over `MAX_MESSAGE_BYTES`.
-   *
-   * @param size the message's bytes, when it arrived whole
-   */
+  /** Closes the session for a message over `MAX_MESSAGE_BYTES` (`size`: its bytes, if whole). */
   tooBig(size: number | undefined): void {
     this.#intake.tooBig(size);
   }
@@ -366,6 +362,11 @@ export class CoreSession implements Member {
     }
     const down = storeDown(this.#ctx, err, "the history store is unavailable", room);
     answer(down ?? refused(ErrorCode.Internal, "the room could not be joined; try again", room));
+  }
+
+  /** Who presence shows for this session in `room` (the adapter's choice, else the session). */
+  shownIn(room: string): PresenceMember {
+    return this.#shownAs.of(room);
   }
 
   /** Leaves a joined room. */

@@ -45,6 +45,8 @@ import {
   pusherHistoryLimits,
   type PusherObserver,
   type PusherService,
+  pusherWebhookObserver,
+  pusherWebhooks,
 } from "../protocols/pusher/mod.ts";
 import { PUSHER_ROOM_PREFIX } from "../protocols/pusher/channel_names.ts";
 import { openWebhooks, type Webhooks } from "../webhooks/from_config.ts";
@@ -94,7 +96,10 @@ export interface ServerOptions {
   audit?: AuditSink;
   /** Dev mode's HMAC secret; generated when the config has no key. */
   devSecret?: Uint8Array;
-  /** Told of Pusher client events and cache misses (Pusher's webhooks). @default none */
+  /**
+   * Told of Pusher client events and cache misses, besides the apps'
+   * webhooks. @default none
+   */
   pusherObserver?: PusherObserver;
   /** Extra routes served before the 404 (the client module, the demo page). */
   routes?: Record<string, (req: Request) => Response | Promise<Response>>;
@@ -134,6 +139,8 @@ export interface Services {
   readonly webhooks: Webhooks | undefined;
   /** The Pusher apps and channels; undefined without any app (its endpoints answer 404). */
   readonly pusher: PusherService | undefined;
+  /** Told of Pusher client events and cache misses: the apps' webhooks, then the caller's. */
+  readonly pusherObserver: PusherObserver | undefined;
 }
 
 const SWEEP_INTERVAL_MS = 30_000;
@@ -381,8 +388,16 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     onError: (err, room) =>
       audit.record("bus_error", { room, error: `history: ${errorMessage(err)}` }),
   });
-  const webhookDeps = { clock, audit, policy, bus: broker, queue: options.webhookQueue, foreign };
-  const webhooks = await openWebhooks(config, webhookDeps);
+  const pusherHooks = pusherWebhooks(pusherApps);
+  const webhooks = await openWebhooks(config, {
+    clock,
+    audit,
+    policy,
+    bus: broker,
+    queue: options.webhookQueue,
+    foreign,
+    protocols: pusherHooks === undefined ? [] : [pusherHooks],
+  });
   const connections = new Connections(webhookUsers(webhooks));
   const { history } = config;
   const defaultHistory = history.size > 0 ? { size: history.size, ttlMs: history.ttlMs } : null;
@@ -444,6 +459,9 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     sweeper,
     webhooks,
     pusher,
+    pusherObserver: pusherHooks === undefined || webhooks === undefined
+      ? options.pusherObserver
+      : pusherWebhookObserver((event) => webhooks.engine.emit(event), options.pusherObserver),
   };
 }
 

@@ -19,7 +19,8 @@ import { createWebhookQueue, webhookQueueSlice } from "../store/webhooks/from_co
 import type { WebhookQueue } from "../store/webhooks/types.ts";
 import { WebhookEngine } from "./engine.ts";
 import { nativeSinks, NativeWebhooks } from "./native.ts";
-import { OccupancyWebhooks } from "./occupancy.ts";
+import { type OccupancyProtocol, OccupancyWebhooks } from "./occupancy.ts";
+import type { WebhookSink } from "./sinks.ts";
 
 /** The webhook services of one server. */
 export interface Webhooks {
@@ -37,6 +38,14 @@ export interface Webhooks {
   close(): Promise<void>;
 }
 
+/** Another protocol's webhooks (Pusher's apps): its receivers and its occupancy events. */
+export interface ProtocolWebhooks {
+  /** Its receivers, delivered by the same engine and queue. */
+  readonly sinks: readonly WebhookSink[];
+  /** Its share of the cluster-wide occupancy events, when it wants any. */
+  readonly occupancy?: OccupancyProtocol | undefined;
+}
+
 /** What {@linkcode openWebhooks} is given besides the configuration. */
 export interface WebhookDeps {
   clock: Clock;
@@ -51,11 +60,13 @@ export interface WebhookDeps {
    * @default none
    */
   foreign?: (name: string) => boolean;
+  /** Other protocols' webhooks. @default none */
+  protocols?: readonly ProtocolWebhooks[];
 }
 
 /**
  * The webhook services the configuration asks for, or undefined without a
- * `WEBHOOK_URL`.
+ * `WEBHOOK_URL` or another protocol's receiver.
  *
  * @example
  * ```ts ignore
@@ -67,9 +78,9 @@ export async function openWebhooks(
   config: Pick<Config, "webhooks" | "store" | "presence">,
   deps: WebhookDeps,
 ): Promise<Webhooks | undefined> {
-  const sinks = nativeSinks(config.webhooks);
+  const { clock, audit, policy, bus, foreign = () => false, protocols = [] } = deps;
+  const sinks = [...nativeSinks(config.webhooks), ...protocols.flatMap((p) => p.sinks)];
   if (sinks.length === 0) return undefined;
-  const { clock, audit, policy, bus, foreign = () => false } = deps;
   const onError = (err: Error) =>
     audit.record("bus_error", { error: `webhooks: ${errorMessage(err)}` });
   const queue = deps.queue ??
@@ -85,7 +96,8 @@ export async function openWebhooks(
   const native = new NativeWebhooks({ engine, policy, foreign });
   let store: OccupancyStore | undefined;
   let occupancy: OccupancyWebhooks | undefined;
-  if (OccupancyWebhooks.wanted(engine)) {
+  const shares = protocols.flatMap((p) => p.occupancy === undefined ? [] : [p.occupancy]);
+  if (OccupancyWebhooks.wanted(engine) || shares.length > 0) {
     store = await createOccupancyStore(occupancyStoreSlice(config), { clock, onError });
     occupancy = new OccupancyWebhooks({
       store,
@@ -93,6 +105,7 @@ export async function openWebhooks(
       bus,
       presenceFor: (room) => policy.presenceFor(room, config.presence.enabled),
       foreign,
+      protocols: shares,
       ttlMs: config.presence.ttlMs,
       clock,
       onError,

@@ -39,6 +39,34 @@ const NAMES = {
   p: ["presence_joined", "presence_left"],
 } as const;
 
+/** A first or last anywhere, of a room or of a user in a presence room. */
+export type OccupancyEdge =
+  | { readonly kind: "room"; readonly room: string; readonly first: boolean }
+  | {
+    readonly kind: "member";
+    readonly room: string;
+    readonly userId: string;
+    readonly first: boolean;
+    readonly info?: PresenceInfo;
+  };
+
+/**
+ * Another protocol's share of the occupancy events (Pusher's
+ * `channel_occupied`, `member_added`, …): the rooms it owns, which of them it
+ * wants followed, and the event of each edge. Its rooms are decided by the
+ * same store, heartbeats and reaping as the native ones.
+ */
+export interface OccupancyProtocol {
+  /** Whether `room` is this protocol's (then the native events skip it). */
+  owns(room: string): boolean;
+  /** Whether the first and last member of `room` anywhere are wanted. */
+  tracksRoom(room: string): boolean;
+  /** Whether each user's first and last connection to `room` anywhere are wanted. */
+  tracksMembers(room: string): boolean;
+  /** The event of an edge (undefined: none). */
+  event(edge: OccupancyEdge): ({ name: string } & Record<string, unknown>) | undefined;
+}
+
 /** Options for {@linkcode OccupancyWebhooks}. */
 export interface OccupancyWebhooksOptions {
   /** Where holds are decided. */
@@ -51,6 +79,8 @@ export interface OccupancyWebhooksOptions {
   presenceFor(room: string): boolean;
   /** Rooms and user ids another protocol owns, skipped. @default none */
   foreign?: (name: string) => boolean;
+  /** Protocols whose rooms' events are theirs (checked before `foreign`). @default none */
+  protocols?: readonly OccupancyProtocol[];
   /** A node not heard from for this long is dead (`PRESENCE_TTL_MS`). */
   ttlMs: number;
   /** @default systemClock */
@@ -77,6 +107,7 @@ export class OccupancyWebhooks {
   readonly #node: string;
   readonly #presenceFor: (room: string) => boolean;
   readonly #foreign: (name: string) => boolean;
+  readonly #protocols: readonly OccupancyProtocol[];
   readonly #clock: Clock;
   readonly #onError: (error: Error) => void;
   readonly #liveness: NodeLiveness | undefined;
@@ -99,6 +130,7 @@ export class OccupancyWebhooks {
     this.#node = options.bus.instanceId;
     this.#presenceFor = options.presenceFor;
     this.#foreign = options.foreign ?? (() => false);
+    this.#protocols = options.protocols ?? [];
     this.#clock = clock;
     this.#onError = onError;
     this.#ttlMs = options.ttlMs;
@@ -116,7 +148,10 @@ export class OccupancyWebhooks {
       : undefined;
   }
 
-  /** Whether the engine wants any occupancy event (none: nothing needs to be built). */
+  /**
+   * Whether the engine wants any native occupancy event (none, and no other
+   * protocol wants one: nothing needs to be built).
+   */
   static wanted(engine: WebhookEngine): boolean {
     const kinds = wantedKinds(engine);
     return kinds.r || kinds.u || kinds.p;
@@ -137,17 +172,24 @@ export class OccupancyWebhooks {
 
   /** A member joined or left a room here (wired to the rooms' `onMembership`). */
   membership(change: MembershipChange): void {
-    if (this.#closed || this.#foreign(change.room)) return;
+    if (this.#closed) return;
     const { room, member, joined, members } = change;
-    if (this.#wanted.r && members === (joined ? 1 : 0)) this.#change(["r", room], joined);
-    const userId = member.userId;
-    if (!this.#wanted.p || userId === undefined || !this.#presenceFor(room)) return;
+    const protocol = this.#protocols.find((p) => p.owns(room));
+    if (protocol === undefined && this.#foreign(room)) return;
+    const tracksRoom = protocol === undefined ? this.#wanted.r : protocol.tracksRoom(room);
+    if (tracksRoom && members === (joined ? 1 : 0)) this.#change(["r", room], joined);
+    const tracksMembers = protocol === undefined
+      ? this.#wanted.p && this.#presenceFor(room)
+      : protocol.tracksMembers(room);
+    const shown = shownIn(member, room);
+    const userId = shown.userId;
+    if (!tracksMembers || userId === undefined) return;
     const key = `${room}\0${userId}`;
     const local = this.#presence.get(key);
     if (joined) {
       const entry = local ?? { count: 0, info: undefined };
       entry.count++;
-      entry.info = infoOf(member) ?? entry.info;
+      entry.info = shown.presenceInfo ?? entry.info;
       this.#presence.set(key, entry);
       if (entry.count === 1) this.#change(["p", room, userId], true, entry.info);
     } else if (local !== undefined && --local.count === 0) {
@@ -198,6 +240,15 @@ export class OccupancyWebhooks {
   }
 
   #emit(held: Held, first: boolean, info?: PresenceInfo): void {
+    const protocol = held[0] === "u" ? undefined : this.#protocols.find((p) => p.owns(held[1]));
+    if (protocol !== undefined) {
+      const edge: OccupancyEdge = held[0] === "r"
+        ? { kind: "room", room: held[1], first }
+        : { kind: "member", room: held[1], userId: held[2]!, first, ...(info ? { info } : {}) };
+      const event = protocol.event(edge);
+      if (event !== undefined) this.#engine.emit(event);
+      return;
+    }
     const name = NAMES[held[0]][first ? 0 : 1];
     if (held[0] === "r") this.#engine.emit({ name, room: held[1] });
     else if (held[0] === "u") this.#engine.emit({ name, userId: held[1] });
@@ -250,9 +301,20 @@ function wantedKinds(engine: WebhookEngine): Record<Held[0], boolean> {
   return { r: wants("r"), u: wants("u"), p: wants("p") };
 }
 
-/** The presence `info` of a member that is a session (its token's `info` claim). */
-function infoOf(member: MembershipChange["member"]): PresenceInfo | undefined {
-  return (member as { presenceInfo?: PresenceInfo }).presenceInfo;
+/**
+ * Who presence shows for `member` in `room`: a session's identity there (an
+ * adapter may name another per room, as Pusher's `channel_data` does), else
+ * the member itself with its token's `info`.
+ */
+function shownIn(
+  member: MembershipChange["member"],
+  room: string,
+): { userId?: string | undefined; presenceInfo?: PresenceInfo | undefined } {
+  const session = member as {
+    shownIn?(room: string): { userId: string; presenceInfo?: PresenceInfo | undefined };
+    presenceInfo?: PresenceInfo;
+  };
+  return session.shownIn?.(room) ?? { userId: member.userId, presenceInfo: session.presenceInfo };
 }
 
 /** A key written by {@linkcode OccupancyWebhooks}; undefined for anything else. */

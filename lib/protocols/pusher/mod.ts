@@ -21,6 +21,7 @@ export { pusherHistoryLimits } from "./channel_names.ts";
 export { PUSHER_WS_PATH, PusherFrontDoor } from "./front_door.ts";
 export type { PusherChannelsService } from "./channels.ts";
 export type { ClientEventReport, PusherObserver } from "./observer.ts";
+export { pusherWebhookObserver, pusherWebhooks } from "./webhooks.ts";
 
 /** The Pusher side of the server, when it has apps. */
 export interface PusherService {
