@@ -79,6 +79,27 @@ export const occupancyCases: ContractCases<OccupancyFixture> = {
     assert.equal(await store.release("shared", "alive"), true);
   },
 
+  "list(prefix) names the keys held anywhere with that prefix, in order, at most limit": async (
+    { open },
+  ) => {
+    const store = open();
+    await store.hold("~a~y", "n1");
+    await store.hold("~a~x", "n1");
+    await store.hold("~a~y", "n2");
+    await store.hold("~b~z", "n1");
+    await store.hold("~a", "n1");
+    assert.deepEqual(await store.list("~a~", 100), ["~a~x", "~a~y"]);
+    assert.deepEqual(await store.list("~a~", 1), ["~a~x"]);
+    assert.deepEqual(await store.list("~", 100), ["~a", "~a~x", "~a~y", "~b~z"]);
+    assert.deepEqual(await store.list("~c", 100), []);
+    await store.release("~a~x", "n1");
+    assert.deepEqual(await store.list("~a~", 100), ["~a~y"]);
+    await reapAll(store, "n1");
+    assert.deepEqual(await store.list("~", 100), ["~a~y"], "n2 still holds it");
+    await reapAll(store, "n2");
+    assert.deepEqual(await store.list("~", 100), []);
+  },
+
   "a reap of hundreds of keys finishes, each emptied key named once": async ({ open }) => {
     const store = open();
     const keys = Array.from({ length: 1200 }, (_, i) => `k${i}`);
@@ -94,6 +115,7 @@ export const occupancyCases: ContractCases<OccupancyFixture> = {
     assert.equal(await one.hold("room", "a"), true);
     assert.equal(await two.hold("room", "b"), !fixture.shared);
     if (!fixture.shared) return;
+    assert.deepEqual(await one.list("ro", 10), ["room"], "listed from every store");
     // Both race to be last: exactly one is.
     const [x, y] = await Promise.all([one.release("room", "a"), two.release("room", "b")]);
     assert.equal(Number(x) + Number(y), 1);

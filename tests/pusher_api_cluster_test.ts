@@ -94,6 +94,20 @@ redisTest(
           `presence list on ${node.port}`,
         );
       }
+      // `news` has its one subscriber on a: both list it, and both stop once it leaves.
+      const listOf = async (node: ServerProcess) =>
+        await (await sdkFor(node).get({ path: "/channels", params: {} })).json();
+      for (const node of [a, b]) {
+        await eventually(async () =>
+          isDeepStrictEqual(await listOf(node), { channels: { news: {}, "presence-team": {} } })
+        );
+      }
+      onA.unsubscribe("news");
+      for (const node of [a, b]) {
+        await eventually(async () =>
+          isDeepStrictEqual(await listOf(node), { channels: { "presence-team": {} } })
+        );
+      }
     } finally {
       await Promise.all([disconnect(onA), disconnect(onB)]);
     }

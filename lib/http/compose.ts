@@ -388,7 +388,8 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     onError: (err, room) =>
       audit.record("bus_error", { room, error: `history: ${errorMessage(err)}` }),
   });
-  const pusherHooks = pusherWebhooks(pusherApps);
+  // With a shared store every Pusher room is held there: the API's channel list is cluster-wide.
+  const pusherHooks = pusherWebhooks(pusherApps, { everyRoom: config.store.kind !== "memory" });
   const webhooks = await openWebhooks(config, {
     clock,
     audit,
@@ -429,7 +430,12 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   const tickets = options.tickets ?? await openTickets(config, clock, audit);
   const metrics = buildMetrics({ connections, rooms, broker, historyStore, revocations, webhooks });
   await revocations.start({ bus: broker, rooms, sessions: connections.sessions });
-  const pusher = await openPusher(pusherApps, { rooms, bus: broker, presenceStore });
+  const pusher = await openPusher(pusherApps, {
+    rooms,
+    bus: broker,
+    presenceStore,
+    occupancy: webhooks?.occupancyStore?.shared === true ? webhooks.occupancyStore : undefined,
+  });
   await startOccupancy(webhooks, rooms);
   const sweeper = clock.setInterval(() => {
     limiter.sweep();

@@ -16,6 +16,7 @@ import { errorMessage } from "../errors.ts";
 import { createOccupancyStore, occupancyStoreSlice } from "../store/occupancy/from_config.ts";
 import type { OccupancyStore } from "../store/occupancy/types.ts";
 import { createWebhookQueue, webhookQueueSlice } from "../store/webhooks/from_config.ts";
+import { MemoryWebhookQueue } from "../store/webhooks/memory.ts";
 import type { WebhookQueue } from "../store/webhooks/types.ts";
 import { WebhookEngine } from "./engine.ts";
 import { nativeSinks, NativeWebhooks } from "./native.ts";
@@ -30,6 +31,8 @@ export interface Webhooks {
   readonly native: NativeWebhooks;
   /** Occupied/vacated, online/offline, presence joined/left, when any is wanted. */
   readonly occupancy: OccupancyWebhooks | undefined;
+  /** Where occupancy is decided (and listed, for the Pusher API), when it is followed. */
+  readonly occupancyStore: OccupancyStore | undefined;
   /**
    * Releases everything in order: occupancy says its last (after the
    * sessions closed), the engine hands every event to the queue, then the
@@ -80,11 +83,15 @@ export async function openWebhooks(
 ): Promise<Webhooks | undefined> {
   const { clock, audit, policy, bus, foreign = () => false, protocols = [] } = deps;
   const sinks = [...nativeSinks(config.webhooks), ...protocols.flatMap((p) => p.sinks)];
-  if (sinks.length === 0) return undefined;
+  const shares = protocols.flatMap((p) => p.occupancy === undefined ? [] : [p.occupancy]);
+  if (sinks.length === 0 && shares.length === 0) return undefined;
   const onError = (err: Error) =>
     audit.record("bus_error", { error: `webhooks: ${errorMessage(err)}` });
+  // Occupancy followed for another purpose (the Pusher channel list) queues nothing.
   const queue = deps.queue ??
-    await createWebhookQueue(webhookQueueSlice(config), { clock, onError });
+    (sinks.length === 0
+      ? new MemoryWebhookQueue()
+      : await createWebhookQueue(webhookQueueSlice(config), { clock, onError }));
   const engine = new WebhookEngine({
     queue,
     sinks,
@@ -96,7 +103,6 @@ export async function openWebhooks(
   const native = new NativeWebhooks({ engine, policy, foreign });
   let store: OccupancyStore | undefined;
   let occupancy: OccupancyWebhooks | undefined;
-  const shares = protocols.flatMap((p) => p.occupancy === undefined ? [] : [p.occupancy]);
   if (OccupancyWebhooks.wanted(engine) || shares.length > 0) {
     store = await createOccupancyStore(occupancyStoreSlice(config), { clock, onError });
     occupancy = new OccupancyWebhooks({
@@ -116,6 +122,7 @@ export async function openWebhooks(
     engine,
     native,
     occupancy,
+    occupancyStore: store,
     async close() {
       await occupancy?.close();
       await store?.close();

@@ -11,6 +11,7 @@
 import { z } from "zod";
 import type { SystemChannel } from "../../bus/types.ts";
 import type { RoomManager } from "../../core/rooms.ts";
+import type { OccupancyStore } from "../../store/occupancy/types.ts";
 import type { PresenceStore } from "../../store/presence/types.ts";
 import type { PusherApp } from "./apps.ts";
 import type { AppStats } from "./app_stats.ts";
@@ -31,6 +32,11 @@ export interface PusherChannelsDeps {
   readonly bus: SystemChannel;
   /** Where subscriptions are tracked; undefined: this isolate's rooms answer. */
   readonly presenceStore: PresenceStore | undefined;
+  /**
+   * Which rooms are held by some node (a shared store): the channel list is
+   * cluster-wide; undefined: the list is this isolate's rooms.
+   */
+  readonly occupancy?: OccupancyStore | undefined;
   /** An app's connections on this isolate. */
   stats(appId: string): AppStats | undefined;
 }
@@ -58,6 +64,40 @@ async function storedState(
   }
   const state = { occupied: subscriptionCount > 0, subscriptionCount };
   return presence ? { ...state, userCount: users.size } : state;
+}
+
+/** Most channels one `GET /apps/{id}/channels` lists. */
+export const MAX_LISTED_CHANNELS = 10_000;
+
+/** The app's channels with members on this isolate. */
+function localChannels(rooms: RoomManager, appPrefix: string, prefix: string): string[] {
+  const out: string[] = [];
+  for (const { room } of rooms.activity()) {
+    if (!room.startsWith(appPrefix + prefix)) continue;
+    out.push(room.slice(appPrefix.length));
+    if (out.length >= MAX_LISTED_CHANNELS) break;
+  }
+  return out;
+}
+
+/**
+ * The app's channels some node holds, from the occupancy store (its room
+ * keys are `["r","<room>"]`; channel names need no JSON escaping).
+ */
+async function heldChannels(
+  store: OccupancyStore,
+  appPrefix: string,
+  prefix: string,
+): Promise<string[]> {
+  const keyPrefix = JSON.stringify(["r", appPrefix + prefix]).slice(0, -2);
+  const keys = await store.list(keyPrefix, MAX_LISTED_CHANNELS);
+  const out: string[] = [];
+  for (const key of keys) {
+    const held: unknown = JSON.parse(key);
+    const room = Array.isArray(held) ? held[1] : undefined;
+    if (typeof room === "string") out.push(room.slice(appPrefix.length));
+  }
+  return out;
 }
 
 /**
@@ -119,14 +159,15 @@ export function createPusherChannels(deps: PusherChannelsDeps): PusherChannelsSe
     },
     async channels(app, prefix) {
       const appPrefix = appRoomPrefix(app.id);
+      const names = deps.occupancy === undefined
+        ? localChannels(rooms, appPrefix, prefix ?? "")
+        : await heldChannels(deps.occupancy, appPrefix, prefix ?? "");
       const found = new Map<string, ChannelState>();
-      for (const { room } of rooms.activity()) {
-        if (!room.startsWith(appPrefix)) continue;
-        const channel = room.slice(appPrefix.length);
-        if (prefix !== undefined && !channel.startsWith(prefix)) continue;
-        const channelState = await state(app, channel);
-        if (channelState.occupied) found.set(channel, channelState);
-      }
+      const states = await Promise.all(names.map((channel) => state(app, channel)));
+      // The holders may name a node that died and is not reaped yet: its state says.
+      names.forEach((channel, i) => {
+        if (states[i]!.occupied) found.set(channel, states[i]!);
+      });
       return found;
     },
     async users(app, channel) {

@@ -11,6 +11,7 @@
 import type { SystemChannel } from "../../bus/types.ts";
 import type { PusherConfig } from "../../config.ts";
 import type { RoomManager } from "../../core/rooms.ts";
+import type { OccupancyStore } from "../../store/occupancy/types.ts";
 import type { PresenceStore } from "../../store/presence/types.ts";
 import { AppStats } from "./app_stats.ts";
 import { loadPusherApps, type PusherApps } from "./apps.ts";
@@ -47,6 +48,8 @@ export interface PusherDeps {
   readonly rooms: RoomManager;
   readonly bus: SystemChannel;
   readonly presenceStore: PresenceStore | undefined;
+  /** Rooms held anywhere (a shared store): the channel list is cluster-wide. */
+  readonly occupancy?: OccupancyStore | undefined;
 }
 
 /**

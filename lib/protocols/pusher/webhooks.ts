@@ -58,12 +58,27 @@ const MEMBER_EVENTS = ["member_added", "member_removed"] as const;
  * webhook takes an occupancy or member event, Pusher's occupancy share;
  * undefined when no app has a webhook.
  */
-export function pusherWebhooks(apps: PusherApps): ProtocolWebhooks | undefined {
+export function pusherWebhooks(
+  apps: PusherApps,
+  options: PusherOccupancyOptions = {},
+): ProtocolWebhooks | undefined {
+  if (apps.size === 0) return undefined;
   const sinks = pusherWebhookSinks(apps);
-  if (sinks.length === 0) return undefined;
   const names = [...ROOM_EVENTS, ...MEMBER_EVENTS];
-  const occupies = apps.list().some((app) => names.some((name) => appWants(app, name)));
-  return { sinks, occupancy: occupies ? pusherOccupancy(apps) : undefined };
+  const occupies = options.everyRoom === true ||
+    apps.list().some((app) => names.some((name) => appWants(app, name)));
+  if (sinks.length === 0 && !occupies) return undefined;
+  return { sinks, occupancy: occupies ? pusherOccupancy(apps, options) : undefined };
+}
+
+/** Options for {@linkcode pusherOccupancy}. */
+export interface PusherOccupancyOptions {
+  /**
+   * Hold every Pusher room in the occupancy store, wanted by a webhook or
+   * not: the cluster-wide channel list of the HTTP API reads them there.
+   * @default false
+   */
+  everyRoom?: boolean;
 }
 
 /**
@@ -76,7 +91,10 @@ export function pusherWebhooks(apps: PusherApps): ProtocolWebhooks | undefined {
  * new OccupancyWebhooks({ store, engine, bus, presenceFor, protocols: [pusherOccupancy(apps)], ttlMs });
  * ```
  */
-export function pusherOccupancy(apps: PusherApps): OccupancyProtocol {
+export function pusherOccupancy(
+  apps: PusherApps,
+  options: PusherOccupancyOptions = {},
+): OccupancyProtocol {
   const wants = (room: string, names: readonly string[]) => {
     const found = roomChannel(room);
     if (found === undefined) return undefined;
@@ -85,7 +103,10 @@ export function pusherOccupancy(apps: PusherApps): OccupancyProtocol {
   };
   return {
     owns: (room) => roomChannel(room) !== undefined,
-    tracksRoom: (room) => wants(room, ROOM_EVENTS) !== undefined,
+    tracksRoom: (room) =>
+      options.everyRoom === true
+        ? roomChannel(room) !== undefined
+        : wants(room, ROOM_EVENTS) !== undefined,
     tracksMembers(room) {
       const found = wants(room, MEMBER_EVENTS);
       return found !== undefined && channelKind(found.channel).presence;

@@ -70,6 +70,22 @@ export class KvOccupancyStore implements OccupancyStore {
     return this.#handle.run("release", (kv) => this.#release(kv, key, node));
   }
 
+  list(prefix: string, limit: number): Promise<string[]> {
+    const counts = [...this.#base, "c"];
+    return this.#handle.run("list keys", async (kv) => {
+      const out: string[] = [];
+      if (limit <= 0) return out;
+      // From the prefix on, in order: the matching keys come first.
+      for await (const { key } of kv.list({ prefix: counts, start: [...counts, prefix] })) {
+        const held = String(key.at(-1));
+        if (!held.startsWith(prefix)) break;
+        out.push(held);
+        if (out.length >= limit) break;
+      }
+      return out;
+    });
+  }
+
   nodes(): Promise<string[]> {
     return this.#handle.run("list nodes", async (kv) => {
       const out: string[] = [];

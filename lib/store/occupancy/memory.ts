@@ -42,6 +42,11 @@ export class MemoryOccupancyStore implements OccupancyStore {
     return Promise.resolve(this.#release(key, node));
   }
 
+  list(prefix: string, limit: number): Promise<string[]> {
+    const keys = [...this.#holders.keys()].filter((key) => key.startsWith(prefix));
+    return Promise.resolve(keys.sort().slice(0, limit));
+  }
+
   nodes(): Promise<string[]> {
     return Promise.resolve([...this.#held.keys()]);
   }

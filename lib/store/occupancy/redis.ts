@@ -2,7 +2,8 @@
  * Occupancy in Redis (`STORE=redis`), shared by every node: per key a set of
  * its holders (`<prefix>:occupancy:k:<key>`), per node a set of what it holds
  * (`<prefix>:occupancy:n:<node>`), and the set of nodes holding something
- * (`<prefix>:occupancy:nodes`). Each operation is one Lua script, so "first"
+ * (`<prefix>:occupancy:nodes`), and the keys held by anyone, a sorted set
+ * read by prefix (`<prefix>:occupancy:keys`). Each operation is one Lua script, so "first"
  * and "last" are decided once, and a dead node's keys are popped by one
  * reaper each.
  *
@@ -27,21 +28,28 @@ export interface RedisOccupancyStoreOptions {
 /** Keys a reap pops per script, so one script never runs long. */
 const REAP_CHUNK = 500;
 
-// KEYS: the key's holders, the node's keys, the nodes. ARGV: key, node. 1 when first anywhere.
+// KEYS: the key's holders, the node's keys, the nodes, the held keys. ARGV: key, node.
+// 1 when first anywhere.
 const HOLD = new Script(`
 if redis.call('SADD', KEYS[1], ARGV[2]) == 0 then return 0 end
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[2])
-if redis.call('SCARD', KEYS[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) == 1 then
+  redis.call('ZADD', KEYS[4], 0, ARGV[1])
+  return 1
+end
 return 0`);
 // Same KEYS and ARGV. 1 when the node held it and nobody does now.
 const RELEASE = new Script(`
 if redis.call('SREM', KEYS[1], ARGV[2]) == 0 then return 0 end
 redis.call('SREM', KEYS[2], ARGV[1])
 if redis.call('SCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  return 1
+end
 return 0`);
-// KEYS: the node's keys, the nodes. ARGV: node, holders-key prefix, chunk.
+// KEYS: the node's keys, the nodes, the held keys. ARGV: node, holders-key prefix, chunk.
 // Returns {done (0/1), emptied keys...}.
 const REAP = new Script(`
 local keys = redis.call('SPOP', KEYS[1], tonumber(ARGV[3]))
@@ -49,6 +57,7 @@ local out = {0}
 for _, key in ipairs(keys) do
   local holders = ARGV[2] .. key
   if redis.call('SREM', holders, ARGV[1]) == 1 and redis.call('EXISTS', holders) == 0 then
+    redis.call('ZREM', KEYS[3], key)
     table.insert(out, key)
   end
 end
@@ -101,6 +110,22 @@ export class RedisOccupancyStore implements OccupancyStore {
     return await this.#link.eval(RELEASE, this.#keys(key, node), [key, node]) === 1;
   }
 
+  async list(prefix: string, limit: number): Promise<string[]> {
+    if (limit <= 0) return [];
+    // From the prefix on, in byte order: the matching keys come first, then the rest.
+    const reply = await this.#link.command([
+      "ZRANGEBYLEX",
+      `${this.#prefix}:keys`,
+      `[${prefix}`,
+      "+",
+      "LIMIT",
+      "0",
+      String(limit),
+    ]);
+    const keys = Array.isArray(reply) ? reply.map(String) : [];
+    return keys.filter((key) => key.startsWith(prefix));
+  }
+
   async nodes(): Promise<string[]> {
     const reply = await this.#link.command(["SMEMBERS", `${this.#prefix}:nodes`]);
     return Array.isArray(reply) ? reply.map(String) : [];
@@ -109,7 +134,7 @@ export class RedisOccupancyStore implements OccupancyStore {
   async reap(node: string): Promise<{ emptied: string[]; done: boolean }> {
     const reply = await this.#link.eval(
       REAP,
-      [`${this.#prefix}:n:${node}`, `${this.#prefix}:nodes`],
+      [`${this.#prefix}:n:${node}`, `${this.#prefix}:nodes`, `${this.#prefix}:keys`],
       [node, `${this.#prefix}:k:`, String(REAP_CHUNK)],
     );
     const [done, ...emptied] = Array.isArray(reply) ? reply : [1];
@@ -125,6 +150,7 @@ export class RedisOccupancyStore implements OccupancyStore {
   }
 
   #keys(key: string, node: string): string[] {
-    return [`${this.#prefix}:k:${key}`, `${this.#prefix}:n:${node}`, `${this.#prefix}:nodes`];
+    const p = this.#prefix;
+    return [`${p}:k:${key}`, `${p}:n:${node}`, `${p}:nodes`, `${p}:keys`];
   }
 }

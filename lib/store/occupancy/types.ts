@@ -17,6 +17,9 @@
  * - `reap(node)` releases everything `node` holds (a node found dead) and
  *   answers the keys it was the last holder of; run by several nodes at
  *   once, each such key is answered to one of them only.
+ * - `list(prefix, limit)` answers the keys some node holds that start with
+ *   `prefix`, in code-unit order, at most `limit` (the Pusher API's channel
+ *   list, cluster-wide).
  * - `nodes()` lists the nodes holding something (and maybe a few that held
  *   something earlier), for the liveness check that finds the dead.
  * - Faults reject with `StoreUnavailableError`.
@@ -41,6 +44,12 @@ export interface OccupancyStore extends Backend {
    * @throws {StoreUnavailableError}
    */
   release(key: string, node: string): Promise<boolean>;
+  /**
+   * The keys some node holds that start with `prefix`, sorted, at most `limit`.
+   *
+   * @throws {StoreUnavailableError}
+   */
+  list(prefix: string, limit: number): Promise<string[]>;
   /**
    * Nodes holding something.
    *
