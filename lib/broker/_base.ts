@@ -104,10 +104,10 @@ export abstract class BaseBroker<S extends HistoryStore = HistoryStore> implemen
     await this.history?.close();
   }
 
-  /** The store itself, or a rejection when no room keeps history here. */
+  /** The store itself; asking a broker without one is a programming error. */
   protected store(): S {
     if (this.history === undefined) {
-      throw new StoreUnavailableError("no history store is configured");
+      throw new TypeError("Cannot publish to history: current broker has no history store");
     }
     return this.history;
   }
