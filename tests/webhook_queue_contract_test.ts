@@ -11,6 +11,9 @@ import { RedisWebhookQueue } from "../lib/store/webhooks/redis.ts";
 import type { WebhookQueue } from "../lib/store/webhooks/types.ts";
 import { KV_VARIANTS, openCaseKv, Opened, redisSuite } from "./_contract.ts";
 import { webhookQueueContract } from "./_webhook_queue_contract.ts";
+import assert from "node:assert/strict";
+import { newEventId } from "../lib/webhooks/events.ts";
+import { FakeClock } from "./_helpers.ts";
 
 webhookQueueContract({
   name: "memory",
@@ -57,3 +60,30 @@ for (const { name, inFile } of KV_VARIANTS) {
     },
   });
 }
+
+Deno.test("webhook queue on KV: an entry leased after its due index was read is not claimed again", async () => {
+  // Two isolates claim at once: one reads the due index, the other leases the
+  // entry and commits, then the first reads the entry (with its new
+  // versionstamp). The stale index row below stands for that first read.
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const clock = new FakeClock();
+    const one = new KvWebhookQueue({ kv, clock });
+    const two = new KvWebhookQueue({ kv, clock });
+    const entry = {
+      id: newEventId(clock.now()),
+      queuedAt: clock.now(),
+      attempts: 0,
+      event: '{"n":1}',
+    };
+    await one.push("s", [entry]);
+    assert.deepEqual((await one.claim("s", 10, 5000)).map((e) => e.id), [entry.id]);
+    await kv.set(["realtime", "webhooks", "s", "d", clock.now(), entry.id], true);
+    assert.deepEqual(await two.claim("s", 10, 5000), [], "leased by the other isolate");
+    clock.advance(5000);
+    assert.deepEqual((await two.claim("s", 10, 5000)).map((e) => e.id), [entry.id]);
+    await Promise.all([one.close(), two.close()]);
+  } finally {
+    kv.close();
+  }
+});

@@ -98,23 +98,37 @@ export class KvWebhookQueue implements WebhookQueue {
     const base = this.#base(sink);
     return await this.#handle.run("claim webhook events", async (kv) => {
       const now = this.#clock.now();
-      const due: string[] = [];
+      const rows = new Map<string, number>();
       const range = { start: [...base, "d"], end: [...base, "d", now + 1] };
-      for await (const { key } of kv.list(range, { limit: max })) due.push(String(key.at(-1)));
-      if (due.length === 0) return [];
+      for await (const { key } of kv.list(range, { limit: max })) {
+        const id = String(key.at(-1));
+        if (!rows.has(id)) rows.set(id, Number(key.at(-2)));
+      }
+      if (rows.size === 0) return [];
+      const due = [...rows.keys()];
       const metas = await getAll(kv, due.map((id) => [...base, "e", id]));
       const op = kv.atomic();
       const claimed: { id: string; meta: Meta }[] = [];
+      let stale = 0;
       metas.forEach((found, i) => {
-        const meta = Meta.safeParse(found.value);
-        if (!meta.success) return;
         const id = due[i]!;
+        const meta = Meta.safeParse(found.value);
+        const indexDue = rows.get(id)!;
+        if (!meta.success || meta.data.due !== indexDue) {
+          // An index row its entry no longer names (left by an interrupted change).
+          op.delete([...base, "d", indexDue, id]);
+          stale++;
+        }
+        // The index was read before the entry: another isolate may have
+        // leased it in between (its versionstamp is then the new one, so the
+        // check alone would not notice). Only what is still due is claimed.
+        if (!meta.success || meta.data.due > now) return;
         const leased = { ...meta.data, due: now + leaseMs };
         op.check(found).delete([...base, "d", meta.data.due, id]);
         op.set([...base, "d", leased.due, id], true).set(found.key, leased);
         claimed.push({ id, meta: meta.data });
       });
-      if (claimed.length === 0) return [];
+      if (claimed.length === 0 && stale === 0) return [];
       if (!(await op.commit()).ok) return CONFLICT;
       return await this.#read(kv, base, claimed);
     });
