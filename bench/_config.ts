@@ -9,6 +9,7 @@ import type { FanoutParams } from "./gen/fanout.ts";
 import type { HandshakeParams } from "./gen/handshakes.ts";
 import type { PublishParams, StormParams } from "./gen/history.ts";
 import type { PresenceParams } from "./gen/presence.ts";
+import type { PusherFanoutParams } from "./gen/pusher.ts";
 import type { RoomsParams } from "./gen/rooms.ts";
 
 /** Idle-connection scenario sizes. */
@@ -71,6 +72,8 @@ export interface BenchConfig {
   history: HistoryBenchParams;
   /** Presence storm: joins into one presence room, on one isolate and two Redis nodes. */
   presence: PresenceParams;
+  /** Pusher front door next to native, one server. */
+  pusher: PusherFanoutParams;
   /** The whole bench is aborted (non-zero exit) past this. */
   watchdogMs: number;
 }
@@ -158,6 +161,7 @@ export const FULL: BenchConfig = {
   },
   // The storm: 2,000 joins within about 2 s, above PRESENCE_MAX_MEMBERS.
   presence: { existing: 20, storm: 2000, spreadMs: 2000, timeoutMs: 30_000, settleMs: 1200 },
+  pusher: { subscribers: 1000, messages: 300 },
   watchdogMs: 8 * 60_000,
 };
 
@@ -215,5 +219,6 @@ export const QUICK: BenchConfig = {
     storm: { clients: 50, missed: 10, concurrency: 32, timeoutMs: 10_000 },
   },
   presence: { existing: 4, storm: 60, spreadMs: 200, timeoutMs: 10_000, settleMs: 300 },
+  pusher: { subscribers: 30, messages: 20 },
   watchdogMs: 90_000,
 };

@@ -1,6 +1,6 @@
 /**
  * `deno task bench [--quick] [--servers=ours,bare_deno,node_ws,socketio]
- * [--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence]`
+ * [--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence,pusher]`
  *
  * Starts each server as a subprocess on loopback, drives it with our
  * generator, prints a markdown table (stdout; progress goes to stderr) and
@@ -35,6 +35,12 @@ import {
 import { idleScenario, OURS_LARGE } from "./scenarios/idle.ts";
 import { isolatesScenario, KV_VARIANTS } from "./scenarios/isolates.ts";
 import { presenceScenario } from "./scenarios/presence.ts";
+import {
+  PUSHER_NATIVE_ROW,
+  PUSHER_ROW,
+  PUSHER_SECTION,
+  pusherScenario,
+} from "./scenarios/pusher.ts";
 import { roomsScenario } from "./scenarios/rooms.ts";
 
 const SCENARIOS = {
@@ -45,6 +51,7 @@ const SCENARIOS = {
   isolates: isolatesScenario,
   history: historyScenario,
   presence: presenceScenario,
+  pusher: pusherScenario,
 } as const satisfies Record<string, (ctx: Context) => Promise<Section[]>>;
 type ScenarioId = keyof typeof SCENARIOS;
 
@@ -159,6 +166,16 @@ function targetsFor(config: BenchConfig): TargetDef[] {
       direction: "<=",
       goal: 1.15,
     },
+    {
+      name:
+        `Pusher N=${config.pusher.subscribers}: pusher-js server CPU per delivery ≤ 1.2× native`,
+      section: PUSHER_SECTION,
+      metric: "serverCpuUs",
+      numerator: PUSHER_ROW,
+      denominator: PUSHER_NATIVE_ROW,
+      direction: "<=",
+      goal: 1.2,
+    },
   );
   return defs;
 }
@@ -177,6 +194,8 @@ function expectedRows(
       if (s === "ours") ids.push("ours_redis", OURS_REDIS_HISTORY);
     } else if (section.id === HISTORY_SECTIONS.fanout || section.id === HISTORY_SECTIONS.storm) {
       if (s === "ours") ids.push("ours", OURS_HISTORY);
+    } else if (section.id === PUSHER_SECTION) {
+      if (s === "ours") ids.push(PUSHER_NATIVE_ROW, PUSHER_ROW);
     } else if (section.id === "presence") {
       if (s === "ours") ids.push("ours", "ours_named", "ours_redis");
     } else if (section.id === "idle" && s === "ours") {
@@ -214,7 +233,7 @@ async function main(args: string[]): Promise<number> {
   if (args.includes("--help")) {
     console.log(
       "deno task bench [--quick] [--servers=ours,bare_deno,node_ws,socketio] " +
-        "[--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence]",
+        "[--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence,pusher]",
     );
     return 0;
   }

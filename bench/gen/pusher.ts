@@ -1,21 +1,17 @@
 /**
- * `deno run -A bench/pusher_fanout.ts [--subscribers=1000] [--messages=300] [--runs=3]`
- *
- * Fan-out CPU per delivery on the Pusher front door next to the native
- * protocol, on one server (`main.ts` in a subprocess): N `pusher-js`
- * clients (the Node build) subscribed to one private channel, one of them
- * sending client events; N native clients in one room, one of them
- * publishing. Runs alternate (native, Pusher, native, …) on fresh
- * connections; the server's CPU time (/proc) per delivery is compared, with
- * the median ratio as the row. Writes bench/results/pusher_fanout.json.
+ * Generator of the Pusher fan-out rows (bench/scenarios/pusher.ts): one
+ * server (`main.ts` in a subprocess) with a bench app; N `pusher-js` clients
+ * (the Node build) subscribed to one private channel, one of them sending
+ * client events; or N native clients in one room, one of them publishing.
+ * Each run measures the server's CPU time (/proc) per delivery.
  *
  * @module
  */
 import PusherModule from "pusher-js";
 import type * as PusherTypes from "pusher-js";
 import PusherServer from "pusher";
-import { cpuMicros } from "./_proc.ts";
-import { BENCH_HS256_SECRET, mintTokens } from "./_tokens.ts";
+import { cpuMicros } from "../_proc.ts";
+import { BENCH_HS256_SECRET } from "../_tokens.ts";
 
 type PusherClass = typeof PusherTypes.default.default;
 type PusherClient = InstanceType<PusherClass>;
@@ -28,19 +24,23 @@ const CHANNEL = "private-bench";
 /** Messages in flight: a batch is done when every subscriber has all of it. */
 const WINDOW = 10;
 
-function flag(name: string, fallback: number): number {
-  const arg = Deno.args.find((a) => a.startsWith(`--${name}=`));
-  return arg === undefined ? fallback : Number(arg.slice(name.length + 3));
+/** Sizes of one Pusher fan-out measurement. */
+export interface PusherFanoutParams {
+  /** Receiving clients (N); one more client sends. */
+  subscribers: number;
+  /** Messages per run. */
+  messages: number;
 }
 
-const N = flag("subscribers", 1000);
-const MESSAGES = flag("messages", 300);
-const RUNS = flag("runs", 3);
+/** The server under test. */
+export interface PusherBenchServer {
+  port: number;
+  child: Deno.ChildProcess;
+  stop(): Promise<void>;
+}
 
 /** The server under test, on a free port, with the bench app allowing client events. */
-async function startServer(): Promise<
-  { port: number; child: Deno.ChildProcess; stop(): Promise<void> }
-> {
+export async function startPusherBenchServer(): Promise<PusherBenchServer> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = listener.addr.port;
   listener.close();
@@ -51,7 +51,7 @@ async function startServer(): Promise<
   );
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--unstable-kv", "main.ts"],
-    cwd: new URL("../", import.meta.url).pathname,
+    cwd: new URL("../../", import.meta.url).pathname,
     env: {
       PORT: String(port),
       HOSTNAME: "127.0.0.1",
@@ -113,19 +113,33 @@ class Tally {
   }
 }
 
-/** Publishes MESSAGES in windows; returns the server's CPU µs per delivery. */
-async function measure(pid: number, tally: Tally, publish: (i: number) => void): Promise<number> {
+/** Publishes the messages in windows; returns the server's CPU µs per delivery. */
+async function measure(
+  p: PusherFanoutParams,
+  pid: number,
+  tally: Tally,
+  publish: (i: number) => void,
+): Promise<number> {
+  const { messages, subscribers: n } = p;
   const before = await cpuMicros(pid);
-  for (let i = 0; i < MESSAGES; i += WINDOW) {
-    const batch = Math.min(WINDOW, MESSAGES - i);
+  for (let i = 0; i < messages; i += WINDOW) {
+    const batch = Math.min(WINDOW, messages - i);
     for (let j = 0; j < batch; j++) publish(i + j);
-    await tally.reach((i + batch) * N);
+    await tally.reach((i + batch) * n);
   }
   const after = await cpuMicros(pid);
-  return (after - before) / (MESSAGES * N);
+  return (after - before) / (messages * n);
 }
 
-async function nativeRun(port: number, pid: number, tokens: readonly string[]): Promise<number> {
+/** N native clients in one room; server CPU µs per delivery. `tokens` holds N + 1. */
+export async function nativeFanoutRun(
+  server: PusherBenchServer,
+  p: PusherFanoutParams,
+  tokens: readonly string[],
+): Promise<number> {
+  const { port } = server;
+  const pid = server.child.pid;
+  const N = p.subscribers;
   const tally = new Tally();
   const sockets: WebSocket[] = [];
   try {
@@ -146,6 +160,7 @@ async function nativeRun(port: number, pid: number, tokens: readonly string[]): 
     }
     const publisher = sockets[0]!;
     return await measure(
+      p,
       pid,
       tally,
       (i) =>
@@ -164,7 +179,14 @@ async function nativeRun(port: number, pid: number, tokens: readonly string[]): 
   }
 }
 
-async function pusherRun(port: number, pid: number): Promise<number> {
+/** N `pusher-js` clients on one private channel; server CPU µs per delivery. */
+export async function pusherFanoutRun(
+  server: PusherBenchServer,
+  p: PusherFanoutParams,
+): Promise<number> {
+  const { port } = server;
+  const pid = server.child.pid;
+  const N = p.subscribers;
   const sdk = new PusherServer({
     appId: APP.id,
     key: APP.key,
@@ -198,6 +220,7 @@ async function pusherRun(port: number, pid: number): Promise<number> {
     const publisher = clients[0]!.channel(CHANNEL);
     // The sender is never echoed: N deliveries per message, as native's N (the publisher ignores its own).
     return await measure(
+      p,
       pid,
       tally,
       (i) => publisher.trigger("client-tick", { i, pad: "x".repeat(64) }),
@@ -206,49 +229,4 @@ async function pusherRun(port: number, pid: number): Promise<number> {
     for (const client of clients) client.disconnect();
     await new Promise((r) => setTimeout(r, 500));
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
-const server = await startServer();
-try {
-  const tokens = await mintTokens(N + 1, { alg: "HS256", subPrefix: "fan" });
-  const native: number[] = [];
-  const pusher: number[] = [];
-  for (let run = 0; run < RUNS; run++) {
-    native.push(await nativeRun(server.port, server.child.pid, tokens));
-    pusher.push(await pusherRun(server.port, server.child.pid));
-    console.error(
-      `run ${run + 1}: native ${native.at(-1)!.toFixed(2)} µs/delivery, pusher-js ${
-        pusher.at(-1)!.toFixed(2)
-      } µs/delivery`,
-    );
-  }
-  const ratios = native.map((n, i) => pusher[i]! / n);
-  const result = {
-    subscribers: N,
-    messages: MESSAGES,
-    runs: RUNS,
-    nativeCpuUsPerDelivery: median(native),
-    pusherCpuUsPerDelivery: median(pusher),
-    ratio: median(ratios),
-    target: "<= 1.2",
-    met: median(ratios) <= 1.2,
-  };
-  console.log(
-    `| N=${N}: pusher-js on /app/{key} server CPU per delivery vs native /ws | ${
-      result.pusherCpuUsPerDelivery.toFixed(2)
-    } µs vs ${result.nativeCpuUsPerDelivery.toFixed(2)} µs = ${
-      result.ratio.toFixed(2)
-    }× | <= 1.2× | ${result.met ? "met" : "missed"} |`,
-  );
-  await Deno.writeTextFile(
-    new URL("./results/pusher_fanout.json", import.meta.url),
-    JSON.stringify(result, null, 2) + "\n",
-  );
-} finally {
-  await server.stop();
 }
