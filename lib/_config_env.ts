@@ -65,7 +65,8 @@ const list = z.string().transform((v) =>
   v.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
 );
 
-const origin = z.string().refine(
+/** One allowed browser origin (`https://app.example.com`) or `*`; also used by Pusher apps' `allowedOrigins`. */
+export const OriginSchema = z.string().refine(
   (v) => {
     if (v === "*") return true;
     try {
@@ -95,7 +96,7 @@ export const OperatorEnvSchema = z.object({
   AUTH_COOKIE: z.string().regex(/^[A-Za-z0-9_\-.]{1,64}$/, "must be a cookie name").default(
     "realtime_token",
   ),
-  ALLOWED_ORIGINS: list.pipe(z.array(origin)).optional(),
+  ALLOWED_ORIGINS: list.pipe(z.array(OriginSchema)).optional(),
   ROOM_POLICY: z.string().min(1).optional(),
   RATE_LIMIT_CAPACITY: int(1, 1e9).default(50),
   RATE_LIMIT_REFILL_PER_SEC: int(1, 1e9).default(10),

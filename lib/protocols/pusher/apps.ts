@@ -10,18 +10,9 @@
 import { z } from "zod";
 import type { PusherConfig, PusherCredentials } from "../../config.ts";
 import { errorMessage } from "../../errors.ts";
+import { OriginSchema } from "../../_config_env.ts";
 
 const token = z.string().regex(/^[A-Za-z0-9_\-.]{1,64}$/, "must be 1-64 of A-Z a-z 0-9 _ - .");
-
-const origin = z.string().refine((v) => {
-  if (v === "*") return true;
-  try {
-    const u = new URL(v);
-    return u.origin === v && (u.protocol === "http:" || u.protocol === "https:");
-  } catch {
-    return false;
-  }
-}, "must be an origin like https://app.example.com, or *");
 
 /** Pusher's webhook events. */
 export const PUSHER_WEBHOOK_EVENTS = [
@@ -75,7 +66,7 @@ export const PusherAppSchema = z.strictObject({
   /** Events of one `batch_events` request. */
   maxEventBatchSize: z.number().int().min(1).default(10),
   /** Browser origins allowed on this app's sockets; unset: the server's `ALLOWED_ORIGINS` rule. */
-  allowedOrigins: z.array(origin).optional(),
+  allowedOrigins: z.array(OriginSchema).optional(),
   /** Where this app's webhooks go. */
   webhooks: z.array(PusherWebhookSchema).default([]),
 });
