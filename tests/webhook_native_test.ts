@@ -128,21 +128,40 @@ Deno.test("webhooks: connection_closed is opt-in, with code and reason; the toke
   }
 });
 
-Deno.test("webhooks: /metrics has sent, failed, retried, dropped and queue depth", async () => {
+Deno.test("webhooks: /metrics and the admin page have sent, failed, retried, dropped and queue depth", async () => {
   await using receiver = startReceiver({ secret: SECRET, answer: (n) => n === 0 ? 500 : 200 });
   await using ts = await startServer({
     WEBHOOK_URL: receiver.url,
     WEBHOOK_SECRET: SECRET,
     WEBHOOK_EVENTS: "connection_closed",
+    API_KEY,
   });
   const bob = await connectAs(ts, "bob");
   await bob.close();
   await eventually(() => receiver.accepted().length === 1, 5000, "delivery after one failure");
-  const text = await (await fetch(`${ts.httpUrl}/metrics`)).text();
+  let text = "";
   const value = (name: string) => Number(text.match(new RegExp(`^${name} (\\d+)$`, "m"))?.[1]);
+  // The receiver holds the batch a moment before the engine has read its answer.
+  for (let i = 0; i < 50 && value("realtime_webhook_sent_total") !== 1; i++) {
+    if (i > 0) await sleep(50);
+    text = await (await fetch(`${ts.httpUrl}/metrics`)).text();
+  }
   assert.equal(value("realtime_webhook_sent_total"), 1);
   assert.equal(value("realtime_webhook_failed_total"), 1);
   assert.equal(value("realtime_webhook_retried_total"), 1);
   assert.equal(value("realtime_webhook_dropped_total"), 0);
   assert.equal(value("realtime_webhook_queue_depth"), 0);
+  const stats = await fetch(`${ts.httpUrl}/api/admin/stats`, {
+    headers: { authorization: `Bearer ${API_KEY}` },
+  });
+  assert.equal(stats.status, 200);
+  const { sections } = await stats.json();
+  assert.deepEqual(sections.webhooks, {
+    sent: 1,
+    failed: 1,
+    retried: 1,
+    dropped: 0,
+    depth: 0,
+    queue: "memory",
+  });
 });

@@ -39,7 +39,7 @@ export interface RouteTableDeps {
 
 /** `GET /api/admin/stats`: the health report, the busiest rooms and the subsystems' sections. */
 function adminStatsHandler(deps: RouteTableDeps): (req: Request, ip: string) => Promise<Response> {
-  const { verifier, audit, clock, revocations, rooms, presence } = deps.services;
+  const { verifier, audit, clock, revocations, rooms, presence, webhooks } = deps.services;
   return adminStatsRoute({
     admin: deps.config.admin,
     verifier,
@@ -50,6 +50,9 @@ function adminStatsHandler(deps: RouteTableDeps): (req: Request, ip: string) => 
     activity: () => rooms.activity(),
     sections: {
       ...(presence === undefined ? {} : { presence: () => ({ ...presence.stats() }) }),
+      ...(webhooks === undefined ? {} : {
+        webhooks: () => ({ ...webhooks.engine.stats(), queue: webhooks.queue.kind }),
+      }),
       revocations: () => ({
         active: revocations.active,
         closed: revocations.closedTotal,
