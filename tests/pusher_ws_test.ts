@@ -354,3 +354,24 @@ Deno.test("the observer hears relayed client events and cache misses (for Pusher
     ]);
   });
 });
+
+Deno.test("admin page: a section per Pusher app with this isolate's connections, channels and frames", async () => {
+  const apiKey = "pusher-admin-api-key-0123456789abcdef";
+  await using ts = await startPusherServer({ API_KEY: apiKey });
+  const a = await connectPusher(ts);
+  await using([a], async () => {
+    await subscribed(a, "news");
+    await subscribed(a, "sports");
+    const res = await fetch(`${ts.httpUrl}/api/admin/stats`, {
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+    assert.equal(res.status, 200);
+    const { sections } = await res.json();
+    const app = sections[`pusher app ${APP.id}`];
+    assert.equal(app.connections, 1);
+    assert.equal(app.channels, 2);
+    assert.equal(app.enabled, true);
+    assert.ok(app.messagesIn >= 2, "two subscribe frames at least");
+    assert.ok(app.messagesOut >= 3, "connection_established and two subscription_succeeded");
+  });
+});

@@ -20,6 +20,8 @@ import { publishApi } from "./routes/publish_api.ts";
 import { revokeRoute } from "./routes/revoke.ts";
 import { ticketRoutes } from "./routes/ticket.ts";
 import { pusherApiRoutes } from "../protocols/pusher/api_routes.ts";
+import { appRoomPrefix } from "../protocols/pusher/channel_names.ts";
+import type { Section } from "./admin/stats.ts";
 
 /** What {@linkcode routeTable} needs. */
 export interface RouteTableDeps {
@@ -37,6 +39,29 @@ export interface RouteTableDeps {
   extra: Record<string, (req: Request) => Response | Promise<Response>>;
 }
 
+/** One admin section per Pusher app: this isolate's connections, channels and frames. */
+function pusherSections(deps: RouteTableDeps): Record<string, () => Section> {
+  const { pusher, rooms } = deps.services;
+  if (pusher === undefined) return {};
+  return Object.fromEntries(
+    pusher.apps.list().map((app) => {
+      const prefix = appRoomPrefix(app.id);
+      return [`pusher app ${app.id}`, (): Section => {
+        const stats = pusher.stats.get(app.id);
+        let channels = 0;
+        for (const { room } of rooms.activity()) if (room.startsWith(prefix)) channels++;
+        return {
+          enabled: app.enabled,
+          connections: stats?.open.size ?? 0,
+          channels,
+          messagesIn: stats?.messagesIn ?? 0,
+          messagesOut: stats?.messagesOut ?? 0,
+        };
+      }];
+    }),
+  );
+}
+
 /** `GET /api/admin/stats`: the health report, the busiest rooms and the subsystems' sections. */
 function adminStatsHandler(deps: RouteTableDeps): (req: Request, ip: string) => Promise<Response> {
   const { verifier, audit, clock, revocations, rooms, presence, webhooks } = deps.services;
@@ -50,6 +75,7 @@ function adminStatsHandler(deps: RouteTableDeps): (req: Request, ip: string) => 
     activity: () => rooms.activity(),
     sections: {
       ...(presence === undefined ? {} : { presence: () => ({ ...presence.stats() }) }),
+      ...pusherSections(deps),
       ...(webhooks === undefined ? {} : {
         webhooks: () => ({ ...webhooks.engine.stats(), queue: webhooks.queue.kind }),
       }),
