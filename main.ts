@@ -4,14 +4,15 @@
  * Works two ways:
  * - `deno task start` (`deno run main.ts`): listens itself (lib/edge/listen.ts:
  *   the node front door, or `Deno.serve` with `HTTP_SERVER=deno`) and shuts
- *   down gracefully on SIGINT/SIGTERM. `start:parallel` runs the same in one
+ *   down on SIGINT/SIGTERM (gracefully; on Deno Deploy, whose eviction is
+ *   SIGINT then SIGKILL 5 s later, at once with 1012: lib/shutdown.ts). `start:parallel` runs the same in one
  *   worker per core (scripts/_workers.ts), sharing the port.
  * - `deno serve main.ts` (and `deno serve --parallel` with `HTTP_SERVER=deno`):
  *   `deno serve` uses the default export's `fetch`.
  *
  * @module
  */
-import { ConfigError, configErrorLines, loadConfigFromEnv } from "./lib/config.ts";
+import { ConfigError, configErrorLines, deployWarnings, loadConfigFromEnv } from "./lib/config.ts";
 import type { Config } from "./lib/config.ts";
 import { createBus } from "./lib/bus/from_config.ts";
 import { createHistoryStore, historyStoreSlice } from "./lib/store/history/from_config.ts";
@@ -30,6 +31,7 @@ import type { TlsMaterial } from "./lib/edge/tls.ts";
 import { getLogger } from "@logtape/logtape";
 import { connectionBudget, listen, type Listener } from "./lib/edge/listen.ts";
 import { errorMessage } from "./lib/errors.ts";
+import { shutdownPlan } from "./lib/shutdown.ts";
 
 function configOrExit(): Config {
   try {
@@ -94,6 +96,10 @@ if (budget.clamped) {
   if (!config.internal.reusePort) console.warn(`warning: ${message}`);
   log.warning(message);
 }
+for (const warning of deployWarnings(config)) {
+  console.warn(`warning: ${warning}`);
+  log.warning(warning);
+}
 const bus = await createBus(config);
 const server = await createServer({
   config: { ...config, limits: { ...config.limits, maxConnections: budget.maxConnections } },
@@ -155,34 +161,36 @@ const entry: Partial<Deno.ServeDefaultExport> = config.internal.serveMode
   : {};
 export default entry;
 
-/**
- * How long `stop` waits for HTTP requests still in flight once the sockets
- * are closed. A connection whose client never finishes its request body
- * would hold the listener's shutdown forever; the process exits after `stop`
- * all the same.
- */
-const HTTP_DRAIN_MS = 2000;
-
 let stopping = false;
 /**
- * Graceful shutdown, whoever owns the listener: clients get 1001 "server
- * going away", buffered frames get `SHUTDOWN_GRACE_MS` to drain, API bodies
- * still arriving are abandoned, in-flight HTTP requests get `HTTP_DRAIN_MS`,
- * the bus and timers are released, logs are flushed.
+ * Shutdown, whoever owns the listener, by the plan for where we run
+ * (lib/shutdown.ts): gracefully (clients get 1001 "server going away",
+ * buffered frames get `SHUTDOWN_GRACE_MS`), or on Deno Deploy's eviction
+ * fast (1012 "service restart" at once, everything bounded to end before
+ * the SIGKILL five seconds later). Either way API bodies still arriving are
+ * abandoned, in-flight HTTP requests get a bounded wait, the bus and timers
+ * are released and logs are flushed.
  */
 async function stop(signal: string, listener?: Listener): Promise<void> {
   if (stopping) return;
   stopping = true;
-  log.info("shutting down", { signal });
-  await server.shutdown();
+  const plan = shutdownPlan(config.server);
+  log.info("shutting down", { signal, restart: plan.restart });
+  if (plan.deadlineMs !== undefined) {
+    // Whatever is still closing then (a store, the bus, the log flush) is cut short.
+    Deno.unrefTimer(setTimeout(() => Deno.exit(0), plan.deadlineMs));
+  }
+  await server.shutdown({ graceMs: plan.graceMs, restart: plan.restart });
   if (listener !== undefined) {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const drained = await Promise.race([
       listener.shutdown().then(() => true),
-      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), HTTP_DRAIN_MS)),
+      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), plan.httpDrainMs)),
     ]);
     clearTimeout(timer);
-    if (!drained) log.warning("HTTP connections still open after {ms} ms", { ms: HTTP_DRAIN_MS });
+    if (!drained) {
+      log.warning("HTTP connections still open after {ms} ms", { ms: plan.httpDrainMs });
+    }
   }
   await server.close();
   await flushLogging();

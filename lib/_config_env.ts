@@ -23,7 +23,8 @@ import { DEFAULT_MAX_PAYLOAD_DEPTH } from "./protocols/native/protocol.ts";
 import { HTTP_SERVERS, type HttpServerName, WS_ENGINES } from "./edge/types.ts";
 import { PusherEnvShape, pusherIssues, pusherSection } from "./_config_pusher.ts";
 import { webhookEnvFields, webhookIssues, webhooksSection } from "./_config_webhooks.ts";
-import { COMBINATIONS, DEFAULT_STORE, storesFor } from "./broker/table.ts";
+import { COMBINATIONS, storesFor } from "./broker/table.ts";
+import { busKindOf, onDeploy, storeKindOf } from "./_config_deploy.ts";
 
 const HS_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
 const ASYMMETRIC_ALGORITHMS = [
@@ -124,7 +125,7 @@ export const OperatorEnvSchema = z.object({
   HTTP_SERVER: z.enum(HTTP_SERVERS).optional(),
   WS_ENGINE: z.enum(WS_ENGINES).optional(),
   HEADERS_TIMEOUT_MS: int(100, 600_000).default(10_000),
-  BUS: z.enum(["broadcast", "redis", "memory", "kv"]).default("broadcast"),
+  BUS: z.enum(["broadcast", "redis", "memory", "kv"]).optional(),
   STORE: storeKind.optional(),
   KV_PATH: z.string().min(1).optional(),
   HISTORY_STORE: storeKind.optional(),
@@ -190,7 +191,7 @@ function keySource(env: Env): KeySource {
 }
 
 function isProduction(env: Env): boolean {
-  return env.DENO_ENV === "production" || env.DENO_DEPLOYMENT_ID !== undefined;
+  return env.DENO_ENV === "production" || onDeploy(env);
 }
 
 function algorithmsFor(env: Env, key: KeySource): JwtAlgorithm[] {
@@ -213,9 +214,7 @@ function keyIssues(env: Env, key: KeySource): ConfigIssue[] {
     });
   }
   if (key.kind === "dev" && isProduction(env)) {
-    const where = env.DENO_DEPLOYMENT_ID !== undefined
-      ? "on Deno Deploy"
-      : "with DENO_ENV=production";
+    const where = onDeploy(env) ? "on Deno Deploy" : "with DENO_ENV=production";
     issues.push({
       variable: "JWT_SECRET",
       message:
@@ -239,20 +238,17 @@ function keyIssues(env: Env, key: KeySource): ConfigIssue[] {
   return issues;
 }
 
-function storeKindOf(env: Env): StoreKind {
-  return env.STORE ?? DEFAULT_STORE[env.BUS];
-}
-
 /** `STORE` and `HISTORY_STORE` against `BUS`, by the combinations table (lib/broker/table.ts). */
 function combinationIssues(env: Env, store: StoreKind, historyStore: StoreKind): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   // HISTORY_STORE unset follows STORE: only STORE is named then.
   const set = env.HISTORY_STORE === undefined ? [] : [["HISTORY_STORE", historyStore] as const];
+  const bus = busKindOf(env);
   for (const [variable, kind] of [["STORE", store] as const, ...set]) {
-    if (COMBINATIONS[env.BUS][kind].broker !== null) continue;
+    if (COMBINATIONS[bus][kind].broker !== null) continue;
     issues.push({
       variable,
-      message: `must be ${storesFor(env.BUS).join(" or ")} when BUS=${env.BUS}`,
+      message: `must be ${storesFor(bus).join(" or ")} when BUS=${bus}`,
     });
   }
   return issues;
@@ -263,7 +259,7 @@ function backendIssues(env: Env): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const store = storeKindOf(env);
   const historyStore = env.HISTORY_STORE ?? store;
-  const needRedis = [["BUS", env.BUS], ["STORE", store], ["HISTORY_STORE", historyStore]]
+  const needRedis = [["BUS", busKindOf(env)], ["STORE", store], ["HISTORY_STORE", historyStore]]
     .find(([, kind]) => kind === "redis");
   if (needRedis !== undefined && env.REDIS_URL === undefined) {
     issues.push({ variable: "REDIS_URL", message: `is required when ${needRedis.join("=")}` });
@@ -339,7 +335,7 @@ export function parseEnv(raw: Record<string, string | undefined>): ParsedEnv {
 
 /** `HTTP_SERVER`, or its default: `deno` on Deno Deploy (the platform is the front door), else `node`. */
 function httpServerOf(env: Env): HttpServerName {
-  return env.HTTP_SERVER ?? (env.DENO_DEPLOYMENT_ID !== undefined ? "deno" : "node");
+  return env.HTTP_SERVER ?? (onDeploy(env) ? "deno" : "node");
 }
 
 function edgeSection(env: Env): EdgeConfig {
@@ -356,10 +352,11 @@ function serverSection(env: Env, devMode: boolean, tls: TlsConfig | undefined): 
     port: env.PORT,
     hostname: env.HOSTNAME ?? (devMode ? "127.0.0.1" : "0.0.0.0"),
     production: isProduction(env),
+    onDeploy: onDeploy(env),
     devMode,
     demo: env.DEMO || devMode,
     trustProxy: env.TRUST_PROXY,
-    plaintextInProduction: env.DENO_ENV === "production" && env.DENO_DEPLOYMENT_ID === undefined &&
+    plaintextInProduction: env.DENO_ENV === "production" && !onDeploy(env) &&
       tls === undefined && !env.TRUST_PROXY,
     heartbeatMs: env.HEARTBEAT_MS,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
@@ -421,7 +418,7 @@ function storeSection(env: Env): StoreConfig {
       : { url: env.REDIS_URL, prefix: env.BUS_CHANNEL },
     kv: {
       path: env.KV_PATH ??
-        (env.DENO_DEPLOYMENT_ID !== undefined ? undefined : "./data/realtime.kv"),
+        (onDeploy(env) ? undefined : "./data/realtime.kv"),
       prefix: env.BUS_CHANNEL,
     },
   };
@@ -454,7 +451,7 @@ export function toConfig(env: Env): Config {
       ttlMs: env.PRESENCE_TTL_MS,
     },
     store,
-    bus: { kind: env.BUS, channel: env.BUS_CHANNEL },
+    bus: { kind: busKindOf(env), channel: env.BUS_CHANNEL },
     admin: { apiKey: env.API_KEY, role: env.ADMIN_ROLE, metricsToken: env.METRICS_TOKEN },
     pusher: pusherSection(env, devMode),
     tls,

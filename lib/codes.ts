@@ -47,6 +47,11 @@ export const CloseCode = {
   /** Unexpected server error. */
   InternalError: 1011,
   /**
+   * This instance is being replaced (a Deno Deploy eviction): reconnect at
+   * once; the connection lands on another instance.
+   */
+  ServiceRestart: 1012,
+  /**
    * A recovery could not be completed (the history store failed mid-replay):
    * reconnect and rejoin with the last offset received.
    */

@@ -25,6 +25,7 @@ export {
   JwtAlgorithm,
   OperatorEnvSchema,
 } from "./_config_env.ts";
+export { deployWarnings } from "./_config_deploy.ts";
 
 /** Where history, presence, tickets and revocations can live. */
 export type StoreKind = "memory" | "redis" | "kv";
@@ -77,6 +78,11 @@ export interface ServerConfig {
   hostname: string;
   /** `DENO_ENV=production`, or running on Deno Deploy: dev mode is refused. */
   production: boolean;
+  /**
+   * Running on Deno Deploy (`DENO_DEPLOYMENT_ID` is set): `BUS` and `STORE`
+   * default to `kv`, and a signal closes every socket at once with 1012.
+   */
+  onDeploy: boolean;
   /** No JWT key is configured: tokens are signed with a per-process random secret. */
   devMode: boolean;
   /** `DEMO`: serve the demo page at `/` (always in dev mode). */
@@ -236,7 +242,7 @@ export interface PresenceConfig {
 
 /** The `store` section of {@linkcode Config}. */
 export interface StoreConfig {
-  /** `STORE`: default `redis` with `BUS=redis`, `kv` with `BUS=kv`, else `memory`. */
+  /** `STORE`: default `redis` with `BUS=redis`, `kv` with `BUS=kv` or on Deno Deploy, else `memory`. */
   kind: StoreKind;
   /** The Redis server of `STORE=redis`, `HISTORY_STORE=redis` and `BUS=redis`; undefined without `REDIS_URL`. */
   redis: RedisConfig | undefined;
@@ -262,7 +268,7 @@ export interface KvConfig {
 
 /** The `bus` section of {@linkcode Config}. */
 export interface BusConfig {
-  /** `BUS`: the transport. */
+  /** `BUS`: the transport; default `broadcast`, `kv` on Deno Deploy. */
   kind: BusKind;
   /** `BUS_CHANNEL`: BroadcastChannel name, Redis channel prefix, KV key prefix. */
   channel: string;

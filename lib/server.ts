@@ -46,6 +46,14 @@ export interface ServerStats {
 export interface ShutdownOptions {
   /** How long to wait for buffered frames to drain. @default config.server.shutdownGraceMs */
   graceMs?: number;
+  /**
+   * Close with 1012 "service restart" (the instance is being replaced, as in
+   * a Deno Deploy eviction: reconnect at once) instead of 1001 "server going
+   * away". Each protocol maps the code to its own (Pusher: 4200).
+   *
+   * @default {false}
+   */
+  restart?: boolean;
 }
 
 /** A running server: a fetch handler plus lifecycle. */
@@ -91,7 +99,8 @@ export interface RealtimeServer {
   readonly metrics: Metrics;
   /**
    * Graceful shutdown: refuse new work with 503, close every socket with 1001
-   * "server going away", wait up to the grace period for buffered frames.
+   * "server going away" (1012 "service restart" with `restart`), wait up to
+   * the grace period for buffered frames.
    */
   shutdown(options?: ShutdownOptions): Promise<void>;
   /** Releases timers and the bus; call after `shutdown`. Idempotent. */
@@ -260,11 +269,14 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     }),
     health,
     async shutdown(shutdownOptions = {}) {
-      const { graceMs = config.server.shutdownGraceMs } = shutdownOptions;
+      const { graceMs = config.server.shutdownGraceMs, restart = false } = shutdownOptions;
       draining = true;
       shutdownController.abort();
       const open = [...connections.sessions];
-      for (const session of open) session.close(CloseCode.GoingAway, "server going away");
+      const [code, reason] = restart
+        ? [CloseCode.ServiceRestart, "service restart"]
+        : [CloseCode.GoingAway, "server going away"];
+      for (const session of open) session.close(code, reason);
       // Real time, not the injected clock: this waits for real sockets.
       const deadline = performance.now() + graceMs;
       while (performance.now() < deadline && open.some((s) => !s.socketClosed)) {

@@ -70,6 +70,8 @@ export interface ServerProcess extends AsyncDisposable {
   readonly wsUrl: string;
   /** Everything the process wrote to stdout and stderr so far (tail only). */
   output(): string;
+  /** Resolves with the exit status once the process exits, whoever ended it. */
+  readonly exited: Promise<Deno.CommandStatus>;
   /**
    * SIGTERM, then SIGKILL after `stopTimeoutMs`; resolves with the exit status
    * once the process and its output streams are done. Idempotent.
@@ -165,6 +167,7 @@ export async function spawnServer(
     httpUrl,
     wsUrl: `${caCert === undefined ? "ws" : "wss"}://127.0.0.1:${port}/ws`,
     output: () => output,
+    exited: status,
     stop() {
       stopping ??= (async () => {
         signal(child, "SIGTERM");

@@ -33,7 +33,7 @@ export const COMBINATIONS: Readonly<Record<Transport, Readonly<Record<StoreKind,
   broadcast: {
     memory: { broker: "per-isolate", gives: "every core of one box, history per isolate" },
     redis: { broker: "shared-store", gives: "every core of one box, one history in Redis" },
-    kv: { broker: "shared-store", gives: "every core of one box; Deno Deploy (recommended)" },
+    kv: { broker: "shared-store", gives: "every core of one box (recommended)" },
   },
   redis: {
     memory: { broker: "per-isolate", gives: "several machines, history per isolate" },
@@ -43,7 +43,10 @@ export const COMBINATIONS: Readonly<Record<Transport, Readonly<Record<StoreKind,
   kv: {
     memory: { broker: null, gives: "BUS=kv delivers history through KV's head watch" },
     redis: { broker: null, gives: "BUS=kv delivers history through KV's head watch" },
-    kv: { broker: "kv", gives: "every core of one box without BroadcastChannel; Deno Deploy" },
+    kv: {
+      broker: "kv",
+      gives: "every core of one box without BroadcastChannel; Deno Deploy (its default)",
+    },
   },
 };
 

@@ -52,6 +52,7 @@ export const PUSHER_PROTOCOL = 7;
 export function pusherCloseCode(code: number): number {
   switch (code) {
     case CloseCode.GoingAway:
+    case CloseCode.ServiceRestart:
     case CloseCode.TryAgainLater:
       return PusherCode.Reconnect;
     case CloseCode.PolicyViolation:
