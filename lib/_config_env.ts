@@ -25,6 +25,7 @@ import { PusherEnvShape, pusherIssues, pusherSection } from "./_config_pusher.ts
 import { webhookEnvFields, webhookIssues, webhooksSection } from "./_config_webhooks.ts";
 import { COMBINATIONS, storesFor } from "./broker/table.ts";
 import { busKindOf, onDeploy, storeKindOf } from "./_config_deploy.ts";
+import { RedisEnvShape, redisIssues, redisTarget } from "./_config_redis.ts";
 
 const HS_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
 const ASYMMETRIC_ALGORITHMS = [
@@ -139,7 +140,7 @@ export const OperatorEnvSchema = z.object({
   PRESENCE_MAX_MEMBERS: int(1, 1_000_000).default(1000),
   PRESENCE_TTL_MS: int(1000, 3_600_000).default(30_000),
   BUS_CHANNEL: z.string().min(1).max(200).default("realtime"),
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  ...RedisEnvShape,
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warning", "error", "fatal"]).default("info"),
   LOG_FORMAT: z.enum(["json", "text"]).default("json"),
   DEMO: bool.default(false),
@@ -261,9 +262,7 @@ function backendIssues(env: Env): ConfigIssue[] {
   const historyStore = env.HISTORY_STORE ?? store;
   const needRedis = [["BUS", busKindOf(env)], ["STORE", store], ["HISTORY_STORE", historyStore]]
     .find(([, kind]) => kind === "redis");
-  if (needRedis !== undefined && env.REDIS_URL === undefined) {
-    issues.push({ variable: "REDIS_URL", message: `is required when ${needRedis.join("=")}` });
-  }
+  issues.push(...redisIssues(env, needRedis?.join("=")));
   issues.push(...combinationIssues(env, store, historyStore));
   if (httpServerOf(env) === "deno" && env.WS_ENGINE === "ws") {
     issues.push({
@@ -411,11 +410,10 @@ function limitsSection(env: Env): LimitsConfig {
 }
 
 function storeSection(env: Env): StoreConfig {
+  const redis = redisTarget(env);
   return {
     kind: storeKindOf(env),
-    redis: env.REDIS_URL === undefined
-      ? undefined
-      : { url: env.REDIS_URL, prefix: env.BUS_CHANNEL },
+    redis: redis === undefined ? undefined : { url: redis, prefix: env.BUS_CHANNEL },
     kv: {
       path: env.KV_PATH ??
         (onDeploy(env) ? undefined : "./data/realtime.kv"),

@@ -250,10 +250,28 @@ export interface StoreConfig {
   kv: KvConfig;
 }
 
+/**
+ * A Redis primary found through Sentinel: `REDIS_SENTINELS`,
+ * `REDIS_SENTINEL_NAME`, `REDIS_SENTINEL_PASSWORD`, `REDIS_PASSWORD`.
+ */
+export interface RedisSentinelConfig {
+  /** `REDIS_SENTINELS`: the sentinels asked, in order, which node is the primary. */
+  sentinels: { host: string; port: number }[];
+  /** `REDIS_SENTINEL_NAME`: the primary's name in the sentinels' `monitor` line. */
+  name: string;
+  /** `REDIS_SENTINEL_PASSWORD`: AUTH for the sentinels. */
+  sentinelPassword: string | undefined;
+  /** `REDIS_PASSWORD`: AUTH for the primary. */
+  password: string | undefined;
+}
+
+/** Where Redis is: a `redis://`/`rediss://` URL, or a primary found through Sentinel. */
+export type RedisTarget = string | RedisSentinelConfig;
+
 /** A Redis server (`store.redis`). */
 export interface RedisConfig {
-  /** `REDIS_URL`: `redis://` or `rediss://`. */
-  url: string;
+  /** `REDIS_URL` (`redis://` or `rediss://`), or the Sentinel variables. */
+  url: RedisTarget;
   /** `BUS_CHANNEL`: the prefix of every key and channel. */
   prefix: string;
 }

@@ -5,6 +5,12 @@
  * leaving a timer behind. The bus and the Redis stores build on it and keep
  * only what is theirs (channels, scripts, keys, their own errors).
  *
+ * With Sentinel (a {@linkcode RedisSentinelConfig} instead of a URL) every
+ * attempt first asks the sentinels where the primary is and checks that the
+ * node it reached is one (lib/redis_sentinel.ts), so a failover is followed
+ * like any other outage: the connections break, the next attempt finds the
+ * new primary.
+ *
  * The client's own reconnection is switched off: its back-off sleep cannot be
  * cancelled, so an owner closed during an outage would leave a timer behind;
  * and a fresh set of connections per attempt leaves no half-known state
@@ -13,15 +19,19 @@
  * @module
  */
 import { createClient } from "@redis/client";
+import type { RedisTarget } from "./config.ts";
 import { errorMessage } from "./errors.ts";
+import { askSentinels, describeSentinel, isPrimary, type RedisAddress } from "./redis_sentinel.ts";
+
+export type { RedisSentinelConfig, RedisTarget } from "./config.ts";
 
 /** One `@redis/client` connection, as {@linkcode RedisLink} opens it. */
 export type RedisClient = ReturnType<typeof createClient>;
 
 /** Options for {@linkcode RedisLink}. */
 export interface RedisLinkOptions {
-  /** `redis://` or `rediss://` URL, credentials included. */
-  url: string;
+  /** `redis://` or `rediss://` URL, credentials included; or the sentinels that know the primary. */
+  url: RedisTarget;
   /**
    * What owns the link, in messages: `Cannot create <name>: …` and
    * `<name> lost the connection to redis://host:port (…)`.
@@ -112,13 +122,13 @@ const FIRST_RECONNECT_DELAY_MS = 100;
  * ```
  */
 export class RedisLink {
-  /** `redis://host:port` of the URL, for messages: never the credentials. */
+  /** `redis://host:port` of the URL, or `sentinel <name> via …`, for messages: never the credentials. */
   readonly where: string;
   /** See {@linkcode RedisLinkOptions.commandTimeoutMs}. */
   readonly commandTimeoutMs: number;
   readonly #name: string;
   readonly #whileDown: string;
-  readonly #url: string;
+  readonly #url: RedisTarget;
   readonly #connections: number;
   readonly #connectTimeoutMs: number;
   readonly #maxReconnectDelayMs: number;
@@ -157,7 +167,7 @@ export class RedisLink {
       onError = () => {},
       onRecover = () => {},
     } = options;
-    this.where = describeUrl(url, name);
+    this.where = typeof url === "string" ? describeUrl(url, name) : describeSentinel(url);
     const bounds: Record<string, number> = {
       connections,
       connectTimeoutMs,
@@ -284,19 +294,40 @@ export class RedisLink {
     await this.#connecting;
   }
 
-  #newClient(): RedisClient {
-    return createClient({
-      url: this.#url,
+  #newClient(primary: RedisAddress | undefined): RedisClient {
+    const socket = { connectTimeout: this.#connectTimeoutMs, reconnectStrategy: false } as const;
+    const common = {
       disableOfflineQueue: true,
       ...(this.#maxPending === undefined ? {} : { commandsQueueMaxLength: this.#maxPending }),
-      socket: { connectTimeout: this.#connectTimeoutMs, reconnectStrategy: false },
+    };
+    const target = this.#url;
+    if (typeof target === "string") return createClient({ url: target, ...common, socket });
+    return createClient({
+      ...common,
+      ...(target.password === undefined ? {} : { password: target.password }),
+      socket: { ...socket, host: primary?.host ?? "", port: primary?.port ?? 0 },
     });
+  }
+
+  /** Where the primary is now, when the target is Sentinel; undefined for a URL. */
+  async #primary(): Promise<RedisAddress | undefined> {
+    const target = this.#url;
+    return typeof target === "string"
+      ? undefined
+      : await askSentinels(target, this.#connectTimeoutMs, () => this.#closed);
   }
 
   /** One connection attempt; never rejects (faults go to #fail, which schedules the next). */
   async #connect(): Promise<void> {
     this.#retryTimer = undefined;
-    const clients = Array.from({ length: this.#connections }, () => this.#newClient());
+    let primary: RedisAddress | undefined;
+    try {
+      primary = await this.#primary();
+    } catch (err) {
+      this.#fail({ clients: [], failed: false }, err);
+      return;
+    }
+    const clients = Array.from({ length: this.#connections }, () => this.#newClient(primary));
     const conn: Connection = { clients, failed: false };
     let open = false;
     for (const client of clients) {
@@ -310,6 +341,11 @@ export class RedisLink {
     const failure = results.find((r) => r.status === "rejected");
     if (failure !== undefined || !clients.every((client) => client.isReady)) {
       this.#fail(conn, failure?.reason ?? new Error("connection closed while opening"));
+      return;
+    }
+    if (primary !== undefined && !(await isPrimary(clients[0]!).catch(() => false))) {
+      const where = `${primary.host}:${primary.port}`;
+      this.#fail(conn, new Error(`${where} is not the primary (the sentinels have not caught up)`));
       return;
     }
     if (this.#closed) {

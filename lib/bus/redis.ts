@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { RedisLink } from "../redis_link.ts";
+import { RedisLink, type RedisTarget } from "../redis_link.ts";
 import { BaseBus, type BaseBusOptions } from "./_base.ts";
 import { decodeEnvelope, encodeEnvelope } from "./_codec.ts";
 import { type GapHandler, SequenceTracker } from "./_sequence.ts";
@@ -26,7 +26,7 @@ import type { Bus, BusHealth, PublishOptions } from "./types.ts";
 /** Options for {@linkcode RedisBus}. */
 export interface RedisBusOptions extends BaseBusOptions {
   /** `redis://` or `rediss://` URL, credentials included. */
-  url: string;
+  url: RedisTarget;
   /**
    * Prefix of every channel name, so several apps can share one Redis.
    *

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Config } from "../config.ts";
+import type { Config, RedisTarget } from "../config.ts";
 import { type KvHandleOptions, leaseKv } from "./_kv.ts";
 import type { BackendKind, StoreSlice } from "./types.ts";
 
@@ -31,8 +31,13 @@ export async function leaseKvFor(
   return { kv: lease.kv, onClose: () => lease.release() };
 }
 
-/** The Redis server of `slice`, or a `TypeError` saying that `variable=redis` needs `REDIS_URL`. */
-export function redisOf(slice: StoreSlice, variable: string): { url: string; prefix: string } {
-  if (slice.redis === undefined) throw new TypeError(`${variable}=redis needs REDIS_URL`);
+/** The Redis server of `slice`, or a `TypeError` saying that `variable=redis` needs one. */
+export function redisOf(
+  slice: StoreSlice,
+  variable: string,
+): { url: RedisTarget; prefix: string } {
+  if (slice.redis === undefined) {
+    throw new TypeError(`${variable}=redis needs REDIS_URL or REDIS_SENTINELS`);
+  }
   return slice.redis;
 }

@@ -15,6 +15,7 @@
  * @module
  */
 import type { Clock } from "../clock.ts";
+import type { RedisTarget } from "../config.ts";
 
 /** Where a store keeps its data: this isolate, Redis, or Deno KV. */
 export type BackendKind = "memory" | "redis" | "kv";
@@ -64,7 +65,7 @@ export interface StoreSlice {
   /** The backend to build. */
   kind: BackendKind;
   /** `REDIS_URL` and `BUS_CHANNEL` (the key prefix); required when `kind` is `redis`. */
-  redis: { url: string; prefix: string } | undefined;
+  redis: { url: RedisTarget; prefix: string } | undefined;
   /** `KV_PATH` (a file, `:memory:`, or undefined on Deno Deploy) and the first part of every key. */
   kv: { path: string | undefined; prefix: string };
 }

@@ -32,6 +32,7 @@
  * @module
  */
 import { RedisStoreLink, Script } from "../_redis.ts";
+import type { RedisTarget } from "../../redis_link.ts";
 import { newEpoch } from "./_epoch.ts";
 import { checkLimits, checkReadLimit } from "./_limits.ts";
 import type * as History from "./types.ts";
@@ -40,7 +41,7 @@ import type { StoreHealth } from "../types.ts";
 /** Options for {@linkcode RedisHistoryStore}. */
 export interface RedisHistoryStoreOptions {
   /** `redis://` or `rediss://` URL, credentials included (`REDIS_URL`). */
-  url: string;
+  url: RedisTarget;
   /**
    * Prefix of every key and channel (`BUS_CHANNEL`), the same as the bus's.
    *

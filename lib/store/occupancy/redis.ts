@@ -10,13 +10,14 @@
  * @module
  */
 import { RedisStoreLink, Script } from "../_redis.ts";
+import type { RedisTarget } from "../../redis_link.ts";
 import type { StoreHealth } from "../types.ts";
 import type { OccupancyStore } from "./types.ts";
 
 /** Options for {@linkcode RedisOccupancyStore}. */
 export interface RedisOccupancyStoreOptions {
   /** `redis://` or `rediss://` URL, credentials included. */
-  url: string;
+  url: RedisTarget;
   /** Prefix of the keys. @default "realtime" */
   prefix?: string;
   /** Time allowed for one command. @default 2000 */

@@ -12,13 +12,14 @@
 import type { Clock } from "../../clock.ts";
 import { systemClock } from "../../clock.ts";
 import { RedisStoreLink, Script } from "../_redis.ts";
+import type { RedisTarget } from "../../redis_link.ts";
 import type { StoreHealth } from "../types.ts";
 import { checkMaxEntries, parseQueuedEntry, type QueuedEntry, type WebhookQueue } from "./types.ts";
 
 /** Options for {@linkcode RedisWebhookQueue}. */
 export interface RedisWebhookQueueOptions {
   /** `redis://` or `rediss://` URL, credentials included. */
-  url: string;
+  url: RedisTarget;
   /** Prefix of the keys, so several apps can share one Redis. @default "realtime" */
   prefix?: string;
   /** Most entries one sink holds. @default 100_000 */

@@ -1,0 +1,90 @@
+/**
+ * Where Redis is: `REDIS_URL`, or a primary found through Sentinel
+ * (`REDIS_SENTINELS`, `REDIS_SENTINEL_NAME`, `REDIS_SENTINEL_PASSWORD`,
+ * `REDIS_PASSWORD`), for the bus and every Redis store alike. Merged into the
+ * operator schema by lib/_config_env.ts.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { ConfigIssue, RedisTarget } from "./config.ts";
+
+const hostPort = z.string().trim().regex(
+  /^[A-Za-z0-9.\-]+:\d{1,5}$/,
+  "each entry must be host:port",
+).transform((v) => {
+  const colon = v.lastIndexOf(":");
+  return { host: v.slice(0, colon), port: Number(v.slice(colon + 1)) };
+}).pipe(z.object({ host: z.string(), port: z.number().int().min(1).max(65535) }));
+
+/** The Redis variables, keyed by name so errors name the variable. */
+export const RedisEnvShape = {
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_SENTINELS: z.string().transform((v) =>
+    v.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+  ).pipe(z.array(hostPort).min(1).max(16)).optional(),
+  REDIS_SENTINEL_NAME: z.string().regex(
+    /^[A-Za-z0-9_\-.]{1,64}$/,
+    "must be 1-64 of A-Z a-z 0-9 _ - .",
+  ).optional(),
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  REDIS_PASSWORD: z.string().min(1).optional(),
+};
+
+/** The parsed Redis variables. */
+export interface RedisEnv {
+  REDIS_URL?: string | undefined;
+  REDIS_SENTINELS?: { host: string; port: number }[] | undefined;
+  REDIS_SENTINEL_NAME?: string | undefined;
+  REDIS_SENTINEL_PASSWORD?: string | undefined;
+  REDIS_PASSWORD?: string | undefined;
+}
+
+/** Where Redis is, or undefined when no variable names it. */
+export function redisTarget(env: RedisEnv): RedisTarget | undefined {
+  if (env.REDIS_URL !== undefined) return env.REDIS_URL;
+  if (env.REDIS_SENTINELS === undefined || env.REDIS_SENTINEL_NAME === undefined) return undefined;
+  return {
+    sentinels: env.REDIS_SENTINELS,
+    name: env.REDIS_SENTINEL_NAME,
+    sentinelPassword: env.REDIS_SENTINEL_PASSWORD,
+    password: env.REDIS_PASSWORD,
+  };
+}
+
+/**
+ * Cross-field rules: one way to name Redis; the Sentinel variables come
+ * together; the passwords only go with Sentinel (a URL carries its own).
+ * `needed` names what requires Redis (`BUS=redis`), if anything does.
+ */
+export function redisIssues(env: RedisEnv, needed: string | undefined): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const sentinel = env.REDIS_SENTINELS !== undefined;
+  if (env.REDIS_URL !== undefined && sentinel) {
+    issues.push({
+      variable: "REDIS_SENTINELS",
+      message: "set either REDIS_URL or REDIS_SENTINELS",
+    });
+  }
+  if (sentinel && env.REDIS_SENTINEL_NAME === undefined) {
+    issues.push({
+      variable: "REDIS_SENTINEL_NAME",
+      message: "is required with REDIS_SENTINELS (the primary's name in `sentinel monitor`)",
+    });
+  }
+  for (
+    const name of ["REDIS_SENTINEL_NAME", "REDIS_SENTINEL_PASSWORD", "REDIS_PASSWORD"] as const
+  ) {
+    if (env[name] !== undefined && !sentinel) {
+      issues.push({
+        variable: name,
+        message: "applies only with REDIS_SENTINELS (REDIS_URL carries its own credentials)",
+      });
+    }
+  }
+  if (needed !== undefined && env.REDIS_URL === undefined && !sentinel) {
+    // Sentinel is the alternative; the README says so beside REDIS_URL.
+    issues.push({ variable: "REDIS_URL", message: `is required when ${needed}` });
+  }
+  return issues;
+}
