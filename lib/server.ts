@@ -15,7 +15,6 @@ import { encodeRoomMessage } from "./protocols/native/protocol.ts";
 import type { Metrics } from "./metrics.ts";
 import type { PresenceTracker } from "./core/presence/mod.ts";
 import type { PublishOutcome } from "./core/rooms.ts";
-import type { SessionContext } from "./protocols/native/mod.ts";
 import {
   closeServices,
   composeServices,
@@ -23,7 +22,8 @@ import {
   type Services,
 } from "./http/compose.ts";
 import { HandshakeGate } from "./http/gate.ts";
-import { PusherFrontDoor, type PusherService } from "./protocols/pusher/mod.ts";
+import type { PusherService } from "./protocols/pusher/mod.ts";
+import { pusherFrontDoor, sessionContext } from "./http/front_doors.ts";
 import { type Health, healthReport } from "./http/health.ts";
 import { routeTable } from "./http/route_table.ts";
 import { createRouter } from "./http/router.ts";
@@ -105,65 +105,6 @@ export interface RealtimeServer {
   shutdown(options?: ShutdownOptions): Promise<void>;
   /** Releases timers and the bus; call after `shutdown`. Idempotent. */
   close(): Promise<void>;
-}
-
-/** What every session is built with. */
-function sessionContext(services: Services, config: ServerOptions["config"]): SessionContext {
-  const { rooms, historyReader, presence, limiter, verifier, policy, clock, audit } = services;
-  const { connections, metrics, batcher, broker } = services;
-  return {
-    rooms,
-    history: historyReader,
-    ...(presence === undefined ? {} : { presence }),
-    limiter,
-    verifier,
-    policy,
-    clock,
-    audit,
-    counters: metrics.counters,
-    batcher,
-    instanceId: broker.instanceId,
-    limits: {
-      maxMessageBytes: config.limits.maxMessageBytes,
-      maxPayloadDepth: config.limits.maxPayloadDepth,
-      maxRoomsPerConnection: config.limits.maxRoomsPerConnection,
-      maxBufferedBytes: config.limits.maxBufferedBytes,
-      replayStallMs: config.server.heartbeatMs,
-      maxViolations: config.limits.rate.maxViolations,
-      expiryWarningMs: config.auth.expiryWarningMs,
-    },
-    onEnd(session, code, reason) {
-      connections.remove(session);
-      services.webhooks?.native.closed(session, code, reason);
-    },
-  };
-}
-
-/** The Pusher front door (`/app/{key}`), when the server has Pusher apps. */
-function pusherFrontDoor(
-  services: Services,
-  options: ServerOptions,
-  draining: () => boolean,
-): PusherFrontDoor | undefined {
-  const { config } = options;
-  const { pusher, pusherObserver: observer } = services;
-  if (pusher === undefined) return undefined;
-  const door = new PusherFrontDoor({
-    ...services,
-    apps: pusher.apps,
-    stats: pusher.stats,
-    allowedOrigins: config.auth.allowedOrigins,
-    limits: config.limits,
-    heartbeatMs: config.server.heartbeatMs,
-    session: {
-      ...sessionContext(services, config),
-      revocations: services.revocations,
-      ...(observer === undefined ? {} : { observer }),
-    },
-    draining,
-  });
-  services.metrics.watchPusher(() => door.figures());
-  return door;
 }
 
 /** The route table behind the router, and the health report it shares with the admin feed. */
