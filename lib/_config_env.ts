@@ -26,6 +26,7 @@ import { webhookEnvFields, webhookIssues, webhooksSection } from "./_config_webh
 import { COMBINATIONS, storesFor } from "./broker/table.ts";
 import { busKindOf, onDeploy, storeKindOf } from "./_config_deploy.ts";
 import { RedisEnvShape, redisIssues, redisTarget } from "./_config_redis.ts";
+import { hookEnvFields, hookIssues, hooksSection } from "./_config_hooks.ts";
 
 const HS_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
 const ASYMMETRIC_ALGORITHMS = [
@@ -149,6 +150,7 @@ export const OperatorEnvSchema = z.object({
   TLS_KEY_FILE: z.string().min(1).optional(),
   ...PusherEnvShape,
   ...webhookEnvFields,
+  ...hookEnvFields,
 });
 
 /**
@@ -325,6 +327,7 @@ export function parseEnv(raw: Record<string, string | undefined>): ParsedEnv {
     ...backendIssues(env),
     ...pusherIssues(env),
     ...webhookIssues(env),
+    ...hookIssues(env),
   );
   return issues.length === 0 ? { ok: true, env } : { ok: false, issues: onePerVariable(issues) };
 }
@@ -454,6 +457,7 @@ export function toConfig(env: Env): Config {
     pusher: pusherSection(env, devMode),
     tls,
     webhooks: webhooksSection(env),
+    hooks: hooksSection(env),
     internal: {
       serveMode: env.REALTIME_SERVE_MODE,
       reusePort: env.REALTIME_REUSE_PORT,

@@ -31,6 +31,9 @@ export type AuditEvent =
   | "history_gap"
   | "replay_interrupted"
   | "webhook_dropped"
+  | "hook_failed"
+  | "hook_breaker"
+  | "hook_denied"
   | "internal_error";
 
 /** Field values allowed in an audit record. */

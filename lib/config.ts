@@ -66,6 +66,8 @@ export interface Config {
   tls: TlsConfig | undefined;
   /** Webhooks: where events are POSTed, which, and how they are retried. */
   webhooks: WebhooksConfig;
+  /** The synchronous hooks: the backend decides connects, joins and publishes, and answers RPCs. */
+  hooks: HooksConfig;
   /** Flags set by launchers and tests, not by operators (not in the README's variable table). */
   internal: InternalConfig;
 }
@@ -344,6 +346,29 @@ export interface WebhooksConfig {
   retryMs: number;
   /** `WEBHOOK_QUEUE_MAX`: most events queued per URL; past it the oldest are dropped. */
   queueMax: number;
+}
+
+/** The `hooks` section of {@linkcode Config}: the `HOOK_*` variables. */
+export interface HooksConfig {
+  /** `HOOK_CONNECT_URL`, `HOOK_JOIN_URL`, `HOOK_PUBLISH_URL`, `HOOK_RPC_URL` (unset: that hook is off). */
+  urls: {
+    connect: string | undefined;
+    join: string | undefined;
+    publish: string | undefined;
+    rpc: string | undefined;
+  };
+  /** `HOOK_CONNECT_FAIL`: `closed` refuses a connect with 503 when its hook fails; `open` lets it in. */
+  connectFail: "closed" | "open";
+  /** `WEBHOOK_SECRET`: signs every hook request; required with a hook URL. */
+  secret: string | undefined;
+  /** `HOOK_TIMEOUT_MS`: deadline of one call, answer body included. */
+  timeoutMs: number;
+  /** `HOOK_CONCURRENCY`: calls in flight per hook; past it a call fails at once. */
+  concurrency: number;
+  /** `HOOK_BREAKER_FAILURES`: consecutive failures that open a hook's circuit breaker. */
+  breakerFailures: number;
+  /** `HOOK_BREAKER_COOLDOWN_MS`: how long an open breaker answers at once before one trial call. */
+  breakerCooldownMs: number;
 }
 
 /** The `internal` section of {@linkcode Config}: process flags set by launchers and tests. */

@@ -369,6 +369,31 @@ export class Metrics {
     );
   }
 
+  /**
+   * Series of the synchronous hooks: `realtime_hook_calls_total{hook,result}`
+   * and `realtime_hook_seconds{hook}`. Returns what each call reports to.
+   */
+  watchHooks(): (hook: string, result: string, seconds: number) => void {
+    const registers = [this.registry];
+    const calls = new client.Counter({
+      name: "realtime_hook_calls_total",
+      help: "Hook calls by hook and result (ok, or why it failed)",
+      labelNames: ["hook", "result"],
+      registers,
+    });
+    const seconds = new client.Histogram({
+      name: "realtime_hook_seconds",
+      help: "Time a hook call took, answer included (failures at once too)",
+      labelNames: ["hook"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    return (hook, result, took) => {
+      calls.inc({ hook, result });
+      seconds.observe({ hook }, took);
+    };
+  }
+
   /** Records one accepted handshake's latency. */
   observeHandshake(seconds: number): void {
     this.#handshake.observe(seconds);

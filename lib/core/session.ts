@@ -45,7 +45,7 @@ import type {
  */
 export class CoreSession implements Member {
   /** Random id, told to the client. */
-  readonly id: string = crypto.randomUUID();
+  readonly id: string;
   readonly info: SessionInfo;
   readonly openedAt: number;
   readonly #ctx: CoreContext;
@@ -77,6 +77,7 @@ export class CoreSession implements Member {
     attach: (session: CoreSession) => SessionPort,
   ) {
     this.#ctx = ctx;
+    this.id = info.connectionId ?? crypto.randomUUID();
     this.#principal = principal;
     this.#access = ctx.policy.forPrincipal(principal);
     this.info = info;

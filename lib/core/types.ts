@@ -59,6 +59,8 @@ export interface SessionInfo {
   readonly source: TokenSource | "pusher";
   /** Opt-in write coalescing (`?batch=1`), for a protocol that offers it. */
   readonly batch: boolean;
+  /** The session's id, when the handshake chose it (a hook was told it); else a random one. */
+  readonly connectionId?: string;
 }
 
 /**

@@ -38,6 +38,7 @@ import { WriteBatcher } from "../core/write_batcher.ts";
 import { Connections, type ConnectionsOptions } from "./connections.ts";
 import { errorMessage } from "../errors.ts";
 import type { WebhookQueue } from "../store/webhooks/types.ts";
+import { createHooks, type Hooks } from "../hooks/mod.ts";
 import {
   isPusherRoom,
   loadApps,
@@ -108,6 +109,8 @@ export interface ServerOptions {
    * `WEBHOOK_URL` is set. @default the queue `STORE` implies
    */
   webhookQueue?: WebhookQueue;
+  /** The fetch the hooks call their backend with. @default globalThis.fetch */
+  hookFetch?: typeof fetch;
 }
 
 /** Everything the server runs on, built once by {@linkcode composeServices}. */
@@ -137,6 +140,8 @@ export interface Services {
   readonly sweeper: TimerId;
   /** Webhook delivery, when a `WEBHOOK_URL` is set. */
   readonly webhooks: Webhooks | undefined;
+  /** The synchronous hooks whose URL is set (`HOOK_*_URL`). */
+  readonly hooks: Hooks;
   /** The Pusher apps and channels; undefined without any app (its endpoints answer 404). */
   readonly pusher: PusherService | undefined;
   /** Told of Pusher client events and cache misses: the apps' webhooks, then the caller's. */
@@ -429,6 +434,12 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   const { limiter, handshakeLimiter } = buildLimiters(config.limits, clock);
   const tickets = options.tickets ?? await openTickets(config, clock, audit);
   const metrics = buildMetrics({ connections, rooms, broker, historyStore, revocations, webhooks });
+  const hooks = createHooks(config.hooks, {
+    clock,
+    audit,
+    observe: metrics.watchHooks(),
+    ...(options.hookFetch === undefined ? {} : { fetch: options.hookFetch }),
+  });
   await revocations.start({ bus: broker, rooms, sessions: connections.sessions });
   const pusher = await openPusher(pusherApps, {
     rooms,
@@ -464,6 +475,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     connections,
     sweeper,
     webhooks,
+    hooks,
     pusher,
     pusherObserver: pusherHooks === undefined || webhooks === undefined
       ? options.pusherObserver

@@ -34,6 +34,8 @@ import type { TicketStore } from "../store/tickets/types.ts";
 import type { Connections } from "./connections.ts";
 import type { RouteContext } from "./router.ts";
 import { challenge, reasonOf, recordAuthFailure } from "./routes/_auth_failure.ts";
+import type { Hooks } from "../hooks/mod.ts";
+import { askConnect } from "../hooks/connect.ts";
 
 /** What {@linkcode handshakeGate} needs. */
 export interface GateDeps {
@@ -53,6 +55,8 @@ export interface GateDeps {
   metrics: Metrics;
   /** What each session is built with. */
   session: SessionContext;
+  /** The connect hook (`HOOK_CONNECT_URL`), asked last before the upgrade. */
+  hooks: Pick<Hooks, "connect" | "connectFailOpen">;
   /** Whether the server is draining now. */
   draining(): boolean;
 }
@@ -147,12 +151,13 @@ export class HandshakeGate {
     const origin = req.headers.get("origin");
     const protocols = offeredProtocols(req);
     const batch = route.url.searchParams.get("batch") === "1";
-    const auth = await connections.pendingWhile(() =>
-      this.#authenticate(req, route, origin, protocols)
-    );
+    const connectionId = crypto.randomUUID();
+    const auth = await connections.pendingWhile(async () => {
+      const found = await this.#authenticate(req, route, origin, protocols);
+      if (found instanceof Response) return found;
+      return this.#admit(found, ip) ?? await this.#askBackend(found, connectionId, ip);
+    });
     if (auth instanceof Response) return auth;
-    const refusal = this.#admit(auth, ip);
-    if (refusal !== null) return refusal;
     const { principal, source } = auth;
     let upgraded: Upgraded;
     try {
@@ -166,7 +171,8 @@ export class HandshakeGate {
       return this.#refused(400, "invalid WebSocket handshake", ip);
     }
     const { socket, response } = upgraded;
-    const session = new Session(ctx, socket, principal, { ip, origin, source, batch });
+    const info = { ip, origin, source, batch, connectionId };
+    const session = new Session(ctx, socket, principal, info);
     connections.add(session);
     this.#counters.connectionsTotal++;
     audit.record("connect", {
@@ -260,6 +266,21 @@ export class HandshakeGate {
     } catch (err) {
       return this.#authFailed(reasonOf(err), ip, credential.source);
     }
+  }
+
+  /** The connect hook's verdict; the server may have started draining while it was asked. */
+  async #askBackend(
+    auth: Authenticated,
+    connectionId: string,
+    ip: string,
+  ): Promise<Authenticated | Response> {
+    const verdict = await askConnect(this.#deps.hooks, auth.principal, { connectionId, ip });
+    if (!verdict.ok) {
+      const retry = verdict.status === 503 ? { "retry-after": "1" } : {};
+      return this.#refused(verdict.status, verdict.reason, ip, retry);
+    }
+    if (this.#deps.draining()) return this.#shuttingDown(ip);
+    return { principal: verdict.principal, source: auth.source };
   }
 
   /** The checks after the credential; null when they all pass. */
