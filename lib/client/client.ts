@@ -282,6 +282,28 @@ export class RealtimeClient {
   }
 
   /**
+   * Calls the backend over this connection (the server's `HOOK_RPC_URL`):
+   * resolves with its answer's payload. Rejects with the server's error
+   * (`bad_request` with the backend's message, `unavailable` when it did not
+   * answer, `rate_limited`), or `disconnected` when the connection dropped
+   * before the answer: a call is never resent, the backend may have acted.
+   *
+   * @example
+   * ```ts ignore
+   * const { total } = await rt.rpc<{ total: number }>("cart.total", { cart: 7 });
+   * ```
+   */
+  rpc<T = JsonValue>(method: string, payload: JsonValue = null): Promise<T> {
+    const frame: ClientFrame = { type: "rpc", method, payload, id: this.#session.requests.newId() };
+    return this.#session.request(frame, "rpc", (reply) => {
+      if (reply.type !== "rpc_result") {
+        throw new RealtimeError("bad_frame", `Expected an rpc_result, got ${reply.type}`);
+      }
+      return reply.payload as T;
+    });
+  }
+
+  /**
    * Leaves a room. Its handler stops receiving messages immediately; the
    * promise resolves when the server answers `left` (a `not_joined` answer
    * counts as success). While disconnected it usually resolves at once, since

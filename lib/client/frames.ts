@@ -14,6 +14,7 @@ export type ClientFrame =
   | { type: "leave"; room: string; id: string }
   | { type: "message"; room: string; payload: JsonValue; id: string }
   | { type: "refresh"; token: string; id: string }
+  | { type: "rpc"; method: string; payload: JsonValue; id: string }
   | { type: "ping"; id: string };
 
 /**

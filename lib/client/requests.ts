@@ -11,7 +11,14 @@ import type { ClientFrame } from "./frames.ts";
 import { sendJson, type WebSocketLike } from "./transport.ts";
 
 /** What a request is for; decides its fate on a disconnect. */
-export type RequestKind = "join" | "leave" | "message" | "refresh" | "rejoin" | "history";
+export type RequestKind =
+  | "join"
+  | "leave"
+  | "message"
+  | "refresh"
+  | "rejoin"
+  | "history"
+  | "rpc";
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -181,8 +188,8 @@ export class Requests {
   /**
    * The connection dropped (close `code`): a `join` is queued again, a `leave`
    * counts as done, a publish to a history room (`isHistoryRoom`) is queued
-   * again, since the server deduplicates it, another publish rejects with
-   * `disconnected`, and rejoins and refreshes die with the connection.
+   * again, since the server deduplicates it, another publish and an `rpc`
+   * reject with `disconnected`, and rejoins and refreshes die with the connection.
    */
   disconnected(code: number, isHistoryRoom: (room: string) => boolean): void {
     const requeue: PendingRequest[] = [];
@@ -202,6 +209,10 @@ export class Requests {
       } else if (frame.type === "message") {
         const message = `Connection lost before the server acknowledged the message (${code})`;
         this.fail(request, new RealtimeError("disconnected", message, { room: frame.room }));
+      } else if (frame.type === "rpc") {
+        // Not resent: the backend may have acted on it already.
+        const message = `Connection lost before the server answered the call (${code})`;
+        this.fail(request, new RealtimeError("disconnected", message));
       } else {
         this.settle(request);
       }

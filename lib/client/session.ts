@@ -160,6 +160,7 @@ export class Session {
       case "ack":
       case "refreshed":
       case "history":
+      case "rpc_result":
         this.requests.reply(message.id, message);
         return;
       case "left":

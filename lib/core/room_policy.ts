@@ -144,6 +144,12 @@ export const RoomRule = z.strictObject({
    * matches a room and sets it decides; otherwise no.
    */
   webhook: z.boolean().optional(),
+  /**
+   * Whether messages published to the rooms this rule matches are asked of
+   * the publish hook (`HOOK_PUBLISH_URL`) first. The first rule (in file
+   * order) that matches a room and sets it decides; otherwise no.
+   */
+  hook: z.boolean().optional(),
 });
 /** A policy rule. */
 export type RoomRule = z.infer<typeof RoomRule>;
@@ -164,7 +170,7 @@ function listed(list: RoomRule["users"], userId: string): boolean {
 const MAX_SETTINGS_CACHED = 10_000;
 
 /** Room settings a rule may set, decided by the first matching rule that sets them. */
-type RoomSetting = "history" | "presence" | "webhook";
+type RoomSetting = "history" | "presence" | "webhook" | "hook";
 
 /** The rules that set `field`, in file order, with user-independent matchers (`{sub}` matches any user). */
 function rulesSetting<K extends RoomSetting>(
@@ -206,6 +212,8 @@ export class RoomPolicy {
   readonly #presenceCache = new Map<string, boolean>();
   readonly #webhookRules: readonly { re: RoomPattern; value: boolean }[];
   readonly #webhookCache = new Map<string, boolean>();
+  readonly #hookRules: readonly { re: RoomPattern; value: boolean }[];
+  readonly #hookCache = new Map<string, boolean>();
 
   /** @param file a validated policy; the empty policy grants nothing beyond the tokens' claims */
   constructor(file: RoomPolicyFile = { rooms: [] }) {
@@ -216,6 +224,26 @@ export class RoomPolicy {
     }));
     this.#presenceRules = rulesSetting(file.rooms, "presence");
     this.#webhookRules = rulesSetting(file.rooms, "webhook");
+    this.#hookRules = rulesSetting(file.rooms, "hook");
+  }
+
+  /**
+   * Whether messages of `room` are asked of the publish hook first: the
+   * first rule that matches it and sets `hook` decides, otherwise no.
+   * Cached per room.
+   *
+   * @example
+   * ```ts
+   * import { RoomPolicy } from "./room_policy.ts";
+   * const policy = RoomPolicy.parse('{"rooms":[{"room":"chat:*","hook":true}]}');
+   * policy.hookFor("chat:1"); // true
+   * ```
+   */
+  hookFor(room: string): boolean {
+    if (this.#hookRules.length === 0) return false;
+    const cached = this.#hookCache.get(room);
+    if (cached !== undefined) return cached;
+    return remember(this.#hookCache, room, firstSetting(this.#hookRules, room) ?? false);
   }
 
   /**

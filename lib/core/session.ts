@@ -306,9 +306,7 @@ export class CoreSession implements Member {
     }
     const access = grant.access ?? this.#access(room);
     if (access === "none") {
-      Counters.bump(this.#ctx.counters.denials, ErrorCode.Forbidden);
-      this.#ctx.audit.record("deny", { user: this.userId, connection: this.id, room });
-      return answer(refused(ErrorCode.Forbidden, "you may not join this room", room));
+      return this.#ctx.joins.decide(this, room, answer, (g) => this.join(room, since, answer, g));
     }
     const max = this.#ctx.limits.maxRoomsPerConnection;
     if (this.#memberships.size + this.#joining.size >= max) {

@@ -18,6 +18,8 @@ import type { RateLimiter } from "./rate_limiter.ts";
 import type { RoomAccess, RoomPolicy } from "./room_policy.ts";
 import type { RoomManager } from "./rooms.ts";
 import type { CoreSession } from "./session.ts";
+import type { JoinHook } from "./join_hook.ts";
+import type { BackendHooks } from "./publish_hook.ts";
 
 /** Limits a session enforces, from the config. */
 export interface SessionLimits {
@@ -47,6 +49,10 @@ export interface CoreContext {
   readonly counters: Counters;
   readonly instanceId: string;
   readonly limits: SessionLimits;
+  /** Rooms neither the token nor the policy grants: the join hook, or denied. */
+  readonly joins: JoinHook;
+  /** The publish and RPC hooks. */
+  readonly backend: BackendHooks;
   /** Called exactly once when the session ends, with its close code and reason. */
   onEnd(session: CoreSession, code: number, reason: string): void;
 }

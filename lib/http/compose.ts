@@ -39,6 +39,8 @@ import { Connections, type ConnectionsOptions } from "./connections.ts";
 import { errorMessage } from "../errors.ts";
 import type { WebhookQueue } from "../store/webhooks/types.ts";
 import { createHooks, type Hooks } from "../hooks/mod.ts";
+import { JoinHook } from "../core/join_hook.ts";
+import { BackendHooks } from "../core/publish_hook.ts";
 import {
   isPusherRoom,
   loadApps,
@@ -142,6 +144,10 @@ export interface Services {
   readonly webhooks: Webhooks | undefined;
   /** The synchronous hooks whose URL is set (`HOOK_*_URL`). */
   readonly hooks: Hooks;
+  /** Rooms neither token nor policy grants: asked of the join hook (cached per node). */
+  readonly joins: JoinHook;
+  /** The publish and RPC hooks as sessions use them. */
+  readonly backend: BackendHooks;
   /** The Pusher apps and channels; undefined without any app (its endpoints answer 404). */
   readonly pusher: PusherService | undefined;
   /** Told of Pusher client events and cache misses: the apps' webhooks, then the caller's. */
@@ -440,6 +446,14 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     observe: metrics.watchHooks(),
     ...(options.hookFetch === undefined ? {} : { fetch: options.hookFetch }),
   });
+  const joins = new JoinHook({ caller: hooks.join, clock, audit, counters: metrics.counters });
+  const backend = new BackendHooks({
+    publish: hooks.publish,
+    rpc: hooks.rpc,
+    policy,
+    limits: config.limits,
+    audit,
+  });
   await revocations.start({ bus: broker, rooms, sessions: connections.sessions });
   const pusher = await openPusher(pusherApps, {
     rooms,
@@ -476,6 +490,8 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     sweeper,
     webhooks,
     hooks,
+    joins,
+    backend,
     pusher,
     pusherObserver: pusherHooks === undefined || webhooks === undefined
       ? options.pusherObserver

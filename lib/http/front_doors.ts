@@ -16,8 +16,10 @@ export function sessionContext(
   config: ServerOptions["config"],
 ): SessionContext {
   const { rooms, historyReader, presence, limiter, verifier, policy, clock, audit } = services;
-  const { connections, metrics, batcher, broker } = services;
+  const { connections, metrics, batcher, broker, joins, backend } = services;
   return {
+    joins,
+    backend,
     rooms,
     history: historyReader,
     ...(presence === undefined ? {} : { presence }),

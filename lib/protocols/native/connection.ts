@@ -24,10 +24,14 @@ import {
   encodePresence,
   encodeRefreshed,
   encodeRoomMessage,
+  encodeRpcResult,
   encodeWelcome,
+  type JsonValue,
   parseClientFrame,
 } from "./protocol.ts";
 import type { Flushable, WriteBatcher } from "../../core/write_batcher.ts";
+import { PublishLine } from "../../core/publish_hook.ts";
+import type { StreamPosition } from "../../store/history/types.ts";
 
 /** A batch is written at once when it reaches this size, whatever the turn. */
 export const MAX_BATCH_BYTES = 64 * 1024;
@@ -47,6 +51,8 @@ export class NativeConnection implements SessionPort, Flushable {
   readonly #batching: boolean;
   #batch: string[] | null = null;
   #batchBytes = 0;
+  /** Keeps this publisher's order while the publish hook is asked. */
+  readonly #line: PublishLine;
 
   /**
    * @param core the session this connection carries
@@ -58,6 +64,7 @@ export class NativeConnection implements SessionPort, Flushable {
     this.#ws = ws;
     this.#ctx = ctx;
     this.#batching = core.info.batch;
+    this.#line = new PublishLine(ctx.backend, core);
     ws.binaryType = "arraybuffer";
     ws.onopen = () => this.#open();
     ws.onmessage = (event) => this.#receive(event.data);
@@ -208,26 +215,28 @@ export class NativeConnection implements SessionPort, Flushable {
     };
   }
 
+  /** A publish, after the publish hook when its room has one (order kept either way). */
+  #publish(room: string, payload: JsonValue, id: string | undefined): void {
+    const answer = this.#answer<StreamPosition | undefined>(
+      id,
+      (position) => id === undefined ? undefined : encodeAck(id, position?.offset),
+    );
+    this.#line.submit(room, payload, (final) =>
+      this.#core.publish(
+        room,
+        // Rooms store and carry the native frame, encoded once here.
+        encodeRoomMessage(room, JSON.stringify(final), this.#core.userId, this.#ctx.clock.now()),
+        id,
+        answer,
+      ), answer);
+  }
+
   #handle(message: ClientMessage): void {
     const core = this.#core;
     const id = message.id;
     switch (message.type) {
       case "message":
-        return core.publish(
-          message.room,
-          // Rooms store and carry the native frame, encoded once here.
-          encodeRoomMessage(
-            message.room,
-            JSON.stringify(message.payload),
-            core.userId,
-            this.#ctx.clock.now(),
-          ),
-          id,
-          this.#answer(
-            id,
-            (position) => id === undefined ? undefined : encodeAck(id, position?.offset),
-          ),
-        );
+        return this.#publish(message.room, message.payload, id);
       case "join":
         return core.join(
           message.room,
@@ -248,6 +257,11 @@ export class NativeConnection implements SessionPort, Flushable {
         return core.presenceOf(message.room, id, this.#answer(id));
       case "ping":
         return this.#send(encodePong(id));
+      case "rpc":
+        void this.#ctx.backend.rpc(core, message.method, message.payload).then(
+          this.#answer(message.id, (payload) => encodeRpcResult(message.id, payload)),
+        );
+        return;
       case "refresh":
         void core.refresh(
           message.token,

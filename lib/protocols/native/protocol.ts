@@ -116,6 +116,20 @@ export const PresenceRequest = z.strictObject({
   id: RequestId.optional(),
 });
 
+/** Longest RPC method name, in characters. */
+export const MAX_METHOD_LENGTH = 128;
+
+/**
+ * `{"type":"rpc","method":M,"payload":P,"id":I}`: a call to the backend
+ * (`HOOK_RPC_URL`), answered by `rpc_result` or an `error` with the same id.
+ */
+export const RpcRequest = z.strictObject({
+  type: z.literal("rpc"),
+  method: z.string().min(1).max(MAX_METHOD_LENGTH),
+  payload: Payload,
+  id: RequestId,
+});
+
 /** Every message a client may send, discriminated on `type`. */
 export const ClientMessage = z.discriminatedUnion("type", [
   JoinRequest,
@@ -125,6 +139,7 @@ export const ClientMessage = z.discriminatedUnion("type", [
   RefreshRequest,
   HistoryRequest,
   PresenceRequest,
+  RpcRequest,
 ]);
 /** A parsed client message. */
 export type ClientMessage = z.infer<typeof ClientMessage>;
@@ -137,6 +152,7 @@ const CLIENT_TYPES: ReadonlySet<string> = new Set([
   "refresh",
   "history",
   "presence",
+  "rpc",
 ]);
 
 /** One member of a presence room in `presence_state`: a user, with how many connections it has there. */
@@ -237,6 +253,7 @@ export type ServerMessage =
   | { type: "pong"; id?: string | undefined }
   | { type: "expiring"; expiresAt: number }
   | { type: "refreshed"; expiresAt: number | null; id?: string | undefined }
+  | { type: "rpc_result"; id: string; payload: unknown }
   | {
     type: "error";
     code: ErrorCode;
@@ -466,6 +483,11 @@ export function encodeRefreshed(expiresAt: number | null, id: string | undefined
   return encode(
     id === undefined ? { type: "refreshed", expiresAt } : { type: "refreshed", expiresAt, id },
   );
+}
+
+/** Serializes `rpc_result`: the backend's answer to the call `id`. */
+export function encodeRpcResult(id: string, payload: JsonValue): string {
+  return encode({ type: "rpc_result", id, payload });
 }
 
 /** Serializes a `history` reply around stored frames, without parsing them again. */
