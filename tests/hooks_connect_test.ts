@@ -66,6 +66,15 @@ Deno.test("connect hook: a grant adds rooms and presence info; the request names
       "the hook's info is the presence info",
     );
     assert.equal((await client.request({ type: "join", room: "lobby", id: "l" })).type, "joined");
+    // A refresh keeps what the hook granted: the room is not taken away.
+    const fresh = await token("alice", { rooms: ["lobby"] });
+    assert.equal(
+      (await client.request({ type: "refresh", token: fresh, id: "r" })).type,
+      "refreshed",
+    );
+    const ack = await client.request({ type: "message", room: "vip:1", payload: 1, id: "m" });
+    assert.equal(ack.type, "ack", "still a member with publish access after the refresh");
+    assert.equal(backend.callsTo("/connect").length, 1, "a refresh does not ask again");
     const other = await client.request({ type: "join", room: "staff", id: "s" });
     assert.equal(other.type, "error");
     assert.equal(other.code, "forbidden");

@@ -24,6 +24,7 @@ import { Backlog } from "./backlog.ts";
 import { ExpiryTimer } from "./expiry.ts";
 import { Intake } from "./intake.ts";
 import { ShownAs } from "./shown_as.ts";
+import { withConnectGrant } from "../hooks/connect.ts";
 import { publishRefusal, refused, storeDown } from "./refusals.ts";
 import type {
   Answer,
@@ -407,7 +408,7 @@ export class CoreSession implements Member {
   async refresh(token: string, answer: Answer<number | null>): Promise<void> {
     let principal: Principal;
     try {
-      principal = await this.#ctx.verifier.verify(token);
+      principal = withConnectGrant(await this.#ctx.verifier.verify(token), this.info.connectGrant);
     } catch (err) {
       if (this.#ended) return;
       const reason = err instanceof AuthError ? err.reason : "malformed";

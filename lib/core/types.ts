@@ -67,6 +67,16 @@ export interface SessionInfo {
   readonly batch: boolean;
   /** The session's id, when the handshake chose it (a hook was told it); else a random one. */
   readonly connectionId?: string;
+  /** What the connect hook granted; a refresh keeps it. */
+  readonly connectGrant?: ConnectGrant;
+}
+
+/** What the connect hook granted a connection beyond its token. */
+export interface ConnectGrant {
+  /** Room patterns granting join and publish, added to the token's `rooms`. */
+  readonly rooms?: readonly string[];
+  /** Presence info, in place of the token's `info` claim. */
+  readonly info?: PresenceInfo;
 }
 
 /**

@@ -7,13 +7,27 @@
  * @module
  */
 import type { Principal } from "../core/auth.ts";
+import type { ConnectGrant } from "../core/types.ts";
 import { claimsOf, ConnectAnswer } from "./contract.ts";
 import type { Hooks } from "./mod.ts";
 
 /** The connect hook's verdict on one handshake. */
 export type ConnectVerdict =
-  | { ok: true; principal: Principal }
+  | { ok: true; principal: Principal; grant?: ConnectGrant }
   | { ok: false; status: number; reason: string };
+
+/**
+ * `principal` with what the connect hook granted: its rooms added to the
+ * token's, its info in place of the token's. A refresh applies it again to
+ * the new token, so the grant lasts as long as the connection.
+ */
+export function withConnectGrant(principal: Principal, grant: ConnectGrant | undefined): Principal {
+  if (grant === undefined) return principal;
+  const granted: Principal = { ...principal };
+  if (grant.rooms !== undefined) granted.rooms = [...principal.rooms, ...grant.rooms];
+  if (grant.info !== undefined) granted.info = grant.info;
+  return granted;
+}
 
 /** Facts of the handshake the request carries. */
 export interface ConnectFacts {
@@ -63,8 +77,9 @@ export async function askConnect(
       reason: printable(answer.reason ?? "connection refused by the backend"),
     };
   }
-  const granted: Principal = { ...principal };
-  if (answer.rooms !== undefined) granted.rooms = [...principal.rooms, ...answer.rooms];
-  if (answer.info !== undefined && answer.info !== null) granted.info = answer.info;
-  return { ok: true, principal: granted };
+  const grant: ConnectGrant = {
+    ...(answer.rooms === undefined ? {} : { rooms: answer.rooms }),
+    ...(answer.info === undefined || answer.info === null ? {} : { info: answer.info }),
+  };
+  return { ok: true, principal: withConnectGrant(principal, grant), grant };
 }

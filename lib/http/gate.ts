@@ -35,6 +35,7 @@ import type { Connections } from "./connections.ts";
 import type { RouteContext } from "./router.ts";
 import { challenge, reasonOf, recordAuthFailure } from "./routes/_auth_failure.ts";
 import type { Hooks } from "../hooks/mod.ts";
+import type { ConnectGrant } from "../core/types.ts";
 import { askConnect } from "../hooks/connect.ts";
 
 /** What {@linkcode handshakeGate} needs. */
@@ -118,6 +119,8 @@ export function screenUpgrade(
 interface Authenticated {
   principal: Principal;
   source: Session["info"]["source"];
+  /** What the connect hook granted, when there is one. */
+  grant?: ConnectGrant | undefined;
 }
 
 /**
@@ -158,7 +161,7 @@ export class HandshakeGate {
       return this.#admit(found, ip) ?? await this.#askBackend(found, connectionId, ip);
     });
     if (auth instanceof Response) return auth;
-    const { principal, source } = auth;
+    const { principal, source, grant } = auth;
     let upgraded: Upgraded;
     try {
       upgraded = route.upgrade(req, {
@@ -171,7 +174,14 @@ export class HandshakeGate {
       return this.#refused(400, "invalid WebSocket handshake", ip);
     }
     const { socket, response } = upgraded;
-    const info = { ip, origin, source, batch, connectionId };
+    const info = {
+      ip,
+      origin,
+      source,
+      batch,
+      connectionId,
+      ...(grant === undefined ? {} : { connectGrant: grant }),
+    };
     const session = new Session(ctx, socket, principal, info);
     connections.add(session);
     this.#counters.connectionsTotal++;
@@ -280,7 +290,7 @@ export class HandshakeGate {
       return this.#refused(verdict.status, verdict.reason, ip, retry);
     }
     if (this.#deps.draining()) return this.#shuttingDown(ip);
-    return { principal: verdict.principal, source: auth.source };
+    return { principal: verdict.principal, source: auth.source, grant: verdict.grant };
   }
 
   /** The checks after the credential; null when they all pass. */
