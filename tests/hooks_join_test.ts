@@ -84,3 +84,28 @@ Deno.test("join hook: a failed call fails closed with forbidden, audited", async
   }
   await sleep(500);
 });
+
+Deno.test("join hook: concurrent joins of one user to one room share one call", async () => {
+  await using backend = startHookBackend(HOOK_SECRET, async () => {
+    await sleep(100);
+    return answer({ allow: true });
+  });
+  await using ts = await startServer({
+    HOOK_JOIN_URL: `${backend.url}/join`,
+    WEBHOOK_SECRET: HOOK_SECRET,
+  });
+  const tabs = await Promise.all([1, 2, 3].map(() => connectAs(ts, "dora", { rooms: [] })));
+  try {
+    const replies = await Promise.all(
+      tabs.map((tab, i) => tab.request({ type: "join", room: "group:2", id: `j${i}` })),
+    );
+    assert.deepEqual(replies.map((r) => r.type), ["joined", "joined", "joined"]);
+    assert.equal(backend.callsTo("/join").length, 1, "one call for three joins");
+    // Nothing cached (no cacheSec): the next join asks again.
+    await tabs[0]!.request({ type: "leave", room: "group:2", id: "l" });
+    await tabs[0]!.request({ type: "join", room: "group:2", id: "again" });
+    assert.equal(backend.callsTo("/join").length, 2);
+  } finally {
+    for (const tab of tabs) await tab.close();
+  }
+});

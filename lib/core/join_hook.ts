@@ -47,6 +47,15 @@ interface Cached {
   grant: JoinGrant & { access: "read" | "publish" };
 }
 
+/** What one call decided. */
+interface Verdict {
+  grant?: Cached["grant"];
+  /** For the audit log: why the room was denied. */
+  why?: string;
+  /** The backend's reason, for the client. */
+  reason?: string;
+}
+
 /**
  * Decides the rooms the token and policy do not grant; one per node, shared
  * by every session.
@@ -60,6 +69,8 @@ export class JoinHook {
   readonly #o: JoinHookOptions;
   readonly #max: number;
   readonly #cache = new Map<string, Cached>();
+  /** Calls in flight, by (user, room): joins arriving meanwhile wait for the same answer. */
+  readonly #asking = new Map<string, Promise<Verdict>>();
 
   /** @param options the hook's caller and the services it reports to */
   constructor(options: JoinHookOptions) {
@@ -73,10 +84,9 @@ export class JoinHook {
   }
 
   /**
-   * A room the token and policy do not grant: asks the backend (or its
+   * A room the token and policy do not grant: asks the backend (or takes its
    * cached answer) and calls `retry` with its grant, or answers `forbidden`.
-   * `asked` is true when `retry` already carried the hook's grant and it
-   * still did not suffice: then the room is denied without asking again.
+   * Concurrent joins of one user to one room share one call.
    */
   decide(
     session: JoinAsker,
@@ -90,17 +100,21 @@ export class JoinHook {
     const hit = this.#cache.get(key);
     if (hit !== undefined && hit.until > this.#o.clock.now()) return retry(hit.grant);
     if (hit !== undefined) this.#cache.delete(key);
-    void this.#ask(caller, session, room, answer, retry, key);
+    let verdict = this.#asking.get(key);
+    if (verdict === undefined) {
+      verdict = this.#ask(caller, session, room, key);
+      this.#asking.set(key, verdict);
+      void verdict.finally(() => this.#asking.delete(key));
+    }
+    void verdict.then((v) => {
+      if (session.ended) return;
+      if (v.grant !== undefined) return retry(v.grant);
+      this.#deny(session, room, answer, v.why, v.reason);
+    });
   }
 
-  async #ask(
-    caller: HookCaller,
-    session: JoinAsker,
-    room: string,
-    answer: Answer<never>,
-    retry: (grant: JoinGrant) => void,
-    key: string,
-  ): Promise<void> {
+  /** One call: the grant, or why not (and the backend's reason to tell the client). */
+  async #ask(caller: HookCaller, session: JoinAsker, room: string, key: string): Promise<Verdict> {
     const { principal } = session;
     const result = await caller.call({
       userId: principal.userId,
@@ -109,10 +123,9 @@ export class JoinHook {
       ip: session.info.ip,
       room,
     }, JoinAnswer);
-    if (session.ended) return;
-    if (!result.ok) return this.#deny(session, room, answer, `hook ${result.failure}`);
+    if (!result.ok) return { why: `hook ${result.failure}` };
     const { allow, readonly, presence, cacheSec, reason } = result.value;
-    if (!allow) return this.#deny(session, room, answer, reason ?? "hook denied", reason);
+    if (!allow) return { why: "hook denied", ...(reason === undefined ? {} : { reason }) };
     const grant: Cached["grant"] = {
       access: readonly === true ? "read" : "publish",
       ...(presence === undefined || presence === null
@@ -120,7 +133,7 @@ export class JoinHook {
         : { as: { userId: principal.userId, info: presence } }),
     };
     if (cacheSec !== undefined && cacheSec > 0) this.#remember(key, grant, cacheSec);
-    retry(grant);
+    return { grant };
   }
 
   #remember(key: string, grant: Cached["grant"], cacheSec: number): void {
@@ -134,7 +147,7 @@ export class JoinHook {
     room: string,
     answer: Answer<never>,
     why: string | undefined,
-    reason?: string,
+    reason?: string | undefined,
   ): void {
     const { audit, counters } = this.#o;
     CounterBump.bump(counters.denials, ErrorCode.Forbidden);
