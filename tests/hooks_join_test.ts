@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connectAs, sleep, startServer } from "./_helpers.ts";
+import { connectAs, eventually, sleep, startServer } from "./_helpers.ts";
 import { answer, startHookBackend } from "./_hook_backend.ts";
 
 const HOOK_SECRET = "hook-secret-that-is-long-enough-012345";
@@ -107,5 +107,37 @@ Deno.test("join hook: concurrent joins of one user to one room share one call", 
     assert.equal(backend.callsTo("/join").length, 2);
   } finally {
     for (const tab of tabs) await tab.close();
+  }
+});
+
+Deno.test("hooks: closing the server aborts the calls in flight instead of waiting for them", async () => {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => release = resolve);
+  await using backend = startHookBackend(HOOK_SECRET, async () => {
+    await held;
+    return answer({ allow: true });
+  });
+  await using ts = await startServer({
+    HOOK_JOIN_URL: `${backend.url}/join`,
+    WEBHOOK_SECRET: HOOK_SECRET,
+    HOOK_TIMEOUT_MS: "10000",
+  });
+  try {
+    const eve = await connectAs(ts, "eve", { rooms: [] });
+    eve.send({ type: "join", room: "group:3", id: "j" });
+    await eventually(() => backend.calls.length === 1, 3000, "the call");
+    const started = performance.now();
+    await ts.close();
+    const took = performance.now() - started;
+    assert.ok(took < 3000, `closed without waiting for the 10 s timeout (${took.toFixed(0)} ms)`);
+    await eventually(
+      () => ts.audit.of("hook_failed").some((r) => r.failure === "network"),
+      1000,
+      "the aborted call",
+    );
+    await eve.closed;
+  } finally {
+    // The backend's own shutdown waits for the handler it holds.
+    release();
   }
 });

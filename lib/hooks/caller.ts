@@ -76,6 +76,9 @@ export class HookCaller {
   readonly #o: HookCallerOptions;
   readonly #breaker: CircuitBreaker;
   #inFlight = 0;
+  /** The calls in flight, aborted by {@linkcode close}. */
+  readonly #controllers = new Set<AbortController>();
+  #closed = false;
 
   /** @param options the hook, its settings and services */
   constructor(options: HookCallerOptions) {
@@ -102,7 +105,9 @@ export class HookCaller {
   async call<T>(request: HookRequest, schema: z.ZodType<T>): Promise<HookResult<T>> {
     const started = performance.now();
     let result: HookResult<T>;
-    if (this.#inFlight >= this.#o.concurrency) {
+    if (this.#closed) {
+      result = { ok: false, failure: "network", detail: "the server is closing" };
+    } else if (this.#inFlight >= this.#o.concurrency) {
       result = { ok: false, failure: "busy", detail: `${this.#o.concurrency} calls in flight` };
     } else if (!this.#breaker.tryAcquire()) {
       result = { ok: false, failure: "open", detail: "circuit breaker open" };
@@ -133,10 +138,17 @@ export class HookCaller {
     return result;
   }
 
+  /** Aborts the calls in flight (they fail) and fails every later call at once. */
+  close(): void {
+    this.#closed = true;
+    for (const controller of this.#controllers) controller.abort();
+  }
+
   async #exchange<T>(request: HookRequest, schema: z.ZodType<T>): Promise<HookResult<T>> {
     const { url, secret, timeoutMs, clock, fetch: doFetch = fetch } = this.#o;
     const body = JSON.stringify(request);
     const controller = new AbortController();
+    this.#controllers.add(controller);
     let timedOut = false;
     const timer = clock.setTimeout(() => {
       timedOut = true;
@@ -167,6 +179,7 @@ export class HookCaller {
       clock.clearTimeout(timer);
       // Whatever is left of the answer is not wanted.
       controller.abort();
+      this.#controllers.delete(controller);
     }
   }
 }

@@ -25,6 +25,11 @@ export interface Hooks {
   readonly connectFailOpen: boolean;
 }
 
+/** Aborts every hook call in flight; later calls fail at once (the server is closing). */
+export function closeHooks(hooks: Hooks): void {
+  for (const hook of ["connect", "join", "publish", "rpc"] as const) hooks[hook]?.close();
+}
+
 /** What {@linkcode createHooks} needs besides the config. */
 export interface HookDeps {
   clock: Clock;

@@ -38,7 +38,7 @@ import { WriteBatcher } from "../core/write_batcher.ts";
 import { Connections, type ConnectionsOptions } from "./connections.ts";
 import { errorMessage } from "../errors.ts";
 import type { WebhookQueue } from "../store/webhooks/types.ts";
-import { createHooks, type Hooks } from "../hooks/mod.ts";
+import { closeHooks, createHooks, type Hooks } from "../hooks/mod.ts";
 import { JoinHook } from "../core/join_hook.ts";
 import { BackendHooks } from "../core/publish_hook.ts";
 import {
@@ -507,6 +507,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
 export async function closeServices(services: Services): Promise<void> {
   const { clock, batcher, connections, presence, presenceStore } = services;
   clock.clearInterval(services.sweeper);
+  closeHooks(services.hooks);
   batcher.close();
   for (const session of [...connections.sessions]) {
     session.close(CloseCode.GoingAway, "server going away");
