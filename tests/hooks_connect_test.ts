@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connect, rawHandshake, startServer, token } from "./_helpers.ts";
+import { connect, rawHandshake, startServer, token, writePolicy } from "./_helpers.ts";
 import { answer, startHookBackend } from "./_hook_backend.ts";
 import { ConfigError, loadConfig } from "../lib/config.ts";
 
@@ -170,4 +170,55 @@ Deno.test("hook config: a hook URL needs WEBHOOK_SECRET; bad values are one line
       breakerCooldownMs: 5000,
     },
   );
+});
+
+Deno.test("hooks: the token never reaches the backend, in any hook", async () => {
+  await using backend = startHookBackend(HOOK_SECRET, (call) =>
+    answer(
+      call.path === "/rpc"
+        ? { payload: "pong" }
+        : call.path === "/connect"
+        ? { allow: true }
+        : { allow: true, cacheSec: 0 },
+    ));
+  await using policy = await writePolicy([{ room: "chat:*", hook: true }]);
+  await using ts = await startServer({
+    ROOM_POLICY: policy.path,
+    WEBHOOK_SECRET: HOOK_SECRET,
+    HOOK_CONNECT_URL: `${backend.url}/connect`,
+    HOOK_JOIN_URL: `${backend.url}/join`,
+    HOOK_PUBLISH_URL: `${backend.url}/publish`,
+    HOOK_RPC_URL: `${backend.url}/rpc`,
+  });
+  const first = await token("alice", { rooms: [] });
+  const second = await token("alice", { rooms: [], ttlSec: 7200 });
+  const { client } = await connect(`${ts.wsUrl}?token=${first}`);
+  try {
+    assert.equal((await client.request({ type: "join", room: "chat:1", id: "j" })).type, "joined");
+    assert.equal(
+      (await client.request({ type: "message", room: "chat:1", payload: "hi", id: "m" })).type,
+      "ack",
+    );
+    assert.equal(
+      (await client.request({ type: "refresh", token: second, id: "r" })).type,
+      "refreshed",
+    );
+    assert.equal(
+      (await client.request({ type: "rpc", method: "x", payload: 1, id: "c" })).type,
+      "rpc_result",
+    );
+  } finally {
+    await client.close();
+  }
+  assert.deepEqual(backend.calls.map((c) => c.path), ["/connect", "/join", "/publish", "/rpc"]);
+  for (const call of backend.calls) {
+    for (const t of [first, second]) {
+      const body = call.path === "/publish"
+        ? call.body.replace(JSON.stringify(first), "")
+        : call.body;
+      assert.ok(!call.url.includes(t) && !body.includes(t), `${call.path} carries no token`);
+      for (const [, value] of call.headers) assert.ok(!value.includes(t));
+    }
+    assert.ok(call.signed);
+  }
 });
