@@ -24,6 +24,7 @@ import {
 import { HandshakeGate } from "./http/gate.ts";
 import type { PusherService } from "./protocols/pusher/mod.ts";
 import { pusherFrontDoor, sessionContext } from "./http/front_doors.ts";
+import { closeHooks } from "./hooks/mod.ts";
 import { type Health, healthReport } from "./http/health.ts";
 import { routeTable } from "./http/route_table.ts";
 import { createRouter } from "./http/router.ts";
@@ -229,6 +230,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
       closed = true;
       draining = true;
       shutdownController.abort();
+      closeHooks(services.hooks);
       await closeServices(services);
       closeHandler();
     },

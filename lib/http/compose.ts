@@ -38,9 +38,7 @@ import { WriteBatcher } from "../core/write_batcher.ts";
 import { Connections, type ConnectionsOptions } from "./connections.ts";
 import { errorMessage } from "../errors.ts";
 import type { WebhookQueue } from "../store/webhooks/types.ts";
-import { closeHooks, createHooks, type Hooks } from "../hooks/mod.ts";
-import { JoinHook } from "../core/join_hook.ts";
-import { BackendHooks } from "../core/publish_hook.ts";
+import { type HookServices, openHooks } from "../hooks/mod.ts";
 import {
   isPusherRoom,
   loadApps,
@@ -111,8 +109,6 @@ export interface ServerOptions {
    * `WEBHOOK_URL` is set. @default the queue `STORE` implies
    */
   webhookQueue?: WebhookQueue;
-  /** The fetch the hooks call their backend with. @default globalThis.fetch */
-  hookFetch?: typeof fetch;
 }
 
 /** Everything the server runs on, built once by {@linkcode composeServices}. */
@@ -143,11 +139,7 @@ export interface Services {
   /** Webhook delivery, when a `WEBHOOK_URL` is set. */
   readonly webhooks: Webhooks | undefined;
   /** The synchronous hooks whose URL is set (`HOOK_*_URL`). */
-  readonly hooks: Hooks;
-  /** Rooms neither token nor policy grants: asked of the join hook (cached per node). */
-  readonly joins: JoinHook;
-  /** The publish and RPC hooks as sessions use them. */
-  readonly backend: BackendHooks;
+  readonly hooks: HookServices;
   /** The Pusher apps and channels; undefined without any app (its endpoints answer 404). */
   readonly pusher: PusherService | undefined;
   /** Told of Pusher client events and cache misses: the apps' webhooks, then the caller's. */
@@ -440,20 +432,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   const { limiter, handshakeLimiter } = buildLimiters(config.limits, clock);
   const tickets = options.tickets ?? await openTickets(config, clock, audit);
   const metrics = buildMetrics({ connections, rooms, broker, historyStore, revocations, webhooks });
-  const hooks = createHooks(config.hooks, {
-    clock,
-    audit,
-    observe: metrics.watchHooks(),
-    ...(options.hookFetch === undefined ? {} : { fetch: options.hookFetch }),
-  });
-  const joins = new JoinHook({ caller: hooks.join, clock, audit, counters: metrics.counters });
-  const backend = new BackendHooks({
-    publish: hooks.publish,
-    rpc: hooks.rpc,
-    policy,
-    limits: config.limits,
-    audit,
-  });
+  const hooks = openHooks(config.hooks, { clock, audit, metrics, policy, limits: config.limits });
   await revocations.start({ bus: broker, rooms, sessions: connections.sessions });
   const pusher = await openPusher(pusherApps, {
     rooms,
@@ -490,8 +469,6 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     sweeper,
     webhooks,
     hooks,
-    joins,
-    backend,
     pusher,
     pusherObserver: pusherHooks === undefined || webhooks === undefined
       ? options.pusherObserver
@@ -507,7 +484,6 @@ export async function composeServices(options: ServerOptions): Promise<Services>
 export async function closeServices(services: Services): Promise<void> {
   const { clock, batcher, connections, presence, presenceStore } = services;
   clock.clearInterval(services.sweeper);
-  closeHooks(services.hooks);
   batcher.close();
   for (const session of [...connections.sessions]) {
     session.close(CloseCode.GoingAway, "server going away");

@@ -16,10 +16,10 @@ export function sessionContext(
   config: ServerOptions["config"],
 ): SessionContext {
   const { rooms, historyReader, presence, limiter, verifier, policy, clock, audit } = services;
-  const { connections, metrics, batcher, broker, joins, backend } = services;
+  const { connections, metrics, batcher, broker, hooks } = services;
   return {
-    joins,
-    backend,
+    joins: hooks.joins,
+    backend: hooks.backend,
     rooms,
     history: historyReader,
     ...(presence === undefined ? {} : { presence }),

@@ -57,7 +57,7 @@ export interface GateDeps {
   /** What each session is built with. */
   session: SessionContext;
   /** The connect hook (`HOOK_CONNECT_URL`), asked last before the upgrade. */
-  hooks: Pick<Hooks, "connect" | "connectFailOpen">;
+  hooks: { readonly callers: Pick<Hooks, "connect" | "connectFailOpen"> };
   /** Whether the server is draining now. */
   draining(): boolean;
 }
@@ -284,7 +284,10 @@ export class HandshakeGate {
     connectionId: string,
     ip: string,
   ): Promise<Authenticated | Response> {
-    const verdict = await askConnect(this.#deps.hooks, auth.principal, { connectionId, ip });
+    const verdict = await askConnect(this.#deps.hooks.callers, auth.principal, {
+      connectionId,
+      ip,
+    });
     if (!verdict.ok) {
       const retry = verdict.status === 503 ? { "retry-after": "1" } : {};
       return this.#refused(verdict.status, verdict.reason, ip, retry);
