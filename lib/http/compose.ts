@@ -18,16 +18,16 @@ import type { Bus } from "../bus/types.ts";
 import type { Clock, TimerId } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { CloseCode } from "../codes.ts";
-import type { Config, HistoryConfig, LimitsConfig, PresenceConfig } from "../config.ts";
-import { HistoryReader } from "../core/history_reader.ts";
-import { Metrics } from "../metrics.ts";
-import { PRESENCE_KIND, PresenceTracker } from "../core/presence/mod.ts";
-import { RateLimiter } from "../core/rate_limiter.ts";
+import type { Config } from "../config.ts";
+import type { HistoryReader } from "../core/history_reader.ts";
+import type { Metrics } from "../metrics.ts";
+import type { PresenceTracker } from "../core/presence/mod.ts";
+import type { RateLimiter } from "../core/rate_limiter.ts";
 import { Revocations } from "../core/revocations.ts";
 import { RoomPolicy } from "../core/room_policy.ts";
-import { RoomManager, type RoomManagerOptions } from "../core/rooms.ts";
+import type { RoomManager } from "../core/rooms.ts";
 import { MemoryHistoryStore } from "../store/history/memory.ts";
-import type { HistoryLimits, HistoryStore } from "../store/history/types.ts";
+import type { HistoryStore } from "../store/history/types.ts";
 import { MemoryPresenceStore } from "../store/presence/memory.ts";
 import type { PresenceStore } from "../store/presence/types.ts";
 import { MemoryRevocationStore } from "../store/revocations/memory.ts";
@@ -35,24 +35,29 @@ import type { RevocationStore } from "../store/revocations/types.ts";
 import { createTicketStore, ticketStoreSlice } from "../store/tickets/from_config.ts";
 import type { TicketStore } from "../store/tickets/types.ts";
 import { WriteBatcher } from "../core/write_batcher.ts";
-import { Connections, type ConnectionsOptions } from "./connections.ts";
+import { Connections } from "./connections.ts";
 import { errorMessage } from "../errors.ts";
 import type { WebhookQueue } from "../store/webhooks/types.ts";
 import { type HookServices, openHooks } from "../hooks/mod.ts";
 import {
-  isPusherRoom,
   loadApps,
   openPusher,
-  pusherHistoryLimits,
   type PusherObserver,
   type PusherService,
   pusherWebhookObserver,
   pusherWebhooks,
 } from "../protocols/pusher/mod.ts";
-import { PUSHER_ROOM_PREFIX } from "../protocols/pusher/channel_names.ts";
 import { openWebhooks, type Webhooks } from "../webhooks/from_config.ts";
-import { OCCUPANCY_KIND } from "../webhooks/occupancy.ts";
 
+import {
+  buildLimiters,
+  buildMetrics,
+  composeRooms,
+  foreign,
+  startOccupancy,
+  startSweeper,
+  webhookUsers,
+} from "./_compose_parts.ts";
 /** Options for `createServer`. Only `config` is required. */
 export interface ServerOptions {
   /** Validated configuration (see `loadConfig`). */
@@ -146,8 +151,6 @@ export interface Services {
   readonly pusherObserver: PusherObserver | undefined;
 }
 
-const SWEEP_INTERVAL_MS = 30_000;
-
 async function loadPolicy(path: string | undefined): Promise<RoomPolicy> {
   if (path === undefined) return new RoomPolicy();
   let text: string;
@@ -213,31 +216,6 @@ function openTickets(config: Config, clock: Clock, audit: AuditSink): Promise<Ti
   });
 }
 
-/** What {@linkcode buildRooms} needs. */
-interface RoomDeps extends Pick<Services, "broker" | "clock" | "audit"> {
-  history: Pick<HistoryConfig, "dedupeWindowMs">;
-  /** `MAX_BUFFERED_BYTES`: live frames held behind a replay count as unread data. */
-  maxHeldBytes: number;
-  limitsFor(room: string): HistoryLimits | null;
-  /** Told of each message published (`message_published`), when webhooks are on. */
-  webhooks: Webhooks | undefined;
-}
-
-/** Pusher's rooms and anonymous users (its `~` namespace): not the native webhooks' business. */
-const foreign = (name: string) => name.startsWith(PUSHER_ROOM_PREFIX);
-
-/** A room's history limits: a Pusher cache channel's, or the policy's (`null`: none). */
-function historyLimitsFor(
-  policy: RoomPolicy,
-  defaults: HistoryLimits | null,
-): (room: string) => HistoryLimits | null {
-  return (room) => {
-    // A Pusher room keeps history only as a cache channel (`null` for the others).
-    const pusher = pusherHistoryLimits(room);
-    return pusher !== undefined ? pusher : policy.historyFor(room, defaults);
-  };
-}
-
 /** The stores of history and presence rooms, when some room can have them. */
 async function openRoomStores(
   options: ServerOptions,
@@ -258,117 +236,6 @@ async function openRoomStores(
     () => new MemoryPresenceStore({ ttlMs: config.presence.ttlMs, clock }),
   );
   return { historyStore, presenceStore };
-}
-
-/** What the connections tell the webhooks: users coming and going (`user_online`/`user_offline`). */
-function webhookUsers(webhooks: Webhooks | undefined): ConnectionsOptions {
-  const occupancy = webhooks?.occupancy;
-  if (occupancy === undefined) return {};
-  return { onUser: (userId, online) => occupancy.user(userId, online) };
-}
-
-/** Starts the occupancy webhooks' heartbeats, heard through the rooms' system envelopes. */
-async function startOccupancy(webhooks: Webhooks | undefined, rooms: RoomManager): Promise<void> {
-  const occupancy = webhooks?.occupancy;
-  if (occupancy === undefined) return;
-  rooms.onSystem(OCCUPANCY_KIND, (envelope) => occupancy.heard(envelope));
-  await occupancy.start();
-}
-
-/** What the rooms tell the webhooks: messages published, members coming and going. */
-function webhookHooks(
-  webhooks: Webhooks | undefined,
-): Pick<RoomManagerOptions, "onPublished" | "onMembership"> {
-  if (webhooks === undefined) return {};
-  const { native, occupancy } = webhooks;
-  return {
-    onPublished: (room, frame) => native.published(room, frame),
-    ...(occupancy === undefined ? {} : { onMembership: (change) => occupancy.membership(change) }),
-  };
-}
-
-/** Rooms over the broker, with history when it has a store. */
-function buildRooms(deps: RoomDeps): RoomManager {
-  const { broker, clock, audit } = deps;
-  return new RoomManager({
-    broker,
-    clock,
-    ...(broker.history === undefined ? {} : {
-      history: {
-        limitsFor: deps.limitsFor,
-        dedupeWindowMs: deps.history.dedupeWindowMs,
-        // Live frames queued behind a replay are unread data too.
-        maxHeldBytes: deps.maxHeldBytes,
-      },
-    }),
-    onBusError: (err, room) => audit.record("bus_error", { room, error: errorMessage(err) }),
-    onHistoryGap: (room, missing) => audit.record("history_gap", { room, missing }),
-    onHistoryError: (err, room) =>
-      audit.record("bus_error", { room, error: `history: ${errorMessage(err)}` }),
-    ...webhookHooks(deps.webhooks),
-  });
-}
-
-/** Presence rooms, when a presence store is open; fed by the rooms' system envelopes. */
-function buildPresence(
-  section: PresenceConfig,
-  services: Pick<Services, "broker" | "rooms" | "presenceStore" | "policy" | "clock" | "audit">,
-): PresenceTracker | undefined {
-  const { broker, rooms, presenceStore, policy, clock, audit } = services;
-  if (presenceStore === undefined) return undefined;
-  const presence = new PresenceTracker({
-    bus: broker,
-    store: presenceStore,
-    // Per-isolate entries are told by gossip; a shared store is read and reconciled.
-    strategy: isPerIsolate(presenceStore.kind) ? "gossip" : "store",
-    // Every Pusher channel is tracked (its occupancy for the Pusher API), whatever `PRESENCE` says.
-    enabled: (room) => isPusherRoom(room) || policy.presenceFor(room, section.enabled),
-    diffMs: section.diffMs,
-    maxMembers: section.maxMembers,
-    clock,
-    onError: (err) => audit.record("bus_error", { error: `presence: ${errorMessage(err)}` }),
-  });
-  rooms.onSystem(PRESENCE_KIND, (envelope) => presence.receive(envelope));
-  return presence;
-}
-
-function buildMetrics(
-  services: Pick<
-    Services,
-    "connections" | "rooms" | "broker" | "historyStore" | "revocations" | "webhooks"
-  >,
-): Metrics {
-  const { connections, rooms, broker: bus, historyStore, revocations, webhooks } = services;
-  const metrics = new Metrics({
-    connections: () => connections.size,
-    rooms: () => rooms.size,
-    busGaps: () => bus.health().gaps,
-    busDropped: () => bus.health().dropped,
-    busUp: () => bus.health().status === "ok",
-    historyGaps: () => rooms.historyStats.gaps,
-    historyUp: () => historyStore === undefined || historyStore.health().status === "ok",
-    revocationsActive: () => revocations.active,
-    revokedCloses: () => revocations.closedTotal,
-  });
-  if (webhooks !== undefined) metrics.watchWebhooks(() => webhooks.engine.stats());
-  return metrics;
-}
-
-/** The per-user message limiter and the per-IP handshake limiter. */
-function buildLimiters(
-  limits: Pick<LimitsConfig, "rate" | "handshakesPerMinutePerIp">,
-  clock: Clock,
-): Pick<Services, "limiter" | "handshakeLimiter"> {
-  const { rate, handshakesPerMinutePerIp } = limits;
-  return {
-    limiter: new RateLimiter({ capacity: rate.capacity, refillPerSec: rate.refillPerSec, clock }),
-    handshakeLimiter: new RateLimiter({
-      capacity: handshakesPerMinutePerIp,
-      refillPerSec: handshakesPerMinutePerIp / 60,
-      maxKeys: 100_000,
-      clock,
-    }),
-  };
 }
 
 /**
@@ -403,31 +270,14 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     protocols: pusherHooks === undefined ? [] : [pusherHooks],
   });
   const connections = new Connections(webhookUsers(webhooks));
-  const { history } = config;
-  const defaultHistory = history.size > 0 ? { size: history.size, ttlMs: history.ttlMs } : null;
-  const limitsFor = historyLimitsFor(policy, defaultHistory);
-  const maxHeldBytes = config.limits.maxBufferedBytes;
-  const rooms = buildRooms({
+  const { rooms, presence, historyReader } = composeRooms(config, {
     broker,
-    clock,
-    audit,
-    history,
-    maxHeldBytes,
-    limitsFor,
-    webhooks,
-  });
-  const presence = buildPresence(config.presence, {
-    broker,
-    rooms,
+    historyStore,
     presenceStore,
     policy,
     clock,
     audit,
-  });
-  const historyReader = new HistoryReader({
-    ...(historyStore === undefined ? {} : { store: historyStore }),
-    limitsFor,
-    pageBytes: history.pageBytes,
+    webhooks,
   });
   const { limiter, handshakeLimiter } = buildLimiters(config.limits, clock);
   const tickets = options.tickets ?? await openTickets(config, clock, audit);
@@ -441,12 +291,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     occupancy: webhooks?.occupancyStore?.shared === true ? webhooks.occupancyStore : undefined,
   });
   await startOccupancy(webhooks, rooms);
-  const sweeper = clock.setInterval(() => {
-    limiter.sweep();
-    handshakeLimiter.sweep();
-    tickets.sweep?.();
-    revocations.sweep();
-  }, SWEEP_INTERVAL_MS);
+  const sweeper = startSweeper(clock, [limiter, handshakeLimiter, tickets, revocations]);
   return {
     clock,
     audit,

@@ -119,10 +119,7 @@ export const PresenceRequest = z.strictObject({
 /** Longest RPC method name, in characters. */
 export const MAX_METHOD_LENGTH = 128;
 
-/**
- * `{"type":"rpc","method":M,"payload":P,"id":I}`: a call to the backend
- * (`HOOK_RPC_URL`), answered by `rpc_result` or an `error` with the same id.
- */
+/** `rpc`: a call to the backend (`HOOK_RPC_URL`), answered by `rpc_result` or `error` (same id). */
 export const RpcRequest = z.strictObject({
   type: z.literal("rpc"),
   method: z.string().min(1).max(MAX_METHOD_LENGTH),
