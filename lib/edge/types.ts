@@ -29,6 +29,15 @@ export interface WebSocketLike {
   close(code?: number, reason?: string): void;
 }
 
+/**
+ * A session's backlog on its socket, for `SessionPort.bufferedAmount`: what
+ * the socket still holds, or 0 once the session ended and the socket closed
+ * (a closed socket's count no longer drains).
+ */
+export function socketBacklog(ws: WebSocketLike, ended: boolean): number {
+  return ended && ws.readyState === WebSocket.CLOSED ? 0 : ws.bufferedAmount;
+}
+
 /** What an accepted upgrade gives the core. */
 export interface Upgraded {
   /** The socket; its `open` event fires once the 101 is on its way. */

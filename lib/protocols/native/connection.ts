@@ -10,7 +10,7 @@
 import { CloseCode, ErrorCode } from "../../codes.ts";
 import type { CoreSession } from "../../core/session.ts";
 import type { CoreContext, Outcome, SessionError, SessionPort } from "../../core/types.ts";
-import type { WebSocketLike } from "../../edge/types.ts";
+import { socketBacklog, type WebSocketLike } from "../../edge/types.ts";
 import type { PresenceEvent } from "../../core/presence/mod.ts";
 import {
   type ClientMessage,
@@ -76,8 +76,7 @@ export class NativeConnection implements SessionPort, Flushable {
 
   /** Bytes queued in the socket, not yet written to the network. */
   get bufferedAmount(): number {
-    const closed = this.#ws.readyState === WebSocket.CLOSED;
-    return this.#core.ended && closed ? 0 : this.#ws.bufferedAmount;
+    return socketBacklog(this.#ws, this.#core.ended);
   }
 
   /** True once the socket is fully closed. */

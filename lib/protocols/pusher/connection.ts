@@ -15,7 +15,7 @@ import type { PresenceEvent } from "../../core/presence/mod.ts";
 import type { Revocations } from "../../core/revocations.ts";
 import type { CoreSession } from "../../core/session.ts";
 import type { CoreContext, SessionPort } from "../../core/types.ts";
-import type { WebSocketLike } from "../../edge/types.ts";
+import { socketBacklog, type WebSocketLike } from "../../edge/types.ts";
 import type { ActivityWatch, Watched } from "./activity.ts";
 import type { PusherApp } from "./apps.ts";
 import { authorizeSignin } from "./authorize.ts";
@@ -127,8 +127,7 @@ export class PusherConnection implements SessionPort, Watched {
 
   /** Bytes queued in the socket, not yet written to the network. */
   get bufferedAmount(): number {
-    const closed = this.#ws.readyState === WebSocket.CLOSED;
-    return this.#core.ended && closed ? 0 : this.#ws.bufferedAmount;
+    return socketBacklog(this.#ws, this.#core.ended);
   }
 
   /** True once the socket is fully closed. */
