@@ -1,41 +1,23 @@
 /**
- * Keeps the committed browser bundle `web/client/client.js` in step with its
- * source `lib/client/` (entry `client.ts`): re-bundles with the same command
- * as `deno task build:client` (minified, names kept) into a temp file and
- * compares byte for byte.
+ * Keeps the browser client's two builds in step with their one source,
+ * `packages/client/src/` (entry `client.ts`): the committed bundle the
+ * server serves as `/client.js` (`web/client/client.js`) must equal a fresh
+ * bundle, and the npm package (`packages/client/dist`, built by the same
+ * `scripts/build_packages.ts`) must export exactly what the bundle exports.
  *
  * @module
  */
 import assert from "node:assert/strict";
+import { buildPackage, bundleWebClient } from "../scripts/build_packages.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const COMMITTED = new URL("web/client/client.js", ROOT);
 
-Deno.test("web/client/client.js is the current bundle of lib/client/client.ts", async () => {
+Deno.test("web/client/client.js is the current bundle of packages/client/src", async () => {
   const dir = await Deno.makeTempDir({ prefix: "client_bundle_" });
   try {
     const fresh = `${dir}/client.js`;
-    // Same arguments as the build:client task, run from the repo root like deno task does:
-    // the bundle names its source relative to the working directory.
-    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "bundle",
-        "--quiet",
-        "--minify",
-        "--keep-names",
-        "--platform",
-        "browser",
-        "--format",
-        "esm",
-        "lib/client/client.ts",
-        "-o",
-        fresh,
-      ],
-      cwd: ROOT,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(code, 0, `deno bundle failed: ${new TextDecoder().decode(stderr)}`);
+    await bundleWebClient(fresh);
     const expected = await Deno.readTextFile(fresh);
     let committed: string;
     try {
@@ -45,7 +27,7 @@ Deno.test("web/client/client.js is the current bundle of lib/client/client.ts", 
     }
     assert.ok(
       committed === expected,
-      "web/client/client.js is stale (it differs from a fresh bundle of lib/client/client.ts): " +
+      "web/client/client.js is stale (it differs from a fresh bundle of packages/client/src): " +
         "run deno task build:client and commit the result",
     );
   } finally {
@@ -60,7 +42,31 @@ Deno.test("the bundle is a self-contained browser ES module", async () => {
   assert.doesNotMatch(text, /(?:^|[;}])\s*import\s*[\w{*"']/m);
   assert.doesNotMatch(text, /\bDeno\.[A-Za-z]/);
   const mod = await import(COMMITTED.href) as Record<string, unknown>;
-  for (const name of ["connect", "RealtimeClient", "RealtimeError", "backoffDelay"]) {
+  for (
+    const name of ["connect", "RealtimeClient", "RealtimeError", "Subscription", "backoffDelay"]
+  ) {
     assert.equal(typeof mod[name], "function", `the bundle exports ${name}`);
+  }
+});
+
+Deno.test("the npm package and /client.js export the same API from the same source", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "client_dist_" });
+  try {
+    await buildPackage("client", dir);
+    const dist = await import(`file://${dir}/client.js`) as Record<string, unknown>;
+    const bundle = await import(COMMITTED.href) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(dist).sort(), Object.keys(bundle).sort());
+    const types = await Deno.readTextFile(`${dir}/client.d.ts`);
+    assert.match(types, /export declare function connect\(/);
+    assert.doesNotMatch(types, /from "[^"]+\.ts"/, "declarations import .js specifiers");
+    // No runtime dependency: every import in the package is relative.
+    for await (const entry of Deno.readDir(dir)) {
+      const text = await Deno.readTextFile(`${dir}/${entry.name}`);
+      for (const [, specifier] of text.matchAll(/^(?:import|export)\b[^;]*?\bfrom\s+"([^"]+)"/gm)) {
+        assert.match(specifier!, /^\.\//, `${entry.name} imports only its siblings`);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connect, type PresenceChange } from "../lib/client/client.ts";
+import { connect, type PresenceChange } from "../packages/client/src/client.ts";
 import { eventually, startServer, token } from "./_helpers.ts";
 import { CuttableProxy } from "./_proxy.ts";
 

@@ -3,8 +3,8 @@
  * with the network cut under it by a proxy rather than sockets closed politely.
  */
 import assert from "node:assert/strict";
-import { connect } from "../lib/client/client.ts";
-import type { RejoinInfo, RoomMessage } from "../lib/client/client.ts";
+import { connect } from "../packages/client/src/client.ts";
+import type { RejoinInfo, RoomMessage } from "../packages/client/src/client.ts";
 import { eventually, startServer, token } from "./_helpers.ts";
 import { CuttableProxy } from "./_proxy.ts";
 

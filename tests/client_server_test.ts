@@ -3,8 +3,8 @@
  * client_test.ts): what users' code will actually do.
  */
 import assert from "node:assert/strict";
-import { connect, RealtimeError } from "../lib/client/client.ts";
-import type { RoomMessage } from "../lib/client/client.ts";
+import { connect, RealtimeError } from "../packages/client/src/client.ts";
+import type { RoomMessage } from "../packages/client/src/client.ts";
 import { eventually, startServer, token } from "./_helpers.ts";
 
 Deno.test("client ↔ server: join, publish with ack, receive, leave", async () => {

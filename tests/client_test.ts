@@ -16,7 +16,7 @@ import {
   type RealtimeEventName,
   type RealtimeEvents,
   type RoomMessage,
-} from "../lib/client/client.ts";
+} from "../packages/client/src/client.ts";
 
 type Json = Record<string, unknown>;
 

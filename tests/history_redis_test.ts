@@ -7,8 +7,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connect as connectClient, type RejoinInfo } from "../lib/client/client.ts";
-import type { RealtimeClient, RoomMessage } from "../lib/client/client.ts";
+import { connect as connectClient, type RejoinInfo } from "../packages/client/src/client.ts";
+import type { RealtimeClient, RoomMessage } from "../packages/client/src/client.ts";
 import { loadConfig } from "../lib/config.ts";
 import { createBus } from "../lib/bus/from_config.ts";
 import { createHistoryStore, historyStoreSlice } from "../lib/store/history/from_config.ts";

@@ -20,7 +20,7 @@ import {
   writePolicy,
 } from "./_helpers.ts";
 import { answer, startHookBackend } from "./_hook_backend.ts";
-import { connect as connectClient, RealtimeError } from "../lib/client/client.ts";
+import { connect as connectClient, RealtimeError } from "../packages/client/src/client.ts";
 
 const HOOK_SECRET = "hook-secret-that-is-long-enough-012345";
 

@@ -6,7 +6,7 @@
  * file fails the boot rather than a request, and each is served from memory
  * with a strong ETag.
  *
- * `web/client/client.js` is generated from `lib/client/client.ts` by
+ * `web/client/client.js` is generated from `packages/client/src/client.ts` by
  * `deno task build:client` and committed (outside `lib/`, beside the admin
  * page's bundle, so generated code never sits beside its source): the server cannot transpile
  * TypeScript cheaply at runtime, and `tests/client_bundle_test.ts` fails when

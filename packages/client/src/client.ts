@@ -31,7 +31,7 @@
  *
  * @module
  */
-import type { JsonValue } from "../protocols/native/protocol.ts";
+import type { JsonValue } from "./wire.ts";
 import { RealtimeError } from "./errors.ts";
 import type { RealtimeEventName, RealtimeEvents } from "./events.ts";
 import type { ClientFrame } from "./frames.ts";
@@ -39,6 +39,7 @@ import type { ConnectOptions, UrlSource } from "./options.ts";
 import type { PresenceSnapshot } from "./presence.ts";
 import { assertRoomName, JoinedRoom, type RoomPosition } from "./room.ts";
 import { Session } from "./session.ts";
+import { Subscription, type SubscriptionOwner } from "./subscription.ts";
 import type {
   ConnectionState,
   HistoryOptions,
@@ -55,6 +56,7 @@ export type { RealtimeEventName, RealtimeEvents } from "./events.ts";
 export type { ConnectOptions, TokenSource, UrlSource } from "./options.ts";
 export type { PresenceChange, PresenceMember, PresenceSnapshot } from "./presence.ts";
 export type { RejoinInfo, RoomPosition } from "./room.ts";
+export { Subscription } from "./subscription.ts";
 export type { WebSocketConstructor, WebSocketLike } from "./transport.ts";
 export type {
   ConnectionState,
@@ -66,7 +68,10 @@ export type {
   RoomMessage,
   WelcomeInfo,
 } from "./types.ts";
-export type { JsonValue };
+export type { CloseCode, ErrorCode, JsonValue } from "./wire.ts";
+
+/** How the client stores a subscription's handler. */
+type StoredHandler = RoomHandler<never>;
 
 /**
  * Opens a reconnecting connection to the realtime server. Never throws for
@@ -112,6 +117,14 @@ export function connect(url: UrlSource, options: ConnectOptions = {}): RealtimeC
  */
 export class RealtimeClient {
   readonly #session: Session;
+  /** Joins on their way, by room, so that a second `join` waits for the first. */
+  readonly #joining = new Map<string, Promise<void>>();
+  readonly #owner: SubscriptionOwner = {
+    attached: (room, handler) =>
+      this.#session.rooms.get(room)?.handlers.has(handler as StoredHandler) ?? false,
+    detach: (room, handler) => this.#detach(room, handler),
+    position: (room) => this.position(room),
+  };
 
   /**
    * Prefer {@linkcode connect}.
@@ -193,9 +206,13 @@ export class RealtimeClient {
   }
 
   /**
-   * Joins a room. Resolves once the server answers `joined`; from then on,
-   * `handler` receives the room's messages, across reconnects, until `leave`.
-   * Joining a room already joined only replaces its handler.
+   * Joins a room, or adds a handler to a room already joined. Resolves once
+   * the server answers `joined` with a {@linkcode Subscription}; from then on,
+   * `handler` receives the room's messages, across reconnects, until
+   * `subscription.unsubscribe()` or `leave(room)`. A room may have several
+   * subscriptions, each with its own handler, called in the order they
+   * subscribed; the client stays in the room until the last one unsubscribes.
+   * Joins of a room already being joined share the one request.
    *
    * Rejects with a {@linkcode RealtimeError} carrying the server's code
    * (`forbidden`, `too_many_rooms`, …) or `timeout`, `queue_full`, `closed`;
@@ -203,46 +220,74 @@ export class RealtimeClient {
    *
    * @example
    * ```ts ignore
-   * await rt.join<{ text: string }>("chat:lobby", (payload, message) => {
+   * const sub = await rt.join<{ text: string }>("chat:lobby", (payload, message) => {
    *   console.log(`${message.from}: ${payload.text}`);
    * });
+   * await sub.unsubscribe();
    * ```
    *
    * In a history room, messages carry `offset` and `epoch`, and by default
    * every rejoin after a reconnect asks for what was missed: replayed messages
-   * reach `handler` like live ones, in order, never twice; see the `"rejoin"`
+   * reach the handlers like live ones, in order, never twice; see the `"rejoin"`
    * event.
    *
    * @param room room name: 1–128 of `A-Z a-z 0-9 _ - . : @ /`
    * @param handler receives each message published to the room
-   * @param options recovery on rejoin
-   * @returns resolves on `joined`
+   * @param options recovery on rejoin (the first subscription's choice holds for the room)
+   * @returns resolves on `joined` with this handler's subscription
    */
   join<T = JsonValue>(
     room: string,
     handler: RoomHandler<T>,
     options: JoinOptions = {},
-  ): Promise<void> {
+  ): Promise<Subscription> {
     const { recover = true } = options;
     try {
       assertRoomName("join room", room);
     } catch (err) {
       return Promise.reject(err);
     }
+    // One function per subscription, so that one handler may subscribe twice.
+    const stored: StoredHandler = (payload, message) => {
+      handler(payload as T, message as RoomMessage<T>);
+    };
+    return this.#attach(room, stored, recover).then(() =>
+      new Subscription(room, this.#owner, stored)
+    );
+  }
+
+  #attach(room: string, stored: StoredHandler, recover: boolean): Promise<void> {
     const existing = this.#session.rooms.get(room);
     if (existing !== undefined) {
-      existing.handler = handler as RoomHandler<never>;
+      existing.handlers.add(stored);
       return Promise.resolve();
     }
-    return this.#session.request(
+    const pending = this.#joining.get(room);
+    // The room may have been left again by the time that join settles: attach anew then.
+    if (pending !== undefined) return pending.then(() => this.#attach(room, stored, recover));
+    const request = this.#session.request(
       { type: "join", room, id: this.#session.requests.newId() },
       "join",
       (reply) => {
-        const joined = new JoinedRoom(handler as RoomHandler<never>, recover);
+        const joined = new JoinedRoom<StoredHandler>(stored, recover);
         if (reply.type === "joined") joined.joined(reply);
         this.#session.rooms.add(room, joined);
       },
     );
+    this.#joining.set(room, request);
+    const settled = () => {
+      if (this.#joining.get(room) === request) this.#joining.delete(room);
+    };
+    request.then(settled, settled);
+    return request;
+  }
+
+  #detach(room: string, stored: unknown): Promise<void> {
+    const joined = this.#session.rooms.get(room);
+    if (joined === undefined || !joined.handlers.delete(stored as StoredHandler)) {
+      return Promise.resolve();
+    }
+    return joined.handlers.size > 0 ? Promise.resolve() : this.leave(room);
   }
 
   /**
@@ -304,7 +349,8 @@ export class RealtimeClient {
   }
 
   /**
-   * Leaves a room. Its handler stops receiving messages immediately; the
+   * Leaves a room, ending all its subscriptions: their handlers stop receiving
+   * messages immediately; the
    * promise resolves when the server answers `left` (a `not_joined` answer
    * counts as success). While disconnected it usually resolves at once, since
    * the next connection simply does not rejoin the room; a `join` still queued

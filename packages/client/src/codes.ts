@@ -3,13 +3,13 @@
  * can carry, the close codes the client sends itself, and the server's close
  * codes its reconnect decision turns on.
  *
- * Values here are literals, because the bundle may not import the server's
- * modules; the type annotations make the compiler hold them equal to
- * `ErrorCode` and `CloseCode` in `../codes.ts`.
+ * Values here are literals, because the package may not import the server's
+ * modules; `wire.ts` holds the server's code sets, checked equal to the
+ * server's `lib/codes.ts` by `tests/client_wire_test.ts`.
  *
  * @module
  */
-import type { CloseCode, ErrorCode } from "../codes.ts";
+import type { CloseCode, ErrorCode } from "./wire.ts";
 
 /**
  * Codes a `RealtimeError` can carry: every server error code plus
@@ -50,8 +50,8 @@ export const ClientCloseCode = {
 } as const;
 
 /** The server is done with us: never reconnect. */
-export const CLOSE_NORMAL: typeof CloseCode.Normal = 1000;
+export const CLOSE_NORMAL = 1000 satisfies CloseCode;
 /** The token expired: reconnect only with a fresh credential. */
-export const CLOSE_TOKEN_EXPIRED: typeof CloseCode.TokenExpired = 4401;
+export const CLOSE_TOKEN_EXPIRED = 4401 satisfies CloseCode;
 /** The credential was refused: reconnect only with a fresh one. */
-export const CLOSE_FORBIDDEN: typeof CloseCode.Forbidden = 4403;
+export const CLOSE_FORBIDDEN = 4403 satisfies CloseCode;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { JsonValue, ServerMessage } from "../protocols/native/protocol.ts";
+import type { JsonValue, ServerMessage } from "./wire.ts";
 import type { RoomPosition } from "./room.ts";
 
 /** A frame the client sends; every one but `ping` is a request awaiting a reply. */

@@ -6,7 +6,18 @@
  */
 import type { UrlSource } from "./options.ts";
 
-/** The subset of the DOM `WebSocket` the client uses, so tests can inject a fake. */
+/**
+ * An event handler property of {@linkcode WebSocketLike}. Declared as a
+ * method, so that implementations whose handlers take a richer event (the
+ * DOM's `MessageEvent`, `ws`'s `WebSocket.MessageEvent`) still fit.
+ */
+export type SocketHandler<E> = { bivarianceHack(event: E): void }["bivarianceHack"] | null;
+
+/**
+ * The subset of the DOM `WebSocket` the client uses. Browsers', Deno's,
+ * Bun's and Node 22's global `WebSocket` fit, and so does the `ws` package's;
+ * no DOM type is needed to compile against it.
+ */
 export interface WebSocketLike {
   /** 0 connecting, 1 open, 2 closing, 3 closed. */
   readonly readyState: number;
@@ -15,16 +26,16 @@ export interface WebSocketLike {
   /** Start the closing handshake. */
   close(code?: number, reason?: string): void;
   /** Called once the handshake succeeded. */
-  onopen: ((event: Event) => void) | null;
-  /** Called for every frame. */
-  onmessage: ((event: MessageEvent) => void) | null;
+  onopen: SocketHandler<unknown>;
+  /** Called for every frame; the client reads text frames only. */
+  onmessage: SocketHandler<{ readonly data: unknown }>;
   /** Called once, when the socket is closed for whatever reason. */
-  onclose: ((event: CloseEvent) => void) | null;
+  onclose: SocketHandler<{ readonly code: number; readonly reason: string }>;
   /** Called on failure, always followed by `onclose`. */
-  onerror: ((event: Event) => void) | null;
+  onerror: SocketHandler<unknown>;
 }
 
-/** A constructor compatible with the DOM `WebSocket`. */
+/** A constructor compatible with the DOM `WebSocket` (and `ws`'s). */
 export type WebSocketConstructor = new (
   url: string,
   protocols?: string | string[],

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ServerMessage } from "../protocols/native/protocol.ts";
+import type { ServerMessage } from "./wire.ts";
 import { RealtimeError } from "./errors.ts";
 import type { ClientFrame } from "./frames.ts";
 import { sendJson, type WebSocketLike } from "./transport.ts";

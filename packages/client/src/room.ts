@@ -1,12 +1,12 @@
 /**
- * One joined room on the client: its handler and, in a history room, the
+ * One joined room on the client: its handlers (one per subscription) and, in a history room, the
  * stream position it has seen, so that a rejoin can ask the server for
  * exactly what was missed (`since`) and a replayed message is never handed
  * to the app twice.
  *
  * @module
  */
-import type { ServerMessage } from "../protocols/native/protocol.ts";
+import type { ServerMessage } from "./wire.ts";
 
 /** A position in a history room's stream, as the server reports it. */
 export interface RoomPosition {
@@ -28,15 +28,15 @@ type Joined = Extract<ServerMessage, { type: "joined" }>;
 
 /** The client's state for one joined room. */
 export class JoinedRoom<H> {
-  /** Receives the room's messages. */
-  handler: H;
+  /** Receive the room's messages, in the order they subscribed. */
+  readonly handlers: Set<H> = new Set();
   /** Whether rejoins ask to recover missed messages. */
   readonly recover: boolean;
   #position: RoomPosition | undefined;
 
-  /** @param handler the app's handler @param recover send `since` on rejoins */
+  /** @param handler the first subscription's handler @param recover send `since` on rejoins */
   constructor(handler: H, recover: boolean) {
-    this.handler = handler;
+    this.handlers.add(handler);
     this.recover = recover;
   }
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { JsonValue } from "../protocols/native/protocol.ts";
+import type { JsonValue } from "./wire.ts";
 
 /** Where the client is in its connection lifecycle; see {@linkcode RealtimeClient.state}. */
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { JsonValue, ServerMessage } from "../protocols/native/protocol.ts";
+import type { JsonValue, ServerMessage } from "./wire.ts";
 
 /** One user in a presence room. */
 export interface PresenceMember {

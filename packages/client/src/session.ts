@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { ServerMessage } from "../protocols/native/protocol.ts";
+import type { ServerMessage } from "./wire.ts";
 import { mayReconnectAfter, Reconnector } from "./backoff.ts";
 import { Connection } from "./connection.ts";
 import { RealtimeError } from "./errors.ts";
@@ -190,11 +190,15 @@ export class Session {
   #deliver(message: Extract<ServerMessage, { type: "message" }>): void {
     const joined = this.rooms.get(message.room);
     if (joined === undefined || !joined.accept(message)) return;
-    const handler = joined.handler as RoomHandler<unknown>;
-    try {
-      handler(message.payload, message as RoomMessage<unknown>);
-    } catch (err) {
-      report(err);
+    for (const handler of [...joined.handlers] as RoomHandler<unknown>[]) {
+      // A handler may have closed the client, left the room or unsubscribed another.
+      if (this.rooms.get(message.room) !== joined) return;
+      if (!joined.handlers.has(handler as RoomHandler<never>)) continue;
+      try {
+        handler(message.payload, message as RoomMessage<unknown>);
+      } catch (err) {
+        report(err);
+      }
     }
   }
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ServerMessage } from "../protocols/native/protocol.ts";
+import type { ServerMessage } from "./wire.ts";
 import { type PresenceChange, type PresenceSnapshot, RoomPresence } from "./presence.ts";
 import type { JoinedRoom, RoomPosition } from "./room.ts";
 import type { RoomHandler } from "./types.ts";
