@@ -78,7 +78,7 @@ export async function bundleWebClient(out: string): Promise<void> {
   ], "deno bundle");
 }
 
-/** Where Deno's npm cache keeps `name` at the version deno.lock pins. */
+/** The declaration entry of npm package `name` in Deno's cache, at the version deno.lock pins. */
 async function cachedNpmPackage(name: string): Promise<string> {
   const lock = JSON.parse(await Deno.readTextFile(new URL("deno.lock", ROOT))) as {
     npm?: Record<string, unknown>;
@@ -93,7 +93,18 @@ async function cachedNpmPackage(name: string): Promise<string> {
       (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output()).stdout,
     ),
   ) as { npmCache: string };
-  return `${npmCache}/registry.npmjs.org/${name}/${version}`;
+  const dir = `${npmCache}/registry.npmjs.org/${name}/${version}`;
+  // The compiler's `paths` wants the declaration file itself, from `types` or `exports`.
+  const manifest = JSON.parse(await Deno.readTextFile(`${dir}/package.json`)) as {
+    types?: string;
+    typings?: string;
+    exports?: Record<string, unknown>;
+  };
+  const dot = manifest.exports?.["."] as { types?: unknown } | undefined;
+  const types = typeof dot?.types === "string"
+    ? dot.types
+    : manifest.types ?? manifest.typings ?? "index.d.ts";
+  return `${dir}/${types.replace(/^\.\//, "")}`;
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Every path the server answers, in one table: the WebSocket handshake, the
- * health and metrics probes, the ticket, publish, revoke and admin APIs, the
+ * health and metrics probes, the ticket, publish, read, revoke and admin APIs, the
  * Pusher handshake and HTTP API (when there are Pusher apps), the dev token,
  * then the static routes a caller adds (the client module, the
  * demo and admin pages). Which method each answers and whether it stops
@@ -17,6 +17,7 @@ import { adminStatsRoute } from "./routes/admin_stats.ts";
 import { devTokenRoute } from "./routes/dev_token.ts";
 import { metricsRoute } from "./routes/metrics.ts";
 import { publishApi } from "./routes/publish_api.ts";
+import { readApi } from "./routes/read_api.ts";
 import { revokeRoute } from "./routes/revoke.ts";
 import { ticketRoutes } from "./routes/ticket.ts";
 import { pusherApiRoutes } from "../protocols/pusher/api_routes.ts";
@@ -25,7 +26,7 @@ import type { Section } from "./admin/stats.ts";
 
 /** What {@linkcode routeTable} needs. */
 export interface RouteTableDeps {
-  config: Pick<Config, "auth" | "admin" | "limits">;
+  config: Pick<Config, "auth" | "admin" | "limits" | "presence">;
   services: Services;
   /** The full health report (the admin feed's); `/healthz` shows its public view. */
   health(): Health;
@@ -113,6 +114,15 @@ function apiRoutes(deps: RouteTableDeps): Route[] {
     shutdownSignal,
   });
   const adminStats = adminStatsHandler(deps);
+  const read = readApi({
+    admin,
+    verifier,
+    audit,
+    counters,
+    history: services.historyReader,
+    presenceStore: services.presenceStore,
+    presenceFor: (room) => services.policy.presenceFor(room, deps.config.presence.enabled),
+  });
   const revoke = revokeRoute({
     admin,
     revocationTtlMs: auth.revocations.ttlMs,
@@ -137,6 +147,18 @@ function apiRoutes(deps: RouteTableDeps): Route[] {
       methods: ["POST"],
       drains: true,
       handler: (req, { ip }) => publish(req, ip),
+    },
+    {
+      path: "/api/history",
+      methods: ["GET"],
+      drains: false,
+      handler: (req, { url, ip }) => read.history(req, url, ip),
+    },
+    {
+      path: "/api/presence",
+      methods: ["GET"],
+      drains: false,
+      handler: (req, { url, ip }) => read.presence(req, url, ip),
     },
     {
       path: "/api/admin/stats",
