@@ -8,15 +8,18 @@
  * @module
  */
 import type { Bus, BusHealth, Envelope } from "../bus/types.ts";
+import { StoreUnavailableError } from "../store/types.ts";
 import type {
   AppendOptions,
   AppendResult,
+  Broker,
+  BrokerKind,
+  DeliveryHandler,
   HistoryLimits,
   HistoryStore,
+  LiveOptions,
   StreamPosition,
-} from "../store/history/types.ts";
-import { StoreUnavailableError } from "../store/types.ts";
-import type { Broker, BrokerKind, DeliveryHandler, LiveOptions } from "./types.ts";
+} from "./types.ts";
 
 /** The parts a broker is made of. */
 export interface BrokerParts<S extends HistoryStore = HistoryStore> {

@@ -27,6 +27,9 @@ import type {
   StreamPosition,
 } from "../store/history/types.ts";
 
+// The history types a broker's callers and strategies use, from here with the broker's own.
+export type { AppendOptions, AppendResult, HistoryLimits, HistoryStore, StreamPosition };
+
 /** The strategies, one per implementation file. */
 export type BrokerKind = "per-isolate" | "shared-store" | "redis" | "kv";
 

@@ -13,7 +13,8 @@ import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import type { RoomPolicy } from "../core/room_policy.ts";
 import { errorMessage } from "../errors.ts";
-import { createOccupancyStore, occupancyStoreSlice } from "../store/occupancy/from_config.ts";
+import { createOccupancyStore } from "../store/occupancy/from_config.ts";
+import { storeSliceOf } from "../store/_slice.ts";
 import type { OccupancyStore } from "../store/occupancy/types.ts";
 import { createWebhookQueue, webhookQueueSlice } from "../store/webhooks/from_config.ts";
 import { MemoryWebhookQueue } from "../store/webhooks/memory.ts";
@@ -104,7 +105,7 @@ export async function openWebhooks(
   let store: OccupancyStore | undefined;
   let occupancy: OccupancyWebhooks | undefined;
   if (OccupancyWebhooks.wanted(engine) || shares.length > 0) {
-    store = await createOccupancyStore(occupancyStoreSlice(config), { clock, onError });
+    store = await createOccupancyStore(storeSliceOf(config), { clock, onError });
     occupancy = new OccupancyWebhooks({
       store,
       engine,

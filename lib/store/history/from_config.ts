@@ -8,7 +8,7 @@
  */
 import type { Config } from "../../config.ts";
 import { toError } from "../../errors.ts";
-import { leaseKvFor, redisOf, storeSliceOf } from "../_slice.ts";
+import { openStore, storeSliceOf } from "../_slice.ts";
 import type { StoreContext, StoreSlice } from "../types.ts";
 import { KvHistoryStore } from "./kv.ts";
 import { MemoryHistoryStore } from "./memory.ts";
@@ -43,24 +43,14 @@ export async function createHistoryStore(
   slice: HistoryStoreSlice,
   context: StoreContext,
 ): Promise<HistoryStore> {
-  const { clock, onError } = context;
-  switch (slice.kind) {
-    case "memory":
-      return new MemoryHistoryStore({
-        maxBytes: slice.maxBytes,
-        ...(clock === undefined ? {} : { clock }),
-      });
-    case "redis":
-      return await createRedisHistoryStore({
-        ...redisOf(slice, "HISTORY_STORE"),
-        ...(onError === undefined ? {} : { onError }),
-      });
-    case "kv":
-      return new KvHistoryStore({
-        ...await leaseKvFor(slice),
-        prefix: [slice.kv.prefix],
+  const { maxBytes } = slice;
+  return await openStore<HistoryStore>(slice, context, {
+    memory: (common) => new MemoryHistoryStore({ ...common, maxBytes }),
+    redis: ({ clock: _clock, ...common }) => createRedisHistoryStore(common),
+    kv: ({ onError, ...common }) =>
+      new KvHistoryStore({
+        ...common,
         ...(onError === undefined ? {} : { onError: (err) => onError(toError(err)) }),
-        ...(clock === undefined ? {} : { clock }),
-      });
-  }
+      }),
+  }, "HISTORY_STORE");
 }

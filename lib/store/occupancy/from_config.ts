@@ -5,49 +5,34 @@
  *
  * @module
  */
-import type { Config } from "../../config.ts";
-import { leaseKvFor, redisOf, storeSliceOf } from "../_slice.ts";
+import { openStore } from "../_slice.ts";
 import type { StoreContext, StoreSlice } from "../types.ts";
 import { KvOccupancyStore } from "./kv.ts";
 import { MemoryOccupancyStore } from "./memory.ts";
 import { RedisOccupancyStore } from "./redis.ts";
 import type { OccupancyStore } from "./types.ts";
 
-/** What the occupancy store reads of the configuration: only where it lives. */
-export type OccupancyStoreSlice = StoreSlice;
-
-/** The occupancy store's slice of `config`. */
-export function occupancyStoreSlice(config: Pick<Config, "store">): OccupancyStoreSlice {
-  return storeSliceOf(config);
-}
-
 /**
- * The configured occupancy store. Redis keys are prefixed with `BUS_CHANNEL`.
+ * The configured occupancy store: it reads only where shared state lives
+ * (`storeSliceOf(config)`). Redis keys are prefixed with `BUS_CHANNEL`.
  *
  * @example
  * ```ts ignore
- * const store = await createOccupancyStore(occupancyStoreSlice(config), {});
+ * const store = await createOccupancyStore(storeSliceOf(config), {});
  * ```
  */
 export async function createOccupancyStore(
-  slice: OccupancyStoreSlice,
+  slice: StoreSlice,
   context: StoreContext,
 ): Promise<OccupancyStore> {
-  const errors = context.onError === undefined ? {} : { onError: context.onError };
-  switch (slice.kind) {
-    case "memory":
-      return new MemoryOccupancyStore();
-    case "redis": {
-      const store = new RedisOccupancyStore({ ...redisOf(slice, "STORE"), ...errors });
+  return await openStore<OccupancyStore>(slice, context, {
+    memory: () => new MemoryOccupancyStore(),
+    redis: async (common) => {
+      const store = new RedisOccupancyStore(common);
       // Waits (2 s at most) for the first connection; never rejects for an unreachable Redis.
       await store.ready(2000);
       return store;
-    }
-    case "kv":
-      return new KvOccupancyStore({
-        ...await leaseKvFor(slice),
-        prefix: [slice.kv.prefix],
-        ...errors,
-      });
-  }
+    },
+    kv: (common) => new KvOccupancyStore(common),
+  });
 }

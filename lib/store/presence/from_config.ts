@@ -6,7 +6,7 @@
  * @module
  */
 import type { Config } from "../../config.ts";
-import { leaseKvFor, redisOf, storeSliceOf } from "../_slice.ts";
+import { openStore, storeSliceOf } from "../_slice.ts";
 import type { StoreContext, StoreSlice } from "../types.ts";
 import { KvPresenceStore } from "./kv.ts";
 import { MemoryPresenceStore } from "./memory.ts";
@@ -36,24 +36,10 @@ export async function createPresenceStore(
   slice: PresenceStoreSlice,
   context: StoreContext,
 ): Promise<PresenceStore> {
-  const { clock, onError } = context;
   const { ttlMs } = slice;
-  switch (slice.kind) {
-    case "memory":
-      return new MemoryPresenceStore({ ttlMs, ...(clock === undefined ? {} : { clock }) });
-    case "redis":
-      return await createRedisPresenceStore({
-        ...redisOf(slice, "STORE"),
-        ttlMs,
-        ...(onError === undefined ? {} : { onError }),
-      });
-    case "kv":
-      return new KvPresenceStore({
-        ...await leaseKvFor(slice),
-        prefix: [slice.kv.prefix],
-        ttlMs,
-        ...(onError === undefined ? {} : { onError }),
-        ...(clock === undefined ? {} : { clock }),
-      });
-  }
+  return await openStore<PresenceStore>(slice, context, {
+    memory: (common) => new MemoryPresenceStore({ ...common, ttlMs }),
+    redis: ({ clock: _clock, ...common }) => createRedisPresenceStore({ ...common, ttlMs }),
+    kv: (common) => new KvPresenceStore({ ...common, ttlMs }),
+  });
 }

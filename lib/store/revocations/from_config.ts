@@ -6,7 +6,7 @@
  * @module
  */
 import type { Config } from "../../config.ts";
-import { leaseKvFor, redisOf, storeSliceOf } from "../_slice.ts";
+import { openStore, storeSliceOf } from "../_slice.ts";
 import type { StoreContext, StoreSlice } from "../types.ts";
 import { KvRevocationStore } from "./kv.ts";
 import { MemoryRevocationStore } from "./memory.ts";
@@ -34,24 +34,10 @@ export async function createRevocationStore(
   slice: RevocationStoreSlice,
   context: StoreContext,
 ): Promise<RevocationStore> {
-  const { clock, onError } = context;
-  const time = clock === undefined ? {} : { clock };
-  switch (slice.kind) {
-    case "memory":
-      return new MemoryRevocationStore(time);
-    case "redis":
-      // Waits (2 s at most) for the first connection; never rejects for an unreachable Redis.
-      return await createRedisRevocationStore({
-        ...redisOf(slice, "STORE"),
-        ...time,
-        ...(onError === undefined ? {} : { onError }),
-      });
-    case "kv":
-      return new KvRevocationStore({
-        ...await leaseKvFor(slice),
-        prefix: [slice.kv.prefix],
-        ...time,
-        ...(onError === undefined ? {} : { onError }),
-      });
-  }
+  return await openStore<RevocationStore>(slice, context, {
+    memory: (common) => new MemoryRevocationStore(common),
+    // Waits (2 s at most) for the first connection; never rejects for an unreachable Redis.
+    redis: (common) => createRedisRevocationStore(common),
+    kv: (common) => new KvRevocationStore(common),
+  });
 }

@@ -125,3 +125,22 @@ export class TicketRules {
 export function ticketHash(ticket: string): Promise<string> {
   return sha256Hex(ticket);
 }
+
+/**
+ * What the shared ticket stores (Redis, KV) have in common besides their
+ * database: they are shared, hold no count of their own, and judge by one
+ * {@linkcode TicketRules}.
+ */
+export abstract class SharedTicketStore {
+  /** Every isolate sees the same tickets. */
+  readonly shared = true;
+  /** Not counted here: the database expires each ticket by itself. */
+  readonly size = 0;
+  /** The lifetime, bounds and verdicts. */
+  protected readonly rules: TicketRules;
+
+  /** @param options the ticket lifetime, bounds and clock */
+  constructor(options: TicketRulesOptions) {
+    this.rules = new TicketRules(options);
+  }
+}

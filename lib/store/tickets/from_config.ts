@@ -8,7 +8,7 @@
  * @module
  */
 import type { Config } from "../../config.ts";
-import { leaseKvFor, redisOf, storeSliceOf } from "../_slice.ts";
+import { openStore, storeSliceOf } from "../_slice.ts";
 import type { StoreContext, StoreSlice } from "../types.ts";
 import { KvTicketStore } from "./kv.ts";
 import { MemoryTicketStore } from "./memory.ts";
@@ -41,30 +41,12 @@ export async function createTicketStore(
   slice: TicketStoreSlice,
   context: StoreContext,
 ): Promise<TicketStore> {
-  const { clock, onError } = context;
   const { ttlMs, maxBytes } = slice;
-  const time = clock === undefined ? {} : { clock };
-  switch (slice.kind) {
-    case "memory":
-      return new MemoryTicketStore({ ttlMs, maxBytes, ...time });
-    case "redis":
-      // Waits (2 s at most) for the first connection, as the bus does; never
-      // rejects for an unreachable Redis.
-      return await createRedisTicketStore({
-        ...redisOf(slice, "STORE"),
-        ttlMs,
-        maxBytes,
-        ...time,
-        ...(onError === undefined ? {} : { onError }),
-      });
-    case "kv":
-      return new KvTicketStore({
-        ...await leaseKvFor(slice),
-        ttlMs,
-        maxBytes,
-        prefix: [slice.kv.prefix],
-        ...time,
-        ...(onError === undefined ? {} : { onError }),
-      });
-  }
+  return await openStore<TicketStore>(slice, context, {
+    memory: (common) => new MemoryTicketStore({ ...common, ttlMs, maxBytes }),
+    // Waits (2 s at most) for the first connection, as the bus does; never
+    // rejects for an unreachable Redis.
+    redis: (common) => createRedisTicketStore({ ...common, ttlMs, maxBytes }),
+    kv: (common) => new KvTicketStore({ ...common, ttlMs, maxBytes }),
+  });
 }

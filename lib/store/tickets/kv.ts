@@ -13,7 +13,7 @@
 import type { Principal } from "../../core/auth.ts";
 import { CONFLICT, KvHandle, type KvHandleOptions } from "../_kv.ts";
 import type { StoreHealth } from "../types.ts";
-import { ticketHash, TicketRules, type TicketRulesOptions } from "./_rules.ts";
+import { SharedTicketStore, ticketHash, type TicketRulesOptions } from "./_rules.ts";
 import {
   isStoredTicket,
   type IssuedTicket,
@@ -54,29 +54,26 @@ export interface KvTicketStoreOptions extends TicketRulesOptions, KvHandleOption
  * const issued = await tickets.issue(principal, null);
  * ```
  */
-export class KvTicketStore implements TicketStore {
+export class KvTicketStore extends SharedTicketStore implements TicketStore {
   readonly kind = "kv";
-  readonly shared = true;
-  readonly size = 0;
   readonly #handle: KvHandle;
-  readonly #rules: TicketRules;
   readonly #prefix: Deno.KvKey;
 
   /** @param options the database, ttl, bounds, prefix and clock */
   constructor(options: KvTicketStoreOptions) {
+    super(options);
     const { prefix = ["realtime"], onError } = options;
     this.#handle = new KvHandle(options, {
       name: "ticket store",
       ...(onError === undefined ? {} : { onError }),
     });
-    this.#rules = new TicketRules(options);
     this.#prefix = prefix;
   }
 
   issue(principal: Principal, origin: string | null): Promise<IssuedTicket | null> {
     return this.#handle.run("issue a ticket", async (kv) => {
-      const { issued, stored, cost, now, lifetimeMs } = this.#rules.draft(principal, origin);
-      const { current, previous } = this.#rules.windows(now);
+      const { issued, stored, cost, now, lifetimeMs } = this.rules.draft(principal, origin);
+      const { current, previous } = this.rules.windows(now);
       const curKey = [...this.#prefix, "ticket_usage", current];
       const [cur, prev] = await kv.getMany<[Usage, Usage]>([
         curKey,
@@ -85,11 +82,11 @@ export class KvTicketStore implements TicketStore {
       const used = [usageOf(cur), usageOf(prev)];
       const bytes = used[0]!.bytes + used[1]!.bytes + cost;
       const count = used[0]!.count + used[1]!.count + 1;
-      if (!this.#rules.allows(bytes, count)) return null;
+      if (!this.rules.allows(bytes, count)) return null;
       const charged: Usage = { bytes: used[0]!.bytes + cost, count: used[0]!.count + 1 };
       // Both windows checked: a concurrent issue on any isolate retries with fresh counts.
       const committed = await kv.atomic().check(cur, prev)
-        .set(curKey, charged, { expireIn: this.#rules.usageTtlMs })
+        .set(curKey, charged, { expireIn: this.rules.usageTtlMs })
         .set(await this.#key(issued.ticket), stored, { expireIn: lifetimeMs })
         .commit();
       return committed.ok ? issued : CONFLICT;
@@ -106,7 +103,7 @@ export class KvTicketStore implements TicketStore {
       // Only the redeem whose delete commits against this version gets it.
       const taken = await kv.atomic().check(entry).delete(key).commit();
       if (!taken.ok) return { ok: false, reason: "ticket_invalid" } as const;
-      return this.#rules.judge(entry.value, origin);
+      return this.rules.judge(entry.value, origin);
     });
   }
 

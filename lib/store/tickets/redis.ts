@@ -12,7 +12,7 @@
 import type { Principal } from "../../core/auth.ts";
 import { RedisStoreLink, type RedisStoreOptions, startRedisStore } from "../_redis.ts";
 import type { StoreHealth } from "../types.ts";
-import { ticketHash, TicketRules, type TicketRulesOptions } from "./_rules.ts";
+import { SharedTicketStore, ticketHash, type TicketRulesOptions } from "./_rules.ts";
 import {
   type IssuedTicket,
   parseStoredTicket,
@@ -53,16 +53,14 @@ export interface RedisTicketStoreOptions extends TicketRulesOptions, RedisStoreO
  * const issued = await tickets.issue(principal, "https://app.example");
  * ```
  */
-export class RedisTicketStore implements TicketStore {
+export class RedisTicketStore extends SharedTicketStore implements TicketStore {
   readonly kind = "redis";
-  readonly shared = true;
-  readonly size = 0;
   readonly #link: RedisStoreLink;
-  readonly #rules: TicketRules;
   readonly #prefix: string;
 
   /** @param options Redis URL, ticket lifetime, bounds, key prefix and clock; connecting starts at once */
   constructor(options: RedisTicketStoreOptions) {
+    super(options);
     const { prefix = "realtime" } = options;
     this.#link = new RedisStoreLink({
       ...options,
@@ -73,7 +71,6 @@ export class RedisTicketStore implements TicketStore {
       waitForLink: true,
       whileDown: "tickets cannot be issued or redeemed until it is back",
     });
-    this.#rules = new TicketRules(options);
     this.#prefix = prefix;
   }
 
@@ -83,8 +80,8 @@ export class RedisTicketStore implements TicketStore {
   }
 
   async issue(principal: Principal, origin: string | null): Promise<IssuedTicket | null> {
-    const { issued, stored, cost, now, lifetimeMs } = this.#rules.draft(principal, origin);
-    const { current, previous } = this.#rules.windows(now);
+    const { issued, stored, cost, now, lifetimeMs } = this.rules.draft(principal, origin);
+    const { current, previous } = this.rules.windows(now);
     const usage = (window: number) => `${this.#prefix}:ticket_usage:${window}`;
     const reply = await this.#link.command([
       "EVAL",
@@ -96,9 +93,9 @@ export class RedisTicketStore implements TicketStore {
       JSON.stringify(stored),
       String(lifetimeMs),
       String(cost),
-      String(this.#rules.maxBytes),
-      String(this.#rules.maxTickets),
-      String(this.#rules.usageTtlMs),
+      String(this.rules.maxBytes),
+      String(this.rules.maxTickets),
+      String(this.rules.usageTtlMs),
     ]);
     return reply === 1 ? issued : null;
   }
@@ -108,7 +105,7 @@ export class RedisTicketStore implements TicketStore {
     const stored = typeof reply === "string" ? parseStoredTicket(reply) : undefined;
     if (stored === undefined) return { ok: false, reason: "ticket_invalid" };
     // Expiry is judged by our clock too: Redis drops the key at about the same time.
-    return this.#rules.judge(stored, origin);
+    return this.rules.judge(stored, origin);
   }
 
   health(): StoreHealth {

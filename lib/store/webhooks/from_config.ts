@@ -7,7 +7,7 @@
  * @module
  */
 import type { Config } from "../../config.ts";
-import { leaseKvFor, redisOf, storeSliceOf } from "../_slice.ts";
+import { openStore, storeSliceOf } from "../_slice.ts";
 import type { StoreContext, StoreSlice } from "../types.ts";
 import { KvWebhookQueue } from "./kv.ts";
 import { MemoryWebhookQueue } from "./memory.ts";
@@ -37,28 +37,11 @@ export async function createWebhookQueue(
   slice: WebhookQueueSlice,
   context: StoreContext,
 ): Promise<WebhookQueue> {
-  const { clock, onError } = context;
   const { maxEntries } = slice;
-  const time = clock === undefined ? {} : { clock };
-  const errors = onError === undefined ? {} : { onError };
-  switch (slice.kind) {
-    case "memory":
-      return new MemoryWebhookQueue({ maxEntries, ...time });
-    case "redis":
-      // Waits (2 s at most) for the first connection; never rejects for an unreachable Redis.
-      return await createRedisWebhookQueue({
-        ...redisOf(slice, "STORE"),
-        maxEntries,
-        ...time,
-        ...errors,
-      });
-    case "kv":
-      return new KvWebhookQueue({
-        ...await leaseKvFor(slice),
-        prefix: [slice.kv.prefix],
-        maxEntries,
-        ...time,
-        ...errors,
-      });
-  }
+  return await openStore<WebhookQueue>(slice, context, {
+    memory: (common) => new MemoryWebhookQueue({ ...common, maxEntries }),
+    // Waits (2 s at most) for the first connection; never rejects for an unreachable Redis.
+    redis: (common) => createRedisWebhookQueue({ ...common, maxEntries }),
+    kv: (common) => new KvWebhookQueue({ ...common, maxEntries }),
+  });
 }
