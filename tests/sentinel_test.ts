@@ -8,7 +8,16 @@
  * not answered) lands once when retried with the same id.
  */
 import assert from "node:assert/strict";
-import { type Client, connect, joinRoom, type Msg, SECRET, sleep, token } from "./_helpers.ts";
+import {
+  type Client,
+  connect,
+  eventually,
+  joinRoom,
+  type Msg,
+  SECRET,
+  sleep,
+  token,
+} from "./_helpers.ts";
 import { SentinelSet, skipRedis, startSentinelNode } from "./_redis.ts";
 import { startAll } from "./_process.ts";
 import type { ServerProcess } from "./_process.ts";
@@ -84,14 +93,19 @@ Deno.test("sentinel config: REDIS_SENTINELS and REDIS_SENTINEL_NAME instead of R
 
 Deno.test({
   name:
-    "sentinel: the primary killed mid-traffic; both nodes follow the new one, history loses and repeats nothing acknowledged",
+    "sentinel: the primary killed mid-traffic; both nodes follow the new one, history loses and repeats nothing acknowledged, presence heals",
   ignore: skipRedis,
   async fn() {
     await using set = await SentinelSet.start({ downAfterMs: 1000, failoverTimeoutMs: 3000 });
     const [oldPrimary, replica] = set.dataPorts as [number, number];
     assert.equal(await set.primaryPort(), oldPrimary);
     const channel = `sentinel-${crypto.randomUUID()}`;
-    const env = { JWT_SECRET: SECRET, HISTORY_SIZE: "1000" };
+    const env = {
+      JWT_SECRET: SECRET,
+      HISTORY_SIZE: "1000",
+      PRESENCE: "1",
+      PRESENCE_TTL_MS: "3000",
+    };
     await using nodes = await startAll([
       startSentinelNode(set, channel, { env }),
       startSentinelNode(set, channel, { env }),
@@ -166,6 +180,28 @@ Deno.test({
         }
         assert.equal(health.status, "ok", JSON.stringify(health));
       }
+      // Presence heals on the new primary (whatever the old one had not replicated): both
+      // nodes see both users, and a leave on one node reaches the other.
+      const members = async (c: Client) => {
+        const state = await c.request({ type: "presence", room: "chat", id: crypto.randomUUID() });
+        return ((state.members ?? []) as { userId: string }[]).map((m) => m.userId).sort();
+      };
+      await eventually(
+        async () =>
+          JSON.stringify([await members(alice), await members(bob)]) ===
+            JSON.stringify([["alice", "bob"], ["alice", "bob"]]),
+        10_000,
+        "both nodes list alice and bob after the failover",
+      );
+      const left = bob.next(
+        (m) =>
+          m.type === "presence_diff" &&
+          ((m.leaves ?? []) as { userId: string }[]).some((u) => u.userId === "alice"),
+        10_000,
+      );
+      await alice.close();
+      await left;
+      assert.deepEqual(await members(bob), ["bob"]);
       console.log(
         `failover: publishes paused ${pauseMs} ms after SIGKILL of the primary; ${retried} resends`,
       );
