@@ -26,14 +26,8 @@ import { Intake } from "./intake.ts";
 import { ShownAs } from "./shown_as.ts";
 import { withConnectGrant } from "../hooks/connect.ts";
 import { publishRefusal, refused, storeDown } from "./refusals.ts";
-import type {
-  Answer,
-  CoreContext,
-  JoinGrant,
-  SessionError,
-  SessionInfo,
-  SessionPort,
-} from "./types.ts";
+import type { Answer, CoreContext, JoinGrant, SessionError, SessionInfo } from "./types.ts";
+import type { SessionPort } from "./types.ts";
 
 /**
  * A connected, authenticated client, as the core sees it.
@@ -332,6 +326,8 @@ export class CoreSession implements Member {
       this.#ctx.counters.joins++;
       this.#ctx.audit.record("join", { user: this.userId, connection: this.id, room, access });
       answer({ ok: true, value: join });
+      // The answer may have left the room (Pusher's unsubscribe while joining) or ended the session.
+      if (this.#ended || !this.#memberships.has(room)) return;
       this.#ctx.presence?.join(room, this.#shownAs.of(room));
     };
     try {
@@ -483,8 +479,7 @@ export class CoreSession implements Member {
       this.#ctx.presence?.leave(room, this.#shownAs.of(room));
       this.#ctx.counters.leaves++;
     }
-    this.#memberships.clear();
-    this.#shownAs.clear();
+    this.#memberships.clear(); // #shownAs stays: a join in flight leaves as whom it joined
     this.#ctx.audit.record("disconnect", {
       user: this.userId,
       connection: this.id,

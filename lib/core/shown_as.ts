@@ -38,9 +38,4 @@ export class ShownAs {
   delete(room: string): void {
     this.#members.delete(room);
   }
-
-  /** Forgets every identity (the session ended). */
-  clear(): void {
-    this.#members.clear();
-  }
 }
