@@ -27,6 +27,7 @@ import { COMBINATIONS, storesFor } from "./broker/table.ts";
 import { busKindOf, onDeploy, storeKindOf } from "./_config_deploy.ts";
 import { RedisEnvShape, redisIssues, redisTarget } from "./_config_redis.ts";
 import { hookEnvFields, hookIssues, hooksSection } from "./_config_hooks.ts";
+import { limitsEnvFields, sharedLimitsSection } from "./_config_limits.ts";
 
 const HS_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
 const ASYMMETRIC_ALGORITHMS = [
@@ -151,6 +152,7 @@ export const OperatorEnvSchema = z.object({
   ...PusherEnvShape,
   ...webhookEnvFields,
   ...hookEnvFields,
+  ...limitsEnvFields,
 });
 
 /**
@@ -262,8 +264,12 @@ function backendIssues(env: Env): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const store = storeKindOf(env);
   const historyStore = env.HISTORY_STORE ?? store;
-  const needRedis = [["BUS", busKindOf(env)], ["STORE", store], ["HISTORY_STORE", historyStore]]
-    .find(([, kind]) => kind === "redis");
+  const needRedis = [
+    ["BUS", busKindOf(env)],
+    ["STORE", store],
+    ["HISTORY_STORE", historyStore],
+    ["LIMITS_STORE", env.LIMITS_STORE],
+  ].find(([, kind]) => kind === "redis");
   issues.push(...redisIssues(env, needRedis?.join("=")));
   issues.push(...combinationIssues(env, store, historyStore));
   if (httpServerOf(env) === "deno" && env.WS_ENGINE === "ws") {
@@ -458,6 +464,7 @@ export function toConfig(env: Env): Config {
     tls,
     webhooks: webhooksSection(env),
     hooks: hooksSection(env),
+    sharedLimits: sharedLimitsSection(env),
     internal: {
       serveMode: env.REALTIME_SERVE_MODE,
       reusePort: env.REALTIME_REUSE_PORT,

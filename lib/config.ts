@@ -16,6 +16,7 @@
 import type { JwtAlgorithm } from "./_config_env.ts";
 import type { HttpServerName, WsEngineName } from "./edge/types.ts";
 import type { NativeEventName } from "./webhooks/events.ts";
+import type { SharedLimitsConfig } from "./_config_limits.ts";
 import { parseEnv, toConfig } from "./_config_env.ts";
 
 export {
@@ -68,6 +69,8 @@ export interface Config {
   webhooks: WebhooksConfig;
   /** The synchronous hooks: the backend decides connects, joins and publishes, and answers RPCs. */
   hooks: HooksConfig;
+  /** Shared limits (`LIMITS_*`): where limits are kept for the whole cluster, if anywhere. */
+  sharedLimits: SharedLimitsConfig;
   /** Flags set by launchers and tests, not by operators (not in the README's variable table). */
   internal: InternalConfig;
 }

@@ -297,6 +297,24 @@ export class Metrics {
   }
 
   /**
+   * Exposes whether limits are shared now (`LIMITS_STORE`: 1, or 0 while
+   * each isolate applies its own) and the limits store calls made. Called
+   * once at start when `LIMITS_STORE` is set.
+   */
+  watchLimits(shared: () => boolean, calls: () => number): void {
+    const registers = [this.registry];
+    new client.Gauge({
+      name: "realtime_limits_shared",
+      help: "1 while limits are shared through LIMITS_STORE, 0 while each isolate applies its own",
+      registers,
+      collect() {
+        this.set(shared() ? 1 : 0);
+      },
+    });
+    scrapedCounter(registers, "realtime_limits_store_calls_total", "Limits store calls", calls);
+  }
+
+  /**
    * Exposes the webhook engine's counters and queue depth (lib/webhooks/).
    * Called once at start when a `WEBHOOK_URL` is set.
    */

@@ -7,11 +7,13 @@
  */
 import { isPerIsolate } from "../broker/table.ts";
 import type { Clock, TimerId } from "../clock.ts";
-import type { Config, HistoryConfig, LimitsConfig, PresenceConfig } from "../config.ts";
+import type { Config, HistoryConfig, PresenceConfig } from "../config.ts";
 import { HistoryReader } from "../core/history_reader.ts";
 import { Metrics } from "../metrics.ts";
 import { PRESENCE_KIND, PresenceTracker } from "../core/presence/mod.ts";
-import { RateLimiter } from "../core/rate_limiter.ts";
+import { RateLimiter, type RateLimiterOptions } from "../core/rate_limiter.ts";
+import { SharedRateLimiter } from "../core/shared_rate_limiter.ts";
+import type { SharedLimits } from "../core/shared_limits.ts";
 import type { RoomPolicy } from "../core/room_policy.ts";
 import { RoomManager, type RoomManagerOptions } from "../core/rooms.ts";
 import type { HistoryLimits, HistoryStore } from "../store/history/types.ts";
@@ -147,20 +149,29 @@ export function buildMetrics(
   return metrics;
 }
 
-/** The per-user message limiter and the per-IP handshake limiter. */
+/**
+ * The per-user message limiter and the per-IP handshake limiter: this
+ * isolate's own, or leasing from the cluster's buckets when `shared`.
+ */
 export function buildLimiters(
-  limits: Pick<LimitsConfig, "rate" | "handshakesPerMinutePerIp">,
+  config: Pick<Config, "limits" | "sharedLimits">,
   clock: Clock,
+  shared: SharedLimits | undefined,
 ): Pick<Services, "limiter" | "handshakeLimiter"> {
-  const { rate, handshakesPerMinutePerIp } = limits;
+  const { rate, handshakesPerMinutePerIp } = config.limits;
+  const lease = config.sharedLimits.lease;
+  const make = (options: RateLimiterOptions, space: string): RateLimiter =>
+    shared === undefined
+      ? new RateLimiter(options)
+      : new SharedRateLimiter({ ...options, shared, space, ...(lease ? { lease } : {}) });
   return {
-    limiter: new RateLimiter({ capacity: rate.capacity, refillPerSec: rate.refillPerSec, clock }),
-    handshakeLimiter: new RateLimiter({
+    limiter: make({ capacity: rate.capacity, refillPerSec: rate.refillPerSec, clock }, "m"),
+    handshakeLimiter: make({
       capacity: handshakesPerMinutePerIp,
       refillPerSec: handshakesPerMinutePerIp / 60,
       maxKeys: 100_000,
       clock,
-    }),
+    }, "h"),
   };
 }
 

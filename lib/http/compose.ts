@@ -48,6 +48,8 @@ import {
   pusherWebhooks,
 } from "../protocols/pusher/mod.ts";
 import { openWebhooks, type Webhooks } from "../webhooks/from_config.ts";
+import { openSharedLimits } from "./_shared_limits.ts";
+import type { SharedCounts, SharedLimits } from "../core/shared_limits.ts";
 
 import {
   buildLimiters,
@@ -135,6 +137,10 @@ export interface Services {
   readonly limiter: RateLimiter;
   /** Per-IP handshakes (and ticket requests). */
   readonly handshakeLimiter: RateLimiter;
+  /** The limits store and whether it answers (`LIMITS_STORE`); undefined: per-isolate limits. */
+  readonly sharedLimits: SharedLimits | undefined;
+  /** Cluster-wide connection caps (`LIMITS_STORE`); undefined: per-isolate caps. */
+  readonly caps: SharedCounts | undefined;
   readonly tickets: TicketStore;
   readonly metrics: Metrics;
   readonly batcher: WriteBatcher;
@@ -279,9 +285,13 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     audit,
     webhooks,
   });
-  const { limiter, handshakeLimiter } = buildLimiters(config.limits, clock);
+  const shared = await openSharedLimits(config, { clock, audit, node: broker.instanceId });
+  const { limiter, handshakeLimiter } = buildLimiters(config, clock, shared?.limits);
   const tickets = options.tickets ?? await openTickets(config, clock, audit);
   const metrics = buildMetrics({ connections, rooms, broker, historyStore, revocations, webhooks });
+  if (shared !== undefined) {
+    metrics.watchLimits(() => shared.limits.up, () => shared.limits.calls);
+  }
   const hooks = openHooks(config.hooks, { clock, audit, metrics, policy, limits: config.limits });
   await revocations.start({ bus: broker, rooms, sessions: connections.sessions });
   const pusher = await openPusher(pusherApps, {
@@ -307,6 +317,8 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     historyReader,
     limiter,
     handshakeLimiter,
+    sharedLimits: shared?.limits,
+    caps: shared?.caps,
     tickets,
     metrics,
     batcher: new WriteBatcher(),
@@ -338,6 +350,8 @@ export async function closeServices(services: Services): Promise<void> {
   await presenceStore?.close();
   // After the sessions and presence said their last: their events reach the queue first.
   await services.webhooks?.close();
+  await services.caps?.close();
+  await services.sharedLimits?.store.close();
   await services.revocations.close();
   await services.tickets.close();
   // The bus, then the history store.

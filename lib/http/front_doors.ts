@@ -42,6 +42,7 @@ export function sessionContext(
     },
     onEnd(session, code, reason) {
       connections.remove(session);
+      services.caps?.ended(session);
       services.webhooks?.native.closed(session, code, reason);
     },
   };

@@ -37,6 +37,7 @@ import { challenge, reasonOf, recordAuthFailure } from "./routes/_auth_failure.t
 import type { Hooks } from "../hooks/mod.ts";
 import type { ConnectGrant } from "../core/types.ts";
 import { askConnect } from "../hooks/connect.ts";
+import type { Claim, SharedCounts } from "../core/shared_limits.ts";
 
 /** What {@linkcode handshakeGate} needs. */
 export interface GateDeps {
@@ -51,6 +52,8 @@ export interface GateDeps {
   revocations: Pick<Revocations, "revokes">;
   /** The per-IP handshake limiter. */
   handshakeLimiter: RateLimiter;
+  /** Cluster-wide connection caps (`LIMITS_STORE`); undefined: this isolate's count only. */
+  caps?: SharedCounts | undefined;
   connections: Connections;
   audit: AuditSink;
   metrics: Metrics;
@@ -121,6 +124,8 @@ interface Authenticated {
   source: Session["info"]["source"];
   /** What the connect hook granted, when there is one. */
   grant?: ConnectGrant | undefined;
+  /** The user's connection counted cluster-wide (`LIMITS_STORE`). */
+  claim?: Claim | undefined;
 }
 
 /**
@@ -158,10 +163,11 @@ export class HandshakeGate {
     const auth = await connections.pendingWhile(async () => {
       const found = await this.#authenticate(req, route, origin, protocols);
       if (found instanceof Response) return found;
-      return this.#admit(found, ip) ?? await this.#askBackend(found, connectionId, ip);
+      const admitted = this.#admit(found, ip) ?? await this.#askBackend(found, connectionId, ip);
+      return admitted instanceof Response ? admitted : await this.#claim(admitted, ip);
     });
     if (auth instanceof Response) return auth;
-    const { principal, source, grant } = auth;
+    const { principal, source, grant, claim } = auth;
     let upgraded: Upgraded;
     try {
       upgraded = route.upgrade(req, {
@@ -170,6 +176,7 @@ export class HandshakeGate {
         idleTimeoutSec: Math.max(1, Math.round(this.#deps.heartbeatMs / 1000)),
       });
     } catch {
+      claim?.release();
       // Whatever else Deno finds wrong with the handshake: the client's fault, not ours.
       return this.#refused(400, "invalid WebSocket handshake", ip);
     }
@@ -183,6 +190,7 @@ export class HandshakeGate {
       ...(grant === undefined ? {} : { connectGrant: grant }),
     };
     const session = new Session(ctx, socket, principal, info);
+    if (claim !== undefined) this.#deps.caps?.hold(session, claim);
     connections.add(session);
     this.#counters.connectionsTotal++;
     audit.record("connect", {
@@ -296,6 +304,21 @@ export class HandshakeGate {
     return { principal: verdict.principal, source: auth.source, grant: verdict.grant };
   }
 
+  /** The user's connection counted cluster-wide, unless that makes too many (`LIMITS_STORE`). */
+  async #claim(auth: Authenticated, ip: string): Promise<Authenticated | Response> {
+    const { caps, limits } = this.#deps;
+    if (caps === undefined) return auth;
+    const claim = await caps.claim(`u:${auth.principal.userId}`, limits.maxConnectionsPerUser);
+    if (claim === undefined) return this.#tooMany(ip);
+    if (!this.#deps.draining()) return { ...auth, claim };
+    claim.release();
+    return this.#shuttingDown(ip);
+  }
+
+  #tooMany(ip: string): Response {
+    return this.#refused(429, "too many connections for this user", ip, { "retry-after": "5" });
+  }
+
   /** The checks after the credential; null when they all pass. */
   #admit({ principal, source }: Authenticated, ip: string): Response | null {
     const { limits, connections } = this.#deps;
@@ -304,7 +327,7 @@ export class HandshakeGate {
     if (this.#deps.draining()) return this.#shuttingDown(ip);
     if (connections.size >= limits.maxConnections) return this.#full(ip);
     if (connections.countFor(principal.userId) >= limits.maxConnectionsPerUser) {
-      return this.#refused(429, "too many connections for this user", ip, { "retry-after": "5" });
+      return this.#tooMany(ip);
     }
     return null;
   }

@@ -14,6 +14,7 @@ import type { StoreHealth } from "../store/types.ts";
 import type { PresenceStore } from "../store/presence/types.ts";
 import type { RevocationStore } from "../store/revocations/types.ts";
 import type { TicketStore } from "../store/tickets/types.ts";
+import type { SharedLimits } from "../core/shared_limits.ts";
 
 /** What `/healthz` reports. */
 export interface Health {
@@ -32,6 +33,11 @@ export interface Health {
   store: StoreHealth;
   /** Whether this server terminates TLS itself (`TLS_CERT_FILE`/`TLS_KEY_FILE`). */
   tls: boolean;
+  /**
+   * The limits store (`LIMITS_STORE`), when set: `degraded` while it does not
+   * answer and each isolate applies its own limits.
+   */
+  limits?: StoreHealth;
 }
 
 /** Where {@linkcode healthReport} reads from. */
@@ -49,6 +55,8 @@ export interface HealthSources {
   storeKind: StoreKind;
   /** Whether this server terminates TLS itself. */
   tls: boolean;
+  /** The limits store's state, when `LIMITS_STORE` is set. */
+  sharedLimits?: Pick<SharedLimits, "health"> | undefined;
 }
 
 /**
@@ -60,7 +68,9 @@ export function publicHealth(health: Health): Health {
   const { detail: _bus, ...bus } = health.bus;
   const { detail: _history, ...history } = health.history;
   const { detail: _store, ...store } = health.store;
-  return { ...health, bus, history, store };
+  if (health.limits === undefined) return { ...health, bus, history, store };
+  const { detail: _limits, ...limits } = health.limits;
+  return { ...health, bus, history, store, limits };
 }
 
 /** Builds the health report; uptime counts from this call. */
@@ -77,10 +87,10 @@ export function healthReport(sources: HealthSources): () => Health {
     }
     const store = shared.find((h) => h.status !== "ok") ??
       { status: "ok", transport: sources.storeKind };
+    const limits = sources.sharedLimits?.health();
+    const healths = [busHealth, storeHealth, store, ...(limits === undefined ? [] : [limits])];
     return {
-      status: busHealth.status === "ok" && storeHealth.status === "ok" && store.status === "ok"
-        ? "ok"
-        : "degraded",
+      status: healths.every((h) => h.status === "ok") ? "ok" : "degraded",
       uptimeMs: clock.now() - startedAt,
       connections: sources.connections(),
       rooms: rooms.size,
@@ -89,6 +99,7 @@ export function healthReport(sources: HealthSources): () => Health {
       history: { ...storeHealth, ...rooms.historyStats },
       store,
       tls: sources.tls,
+      ...(limits === undefined ? {} : { limits }),
     };
   };
 }

@@ -28,6 +28,7 @@ import { PUSHER_PROTOCOL, PusherCode } from "./codes.ts";
 import { encodeError } from "./codec.ts";
 import { PusherConnection, type PusherContext } from "./connection.ts";
 import { newSocketId } from "./socket_id.ts";
+import type { Claim, SharedCounts } from "../../core/shared_limits.ts";
 
 /** The route of the front door. */
 export const PUSHER_WS_PATH = "/app/{key}";
@@ -42,6 +43,8 @@ export interface PusherFrontDoorDeps extends ScreenDeps {
   readonly stats: ReadonlyMap<string, AppStats>;
   /** `ALLOWED_ORIGINS`, for apps without their own `allowedOrigins`. */
   readonly allowedOrigins: readonly string[] | undefined;
+  /** Cluster-wide connection caps (`LIMITS_STORE`): an app's `maxConnections` counted there. */
+  readonly caps?: SharedCounts | undefined;
   /** `MAX_CONNECTIONS`: past it, 4100. */
   readonly limits: Pick<LimitsConfig, "maxConnections">;
   /** `HEARTBEAT_MS`: Pusher's activity timeout. */
@@ -73,6 +76,12 @@ function versionRefusal(url: URL): Refusal | null {
   }
   return null;
 }
+
+/** Over the app's `maxConnections`, on this isolate or (`LIMITS_STORE`) the cluster. */
+const OVER_QUOTA: Refusal = {
+  code: PusherCode.AppOverQuota,
+  message: "the app's connection quota is reached",
+};
 
 /** Tells an upgraded socket why it is refused, once it opens, and closes it. */
 function refuseOpened(socket: WebSocketLike, refusal: Refusal): void {
@@ -142,7 +151,7 @@ export class PusherFrontDoor {
   }
 
   /** The route handler (bound: pass it as is). */
-  readonly handle = (req: Request, route: RouteContext): Response => {
+  readonly handle = async (req: Request, route: RouteContext): Promise<Response> => {
     const started = performance.now();
     const { url, ip } = route;
     const key = route.params.key ?? "";
@@ -151,6 +160,9 @@ export class PusherFrontDoor {
     const screened = screenUpgrade(this.#deps, req, ip, origins);
     if (screened !== null) return screened;
     const origin = req.headers.get("origin");
+    let refusal = this.#refusal(key, url, app);
+    const claim = refusal === null ? await this.#claim(app) : undefined;
+    if (claim === null) refusal = OVER_QUOTA;
     let upgraded: Upgraded;
     try {
       upgraded = route.upgrade(req, {
@@ -158,11 +170,11 @@ export class PusherFrontDoor {
         idleTimeoutSec: Math.max(1, Math.round((this.#deps.heartbeatMs * 3) / 1000)),
       });
     } catch {
+      claim?.release();
       // Whatever else Deno finds wrong with the handshake: the client's fault, not ours.
       return refuseHandshake(this.#deps, 400, "invalid WebSocket handshake", ip);
     }
     const { socket, response } = upgraded;
-    const refusal = this.#refusal(key, url, app);
     if (refusal !== null || app === undefined) {
       refuseOpened(socket, refusal ?? { code: PusherCode.UnknownApp, message: "unknown app" });
       this.#deps.audit.record("handshake_refused", {
@@ -172,7 +184,7 @@ export class PusherFrontDoor {
       });
       return response;
     }
-    this.#accept(app, socket, ip, origin);
+    this.#accept(app, socket, ip, origin, claim ?? undefined);
     this.#deps.metrics.observeHandshake((performance.now() - started) / 1000);
     return response;
   };
@@ -191,13 +203,27 @@ export class PusherFrontDoor {
       return { code: PusherCode.OverCapacity, message: "the server is over capacity" };
     }
     const open = this.#stats.get(app.id)?.open.size ?? 0;
-    if (app.maxConnections !== undefined && open >= app.maxConnections) {
-      return { code: PusherCode.AppOverQuota, message: "the app's connection quota is reached" };
-    }
+    if (app.maxConnections !== undefined && open >= app.maxConnections) return OVER_QUOTA;
     return null;
   }
 
-  #accept(app: PusherApp, socket: WebSocketLike, ip: string, origin: string | null): void {
+  /**
+   * The app's connection counted cluster-wide against its `maxConnections`
+   * (`LIMITS_STORE`); null when that makes too many, undefined when not counted there.
+   */
+  async #claim(app: PusherApp | undefined): Promise<Claim | null | undefined> {
+    const caps = this.#deps.caps;
+    if (caps === undefined || app?.maxConnections === undefined) return undefined;
+    return await caps.claim(`a:${app.id}`, app.maxConnections) ?? null;
+  }
+
+  #accept(
+    app: PusherApp,
+    socket: WebSocketLike,
+    ip: string,
+    origin: string | null,
+    claim: Claim | undefined,
+  ): void {
     const socketId = newSocketId();
     const stats = this.#stats.get(app.id) ?? new AppStats();
     // Anonymous until `pusher:signin`: a user id no token can name.
@@ -215,6 +241,7 @@ export class PusherFrontDoor {
       info,
       (core) => new PusherConnection(core, socket, this.#ctx, app, socketId, stats),
     );
+    if (claim !== undefined) this.#deps.caps?.hold(session, claim);
     this.#deps.connections.add(session);
     this.#deps.metrics.counters.connectionsTotal++;
     this.#deps.audit.record("connect", {
