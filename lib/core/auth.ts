@@ -10,11 +10,12 @@
 import { createHash } from "node:crypto";
 import * as jose from "jose";
 import { z } from "zod";
-import type { AuthFailureReason } from "../codes.ts";
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import type { JwtAlgorithm, JwtConfig } from "../config.ts";
 import { ConfigError, isHmacAlgorithm } from "../config.ts";
+import { AuthError } from "./auth_error.ts";
+import { type HmacClaimChecks, HmacJwt } from "./hmac_jwt.ts";
 import {
   DEFAULT_MAX_PAYLOAD_DEPTH,
   type JsonValue,
@@ -22,6 +23,8 @@ import {
   relayProblem,
   utf8ByteLength,
 } from "../protocols/native/protocol.ts";
+
+export { AuthError };
 
 /** Who a connection is, as established by its token. */
 export interface Principal {
@@ -62,18 +65,6 @@ export const InfoClaim = z.custom<PresenceInfo | null>(
       utf8ByteLength(JSON.stringify(v)) <= MAX_INFO_BYTES),
   `info must be a JSON object of at most ${MAX_INFO_BYTES} bytes`,
 );
-
-/** Verification failed. `reason` is for logs and metrics, never for the client. */
-export class AuthError extends Error {
-  /** Why verification failed. */
-  readonly reason: AuthFailureReason;
-  /** @param reason why @param message detail for the log (never contains the token) */
-  constructor(reason: AuthFailureReason, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "AuthError";
-    this.reason = reason;
-  }
-}
 
 /** Turns a token into a principal. Implementations throw {@linkcode AuthError}. */
 export interface TokenVerifier {
@@ -263,6 +254,14 @@ export interface JwtVerifierOptions {
    * @default {DEFAULT_MAX_PAYLOAD_DEPTH}
    */
   maxInfoDepth?: number;
+  /**
+   * Who checks HS256/384/512 tokens: `node`, a synchronous `node:crypto`
+   * HMAC making jose's checks (`hmac_jwt.ts`; jose still judges any token it
+   * does not handle), or `jose` alone. Other algorithms are always jose's.
+   *
+   * @default "node"
+   */
+  hmac?: "node" | "jose";
 }
 
 /**
@@ -286,16 +285,19 @@ export async function createJwtVerifier(
     devSecret,
     jwksCooldownMs = 30_000,
     maxInfoDepth = DEFAULT_MAX_PAYLOAD_DEPTH,
+    hmac = "node",
   } = options;
   const claimsOptions = { maxInfoDepth };
   const { key: source, algorithms } = jwt;
   let resolver: KeyResolver;
   let allowed: string[] = [...algorithms];
+  let fast: HmacJwt | undefined;
   if (source.kind === "secret" || source.kind === "dev") {
     const secret = source.kind === "secret" ? new TextEncoder().encode(source.secret) : devSecret;
     if (!secret) throw new ConfigError("JWT_SECRET", "is required (or run in dev mode)");
     const keys = await hmacKeys(secret, algorithms.filter(isHmacAlgorithm));
     resolver = byAlgorithm(keys);
+    if (hmac === "node") fast = new HmacJwt(secret, [...keys.keys()]);
   } else if (source.kind === "publicKey") {
     const keys = await publicKeys(source.key, algorithms, jwt.algorithmsExplicit);
     allowed = [...keys.keys()];
@@ -308,6 +310,12 @@ export async function createJwtVerifier(
     });
   }
   const requiredClaims = jwt.requireExp ? ["sub", "exp"] : ["sub"];
+  const checks: HmacClaimChecks = Object.freeze({
+    requiredClaims,
+    clockTolerance: jwt.clockToleranceSec,
+    issuer: jwt.issuer,
+    audience: jwt.audience,
+  });
   return {
     async verify(token: string): Promise<Principal> {
       if (token.length > MAX_TOKEN_LENGTH) {
@@ -315,6 +323,8 @@ export async function createJwtVerifier(
       }
       if (!JWS_SHAPE.test(token)) throw new AuthError("malformed", "token is not a compact JWS");
       try {
+        const claims = fast?.verify(token, checks, clock.now());
+        if (claims !== undefined) return principalFromClaims(claims, claimsOptions);
         const verifyOptions: jose.JWTVerifyOptions = {
           algorithms: allowed,
           requiredClaims,
