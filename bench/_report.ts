@@ -71,7 +71,7 @@ export interface Report {
   mode: "quick" | "full";
   runs: number;
   durationSec: number;
-  machine: { cpus: number; os: string; deno: string; node: string };
+  machine: { cpus: number; os: string; deno: string; node: string; bun?: string };
   /** The sizes used, so a result file can be read without the code that made it. */
   config: unknown;
   sections: Section[];
@@ -135,9 +135,9 @@ export function renderMarkdown(report: Report): string {
   out.push(`# Bench results (${report.mode}, ${report.runs} alternating runs per figure)`);
   out.push("");
   out.push(
-    `${report.startedAt} · ${report.machine.cpus} cores · deno ${report.machine.deno} · node ${report.machine.node} · ${
-      report.durationSec.toFixed(0)
-    } s. Cells: median (min–max).${
+    `${report.startedAt} · ${report.machine.cpus} cores · deno ${report.machine.deno} · node ${report.machine.node}${
+      report.machine.bun === undefined ? "" : ` · bun ${report.machine.bun}`
+    } · ${report.durationSec.toFixed(0)} s. Cells: median (min–max).${
       report.sections.some((s) => s.measuredAt !== undefined)
         ? " Sections marked so were measured by an earlier run (a `--scenarios=` run replaces " +
           "only its own sections)."

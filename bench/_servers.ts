@@ -5,13 +5,14 @@
  *
  * @module
  */
+import { findBun } from "./_bun_peer.ts";
 import { BENCH_HS256_SECRET } from "./_tokens.ts";
 
 /** Ids of the servers compared. */
-export type ServerId = "ours" | "bare_deno" | "node_ws" | "socketio";
+export type ServerId = "ours" | "bare_deno" | "bun" | "node_ws" | "socketio";
 
 /** Every server id, in report order. */
-export const SERVER_IDS: readonly ServerId[] = ["ours", "bare_deno", "node_ws", "socketio"];
+export const SERVER_IDS: readonly ServerId[] = ["ours", "bare_deno", "bun", "node_ws", "socketio"];
 
 /** How the generator talks to a server. */
 export type ClientKind = "ws" | "socketio";
@@ -28,6 +29,7 @@ export interface ServerSpec {
 export const SERVERS: Readonly<Record<ServerId, ServerSpec>> = {
   ours: { id: "ours", label: "ours (JWT+zod+rate limit+audit)", client: "ws" },
   bare_deno: { id: "bare_deno", label: "bare Deno", client: "ws" },
+  bun: { id: "bun", label: "Bun 1.x (server.publish)", client: "ws" },
   node_ws: { id: "node_ws", label: "Node ws 8", client: "ws" },
   socketio: { id: "socketio", label: "Socket.IO 4 (socket.io-client)", client: "socketio" },
 };
@@ -105,6 +107,7 @@ function commandFor(
   spec: ServerSpec,
   port: number,
   options: StartOptions,
+  bunPath: string,
 ): { cmd: string; args: string[]; env: Record<string, string>; processGroup: boolean } {
   const heartbeat = String(options.heartbeatMs ?? 30_000);
   const base = { PORT: String(port), HOSTNAME: "127.0.0.1" };
@@ -143,6 +146,13 @@ function commandFor(
       return {
         cmd: Deno.execPath(),
         args: ["run", "--allow-net", "--allow-env", `${BENCH_DIR}servers/bare_deno.ts`],
+        env: { ...base, HEARTBEAT_INTERVAL_MS: heartbeat },
+        processGroup: false,
+      };
+    case "bun":
+      return {
+        cmd: bunPath,
+        args: [`${BENCH_DIR}servers/bun_server.ts`],
         env: { ...base, HEARTBEAT_INTERVAL_MS: heartbeat },
         processGroup: false,
       };
@@ -205,6 +215,10 @@ export async function unavailableReason(id: ServerId): Promise<string | undefine
   if ((id === "node_ws" || id === "socketio") && !(await exists(`${BENCH_DIR}node/node_modules`))) {
     return "bench/node/node_modules missing: run `npm ci --prefix bench/node`";
   }
+  if (id === "bun") {
+    const bun = await findBun();
+    if (typeof bun === "string") return bun;
+  }
   return undefined;
 }
 
@@ -220,7 +234,9 @@ export async function startServer(
   if (reason) throw new ServerUnavailableError(reason);
   const { readyTimeoutMs = 30_000 } = options;
   const port = freePort();
-  const { cmd, args, env, processGroup } = commandFor(spec, port, options);
+  const bun = spec.id === "bun" ? await findBun() : undefined;
+  const bunPath = bun === undefined || typeof bun === "string" ? "bun" : bun.path;
+  const { cmd, args, env, processGroup } = commandFor(spec, port, options, bunPath);
   const setsid = processGroup ? await findOnPath("setsid") : undefined;
   const child = new Deno.Command(setsid ?? cmd, {
     args: setsid === undefined ? args : [cmd, ...args],

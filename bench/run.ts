@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--quick] [--servers=ours,bare_deno,node_ws,socketio]
+ * `deno task bench [--quick] [--servers=ours,bare_deno,bun,node_ws,socketio]
  * [--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence,pusher]`
  *
  * Starts each server as a subprocess on loopback, drives it with our
@@ -21,6 +21,8 @@ import {
   type TargetDef,
 } from "./_report.ts";
 import { ensureNodePeers } from "./_node_peers.ts";
+import { findBun, missingPeerFails } from "./_bun_peer.ts";
+import { peerFanoutTargets } from "./_peer_targets.ts";
 import { closeAllRedis } from "./_redis.ts";
 import { closeAllServers, SERVER_IDS, type ServerId } from "./_servers.ts";
 import { type Context, OURS_BATCHED } from "./scenarios/_context.ts";
@@ -177,6 +179,7 @@ function targetsFor(config: BenchConfig): TargetDef[] {
       goal: 1.2,
     },
   );
+  defs.push(...peerFanoutTargets(config));
   return defs;
 }
 
@@ -232,13 +235,13 @@ async function readReport(path: string, config: BenchConfig): Promise<Report | u
 async function main(args: string[]): Promise<number> {
   if (args.includes("--help")) {
     console.log(
-      "deno task bench [--quick] [--servers=ours,bare_deno,node_ws,socketio] " +
+      "deno task bench [--quick] [--servers=ours,bare_deno,bun,node_ws,socketio] " +
         "[--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence,pusher]",
     );
     return 0;
   }
   const config = args.includes("--quick") ? QUICK : FULL;
-  const servers = parseList("servers", SERVER_IDS, args);
+  let servers = parseList("servers", SERVER_IDS, args);
   const scenarios = parseList("scenarios", Object.keys(SCENARIOS) as ScenarioId[], args);
   const subset = scenarios.length < Object.keys(SCENARIOS).length;
   // The idle generator is Node whatever the servers, as are the node_ws and socketio servers.
@@ -248,6 +251,15 @@ async function main(args: string[]): Promise<number> {
       log(`cannot run: ${missing}`);
       return 1;
     }
+  }
+  const bun = servers.includes("bun") ? await findBun(log) : undefined;
+  if (typeof bun === "string") {
+    if (missingPeerFails()) {
+      log(`cannot run: ${bun} (CI is set: a missing peer fails the run)`);
+      return 1;
+    }
+    log(`skipping the Bun rows: ${bun}`);
+    servers = servers.filter((s) => s !== "bun");
   }
   const ctx: Context = { config, servers };
   const startedAt = new Date();
@@ -288,6 +300,7 @@ async function main(args: string[]): Promise<number> {
       os: `${Deno.build.os} ${Deno.osRelease()}`,
       deno: Deno.version.deno,
       node: await version("node", ["--version"]),
+      ...(bun === undefined || typeof bun === "string" ? {} : { bun: bun.version }),
     },
     config,
     sections: reported,
