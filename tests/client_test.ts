@@ -565,6 +565,17 @@ Deno.test("batch: asks for ?batch=1 and handles every line of a frame, in order"
   });
 });
 
+Deno.test("batch: asked for by default; batch: false asks for one message per frame", async () => {
+  await withClient({}, {}, (_rt, server) => {
+    assert.equal(server.conns[0]?.url.searchParams.get("batch"), "1");
+    return Promise.resolve();
+  });
+  await withClient({}, { batch: false }, (_rt, server) => {
+    assert.equal(server.conns[0]?.url.searchParams.has("batch"), false);
+    return Promise.resolve();
+  });
+});
+
 Deno.test("handshake refusals: handshake_failed after the limit, and retries go on", async () => {
   const server = new FakeServer({ refuse: () => new Response(null, { status: 401 }) });
   const rt = connect(server.url, {

@@ -29,7 +29,7 @@ import {
   type JsonValue,
   parseClientFrame,
 } from "./protocol.ts";
-import type { Flushable, WriteBatcher } from "../../core/write_batcher.ts";
+import type { Flushable, PendingFrames, WriteBatcher } from "../../core/write_batcher.ts";
 import { PublishLine } from "../../core/publish_hook.ts";
 import type { StreamPosition } from "../../store/history/types.ts";
 
@@ -49,8 +49,8 @@ export class NativeConnection implements SessionPort, Flushable {
   readonly #ctx: NativeContext;
   /** Opt-in write coalescing (`?batch=1`). */
   readonly #batching: boolean;
-  #batch: string[] | null = null;
-  #batchBytes = 0;
+  /** What this turn holds for a batching session: shared with members sent the same. */
+  #batch: PendingFrames | null = null;
   /** Keeps this publisher's order while the publish hook is asked. */
   readonly #line: PublishLine;
 
@@ -116,12 +116,11 @@ export class NativeConnection implements SessionPort, Flushable {
 
   /** Writes the held frames as one newline-separated frame (batching sessions). */
   flush(): void {
-    const frames = this.#batch;
+    const held = this.#batch;
     this.#batch = null;
-    this.#batchBytes = 0;
     this.#ctx.batcher.cancel(this);
-    if (frames === null || this.#core.ended) return;
-    this.#write(frames.length === 1 ? frames[0]! : frames.join("\n"), frames.length);
+    if (held === null || this.#core.ended) return;
+    this.#write(held.text, held.count);
   }
 
   #closedBy(code: number, reason: string, by: "client" | "error"): void {
@@ -141,24 +140,11 @@ export class NativeConnection implements SessionPort, Flushable {
   /** Sends a frame unless the session ended; batching sessions hold it until the turn ends. */
   #send(frame: string): void {
     if (this.#core.ended) return;
-    if (this.#batch !== null || this.#batching) {
-      this.#enqueue(frame);
-      return;
-    }
-    this.#write(frame, 1);
-  }
-
-  #enqueue(frame: string): void {
-    if (this.#batch === null) {
-      this.#batch = [frame];
-      this.#batchBytes = frame.length;
-      this.#ctx.batcher.schedule(this);
-      return;
-    }
-    this.#batch.push(frame);
-    this.#batchBytes += frame.length;
+    if (!this.#batching) return this.#write(frame, 1);
+    const held = (this.#batch ?? this.#ctx.batcher.begin(this)).then(frame);
+    this.#batch = held;
     // A huge fan-out within one turn must not pile up unbounded in the batch.
-    if (this.#batchBytes >= MAX_BATCH_BYTES) this.flush();
+    if (held.length >= MAX_BATCH_BYTES) this.flush();
   }
 
   #write(frame: string, count: number): void {
