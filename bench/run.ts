@@ -73,6 +73,13 @@ function parseList<T extends string>(flag: string, all: readonly T[], args: stri
   return all.filter((a) => picked.includes(a));
 }
 
+/** Issue 19's handshake CPU targets: [row, most server CPU per handshake as a multiple of bare Deno's]. */
+const HANDSHAKE_CPU_TARGETS: readonly (readonly [string, number])[] = [
+  ["ours_hs256", 1.25],
+  ["ours_hs256_warm", 1.1],
+  ["ours_es256_warm", 1.25],
+];
+
 /** The ratio targets from the issue, for the sizes this run used. */
 function targetsFor(config: BenchConfig): TargetDef[] {
   const defs: TargetDef[] = [];
@@ -158,6 +165,15 @@ function targetsFor(config: BenchConfig): TargetDef[] {
       direction: ">=",
       goal: 0.8,
     },
+    ...HANDSHAKE_CPU_TARGETS.map(([row, goal]): TargetDef => ({
+      name: `${row}: server CPU per handshake ≤ ${goal}× bare Deno's`,
+      section: "handshakes",
+      metric: "serverCpuUs",
+      numerator: row,
+      denominator: "bare_deno",
+      direction: "<=",
+      goal,
+    })),
     {
       name: `N=${config.history.fanout.subscribers}: ours with history (memory store) ≤ 1.15× ` +
         "ours without (server CPU per delivery)",
@@ -207,7 +223,7 @@ function expectedRows(
     } else if ((section.id.startsWith("fanout_") || section.id === "rooms") && s === "ours") {
       ids.push("ours", OURS_BATCHED);
     } else if (section.id === "handshakes" && s === "ours") {
-      ids.push("ours_hs256", "ours_es256_cold", "ours_es256_warm");
+      ids.push("ours_hs256", "ours_hs256_warm", "ours_es256_cold", "ours_es256_warm");
     } else ids.push(s);
   }
   return ids;

@@ -1,7 +1,8 @@
 /**
  * Handshakes: authenticated upgrades/s and latency with HS256 and ES256
- * tokens (ES256 cold, then the same tokens again against a warm verified-token
- * cache: a reconnect storm), against bare Deno's unauthenticated upgrades.
+ * tokens, each fresh (never seen by the server), then the same tokens again
+ * against a warm verified-token cache (a reconnect storm), against bare
+ * Deno's unauthenticated upgrades.
  *
  * @module
  */
@@ -22,22 +23,29 @@ function figures(r: HandshakeResult, prefix = ""): Record<string, number> {
   };
 }
 
-/** Splits the ES256 row (measured cold then warm in one run) into two rows. */
+/** Rows measured twice in one turn (fresh tokens, then the same again): [cold, warm] ids and labels. */
+const WARM_SPLITS: Readonly<Record<string, readonly [string, string, string, string]>> = {
+  ours_hs256: [
+    "ours_hs256",
+    "ours HS256, fresh tokens",
+    "ours_hs256_warm",
+    "ours HS256, warm cache (same tokens)",
+  ],
+  ours_es256: [
+    "ours_es256_cold",
+    "ours ES256, cold token cache",
+    "ours_es256_warm",
+    "ours ES256, warm cache (same tokens)",
+  ],
+};
+
+/** Splits each row measured cold then warm in one run into two rows. */
 function splitWarm(rows: Row[]): Row[] {
   return rows.flatMap((row) => {
-    if (row.id !== "ours_es256") return [row];
-    const cold: Row = {
-      ...row,
-      id: "ours_es256_cold",
-      label: "ours ES256, cold token cache",
-      metrics: {},
-    };
-    const warm: Row = {
-      ...row,
-      id: "ours_es256_warm",
-      label: "ours ES256, warm cache (same tokens)",
-      metrics: {},
-    };
+    const split = WARM_SPLITS[row.id];
+    if (split === undefined) return [row];
+    const cold: Row = { ...row, id: split[0], label: split[1], metrics: {} };
+    const warm: Row = { ...row, id: split[2], label: split[3], metrics: {} };
     for (const [key, value] of Object.entries(row.metrics)) {
       if (key.startsWith("warm_")) warm.metrics[key.slice(5)] = value;
       else cold.metrics[key] = value;
@@ -63,18 +71,19 @@ export async function handshakesScenario(ctx: Context): Promise<Section[]> {
       startOptions: { es256PublicKeyPem: es256.publicKeyPem },
     });
   }
-  const hs256 = await mintTokens(p.count, { alg: "HS256", subPrefix: "hs" });
   const rows = await alternate(contenders, ctx.config.runs, async (c, server, run) => {
-    if (c.id === "ours_es256" && es256) {
-      // Fresh subjects every run: the first pass is cold for the cache even
-      // though the server lives across runs; the second pass replays them.
-      const tokens = await mintTokens(p.count, { alg: "ES256", es256, subPrefix: `es${run}` });
+    // Fresh subjects every run: the first pass is cold for the verified-token
+    // cache even though the server lives across runs; ours then replays them.
+    const tokens = c.id === "ours_es256" && es256
+      ? await mintTokens(p.count, { alg: "ES256", es256, subPrefix: `es${run}` })
+      : await mintTokens(p.count, { alg: "HS256", subPrefix: `hs${run}-${c.id}` });
+    if (c.id in WARM_SPLITS) {
       const cold = await runHandshakes(server, p, tokens);
       const warm = await runHandshakes(server, p, tokens);
       log(`  ${c.label}: cold ${cold.perSec.toFixed(0)}/s, warm ${warm.perSec.toFixed(0)}/s`);
       return { ...figures(cold), ...figures(warm, "warm_") };
     }
-    const r = await runHandshakes(server, p, hs256);
+    const r = await runHandshakes(server, p, tokens);
     log(`  ${c.label}: ${r.perSec.toFixed(0)}/s, p99 ${r.p99Ms.toFixed(1)} ms`);
     return figures(r);
   });

@@ -471,7 +471,8 @@ export class CoreSession implements Member {
   end(code: number, reason: string, by: "client" | "server" | "error"): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#alive.abort();
+    // A constant reason: abort() without one builds a DOMException, stack and all, per session.
+    this.#alive.abort("session ended");
     Counters.bump(this.#ctx.counters.closes, Counters.closeLabel(code));
     this.#expiry.clear();
     for (const room of this.#memberships.keys()) {
