@@ -114,15 +114,6 @@ function apiRoutes(deps: RouteTableDeps): Route[] {
     shutdownSignal,
   });
   const adminStats = adminStatsHandler(deps);
-  const read = readApi({
-    admin,
-    verifier,
-    audit,
-    counters,
-    history: services.historyReader,
-    presenceStore: services.presenceStore,
-    presenceFor: (room) => services.policy.presenceFor(room, deps.config.presence.enabled),
-  });
   const revoke = revokeRoute({
     admin,
     revocationTtlMs: auth.revocations.ttlMs,
@@ -148,18 +139,7 @@ function apiRoutes(deps: RouteTableDeps): Route[] {
       drains: true,
       handler: (req, { ip }) => publish(req, ip),
     },
-    {
-      path: "/api/history",
-      methods: ["GET"],
-      drains: false,
-      handler: (req, { url, ip }) => read.history(req, url, ip),
-    },
-    {
-      path: "/api/presence",
-      methods: ["GET"],
-      drains: false,
-      handler: (req, { url, ip }) => read.presence(req, url, ip),
-    },
+    ...readRoutes(deps),
     {
       path: "/api/admin/stats",
       methods: ["GET"],
@@ -171,6 +151,34 @@ function apiRoutes(deps: RouteTableDeps): Route[] {
       methods: ["GET", "POST", "DELETE"],
       drains: true,
       handler: (req, { ip }) => revoke(req, ip),
+    },
+  ];
+}
+
+/** `GET /api/history` and `GET /api/presence`: what the backend SDKs read. */
+function readRoutes(deps: RouteTableDeps): Route[] {
+  const { config: { admin }, services } = deps;
+  const read = readApi({
+    admin,
+    verifier: services.verifier,
+    audit: services.audit,
+    counters: services.metrics.counters,
+    history: services.historyReader,
+    presenceStore: services.presenceStore,
+    presenceFor: (room) => services.policy.presenceFor(room, deps.config.presence.enabled),
+  });
+  return [
+    {
+      path: "/api/history",
+      methods: ["GET"],
+      drains: false,
+      handler: (req, { url, ip }) => read.history(req, url, ip),
+    },
+    {
+      path: "/api/presence",
+      methods: ["GET"],
+      drains: false,
+      handler: (req, { url, ip }) => read.presence(req, url, ip),
     },
   ];
 }
