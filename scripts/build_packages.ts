@@ -9,7 +9,8 @@
  * The package compiler is TypeScript from npm (`TYPESCRIPT` below), run by
  * Deno; it rewrites the sources' `.ts` import specifiers to `.js`, and the
  * `.d.ts` files get the same rewrite here. Imports of other npm packages
- * (`jose`, `react`) stay bare, resolved from Deno's npm cache while compiling.
+ * (`jose`, `react`, `@realtime/client`) stay bare, resolved while compiling
+ * from Deno's npm cache (and, for the client, from its freshly built declarations).
  *
  * @example
  * ```sh
@@ -39,7 +40,7 @@ const ENTRY: Record<PackageName, string> = {
 const NPM_DEPENDENCIES: Record<PackageName, readonly string[]> = {
   client: [],
   server: ["jose"],
-  react: ["react", "@types/react"],
+  react: ["@types/react"],
 };
 
 async function run(args: string[], what: string): Promise<void> {
@@ -121,7 +122,13 @@ export async function buildPackage(name: PackageName, outDir?: string): Promise<
   for (const dep of NPM_DEPENDENCIES[name]) paths[dep] = [await cachedNpmPackage(dep)];
   if (paths["@types/react"] !== undefined) paths["react"] = paths["@types/react"];
   const tsconfig = await Deno.makeTempFile({ prefix: `tsconfig_${name}_`, suffix: ".json" });
+  // The React hooks compile against the client's declarations, as their users will.
+  const clientTypes = name === "react" ? await Deno.makeTempDir({ prefix: "client_types_" }) : "";
   try {
+    if (clientTypes !== "") {
+      await buildPackage("client", clientTypes);
+      paths["@realtime/client"] = [`${clientTypes}/client.d.ts`];
+    }
     await Deno.writeTextFile(
       tsconfig,
       JSON.stringify({
@@ -149,6 +156,7 @@ export async function buildPackage(name: PackageName, outDir?: string): Promise<
     await run(["run", "-A", TYPESCRIPT, "-p", tsconfig], `tsc for packages/${name}`);
   } finally {
     await Deno.remove(tsconfig);
+    if (clientTypes !== "") await Deno.remove(clientTypes, { recursive: true });
   }
   // Declarations keep the sources' specifiers; TypeScript maps `./x.js` to `./x.d.ts`.
   for await (const entry of Deno.readDir(out)) {
