@@ -1,6 +1,7 @@
 /**
- * Where Redis is: `REDIS_URL`, or a primary found through Sentinel
+ * Where Redis is: `REDIS_URL`, a primary found through Sentinel
  * (`REDIS_SENTINELS`, `REDIS_SENTINEL_NAME`, `REDIS_SENTINEL_PASSWORD`,
+ * `REDIS_PASSWORD`), or a Redis Cluster (`REDIS_CLUSTER_NODES`,
  * `REDIS_PASSWORD`), for the bus and every Redis store alike. Merged into the
  * operator schema by lib/_config_env.ts.
  *
@@ -8,6 +9,12 @@
  */
 import { z } from "zod";
 import type { ConfigIssue, RedisTarget } from "./config.ts";
+
+/** A comma-separated list of `host:port`, blanks ignored. */
+function hostPortList(max: number) {
+  return z.string().transform((v) => v.split(",").map((s) => s.trim()).filter((s) => s.length > 0))
+    .pipe(z.array(hostPort).min(1).max(max));
+}
 
 const hostPort = z.string().trim().regex(
   /^[A-Za-z0-9.\-]+:\d{1,5}$/,
@@ -20,9 +27,8 @@ const hostPort = z.string().trim().regex(
 /** The Redis variables, keyed by name so errors name the variable. */
 export const RedisEnvShape = {
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
-  REDIS_SENTINELS: z.string().transform((v) =>
-    v.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
-  ).pipe(z.array(hostPort).min(1).max(16)).optional(),
+  REDIS_SENTINELS: hostPortList(16).optional(),
+  REDIS_CLUSTER_NODES: hostPortList(64).optional(),
   REDIS_SENTINEL_NAME: z.string().regex(
     /^[A-Za-z0-9_\-.]{1,64}$/,
     "must be 1-64 of A-Z a-z 0-9 _ - .",
@@ -35,14 +41,20 @@ export const RedisEnvShape = {
 export interface RedisEnv {
   REDIS_URL?: string | undefined;
   REDIS_SENTINELS?: { host: string; port: number }[] | undefined;
+  REDIS_CLUSTER_NODES?: { host: string; port: number }[] | undefined;
   REDIS_SENTINEL_NAME?: string | undefined;
   REDIS_SENTINEL_PASSWORD?: string | undefined;
   REDIS_PASSWORD?: string | undefined;
+  /** The key and channel prefix, checked for hash-tag braces on Cluster. */
+  BUS_CHANNEL?: string | undefined;
 }
 
 /** Where Redis is, or undefined when no variable names it. */
 export function redisTarget(env: RedisEnv): RedisTarget | undefined {
   if (env.REDIS_URL !== undefined) return env.REDIS_URL;
+  if (env.REDIS_CLUSTER_NODES !== undefined) {
+    return { cluster: env.REDIS_CLUSTER_NODES, password: env.REDIS_PASSWORD };
+  }
   if (env.REDIS_SENTINELS === undefined || env.REDIS_SENTINEL_NAME === undefined) return undefined;
   return {
     sentinels: env.REDIS_SENTINELS,
@@ -54,16 +66,30 @@ export function redisTarget(env: RedisEnv): RedisTarget | undefined {
 
 /**
  * Cross-field rules: one way to name Redis; the Sentinel variables come
- * together; the passwords only go with Sentinel (a URL carries its own).
+ * together; the passwords only go with Sentinel or Cluster (a URL carries
+ * its own); on Cluster the prefix holds no `{` or `}` (the room is the hash tag).
  * `needed` names what requires Redis (`BUS=redis`), if anything does.
  */
 export function redisIssues(env: RedisEnv, needed: string | undefined): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const sentinel = env.REDIS_SENTINELS !== undefined;
+  const cluster = env.REDIS_CLUSTER_NODES !== undefined;
   if (env.REDIS_URL !== undefined && sentinel) {
     issues.push({
       variable: "REDIS_SENTINELS",
       message: "set either REDIS_URL or REDIS_SENTINELS",
+    });
+  }
+  if (cluster && (env.REDIS_URL !== undefined || sentinel)) {
+    issues.push({
+      variable: "REDIS_CLUSTER_NODES",
+      message: "set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES",
+    });
+  }
+  if (cluster && /[{}]/.test(env.BUS_CHANNEL ?? "")) {
+    issues.push({
+      variable: "BUS_CHANNEL",
+      message: "must not contain { or } with REDIS_CLUSTER_NODES (each room is its keys' hash tag)",
     });
   }
   if (sentinel && env.REDIS_SENTINEL_NAME === undefined) {
@@ -72,9 +98,7 @@ export function redisIssues(env: RedisEnv, needed: string | undefined): ConfigIs
       message: "is required with REDIS_SENTINELS (the primary's name in `sentinel monitor`)",
     });
   }
-  for (
-    const name of ["REDIS_SENTINEL_NAME", "REDIS_SENTINEL_PASSWORD", "REDIS_PASSWORD"] as const
-  ) {
+  for (const name of ["REDIS_SENTINEL_NAME", "REDIS_SENTINEL_PASSWORD"] as const) {
     if (env[name] !== undefined && !sentinel) {
       issues.push({
         variable: name,
@@ -82,7 +106,14 @@ export function redisIssues(env: RedisEnv, needed: string | undefined): ConfigIs
       });
     }
   }
-  if (needed !== undefined && env.REDIS_URL === undefined && !sentinel) {
+  if (env.REDIS_PASSWORD !== undefined && !sentinel && !cluster) {
+    issues.push({
+      variable: "REDIS_PASSWORD",
+      message:
+        "applies only with REDIS_SENTINELS or REDIS_CLUSTER_NODES (REDIS_URL carries its own credentials)",
+    });
+  }
+  if (needed !== undefined && env.REDIS_URL === undefined && !sentinel && !cluster) {
     // Sentinel is the alternative; the README says so beside REDIS_URL.
     issues.push({ variable: "REDIS_URL", message: `is required when ${needed}` });
   }

@@ -270,12 +270,23 @@ export interface RedisSentinelConfig {
   password: string | undefined;
 }
 
-/** Where Redis is: a `redis://`/`rediss://` URL, or a primary found through Sentinel. */
-export type RedisTarget = string | RedisSentinelConfig;
+/** A Redis Cluster: `REDIS_CLUSTER_NODES`, `REDIS_PASSWORD`. */
+export interface RedisClusterConfig {
+  /** `REDIS_CLUSTER_NODES`: nodes asked, in turn, which primary serves which slots. */
+  cluster: { host: string; port: number }[];
+  /** `REDIS_PASSWORD`: AUTH for every node. */
+  password: string | undefined;
+}
+
+/**
+ * Where Redis is: a `redis://`/`rediss://` URL, a primary found through
+ * Sentinel, or a Cluster.
+ */
+export type RedisTarget = string | RedisSentinelConfig | RedisClusterConfig;
 
 /** A Redis server (`store.redis`). */
 export interface RedisConfig {
-  /** `REDIS_URL` (`redis://` or `rediss://`), or the Sentinel variables. */
+  /** `REDIS_URL` (`redis://` or `rediss://`), the Sentinel variables, or `REDIS_CLUSTER_NODES`. */
   url: RedisTarget;
   /** `BUS_CHANNEL`: the prefix of every key and channel. */
   prefix: string;

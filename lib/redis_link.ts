@@ -5,6 +5,9 @@
  * leaving a timer behind. The bus and the Redis stores build on it and keep
  * only what is theirs (channels, scripts, keys, their own errors).
  *
+ * A Redis Cluster is a link per primary (lib/redis_cluster.ts builds them
+ * from the slot map); {@linkcode isCluster} tells the targets apart.
+ *
  * With Sentinel (a {@linkcode RedisSentinelConfig} instead of a URL) every
  * attempt first asks the sentinels where the primary is and checks that the
  * node it reached is one (lib/redis_sentinel.ts), so a failover is followed
@@ -19,18 +22,21 @@
  * @module
  */
 import { createClient } from "@redis/client";
-import type { RedisTarget } from "./config.ts";
+import type { RedisClusterConfig, RedisSentinelConfig, RedisTarget } from "./config.ts";
 import { errorMessage } from "./errors.ts";
 import { askSentinels, describeSentinel, isPrimary, type RedisAddress } from "./redis_sentinel.ts";
 
-export type { RedisSentinelConfig, RedisTarget } from "./config.ts";
+export type { RedisClusterConfig, RedisSentinelConfig, RedisTarget } from "./config.ts";
 
 /** One `@redis/client` connection, as {@linkcode RedisLink} opens it. */
 export type RedisClient = ReturnType<typeof createClient>;
 
 /** Options for {@linkcode RedisLink}. */
 export interface RedisLinkOptions {
-  /** `redis://` or `rediss://` URL, credentials included; or the sentinels that know the primary. */
+  /**
+   * `redis://` or `rediss://` URL, credentials included; or the sentinels
+   * that know the primary. Not a cluster: see lib/redis_cluster.ts.
+   */
   url: RedisTarget;
   /**
    * What owns the link, in messages: `Cannot create <name>: …` and
@@ -128,7 +134,7 @@ export class RedisLink {
   readonly commandTimeoutMs: number;
   readonly #name: string;
   readonly #whileDown: string;
-  readonly #url: RedisTarget;
+  readonly #url: string | RedisSentinelConfig;
   readonly #connections: number;
   readonly #connectTimeoutMs: number;
   readonly #maxReconnectDelayMs: number;
@@ -167,6 +173,11 @@ export class RedisLink {
       onError = () => {},
       onRecover = () => {},
     } = options;
+    if (isCluster(url)) {
+      throw new TypeError(
+        `Cannot create ${name}: a Redis Cluster needs RedisClusterLink (lib/redis_cluster.ts)`,
+      );
+    }
     this.where = typeof url === "string" ? describeUrl(url, name) : describeSentinel(url);
     const bounds: Record<string, number> = {
       connections,
@@ -402,6 +413,11 @@ export class RedisLink {
       this.#connecting = this.#connect();
     }, delay);
   }
+}
+
+/** True when `target` names a Redis Cluster (`REDIS_CLUSTER_NODES`). */
+export function isCluster(target: RedisTarget): target is RedisClusterConfig {
+  return typeof target !== "string" && "cluster" in target;
 }
 
 /** Host and port of a Redis URL, for messages: never the credentials. */

@@ -10,6 +10,8 @@
  * @module
  */
 import { RedisServer, redisServerPath, skipRedis } from "./_redis.ts";
+import { RedisCluster } from "./_redis_cluster.ts";
+import type { RedisClusterConfig } from "../lib/config.ts";
 
 /** What a case gets: the store(s) under test; `close` releases everything the case opened. */
 export interface Fixture {
@@ -108,6 +110,48 @@ export function redisSuite(): RedisSuite {
   };
 }
 
+/** A 3-primary Redis Cluster shared by a suite's cases (each case keys under its own prefix). */
+export interface RedisClusterSuite {
+  /** What {@linkcode runContract} takes: skip without Redis, start the cluster before, stop it after. */
+  readonly hooks: Pick<ContractSuite<Fixture>, "ignore" | "before" | "after">;
+  /** The running cluster (once the suite started). */
+  readonly cluster: RedisCluster;
+  /** Where the stores find it (`REDIS_CLUSTER_NODES`). */
+  readonly target: RedisClusterConfig;
+  /** A key prefix no other case uses. */
+  prefix(): string;
+}
+
+/**
+ * A Redis Cluster for one suite, as {@linkcode redisSuite} gives one Redis:
+ * the same contracts run against it, key by key on the shards.
+ */
+export function redisClusterSuite(): RedisClusterSuite {
+  let running: RedisCluster | undefined;
+  const cluster = () => {
+    if (running === undefined) throw new Error("the Redis Cluster suite has not started");
+    return running;
+  };
+  return {
+    hooks: {
+      ignore: skipRedis,
+      async before() {
+        running = await RedisCluster.start();
+      },
+      async after() {
+        await running?.[Symbol.asyncDispose]();
+      },
+    },
+    get cluster() {
+      return cluster();
+    },
+    get target() {
+      return cluster().target;
+    },
+    prefix: () => `contract-${crypto.randomUUID()}`,
+  };
+}
+
 /** The two KV variants every KV-backed concern runs: a file on disk, and `:memory:`. */
 export const KV_VARIANTS = [
   { name: "kv (file)", inFile: true },
@@ -169,15 +213,15 @@ export interface StoreFixture<S, O> extends Fixture {
 export interface StoreMakers<S, O> {
   /** A store in this isolate's memory. */
   memory(options: O): S;
-  /** A store on the suite's Redis, under a key prefix of the case's own. */
-  redis(where: { url: string; prefix: string }, options: O): S;
+  /** A store on the suite's Redis (or Redis Cluster), under a key prefix of the case's own. */
+  redis(where: { url: string | RedisClusterConfig; prefix: string }, options: O): S;
   /** A store on the case's KV database. */
   kv(kv: Deno.Kv, options: O): S;
 }
 
 /**
  * The suites that run a concern's contract on every backend: memory, Redis,
- * and KV on a file and in memory. A concern's test file passes each to its
+ * Redis Cluster, and KV on a file and in memory. A concern's test file passes each to its
  * contract, so that it says only how each backend's store is built.
  *
  * @example
@@ -189,6 +233,7 @@ export function storeSuites<S extends { close(): Promise<void> }, O>(
   make: StoreMakers<S, O>,
 ): ContractSuite<StoreFixture<S, O>>[] {
   const redis = redisSuite();
+  const cluster = redisClusterSuite();
   return [
     { name: "memory", open: () => Promise.resolve(storeFixture(false, make.memory)) },
     {
@@ -196,6 +241,14 @@ export function storeSuites<S extends { close(): Promise<void> }, O>(
       ...redis.hooks,
       open() {
         const where = { url: redis.server.url, prefix: redis.prefix() };
+        return Promise.resolve(storeFixture(true, (options: O) => make.redis(where, options)));
+      },
+    },
+    {
+      name: "redis cluster",
+      ...cluster.hooks,
+      open() {
+        const where = { url: cluster.target, prefix: cluster.prefix() };
         return Promise.resolve(storeFixture(true, (options: O) => make.redis(where, options)));
       },
     },

@@ -20,7 +20,7 @@ import { MemoryHistoryStore } from "../lib/store/history/memory.ts";
 import { createRedisHistoryStore } from "../lib/store/history/redis.ts";
 import type { Broker } from "../lib/broker/types.ts";
 import { brokerCases, type BrokerFixture } from "./_broker_contract.ts";
-import { openCaseKv, redisSuite, runContract } from "./_contract.ts";
+import { openCaseKv, redisClusterSuite, redisSuite, runContract } from "./_contract.ts";
 
 const closing = (nodes: readonly Broker[], after = () => Promise.resolve()) => async () => {
   for (const broker of nodes) await broker.close();
@@ -68,6 +68,22 @@ runContract("broker", brokerCases, {
   async open(): Promise<BrokerFixture> {
     const { url } = redis.server;
     const prefix = redis.prefix();
+    const nodes: Broker[] = [];
+    for (let i = 0; i < 2; i++) {
+      const bus = await createRedisBus({ url, prefix });
+      nodes.push(composeBroker(bus, await createRedisHistoryStore({ url, prefix })));
+    }
+    return { expected: "redis", nodes: nodes as [Broker, Broker], close: closing(nodes) };
+  },
+});
+
+const cluster = redisClusterSuite();
+runContract("broker", brokerCases, {
+  name: "redis cluster (sharded pub/sub bus, redis store)",
+  ...cluster.hooks,
+  async open(): Promise<BrokerFixture> {
+    const url = cluster.target;
+    const prefix = cluster.prefix();
     const nodes: Broker[] = [];
     for (let i = 0; i < 2; i++) {
       const bus = await createRedisBus({ url, prefix });

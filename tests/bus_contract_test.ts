@@ -12,6 +12,7 @@ import { MemoryBus, MemoryHub } from "../lib/bus/memory.ts";
 import { createRedisBus } from "../lib/bus/redis.ts";
 import { busContract, CONTRACT_MAX_ENVELOPE_BYTES as maxEnvelopeBytes } from "./_bus_contract.ts";
 import { RedisServer, redisServerPath, skipRedis } from "./_redis.ts";
+import { RedisCluster } from "./_redis_cluster.ts";
 
 const nothing = () => Promise.resolve();
 
@@ -58,6 +59,30 @@ busContract({
   async open(count) {
     const url = redis!.url;
     // A prefix per case keeps cases apart on one server.
+    const prefix = `contract-${crypto.randomUUID()}`;
+    const buses = [];
+    for (let i = 0; i < count; i++) {
+      buses.push(await createRedisBus({ url, prefix, maxEnvelopeBytes }));
+    }
+    return { buses, close: nothing };
+  },
+});
+
+let cluster: RedisCluster | undefined;
+
+busContract({
+  name: "redis cluster (sharded pub/sub)",
+  transport: "redis",
+  echoesPositioned: true,
+  ignore: skipRedis,
+  async before() {
+    cluster = await RedisCluster.start();
+  },
+  async after() {
+    await cluster?.[Symbol.asyncDispose]();
+  },
+  async open(count) {
+    const url = cluster!.target;
     const prefix = `contract-${crypto.randomUUID()}`;
     const buses = [];
     for (let i = 0; i < count; i++) {

@@ -1,6 +1,6 @@
 /**
  * Runs the history store contract (tests/_history_contract.ts) unchanged
- * against every backend: memory, Redis, and KV on a file and in memory. A
+ * against every backend: memory, Redis, Redis Cluster, and KV on a file and in memory. A
  * new backend adds one `historyStoreContract` call.
  *
  * @module
@@ -9,7 +9,7 @@ import { KvHistoryStore } from "../lib/store/history/kv.ts";
 import { MemoryHistoryStore } from "../lib/store/history/memory.ts";
 import { type RedisAppendOptions, RedisHistoryStore } from "../lib/store/history/redis.ts";
 import type { AppendResult } from "../lib/store/history/types.ts";
-import { KV_VARIANTS, openCaseKv, Opened, redisSuite } from "./_contract.ts";
+import { KV_VARIANTS, openCaseKv, Opened, redisClusterSuite, redisSuite } from "./_contract.ts";
 import { historyStoreContract } from "./_history_contract.ts";
 import { FakeClock } from "./_helpers.ts";
 
@@ -56,6 +56,30 @@ historyStoreContract({
       async losePast() {
         // Redis lost its data (a restart without persistence, an eviction).
         await server.command("FLUSHALL");
+        return store;
+      },
+      close: () => store.close(),
+    };
+  },
+});
+
+const cluster = redisClusterSuite();
+historyStoreContract({
+  name: "redis cluster",
+  ...cluster.hooks,
+  ttlMs: 1000,
+  async open() {
+    // Published with SPUBLISH on the room's shard, in the same script.
+    const store = new PublishingRedisHistoryStore({
+      url: cluster.target,
+      prefix: cluster.prefix(),
+    });
+    await store.ready(2000);
+    return {
+      store,
+      advance: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
+      async losePast() {
+        await cluster.cluster.onPrimaries(["FLUSHALL"]);
         return store;
       },
       close: () => store.close(),

@@ -8,7 +8,7 @@ import { KvOccupancyStore } from "../lib/store/occupancy/kv.ts";
 import { MemoryOccupancyStore } from "../lib/store/occupancy/memory.ts";
 import { RedisOccupancyStore } from "../lib/store/occupancy/redis.ts";
 import type { OccupancyStore } from "../lib/store/occupancy/types.ts";
-import { KV_VARIANTS, openCaseKv, Opened, redisSuite } from "./_contract.ts";
+import { KV_VARIANTS, openCaseKv, Opened, redisClusterSuite, redisSuite } from "./_contract.ts";
 import { occupancyStoreContract } from "./_occupancy_contract.ts";
 
 occupancyStoreContract({
@@ -34,6 +34,22 @@ occupancyStoreContract({
     return Promise.resolve({
       shared: true,
       open: () => opened.add(new RedisOccupancyStore({ url, prefix })),
+      close: () => opened.close(),
+    });
+  },
+});
+
+const cluster = redisClusterSuite();
+occupancyStoreContract({
+  name: "redis cluster",
+  ...cluster.hooks,
+  open() {
+    const { target } = cluster;
+    const prefix = cluster.prefix();
+    const opened = new Opened<OccupancyStore>();
+    return Promise.resolve({
+      shared: true,
+      open: () => opened.add(new RedisOccupancyStore({ url: target, prefix })),
       close: () => opened.close(),
     });
   },

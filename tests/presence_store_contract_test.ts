@@ -1,6 +1,6 @@
 /**
  * Runs the presence store contract (tests/_presence_contract.ts) unchanged
- * against every backend: memory, Redis, and KV on a file and in memory. A
+ * against every backend: memory, Redis, Redis Cluster, and KV on a file and in memory. A
  * new backend adds one `presenceStoreContract` call.
  *
  * @module
@@ -8,7 +8,7 @@
 import { KvPresenceStore } from "../lib/store/presence/kv.ts";
 import { MemoryPresenceStore } from "../lib/store/presence/memory.ts";
 import { createRedisPresenceStore } from "../lib/store/presence/redis.ts";
-import { KV_VARIANTS, openCaseKv, redisSuite } from "./_contract.ts";
+import { KV_VARIANTS, openCaseKv, redisClusterSuite, redisSuite } from "./_contract.ts";
 import { presenceStoreContract } from "./_presence_contract.ts";
 import { FakeClock } from "./_helpers.ts";
 
@@ -44,6 +44,26 @@ presenceStoreContract({
         const script = "return #redis.call('KEYS', ARGV[1])";
         const reply = await server.command("EVAL", script, "0", `${prefix}:*`);
         return Number(reply.slice(1));
+      },
+      close: () => store.close(),
+    };
+  },
+});
+
+const cluster = redisClusterSuite();
+presenceStoreContract({
+  name: "redis cluster",
+  ...cluster.hooks,
+  ttlMs: 600,
+  async open(ttlMs) {
+    const prefix = cluster.prefix();
+    const store = await createRedisPresenceStore({ url: cluster.target, prefix, ttlMs });
+    return {
+      store,
+      advance: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
+      async leftovers() {
+        const keys = await cluster.cluster.keysByNode(`${prefix}:*`);
+        return [...keys.values()].reduce((sum, found) => sum + found.length, 0);
       },
       close: () => store.close(),
     };

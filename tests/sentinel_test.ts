@@ -81,7 +81,7 @@ Deno.test("sentinel config: REDIS_SENTINELS and REDIS_SENTINEL_NAME instead of R
     ],
   );
   assert.deepEqual(issues({ REDIS_URL: "redis://h", REDIS_PASSWORD: "p" }), [
-    "REDIS_PASSWORD: applies only with REDIS_SENTINELS (REDIS_URL carries its own credentials)",
+    "REDIS_PASSWORD: applies only with REDIS_SENTINELS or REDIS_CLUSTER_NODES (REDIS_URL carries its own credentials)",
   ]);
   // A bad list counts as unset for the other rules, which say so too.
   assert.ok(

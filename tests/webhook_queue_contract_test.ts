@@ -9,7 +9,7 @@ import { KvWebhookQueue } from "../lib/store/webhooks/kv.ts";
 import { MemoryWebhookQueue } from "../lib/store/webhooks/memory.ts";
 import { RedisWebhookQueue } from "../lib/store/webhooks/redis.ts";
 import type { WebhookQueue } from "../lib/store/webhooks/types.ts";
-import { KV_VARIANTS, openCaseKv, Opened, redisSuite } from "./_contract.ts";
+import { KV_VARIANTS, openCaseKv, Opened, redisClusterSuite, redisSuite } from "./_contract.ts";
 import { webhookQueueContract } from "./_webhook_queue_contract.ts";
 import assert from "node:assert/strict";
 import { newEventId } from "../lib/webhooks/events.ts";
@@ -38,6 +38,22 @@ webhookQueueContract({
     return Promise.resolve({
       durable: true,
       open: (o) => opened.add(new RedisWebhookQueue({ url, prefix, ...o })),
+      close: () => opened.close(),
+    });
+  },
+});
+
+const cluster = redisClusterSuite();
+webhookQueueContract({
+  name: "redis cluster",
+  ...cluster.hooks,
+  open() {
+    const { target } = cluster;
+    const prefix = cluster.prefix();
+    const opened = new Opened<WebhookQueue>();
+    return Promise.resolve({
+      durable: true,
+      open: (o) => opened.add(new RedisWebhookQueue({ url: target, prefix, ...o })),
       close: () => opened.close(),
     });
   },

@@ -4,6 +4,12 @@
  * publishing and one for subscriptions; an instance subscribes only to rooms
  * with local members, so sequences are per origin and room.
  *
+ * On a Redis Cluster the channel is `<prefix>:room:{<room>}` (the slot of
+ * the room's history keys) and travels on sharded pub/sub: a pair of
+ * connections per primary, `SPUBLISH`/`SSUBSCRIBE` on the shard serving the
+ * room (lib/bus/_redis_links.ts). System envelopes (heartbeats,
+ * revocations) use fixed rooms, hence one fixed channel each.
+ *
  * Faults: while Redis is unreachable, publishes are dropped and counted
  * (nothing is queued), `health()` is `degraded`, the outage is reported once
  * through `onError`, and the bus reconnects on its own, subscribing again to
@@ -17,7 +23,8 @@
  *
  * @module
  */
-import { RedisLink, type RedisTarget } from "../redis_link.ts";
+import type { RedisClient, RedisTarget } from "../redis_link.ts";
+import { type BusLinks, openBusLinks } from "./_redis_links.ts";
 import { BaseBus, type BaseBusOptions } from "./_base.ts";
 import { decodeEnvelope, encodeEnvelope } from "./_codec.ts";
 import { type GapHandler, SequenceTracker } from "./_sequence.ts";
@@ -25,7 +32,7 @@ import type { Bus, BusHealth, PublishOptions } from "./types.ts";
 
 /** Options for {@linkcode RedisBus}. */
 export interface RedisBusOptions extends BaseBusOptions {
-  /** `redis://` or `rediss://` URL, credentials included. */
+  /** `redis://` or `rediss://` URL, credentials included; Sentinel; or a Cluster. */
   url: RedisTarget;
   /**
    * Prefix of every channel name, so several apps can share one Redis.
@@ -97,8 +104,8 @@ export class RedisBus extends BaseBus implements Bus {
   readonly #prefix: string;
   readonly #onError: (error: Error) => void;
   readonly #seq: SequenceTracker;
-  /** Publisher and subscriber, opened and replaced together. */
-  readonly #link: RedisLink;
+  /** Publisher and subscriber (per primary on a Cluster), opened and replaced together. */
+  readonly #link: BusLinks;
   /** Rooms with local members: subscribed now, or again after a reconnect. */
   readonly #rooms = new Set<string>();
   #reconnected: () => void = () => {};
@@ -132,20 +139,26 @@ export class RedisBus extends BaseBus implements Bus {
     this.#prefix = prefix;
     this.#onError = onError;
     this.#seq = new SequenceTracker(this.instanceId, onGap, { scope: "room" });
-    this.#link = new RedisLink({
+    this.#link = openBusLinks({
       url,
       name: "Redis bus",
       whileDown: "messages stay on this instance and the bus reconnects in the background",
-      connections: 2,
       connectTimeoutMs,
       maxReconnectDelayMs,
       maxPendingCommands: maxPendingPublishes,
       // Subscribed again before the link reports ok, so that `ok` and the
       // reconnect handler mean every room is listening again.
-      onOpen: async ([, sub]) => {
-        await Promise.all(
-          [...this.#rooms].map((room) => sub!.subscribe(this.#channel(room), this.#listener)),
-        );
+      onOpen: async (sub, serves) => {
+        const channels = [...this.#rooms].map((room) => this.#channel(room)).filter(serves);
+        await Promise.all(channels.map((channel) => this.#listen(sub, channel)));
+      },
+      // A slot moved to another primary (failover, resharding): its rooms
+      // listen there now; where they already do, nothing is sent.
+      onTopology: () => {
+        for (const room of this.#rooms) {
+          const sub = this.#link.pairFor(this.#channel(room))?.[1];
+          if (sub?.isReady) this.#listen(sub, this.#channel(room)).catch(() => {});
+        }
       },
       onConnect: (reconnected) => {
         // Envelopes published while we were away never reach us: let the rooms catch up.
@@ -179,7 +192,8 @@ export class RedisBus extends BaseBus implements Bus {
   }
 
   protected send(room: string, frame: string, options: PublishOptions): void {
-    const pub = this.#link.clients?.[0];
+    const channel = this.#channel(room);
+    const pub = this.#link.pairFor(channel)?.[0];
     // Not stamped while down: a sequence number then means "handed to Redis",
     // and receivers' gaps measure loss in transit, not this outage again.
     if (pub === undefined || !pub.isReady) {
@@ -188,7 +202,12 @@ export class RedisBus extends BaseBus implements Bus {
     }
     const wire = encodeEnvelope(this.#seq.stamp(room, frame, options));
     try {
-      pub.publish(this.#channel(room), wire).catch(() => this.#dropped++);
+      const sent = this.#link.sharded ? pub.sPublish(channel, wire) : pub.publish(channel, wire);
+      sent.catch((err: unknown) => {
+        this.#dropped++;
+        // The room's slot moved (resharding): learn where it went.
+        if (err instanceof Error && err.message.startsWith("MOVED")) this.#link.refresh();
+      });
     } catch {
       this.#dropped++;
     }
@@ -201,10 +220,11 @@ export class RedisBus extends BaseBus implements Bus {
   async subscribe(room: string): Promise<void> {
     if (this.closed) return;
     this.#rooms.add(room);
-    const sub = this.#link.clients?.[1];
+    const channel = this.#channel(room);
+    const sub = this.#link.pairFor(channel)?.[1];
     if (sub === undefined) return;
     try {
-      await sub.subscribe(this.#channel(room), this.#listener);
+      await this.#listen(sub, channel);
     } catch {
       // The connection failed before the acknowledgement; the reconnect
       // subscribes every room in #rooms, this one included.
@@ -214,10 +234,13 @@ export class RedisBus extends BaseBus implements Bus {
   async unsubscribe(room: string): Promise<void> {
     if (!this.#rooms.delete(room)) return;
     this.#seq.forget(room);
-    const sub = this.#link.clients?.[1];
+    const channel = this.#channel(room);
+    const sub = this.#link.pairFor(channel)?.[1];
     if (sub === undefined) return;
     try {
-      await sub.unsubscribe(this.#channel(room), this.#listener);
+      await (this.#link.sharded
+        ? sub.sUnsubscribe(channel, this.#listener)
+        : sub.unsubscribe(channel, this.#listener));
     } catch {
       // The connection is gone, and the next one will not subscribe this room.
     }
@@ -257,8 +280,14 @@ export class RedisBus extends BaseBus implements Bus {
     this.deliver(envelope);
   };
 
+  #listen(sub: RedisClient, channel: string): Promise<void> {
+    return this.#link.sharded
+      ? sub.sSubscribe(channel, this.#listener)
+      : sub.subscribe(channel, this.#listener);
+  }
+
   #channel(room: string): string {
-    return `${this.#prefix}:room:${room}`;
+    return `${this.#prefix}:room:${this.#link.sharded ? `{${room}}` : room}`;
   }
 }
 

@@ -5,11 +5,18 @@
  * the bug it is), and reporting the link's state as {@linkcode StoreHealth}.
  * The stores keep only their keys, scripts and replies.
  *
+ * On a Redis Cluster (lib/redis_cluster.ts) every command goes to the
+ * primary serving its first key's slot; the stores name their keys with
+ * {@linkcode RedisStoreLink.tag} so that every key one command or script
+ * touches shares a hash tag (on one Redis, `tag` changes nothing, so key
+ * names stay those of earlier releases).
+ *
  * @module
  */
 import { ErrorReply } from "@redis/client";
 import { errorMessage } from "../errors.ts";
-import { type RedisClient, RedisLink, type RedisLinkOptions } from "../redis_link.ts";
+import { RedisClusterLink } from "../redis_cluster.ts";
+import { isCluster, type RedisClient, RedisLink, type RedisLinkOptions } from "../redis_link.ts";
 import { sha1Hex } from "./_hash.ts";
 import { type StoreHealth, StoreUnavailableError } from "./types.ts";
 
@@ -106,55 +113,79 @@ export interface RedisStoreLinkOptions extends RedisLinkOptions {
  * ```
  */
 export class RedisStoreLink {
-  readonly #link: RedisLink;
+  readonly #link: RedisLink | undefined;
+  readonly #cluster: RedisClusterLink | undefined;
   readonly #store: string;
   readonly #waitForLink: boolean;
+  readonly #commandTimeoutMs: number;
 
   /** @param options the link's options and the store's name; connecting starts at once */
   constructor(options: RedisStoreLinkOptions) {
-    const { store, waitForLink = false, ...link } = options;
-    this.#link = new RedisLink(link);
+    const { store, waitForLink = false, url, ...link } = options;
+    if (isCluster(url)) {
+      this.#cluster = new RedisClusterLink({ ...link, url });
+      this.#commandTimeoutMs = this.#cluster.commandTimeoutMs;
+    } else {
+      this.#link = new RedisLink({ ...link, url });
+      this.#commandTimeoutMs = this.#link.commandTimeoutMs;
+    }
     this.#store = store;
     this.#waitForLink = waitForLink;
   }
 
-  /** Resolves true once connected, or false after `timeoutMs`; it keeps trying either way. */
-  ready(timeoutMs: number): Promise<boolean> {
-    return this.#link.ready(timeoutMs);
+  /** True on a Redis Cluster. */
+  get cluster(): boolean {
+    return this.#cluster !== undefined;
   }
 
-  /** `ok` while connected; `degraded` with the reason otherwise. */
+  /**
+   * `part` as a hash tag on a Cluster (`{part}`), so that keys built from it
+   * share a slot; `part` unchanged on one Redis.
+   */
+  tag(part: string): string {
+    return this.#cluster === undefined ? part : `{${part}}`;
+  }
+
+  /** Resolves true once connected, or false after `timeoutMs`; it keeps trying either way. */
+  ready(timeoutMs: number): Promise<boolean> {
+    return (this.#link ?? this.#cluster!).ready(timeoutMs);
+  }
+
+  /** `ok` while connected (on a Cluster: to every shard); `degraded` with the reason otherwise. */
   health(): StoreHealth {
-    if (this.#link.status === "ok") return { status: "ok", transport: "redis" };
-    return { status: "degraded", transport: "redis", detail: this.#link.detail };
+    const link = this.#link ?? this.#cluster!;
+    if (link.status === "ok") return { status: "ok", transport: "redis" };
+    return { status: "degraded", transport: "redis", detail: link.detail };
   }
 
   /** Closes the connection; idempotent. */
   close(): Promise<void> {
-    return this.#link.close();
+    return (this.#link ?? this.#cluster!).close();
   }
 
   /**
-   * Sends one command.
+   * Sends one command; on a Cluster to the primary serving `key`, by default
+   * `args[1]` (the key of most commands).
    *
    * @throws {StoreUnavailableError} when Redis is unreachable, fails or does not answer in time
    */
-  async command(args: string[]): Promise<unknown> {
-    const client = await this.#client();
-    return await this.#run(client, () => client.sendCommand(args));
+  async command(args: string[], key: string = args[1] ?? ""): Promise<unknown> {
+    const [link, client] = await this.#client(key);
+    return await this.#run(link, client, () => client.sendCommand(args));
   }
 
   /**
-   * Runs a script by hash (in full after NOSCRIPT).
+   * Runs a script by hash (in full after NOSCRIPT); on a Cluster on the
+   * primary serving `keys[0]` (every key must share its slot).
    *
    * @throws {StoreUnavailableError} as {@linkcode RedisStoreLink.command} does
    * @throws {ErrorReply} for a fault raised inside the script: a bug, not an outage
    */
   async eval(script: Script, keys: string[], args: string[]): Promise<unknown> {
-    const client = await this.#client();
+    const [link, client] = await this.#client(keys[0] ?? "");
     const sha = await script.sha();
     const tail = [String(keys.length), ...keys, ...args];
-    return await this.#run(client, async () => {
+    return await this.#run(link, client, async () => {
       try {
         return await client.sendCommand(["EVALSHA", sha, ...tail]);
       } catch (err) {
@@ -165,42 +196,64 @@ export class RedisStoreLink {
   }
 
   /** An error naming this store, with the link's hint of when to retry. */
-  unavailable(why: string, cause?: unknown): StoreUnavailableError {
+  unavailable(why: string, cause?: unknown, link = this.#link): StoreUnavailableError {
     return new StoreUnavailableError(
       `${this.#store}: ${why}`,
-      this.#link.retryAfterMs(),
+      link?.retryAfterMs() ?? CLUSTER_RETRY_AFTER_MS,
       cause === undefined ? undefined : { cause },
     );
   }
 
-  async #client(): Promise<RedisClient> {
-    const link = this.#link;
-    if (this.#waitForLink && link.status !== "ok" && !link.closed) {
+  /** The link for `key` (on a Cluster, its primary's) and its connection. */
+  async #client(key: string): Promise<[RedisLink, RedisClient]> {
+    const cluster = this.#cluster;
+    if (cluster !== undefined && this.#waitForLink && cluster.status !== "ok" && !cluster.closed) {
+      const link = cluster.linkFor(key);
+      await (link ?? cluster).ready(this.#commandTimeoutMs);
+    }
+    const link = this.#link ?? cluster!.linkFor(key);
+    if (link === undefined) {
+      if (cluster!.closed) throw this.unavailable("closed");
+      throw this.unavailable(`no Redis Cluster primary known for this key (${cluster!.detail})`);
+    }
+    if (cluster === undefined && this.#waitForLink && link.status !== "ok" && !link.closed) {
       await link.ready(link.commandTimeoutMs);
     }
-    if (link.closed) throw this.unavailable("closed");
+    if (link.closed) throw this.unavailable("closed", undefined, link);
     const client = link.clients?.[0];
     if (client === undefined || !client.isReady) {
-      throw this.unavailable(`Redis unreachable (${link.detail})`);
+      throw this.unavailable(`Redis unreachable (${link.detail})`, undefined, link);
     }
-    return client;
+    return [link, client];
   }
 
-  async #run<T>(client: RedisClient, send: () => Promise<T>): Promise<T> {
+  async #run<T>(link: RedisLink, client: RedisClient, send: () => Promise<T>): Promise<T> {
     try {
-      return await this.#link.deadline(
+      return await link.deadline(
         client,
         send(),
-        () => this.unavailable(`Redis did not answer within ${this.#link.commandTimeoutMs} ms`),
+        () =>
+          this.unavailable(
+            `Redis did not answer within ${link.commandTimeoutMs} ms`,
+            undefined,
+            link,
+          ),
       );
     } catch (err) {
       if (err instanceof StoreUnavailableError || isScriptError(err)) throw err;
+      // A slot moved or the shard is failing over: the slot map is asked for again.
+      if (err instanceof ErrorReply && /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN)/.test(err.message)) {
+        this.#cluster?.refresh();
+      }
       // Every other failure (connection, OOM, READONLY after a failover,
       // BUSY) means unavailable.
-      throw this.unavailable(`Redis command failed (${errorMessage(err)})`, err);
+      throw this.unavailable(`Redis command failed (${errorMessage(err)})`, err, link);
     }
   }
 }
+
+/** What a caller is told to wait when no shard's link can say better. */
+const CLUSTER_RETRY_AFTER_MS = 500;
 
 /** True for an error raised inside our Lua script: a bug, not an outage. */
 function isScriptError(err: unknown): boolean {

@@ -15,12 +15,16 @@
  * offset on `<prefix>:room:<room>`. Reads run a second script so that the
  * position and the entries come from one instant.
  *
+ * On a Redis Cluster each `<room>` above is written `{<room>}`: the room is
+ * the hash tag of all its keys and of its channel, so the script touches one
+ * slot, and it publishes with `SPUBLISH` (sharded pub/sub, on the room's
+ * shard only) instead of `PUBLISH`.
+ *
  * Expiry: the stream expires `ttl` after its last message; the meta hash at
  * least as late (reads and `position` push it to `ttl` from now), so the
  * meta never dies before its stream, and a stream without meta is deleted
  * before a new epoch starts. A lost meta hash therefore always means a new
- * epoch with offsets from 1. Not Redis Cluster-ready: one script touches
- * keys of different hash slots.
+ * epoch with offsets from 1.
  *
  * Faults: while Redis is unreachable, or when a command gets no answer within
  * `commandTimeoutMs`, operations reject with `StoreUnavailableError`
@@ -126,7 +130,7 @@ end
 /**
  * KEYS: stream, meta, dedupe key (or "" without dedupe).
  * ARGV: frame, size, ttl ms, dedupe window ms, candidate epoch, channel ("" to
- * not publish), envelope header without its closing brace.
+ * not publish), envelope header without its closing brace, PUBLISH or SPUBLISH.
  * Returns {duplicate 0|1, offset, epoch}.
  */
 const APPEND_LUA = TRIM_LUA + `
@@ -150,7 +154,7 @@ if window > 0 then
   redis.call('SET', dkey, string.format('%d:', offset) .. epoch, 'PX', window)
 end
 if ARGV[6] ~= '' then
-  redis.call('PUBLISH', ARGV[6], ARGV[7] .. string.format(',"offset":%d,"stream":"', offset) .. epoch .. '"}\\n' .. frame)
+  redis.call(ARGV[8], ARGV[6], ARGV[7] .. string.format(',"offset":%d,"stream":"', offset) .. epoch .. '"}\\n' .. frame)
 end
 return {0, offset, epoch}
 `;
@@ -255,7 +259,7 @@ export class RedisHistoryStore implements History.HistoryStore {
     const { limits, dedupe, publishAs } = options;
     checkLimits(limits);
     const window = dedupe === undefined ? 0 : Math.max(1, Math.ceil(dedupe.windowMs));
-    const channel = publishAs === undefined ? "" : `${this.#prefix}:room:${room}`;
+    const channel = publishAs === undefined ? "" : `${this.#prefix}:room:${this.#link.tag(room)}`;
     const header = publishAs === undefined
       ? ""
       : JSON.stringify({ origin: publishAs, seq: 0, room }).slice(0, -1);
@@ -274,6 +278,7 @@ export class RedisHistoryStore implements History.HistoryStore {
         newEpoch(),
         channel,
         header,
+        this.#link.cluster ? "SPUBLISH" : "PUBLISH",
       ],
     );
     const [duplicate, offset, epoch] = reply as [number, number, string];
@@ -321,15 +326,15 @@ export class RedisHistoryStore implements History.HistoryStore {
   }
 
   #streamKey(room: string): string {
-    return `${this.#prefix}:history:${room}`;
+    return `${this.#prefix}:history:${this.#link.tag(room)}`;
   }
 
   #metaKey(room: string): string {
-    return `${this.#prefix}:history-meta:${room}`;
+    return `${this.#prefix}:history-meta:${this.#link.tag(room)}`;
   }
 
   #dedupeKey(room: string, key: string): string {
-    return `${this.#prefix}:dedupe:${room}:${key}`;
+    return `${this.#prefix}:dedupe:${this.#link.tag(room)}:${key}`;
   }
 }
 

@@ -5,7 +5,9 @@
  * (`<prefix>:occupancy:nodes`), and the keys held by anyone, a sorted set
  * read by prefix (`<prefix>:occupancy:keys`). Each operation is one Lua script, so "first"
  * and "last" are decided once, and a dead node's keys are popped by one
- * reaper each.
+ * reaper each. On a Redis Cluster `<prefix>:occupancy` is written
+ * `{<prefix>:occupancy}`: every key in one slot, so that no script crosses
+ * slots (occupancy changes only on a channel's first and last member).
  *
  * @module
  */
@@ -95,7 +97,9 @@ export class RedisOccupancyStore implements OccupancyStore {
       commandTimeoutMs,
       onError,
     });
-    this.#prefix = `${prefix}:occupancy`;
+    // On a Cluster every occupancy key shares one hash tag (one slot): the
+    // scripts decide "first" and "last" across the key, node and index sets.
+    this.#prefix = this.#link.tag(`${prefix}:occupancy`);
   }
 
   /** Resolves true once connected, or false after `timeoutMs`. */

@@ -91,8 +91,9 @@ export class RedisRevocationStore implements RevocationStore {
       // An operator's revoke should not fail for a reconnect under way.
       waitForLink: true,
     });
-    this.#hash = `${prefix}:revocations`;
-    this.#zset = `${prefix}:revocations:until`;
+    // On a Cluster both keys share one hash tag, so every script stays in one slot.
+    this.#hash = this.#link.tag(`${prefix}:revocations`);
+    this.#zset = `${this.#hash}:until`;
     this.#max = maxEntries;
     this.#clock = clock;
   }

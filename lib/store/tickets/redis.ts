@@ -5,7 +5,9 @@
  * with the ticket's lifetime as expiry; redeeming is one `GETDEL`, so of two
  * concurrent redeems only one finds it. Issuing is one script that also
  * charges the ticket to a usage hash per ticket lifetime
- * (`<prefix>:ticket_usage:<window>`) and refuses past the limits.
+ * (`<prefix>:ticket_usage:<window>`) and refuses past the limits. On a Redis
+ * Cluster `<prefix>:ticket` is written `{<prefix>:ticket}` in both, so the
+ * script stays in one slot (tickets are one per connection: one shard carries them).
  *
  * @module
  */
@@ -56,7 +58,8 @@ export interface RedisTicketStoreOptions extends TicketRulesOptions, RedisStoreO
 export class RedisTicketStore extends SharedTicketStore implements TicketStore {
   readonly kind = "redis";
   readonly #link: RedisStoreLink;
-  readonly #prefix: string;
+  /** `<prefix>:ticket`, a hash tag on a Cluster: tickets and usage share one slot. */
+  readonly #tagged: string;
 
   /** @param options Redis URL, ticket lifetime, bounds, key prefix and clock; connecting starts at once */
   constructor(options: RedisTicketStoreOptions) {
@@ -71,7 +74,7 @@ export class RedisTicketStore extends SharedTicketStore implements TicketStore {
       waitForLink: true,
       whileDown: "tickets cannot be issued or redeemed until it is back",
     });
-    this.#prefix = prefix;
+    this.#tagged = this.#link.tag(`${prefix}:ticket`);
   }
 
   /** Resolves true once connected, or false after `timeoutMs`; it keeps trying either way. */
@@ -82,12 +85,13 @@ export class RedisTicketStore extends SharedTicketStore implements TicketStore {
   async issue(principal: Principal, origin: string | null): Promise<IssuedTicket | null> {
     const { issued, stored, cost, now, lifetimeMs } = this.rules.draft(principal, origin);
     const { current, previous } = this.rules.windows(now);
-    const usage = (window: number) => `${this.#prefix}:ticket_usage:${window}`;
+    const usage = (window: number) => `${this.#tagged}_usage:${window}`;
+    const key = await this.#key(issued.ticket);
     const reply = await this.#link.command([
       "EVAL",
       ISSUE_LUA,
       "3",
-      await this.#key(issued.ticket),
+      key,
       usage(current),
       usage(previous),
       JSON.stringify(stored),
@@ -96,7 +100,7 @@ export class RedisTicketStore extends SharedTicketStore implements TicketStore {
       String(this.rules.maxBytes),
       String(this.rules.maxTickets),
       String(this.rules.usageTtlMs),
-    ]);
+    ], key);
     return reply === 1 ? issued : null;
   }
 
@@ -117,7 +121,7 @@ export class RedisTicketStore extends SharedTicketStore implements TicketStore {
   }
 
   async #key(ticket: string): Promise<string> {
-    return `${this.#prefix}:ticket:${await ticketHash(ticket)}`;
+    return `${this.#tagged}:${await ticketHash(ticket)}`;
   }
 }
 

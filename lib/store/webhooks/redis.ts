@@ -5,7 +5,8 @@
  * of when each may be claimed (`:due`, the lease of a claim is a later
  * score), and a sorted set of when each was queued (`:order`, for dropping
  * the oldest). Every operation is one Lua script, so two nodes never claim
- * the same entry and a full queue drops exactly its oldest.
+ * the same entry and a full queue drops exactly its oldest. On a Redis
+ * Cluster `<prefix>:webhooks:<sink>` is written `{…}`: a sink's keys share a slot.
  *
  * @module
  */
@@ -169,7 +170,7 @@ export class RedisWebhookQueue implements WebhookQueue {
   }
 
   async depth(sink: string): Promise<number> {
-    return Number(await this.#link.command(["HLEN", `${this.#prefix}:${sink}:e`]));
+    return Number(await this.#link.command(["HLEN", this.#keys(sink, 2)[0]!]));
   }
 
   health(): StoreHealth {
@@ -181,7 +182,8 @@ export class RedisWebhookQueue implements WebhookQueue {
   }
 
   #keys(sink: string, count: 2 | 3): string[] {
-    const base = `${this.#prefix}:${sink}`;
+    // On a Cluster a sink's keys share its hash tag: sinks spread over the shards.
+    const base = this.#link.tag(`${this.#prefix}:${sink}`);
     return [`${base}:e`, `${base}:due`, `${base}:order`].slice(0, count);
   }
 }
