@@ -161,6 +161,11 @@ export class RedisCluster implements AsyncDisposable {
     return redisCall(port, args);
   }
 
+  /** Sends one command to the node on `port`. */
+  onNode(port: number, args: string[]): Promise<unknown> {
+    return redisCall(port, args);
+  }
+
   /** Sends `args` to every running primary; resolves with their replies, by port. */
   async onPrimaries(args: string[]): Promise<Map<number, unknown>> {
     const out = new Map<number, unknown>();

@@ -126,13 +126,21 @@ export abstract class BaseBroker<S extends HistoryStore = HistoryStore> implemen
 export abstract class SharedBroker<S extends HistoryStore = HistoryStore> extends BaseBroker<S> {
   async publishStored(room: string, frame: string, options: AppendOptions): Promise<AppendResult> {
     const store = this.store();
-    const bus = this.bus.health();
+    const bus = this.busHealth(room);
     if (bus.status !== "ok") {
       throw new StoreUnavailableError(`the bus is down (${bus.detail ?? "reconnecting"})`, 1000);
     }
     const result = await this.append(store, room, frame, options);
     if (!result.duplicate) this.fanOut(room, frame, { offset: result.offset, epoch: result.epoch });
     return result;
+  }
+
+  /**
+   * The bus's health as far as `room` is concerned: the whole bus's, unless
+   * a bus carries rooms on separate shards (lib/broker/redis.ts).
+   */
+  protected busHealth(_room: string): BusHealth {
+    return this.bus.health();
   }
 
   /** Stores the message (a store that publishes it too does both here). */

@@ -258,6 +258,20 @@ export class RedisBus extends BaseBus implements Bus {
     return health;
   }
 
+  /**
+   * {@linkcode RedisBus.health} as far as `room` is concerned: on a Cluster
+   * `ok` while the shard carrying its channel is reachable, whatever the
+   * other shards do; on one Redis the bus's health.
+   */
+  healthOf(room: string): BusHealth {
+    const health = this.health();
+    if (!this.#link.sharded || health.status === "ok") return health;
+    const pair = this.#link.pairFor(this.#channel(room));
+    return pair !== undefined && pair.every((client) => client.isReady)
+      ? { ...health, status: "ok" }
+      : health;
+  }
+
   async close(): Promise<void> {
     if (!this.shut()) return;
     this.#rooms.clear();
