@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { ShardsParams } from "./scenarios/shards.ts";
 import type { AcrossParams } from "./gen/across.ts";
 import type { FanoutParams } from "./gen/fanout.ts";
 import type { HandshakeParams } from "./gen/handshakes.ts";
@@ -74,6 +75,8 @@ export interface BenchConfig {
   presence: PresenceParams;
   /** Pusher front door next to native, one server. */
   pusher: PusherFanoutParams;
+  /** Redis Cluster: history publishes/s with 1 → 3 shards, on the store. */
+  shards: ShardsParams;
   /** The whole bench is aborted (non-zero exit) past this. */
   watchdogMs: number;
 }
@@ -162,6 +165,8 @@ export const FULL: BenchConfig = {
   // The storm: 2,000 joins within about 2 s, above PRESENCE_MAX_MEMBERS.
   presence: { existing: 20, storm: 2000, spreadMs: 2000, timeoutMs: 30_000, settleMs: 1200 },
   pusher: { subscribers: 1000, messages: 300 },
+  // 2 s per run: several hundred ms of each shard's CPU, well above the 10 ms tick.
+  shards: { shards: [1, 2, 3], rooms: 1000, window: 256, durationMs: 2000 },
   watchdogMs: 8 * 60_000,
 };
 
@@ -220,5 +225,6 @@ export const QUICK: BenchConfig = {
   },
   presence: { existing: 4, storm: 60, spreadMs: 200, timeoutMs: 10_000, settleMs: 300 },
   pusher: { subscribers: 30, messages: 20 },
+  shards: { shards: [1, 2, 3], rooms: 100, window: 64, durationMs: 300 },
   watchdogMs: 90_000,
 };

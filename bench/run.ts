@@ -1,6 +1,6 @@
 /**
  * `deno task bench [--quick] [--servers=ours,bare_deno,bun,node_ws,socketio]
- * [--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence,pusher]`
+ * [--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence,pusher,shards]`
  *
  * Starts each server as a subprocess on loopback, drives it with our
  * generator, prints a markdown table (stdout; progress goes to stderr) and
@@ -44,6 +44,7 @@ import {
   pusherScenario,
 } from "./scenarios/pusher.ts";
 import { roomsScenario } from "./scenarios/rooms.ts";
+import { shardsRowIds, shardsScenario } from "./scenarios/shards.ts";
 
 const SCENARIOS = {
   fanout: fanoutScenario,
@@ -54,6 +55,7 @@ const SCENARIOS = {
   history: historyScenario,
   presence: presenceScenario,
   pusher: pusherScenario,
+  shards: shardsScenario,
 } as const satisfies Record<string, (ctx: Context) => Promise<Section[]>>;
 type ScenarioId = keyof typeof SCENARIOS;
 
@@ -208,11 +210,16 @@ function expectedRows(
   const ids: string[] = [];
   for (const s of servers) {
     if (section.id === "isolates") {
-      if (s === "ours") ids.push("ours_parallel", ...KV_VARIANTS.map((v) => v.id), "ours_redis");
+      if (s === "ours") {
+        ids.push("ours_parallel", ...KV_VARIANTS.map((v) => v.id), "ours_redis");
+        ids.push("ours_redis_cluster");
+      }
     } else if (section.id === HISTORY_SECTIONS.redis) {
       if (s === "ours") ids.push("ours_redis", OURS_REDIS_HISTORY);
     } else if (section.id === HISTORY_SECTIONS.fanout || section.id === HISTORY_SECTIONS.storm) {
       if (s === "ours") ids.push("ours", OURS_HISTORY);
+    } else if (section.id === "shards") {
+      if (s === "ours") ids.push(...shardsRowIds(config.shards));
     } else if (section.id === PUSHER_SECTION) {
       if (s === "ours") ids.push(PUSHER_NATIVE_ROW, PUSHER_ROW);
     } else if (section.id === "presence") {
@@ -252,7 +259,7 @@ async function main(args: string[]): Promise<number> {
   if (args.includes("--help")) {
     console.log(
       "deno task bench [--quick] [--servers=ours,bare_deno,bun,node_ws,socketio] " +
-        "[--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence,pusher]",
+        "[--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence,pusher,shards]",
     );
     return 0;
   }

@@ -1,7 +1,8 @@
 /**
  * Across isolates: the latency one bus hop adds. Ours only, two deployments:
  * `deno task start:parallel` with two isolates on the BroadcastChannel bus, and
- * two `deno run main.ts` processes sharing a redis-server the bench starts.
+ * two `deno run main.ts` processes sharing a redis-server the bench starts,
+ * and the same two processes on a 3-primary Redis Cluster (sharded pub/sub).
  * Subscribers on the publisher's instance and on the other one are told apart
  * by the `instanceId` of their `welcome`; the difference between the two
  * groups' latencies is the hop.
@@ -9,7 +10,13 @@
  * @module
  */
 import { describeFailure, log } from "../_alternate.ts";
-import { redisServerPath, type RunningRedis, startRedis } from "../_redis.ts";
+import {
+  redisServerPath,
+  type RunningCluster,
+  type RunningRedis,
+  startRedis,
+  startRedisCluster,
+} from "../_redis.ts";
 import { okRow, type Row, type Section } from "../_report.ts";
 import { type RunningServer, SERVERS, type StartOptions, startServer } from "../_servers.ts";
 import { mintTokens } from "../_tokens.ts";
@@ -121,6 +128,33 @@ function redisVariant(binary: string): Variant {
   };
 }
 
+const CLUSTER_ROW = {
+  id: "ours_redis_cluster",
+  label: "ours, 2 processes via Redis Cluster (3 shards, sharded pub/sub)",
+} as const;
+
+function clusterVariant(binary: string): Variant {
+  return {
+    ...CLUSTER_ROW,
+    async start() {
+      const cluster: RunningCluster = await startRedisCluster(binary, 3);
+      const env = { BUS: "redis", REDIS_CLUSTER_NODES: cluster.nodes, BUS_CHANNEL: channel() };
+      const nodes = await Promise.allSettled([startOurs({ env }), startOurs({ env })]);
+      const started = nodes.flatMap((n) => n.status === "fulfilled" ? [n.value] : []);
+      const close = async () => {
+        await Promise.all(started.map((s) => s.close()));
+        await cluster.close();
+      };
+      const failed = nodes.find((n) => n.status === "rejected");
+      if (failed) {
+        await close();
+        throw failed.reason;
+      }
+      return { endpoints: started, close };
+    },
+  };
+}
+
 /** A row that cannot run here (redis-server missing): skipped, or failed when CI is set. */
 export function skippedOrFailed(id: string, label: string, reason: string): Row {
   // CI must not lose this row silently: there, a missing redis-server fails the run.
@@ -142,12 +176,12 @@ export async function isolatesScenario(ctx: Context): Promise<Section[]> {
     log(`across isolates: ${p.subscribers} subscribers, ${p.messages} messages at ${p.rate}/s`);
     const redis = await redisServerPath();
     const variants: Variant[] = [parallel, ...KV_VARIANTS];
-    if (redis !== undefined) variants.push(redisVariant(redis));
+    if (redis !== undefined) variants.push(redisVariant(redis), clusterVariant(redis));
     rows.push(...await measure(variants, ctx.config.runs, p, await tokensFor(p.subscribers)));
     if (redis === undefined) {
-      rows.push(
-        skippedOrFailed(REDIS_ROW.id, REDIS_ROW.label, "redis-server not installed"),
-      );
+      for (const row of [REDIS_ROW, CLUSTER_ROW]) {
+        rows.push(skippedOrFailed(row.id, row.label, "redis-server not installed"));
+      }
     }
   }
   return [{
