@@ -115,6 +115,9 @@ export class RedisClusterLink {
   readonly #known: string[];
   readonly #waiters = new Set<(connected: boolean) => void>();
   #slots: (string | undefined)[] = new Array(CLUSTER_SLOTS);
+  /** The primaries of `#slots`, and whether they serve every slot: kept with it. */
+  #primaries = new Set<string>();
+  #covered = false;
   #refreshing: Promise<void> | undefined;
   #refreshTimer: ReturnType<typeof setTimeout> | undefined;
   #refreshAttempts = 0;
@@ -206,13 +209,8 @@ export class RedisClusterLink {
 
   #problem(): string | undefined {
     if (this.#closed) return "closed";
-    const addresses = new Set<string>();
-    for (let slot = 0; slot < CLUSTER_SLOTS; slot++) {
-      const address = this.#slots[slot];
-      if (address === undefined) return this.#mapDetail;
-      addresses.add(address);
-    }
-    for (const address of addresses) {
+    if (!this.#covered) return this.#mapDetail;
+    for (const address of this.#primaries) {
       const link = this.#links.get(address);
       if (link === undefined) return `no link to ${address}`;
       if (link.status !== "ok") return `shard ${address}: ${link.detail}`;
@@ -299,8 +297,16 @@ export class RedisClusterLink {
       }
       for (let slot = from; slot <= to && slot < CLUSTER_SLOTS; slot++) slots[slot] = primary;
     }
-    const changed = slots.some((address, slot) => address !== this.#slots[slot]);
+    let changed = false;
+    let covered = true;
+    for (let slot = 0; slot < CLUSTER_SLOTS; slot++) {
+      if (slots[slot] !== this.#slots[slot]) changed = true;
+      if (slots[slot] === undefined) covered = false;
+    }
     this.#slots = slots;
+    this.#primaries = primaries;
+    this.#covered = covered;
+    if (!covered) this.#mapDetail = "some slots are served by no primary";
     for (const [address, link] of this.#links) {
       if (primaries.has(address)) continue;
       this.#links.delete(address);
