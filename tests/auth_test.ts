@@ -170,6 +170,14 @@ function handMadeTokens(): [string, string, string][] {
     ["signature one character longer", `${h}.${p}.${s}AA`, "malformed"],
     ["signature two bytes longer", `${h}.${p}.${s}AAA`, "bad_signature"],
     ["signature empty", `${h}.${p}.`, "bad_signature"],
+    ["signature with base64 padding", `${h}.${p}.${s}=`, "malformed"],
+    ["signature with a character outside base64url", `${h}.${p}.${s}!`, "malformed"],
+    [
+      "signature in base64, not base64url",
+      `${h}.${p}.${s.replaceAll("-", "+").replaceAll("_", "/")}/`,
+      "malformed",
+    ],
+    ["signature with a space inside", `${h}.${p}.${s.slice(0, 10)} ${s.slice(10)}`, "malformed"],
     ["signature of another payload", `${h}.${seg(body({ sub: "root" }))}.${s}`, "bad_signature"],
   ];
 }
