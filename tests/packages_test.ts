@@ -4,8 +4,10 @@
  * a TypeScript app in a temp dir installs them (plus `ws`, `typescript`,
  * `@types/*` from npm's cache or the registry), compiles with `tsc --strict`
  * (every declaration file checked, and every TypeScript block of both
- * packages' READMEs compiled too), then runs on Node with `ws`: it mints a
- * token, connects, joins, publishes through the server SDK and receives.
+ * packages' READMEs compiled too), then runs on Node 20 with `ws`: it mints a
+ * token, connects, joins, publishes through the server SDK and receives. The
+ * same compiled app then runs on Bun (from npm) and Deno, with their own
+ * global WebSocket.
  *
  * @module
  */
@@ -64,7 +66,9 @@ import { mintToken, RealtimeApi, type PublishResult } from "@realtime/server-sdk
 type Chat = { text: string };
 const base = process.env.RT_URL!;
 const token = await mintToken(process.env.RT_SECRET!, { sub: "node-app", rooms: ["chat:*"] });
-const rt = connect(base.replace(/^http/, "ws") + "/ws", { token, WebSocket });
+// Node 20 has no global WebSocket: pass ws's. Bun and Deno have one (RT_GLOBAL_WS=1).
+const url = base.replace(/^http/, "ws") + "/ws";
+const rt = process.env.RT_GLOBAL_WS === "1" ? connect(url, { token }) : connect(url, { token, WebSocket });
 let resolve!: (message: RoomMessage<Chat>) => void;
 const received = new Promise<RoomMessage<Chat>>((r) => (resolve = r));
 const sub: Subscription = await rt.join<Chat>("chat:pkg", (_payload, message) => resolve(message));
@@ -81,7 +85,7 @@ await sub.unsubscribe();
 await rt.close();
 `;
 
-Deno.test("packages: an outside TypeScript app installs the tarballs, compiles strict, and talks through them on Node", async () => {
+Deno.test("packages: an outside TypeScript app installs the tarballs, compiles strict, and talks through them on Node 20 (ws), Bun and Deno", async () => {
   const dir = await Deno.makeTempDir({ prefix: "packages_test_" });
   try {
     const client = await pack("client", dir);
@@ -99,7 +103,12 @@ Deno.test("packages: an outside TypeScript app installs the tarballs, compiles s
           "@realtime/server-sdk": `file:${server}`,
           ws: "^8.18.0",
         },
-        devDependencies: { typescript: "5.9.3", "@types/ws": "^8.18.1", "@types/node": "^20" },
+        devDependencies: {
+          typescript: "5.9.3",
+          "@types/ws": "^8.18.1",
+          "@types/node": "^20",
+          bun: "^1.4.5",
+        },
       }),
     );
     await Deno.writeTextFile(
@@ -139,16 +148,19 @@ Deno.test("packages: an outside TypeScript app installs the tarballs, compiles s
     await run("node", ["node_modules/typescript/bin/tsc", "-p", "."], { cwd: app, env });
 
     await using ts = await startServer({ API_KEY });
-    const out = await run("node", ["dist/app.js"], {
+    const expected = { userId: "node-app", recipients: 1, from: "server", text: "from the SDK" };
+    const appEnv = { ...env, RT_URL: ts.httpUrl, RT_SECRET: SECRET, RT_API_KEY: API_KEY };
+    const node = await run("node", ["dist/app.js"], { cwd: app, env: appEnv });
+    assert.deepEqual(JSON.parse(node.trim()), expected, "Node with ws");
+    // The same compiled app in the other runtimes, on their own WebSocket.
+    const global = { ...appEnv, RT_GLOBAL_WS: "1" };
+    const bun = await run("node_modules/.bin/bun", ["dist/app.js"], { cwd: app, env: global });
+    assert.deepEqual(JSON.parse(bun.trim()), expected, "Bun");
+    const deno = await run(Deno.execPath(), ["run", "-A", "dist/app.js"], {
       cwd: app,
-      env: { ...env, RT_URL: ts.httpUrl, RT_SECRET: SECRET, RT_API_KEY: API_KEY },
+      env: global,
     });
-    assert.deepEqual(JSON.parse(out.trim()), {
-      userId: "node-app",
-      recipients: 1,
-      from: "server",
-      text: "from the SDK",
-    });
+    assert.deepEqual(JSON.parse(deno.trim()), expected, "Deno");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
