@@ -14,6 +14,9 @@ import {
 } from "@logtape/logtape";
 import type { LogConfig } from "./config.ts";
 
+/** LogTape's mark of a sink that is done with a record when it returns (`markSinkAsImmediate`, not exported). */
+const IMMEDIATE_SINK = Symbol.for("LogTape.sinkSnapshotPolicy.immediate");
+
 /** Most lines held while stderr is slow; past it lines are dropped (and counted). */
 const MAX_PENDING_LINES = 10_000;
 
@@ -105,6 +108,9 @@ export function batchedSink(
     pending.push(format(record));
     schedule();
   };
+  // It formats each record before returning, so LogTape need not snapshot the
+  // record's properties for it first (LogTape's own marker for such sinks).
+  Object.defineProperty(sink, IMMEDIATE_SINK, { value: true });
   return Object.assign(sink, {
     async [Symbol.asyncDispose]() {
       while (writing !== null) await writing;
