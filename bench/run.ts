@@ -27,6 +27,7 @@ import { closeAllRedis } from "./_redis.ts";
 import { closeAllServers, SERVER_IDS, type ServerId } from "./_servers.ts";
 import { type Context, OURS_BATCHED } from "./scenarios/_context.ts";
 import { fanoutScenario, fanoutSectionId } from "./scenarios/fanout.ts";
+import { CHURN_SECTION, churnScenario } from "./scenarios/churn.ts";
 import { handshakesScenario } from "./scenarios/handshakes.ts";
 import {
   HISTORY_SECTIONS,
@@ -51,6 +52,7 @@ const SCENARIOS = {
   rooms: roomsScenario,
   idle: idleScenario,
   handshakes: handshakesScenario,
+  churn: churnScenario,
   isolates: isolatesScenario,
   history: historyScenario,
   presence: presenceScenario,
@@ -177,6 +179,15 @@ function targetsFor(config: BenchConfig): TargetDef[] {
       goal,
     })),
     {
+      name: "churn: ours RSS after the churn ≤ 1.2× bare Deno's",
+      section: CHURN_SECTION,
+      metric: "rssAfterMb",
+      numerator: "ours",
+      denominator: "bare_deno",
+      direction: "<=",
+      goal: 1.2,
+    },
+    {
       name: `N=${config.history.fanout.subscribers}: ours with history (memory store) ≤ 1.15× ` +
         "ours without (server CPU per delivery)",
       section: HISTORY_SECTIONS.fanout,
@@ -229,6 +240,8 @@ function expectedRows(
       if (config.idle.oursOnlyConnections > 0) ids.push(OURS_LARGE);
     } else if ((section.id.startsWith("fanout_") || section.id === "rooms") && s === "ours") {
       ids.push("ours", OURS_BATCHED);
+    } else if (section.id === CHURN_SECTION) {
+      if (s === "ours" || s === "bare_deno") ids.push(s);
     } else if (section.id === "handshakes" && s === "ours") {
       ids.push("ours_hs256", "ours_hs256_warm", "ours_es256_cold", "ours_es256_warm");
     } else ids.push(s);
