@@ -26,6 +26,7 @@ import { createClient } from "@redis/client";
 import type { RedisClusterConfig } from "./config.ts";
 import { errorMessage } from "./errors.ts";
 import { type RedisClient, RedisLink, type RedisLinkOptions } from "./redis_link.ts";
+import { awaitReady } from "./_ready.ts";
 
 /** Slots in a Redis Cluster. */
 export const CLUSTER_SLOTS = 16_384;
@@ -177,17 +178,7 @@ export class RedisClusterLink {
 
   /** Resolves true once `ok` (at once if `ok` now), or false after `timeoutMs` or on close. */
   ready(timeoutMs: number): Promise<boolean> {
-    if (this.status === "ok") return Promise.resolve(true);
-    if (this.#closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const done = (connected: boolean) => {
-        clearTimeout(timer);
-        this.#waiters.delete(done);
-        resolve(connected);
-      };
-      const timer = setTimeout(() => done(false), timeoutMs);
-      this.#waiters.add(done);
-    });
+    return awaitReady(this.status === "ok", this.#closed, this.#waiters, timeoutMs);
   }
 
   /** Asks for the slot map again soon (after a `MOVED` or `CLUSTERDOWN` reply). */

@@ -25,6 +25,7 @@ import { createClient } from "@redis/client";
 import type { RedisClusterConfig, RedisSentinelConfig, RedisTarget } from "./config.ts";
 import { errorMessage } from "./errors.ts";
 import { askSentinels, describeSentinel, isPrimary, type RedisAddress } from "./redis_sentinel.ts";
+import { awaitReady } from "./_ready.ts";
 
 export type { RedisClusterConfig, RedisSentinelConfig, RedisTarget } from "./config.ts";
 
@@ -238,17 +239,7 @@ export class RedisLink {
    * `timeoutMs` or on close; the link keeps trying either way.
    */
   ready(timeoutMs: number): Promise<boolean> {
-    if (this.status === "ok") return Promise.resolve(true);
-    if (this.#closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const done = (connected: boolean) => {
-        clearTimeout(timer);
-        this.#waiters.delete(done);
-        resolve(connected);
-      };
-      const timer = setTimeout(() => done(false), timeoutMs);
-      this.#waiters.add(done);
-    });
+    return awaitReady(this.status === "ok", this.#closed, this.#waiters, timeoutMs);
   }
 
   /** A hint for callers told to retry: until the next attempt, within 100 ms and the cap. */
