@@ -12,7 +12,13 @@
  *
  * @module
  */
-import { ConfigError, configErrorLines, deployWarnings, loadConfigFromEnv } from "./lib/config.ts";
+import {
+  ConfigError,
+  configErrorLines,
+  deployWarnings,
+  kvPathProblem,
+  loadConfigFromEnv,
+} from "./lib/config.ts";
 import type { Config } from "./lib/config.ts";
 import { createBus } from "./lib/bus/from_config.ts";
 import { createHistoryStore, historyStoreSlice } from "./lib/store/history/from_config.ts";
@@ -31,6 +37,7 @@ import type { TlsMaterial } from "./lib/edge/tls.ts";
 import { getLogger } from "@logtape/logtape";
 import { connectionBudget, listen, type Listener } from "./lib/edge/listen.ts";
 import { errorMessage } from "./lib/errors.ts";
+import { listenErrorLine } from "./lib/_config_port.ts";
 import { shutdownPlan } from "./lib/shutdown.ts";
 
 function configOrExit(): Config {
@@ -51,6 +58,12 @@ function configOrExit(): Config {
 }
 
 const config = configOrExit();
+// A KV file this process may not write never heals: say so before anything opens.
+const kvProblem = await kvPathProblem(config);
+if (kvProblem !== undefined) {
+  console.error(`config error: ${kvProblem}`);
+  Deno.exit(1);
+}
 // Before anything opens: a bad certificate or key path stops start-up naming it.
 const tls: TlsMaterial | undefined = config.internal.serveMode
   ? undefined
@@ -126,29 +139,48 @@ const server = await createServer({
   },
 );
 
-if (server.devSecret !== undefined) {
-  const token = await mintToken(server.devSecret, { sub: "dev-user", rooms: ["*"], ttlSec: 3600 });
-  const { hostname, port } = config.server;
+/** Dev mode's ready-made token, minted before listening so that the banner prints at once. */
+const devToken = server.devSecret === undefined
+  ? undefined
+  : await mintToken(server.devSecret, { sub: "dev-user", rooms: ["*"], ttlSec: 3600 });
+
+/**
+ * Dev mode's console banner, printed once the port is ours (a banner for a
+ * port another process holds would point at that process).
+ */
+function devBanner(token: string, port: number): string {
+  const { hostname } = config.server;
   const local = hostname === "0.0.0.0" || hostname === "127.0.0.1";
   const base = `${local ? "localhost" : hostname}:${port}`;
   const [http, ws] = tls === undefined ? ["http", "ws"] : ["https", "wss"];
-  console.warn(
-    [
-      "",
-      "!!! DEV MODE: no JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL is set.",
-      "!!! Tokens are signed with a random secret that dies with this process.",
-      "!!! Never run like this in production (DENO_ENV=production refuses to).",
-      "",
-      `Demo:      ${http}://${base}/`,
-      `Token:     ${token}`,
-      `Connect:   ${ws}://${base}/ws?token=<token>   (more tokens: GET ${http}://${base}/dev/token?sub=alice)`,
-      ...(server.pusher?.apps.byKey(DEV_PUSHER_APP.key) === undefined ? [] : [
-        `Pusher:    app id ${DEV_PUSHER_APP.id}, key ${DEV_PUSHER_APP.key}, secret ${DEV_PUSHER_APP.secret}` +
-        `   (${ws}://${base}/app/${DEV_PUSHER_APP.key}?protocol=7)`,
-      ]),
-      "",
-    ].join("\n"),
-  );
+  return [
+    "",
+    "!!! DEV MODE: no JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL is set.",
+    "!!! Tokens are signed with a random secret that dies with this process.",
+    "!!! Never run like this in production (DENO_ENV=production refuses to).",
+    "",
+    `Demo:      ${http}://${base}/`,
+    `Token:     ${token}`,
+    `Connect:   ${ws}://${base}/ws?token=<token>   (more tokens: GET ${http}://${base}/dev/token?sub=alice)`,
+    ...(server.pusher?.apps.byKey(DEV_PUSHER_APP.key) === undefined ? [] : [
+      `Pusher:    app id ${DEV_PUSHER_APP.id}, key ${DEV_PUSHER_APP.key}, secret ${DEV_PUSHER_APP.secret}` +
+      `   (${ws}://${base}/app/${DEV_PUSHER_APP.key}?protocol=7)`,
+    ]),
+    "",
+  ].join("\n");
+}
+
+/** The lines under "Listening on …": where the demo and admin pages are, when they are served. */
+function pageLines(base: string): string[] {
+  const { apiKey, role } = config.admin;
+  return [
+    ...(config.server.demo && !config.server.devMode ? [`Demo:      ${base}/`] : []),
+    ...(apiKey === undefined && role === undefined ? [] : [
+      `Admin:     ${base}/admin   (sign in with ${
+        apiKey === undefined ? "an admin JWT" : "API_KEY"
+      })`,
+    ]),
+  ];
 }
 
 /**
@@ -197,6 +229,7 @@ async function stop(signal: string, listener?: Listener): Promise<void> {
 }
 
 if (config.internal.serveMode) {
+  if (devToken !== undefined) console.warn(devBanner(devToken, config.server.port));
   // `deno serve` stops listening on SIGINT/SIGTERM by itself, then waits for
   // the isolate to go idle: without this, the open bus keeps it alive forever
   // and clients never hear 1001.
@@ -231,25 +264,32 @@ if (config.internal.serveMode) {
           wsEngine: config.server.edge.wsEngine,
           maxSockets: budget.maxSockets,
         });
+        if (devToken !== undefined) console.warn(devBanner(devToken, port));
         // One line per process: under start:parallel the workers listen quietly.
         if (!config.internal.reusePort) {
+          const scheme = tls ? "https" : "http";
+          const local = hostname === "0.0.0.0" || hostname === "127.0.0.1";
+          const base = `${scheme}://${local ? "localhost" : hostname}:${port}`;
           console.error(
-            `Listening on ${tls ? "https" : "http"}://${hostname}:${port}/ (TLS ${
-              tls ? "on" : "off"
-            })`,
+            [
+              `Listening on ${scheme}://${hostname}:${port}/ (TLS ${tls ? "on" : "off"})`,
+              ...pageLines(base),
+            ].join("\n"),
           );
         }
       },
     });
   } catch (err) {
     // A port in use, a certificate and key that do not belong together, or a PEM the runtime cannot use.
-    const what = tls ? "TLS_CERT_FILE/TLS_KEY_FILE" : "PORT";
-    console.error(`config error: ${what}: ${errorMessage(err).split("\n")[0]}`);
+    console.error(`config error: ${listenErrorLine(err, config.server, tls !== undefined)}`);
     await server.close();
     Deno.exit(1);
   }
   if (listener.stats !== undefined) server.metrics.watchEdge(listener.stats, budget.maxSockets);
   const exit = (signal: string) => void stop(signal, listener).then(() => Deno.exit(0));
-  Deno.addSignalListener("SIGINT", () => exit("SIGINT"));
-  Deno.addSignalListener("SIGTERM", () => exit("SIGTERM"));
+  // Under `deno task dev` a listener would only end main.ts, and the watcher would go on.
+  if (!config.internal.watch) {
+    Deno.addSignalListener("SIGINT", () => exit("SIGINT"));
+    Deno.addSignalListener("SIGTERM", () => exit("SIGTERM"));
+  }
 }

@@ -11,6 +11,7 @@ import type { HandshakeParams } from "./gen/handshakes.ts";
 import type { PublishParams, StormParams } from "./gen/history.ts";
 import type { PresenceParams } from "./gen/presence.ts";
 import type { PusherFanoutParams } from "./gen/pusher.ts";
+import type { HookBenchParams } from "./gen/hooks.ts";
 import type { RoomsParams } from "./gen/rooms.ts";
 
 /** Idle-connection scenario sizes. */
@@ -77,6 +78,8 @@ export interface BenchConfig {
   pusher: PusherFanoutParams;
   /** Redis Cluster: history publishes/s with 1 → 3 shards, on the store. */
   shards: ShardsParams;
+  /** Join and publish with the backend's hooks, next to the same without. */
+  hooks: HookBenchParams;
   /** The whole bench is aborted (non-zero exit) past this. */
   watchdogMs: number;
 }
@@ -167,6 +170,8 @@ export const FULL: BenchConfig = {
   pusher: { subscribers: 1000, messages: 300 },
   // 2 s per run: several hundred ms of each shard's CPU, well above the 10 ms tick.
   shards: { shards: [1, 2, 3], rooms: 1000, window: 256, durationMs: 2000 },
+  // ~0.3 ms a request: 2,000 requests are ~0.6 s of each row per run.
+  hooks: { joins: 2000, publishes: 2000, timeoutMs: 5000 },
   watchdogMs: 8 * 60_000,
 };
 
@@ -226,5 +231,6 @@ export const QUICK: BenchConfig = {
   presence: { existing: 4, storm: 60, spreadMs: 200, timeoutMs: 10_000, settleMs: 300 },
   pusher: { subscribers: 30, messages: 20 },
   shards: { shards: [1, 2, 3], rooms: 100, window: 64, durationMs: 300 },
+  hooks: { joins: 50, publishes: 50, timeoutMs: 5000 },
   watchdogMs: 90_000,
 };

@@ -1,6 +1,6 @@
 /**
  * `deno task bench [--quick] [--servers=ours,bare_deno,bun,node_ws,socketio]
- * [--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence,pusher,shards]`
+ * [--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence,pusher,shards,hooks]`
  *
  * Starts each server as a subprocess on loopback, drives it with our
  * generator, prints a markdown table (stdout; progress goes to stderr) and
@@ -29,6 +29,7 @@ import { type Context, OURS_BATCHED } from "./scenarios/_context.ts";
 import { fanoutScenario, fanoutSectionId } from "./scenarios/fanout.ts";
 import { CHURN_SECTION, churnScenario } from "./scenarios/churn.ts";
 import { handshakesScenario } from "./scenarios/handshakes.ts";
+import { HOOK_ROWS, HOOK_SECTIONS, hooksScenario } from "./scenarios/hooks.ts";
 import {
   HISTORY_SECTIONS,
   historyScenario,
@@ -58,6 +59,7 @@ const SCENARIOS = {
   presence: presenceScenario,
   pusher: pusherScenario,
   shards: shardsScenario,
+  hooks: hooksScenario,
 } as const satisfies Record<string, (ctx: Context) => Promise<Section[]>>;
 type ScenarioId = keyof typeof SCENARIOS;
 
@@ -207,6 +209,53 @@ function targetsFor(config: BenchConfig): TargetDef[] {
       direction: "<=",
       goal: 1.2,
     },
+    // The hooks' cost, next to the same request without (loopback backend):
+    // a cached join decision should cost next to nothing.
+    {
+      name: "join hook, cache warm: p50 ≤ 1.2× join without hook",
+      section: HOOK_SECTIONS.join,
+      metric: "p50",
+      numerator: HOOK_ROWS.joinWarm,
+      denominator: HOOK_ROWS.joinPlain,
+      direction: "<=",
+      goal: 1.2,
+    },
+    {
+      name: "join hook, cache cold: p50 ≤ 3× join without hook (one loopback call)",
+      section: HOOK_SECTIONS.join,
+      metric: "p50",
+      numerator: HOOK_ROWS.joinCold,
+      denominator: HOOK_ROWS.joinPlain,
+      direction: "<=",
+      goal: 3,
+    },
+    {
+      name: "join hook, cache cold: server CPU per join ≤ 2× without hook",
+      section: HOOK_SECTIONS.join,
+      metric: "serverCpuUs",
+      numerator: HOOK_ROWS.joinCold,
+      denominator: HOOK_ROWS.joinPlain,
+      direction: "<=",
+      goal: 2,
+    },
+    {
+      name: "publish hook: p50 ≤ 3× publish without hook (one loopback call)",
+      section: HOOK_SECTIONS.publish,
+      metric: "p50",
+      numerator: HOOK_ROWS.publish,
+      denominator: HOOK_ROWS.publishPlain,
+      direction: "<=",
+      goal: 3,
+    },
+    {
+      name: "publish hook: server CPU per message ≤ 2× without hook",
+      section: HOOK_SECTIONS.publish,
+      metric: "serverCpuUs",
+      numerator: HOOK_ROWS.publish,
+      denominator: HOOK_ROWS.publishPlain,
+      direction: "<=",
+      goal: 2,
+    },
   );
   defs.push(...peerFanoutTargets(config));
   return defs;
@@ -233,6 +282,10 @@ function expectedRows(
       if (s === "ours") ids.push(...shardsRowIds(config.shards));
     } else if (section.id === PUSHER_SECTION) {
       if (s === "ours") ids.push(PUSHER_NATIVE_ROW, PUSHER_ROW);
+    } else if (section.id === HOOK_SECTIONS.join) {
+      if (s === "ours") ids.push(HOOK_ROWS.joinPlain, HOOK_ROWS.joinCold, HOOK_ROWS.joinWarm);
+    } else if (section.id === HOOK_SECTIONS.publish) {
+      if (s === "ours") ids.push(HOOK_ROWS.publishPlain, HOOK_ROWS.publish);
     } else if (section.id === "presence") {
       if (s === "ours") ids.push("ours", "ours_named", "ours_redis");
     } else if (section.id === "idle" && s === "ours") {
@@ -272,7 +325,7 @@ async function main(args: string[]): Promise<number> {
   if (args.includes("--help")) {
     console.log(
       "deno task bench [--quick] [--servers=ours,bare_deno,bun,node_ws,socketio] " +
-        "[--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence,pusher,shards]",
+        "[--scenarios=fanout,rooms,idle,handshakes,isolates,history,presence,pusher,shards,hooks]",
     );
     return 0;
   }

@@ -164,6 +164,7 @@ export const InternalEnvSchema = z.object({
   DENO_DEPLOYMENT_ID: z.string().optional(),
   REALTIME_SERVE_MODE: bool.default(false),
   REALTIME_REUSE_PORT: bool.default(false),
+  REALTIME_WATCH: bool.default(false),
   DENO_JOBS: int(1, 1024).optional(),
   BUS_TEST_DROP_RATE: z.string().trim().regex(
     /^(0(\.\d+)?|1(\.0+)?)$/,
@@ -468,6 +469,7 @@ export function toConfig(env: Env): Config {
     internal: {
       serveMode: env.REALTIME_SERVE_MODE,
       reusePort: env.REALTIME_REUSE_PORT,
+      watch: env.REALTIME_WATCH,
       jobs: env.DENO_JOBS,
       busTestDropRate: env.BUS_TEST_DROP_RATE ?? 0,
     },

@@ -26,7 +26,10 @@ const hostPort = z.string().trim().regex(
 
 /** The Redis variables, keyed by name so errors name the variable. */
 export const RedisEnvShape = {
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_URL: z.url({
+    protocol: /^rediss?$/,
+    error: "must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379",
+  }).optional(),
   REDIS_SENTINELS: hostPortList(16).optional(),
   REDIS_CLUSTER_NODES: hostPortList(64).optional(),
   REDIS_SENTINEL_NAME: z.string().regex(

@@ -29,6 +29,10 @@ export const ErrorCode = {
   Unavailable: "unavailable",
   /** Something failed on our side; the request had no effect. */
   Internal: "internal",
+  /** `rpc`: no such method (the backend said so), or no RPC backend is configured. */
+  NotFound: "not_found",
+  /** `rpc`: the backend answered the call with an error; `message` is the backend's. */
+  RpcError: "rpc_error",
 } as const;
 
 /** One of {@linkcode ErrorCode}'s values. */

@@ -27,6 +27,7 @@ export {
   OperatorEnvSchema,
 } from "./_config_env.ts";
 export { deployWarnings } from "./_config_deploy.ts";
+export { kvPathProblem } from "./_config_kv.ts";
 
 /** Where history, presence, tickets and revocations can live. */
 export type StoreKind = "memory" | "redis" | "kv";
@@ -391,6 +392,12 @@ export interface InternalConfig {
   serveMode: boolean;
   /** `REALTIME_REUSE_PORT`, set by `deno task start:parallel` with TLS: one worker per core, each listening with SO_REUSEPORT. */
   reusePort: boolean;
+  /**
+   * `REALTIME_WATCH`, set by `deno task dev`: `deno run --watch` runs main.ts
+   * in its own process and keeps running when main.ts exits, so main.ts
+   * leaves SIGINT/SIGTERM to their default (the process ends at once).
+   */
+  watch: boolean;
   /** `DENO_JOBS`: isolates under `deno task start:parallel` (default: one per CPU). */
   jobs: number | undefined;
   /** `BUS_TEST_DROP_RATE`, tests only: the fraction of outgoing broadcast envelopes dropped (DENO_ENV=test). */

@@ -4,14 +4,7 @@
  *
  * @module
  */
-import {
-  configure,
-  dispose,
-  getTextFormatter,
-  type LogLevel,
-  type LogRecord,
-  type Sink,
-} from "@logtape/logtape";
+import { configure, dispose, type LogLevel, type LogRecord, type Sink } from "@logtape/logtape";
 import type { LogConfig } from "./config.ts";
 
 /** LogTape's mark of a sink that is done with a record when it returns (`markSinkAsImmediate`, not exported). */
@@ -29,7 +22,7 @@ export async function configureLogging(log: LogConfig): Promise<void> {
     reset: true,
     sinks: {
       stderr: batchedSink(
-        log.format === "json" ? jsonLine : getTextFormatter(),
+        log.format === "json" ? jsonLine : textLine,
         (bytes) => Deno.stderr.write(bytes),
       ),
     },
@@ -46,18 +39,70 @@ export async function flushLogging(): Promise<void> {
 }
 
 /**
- * One JSON object per line: `time`, `level`, `logger`, `msg`, then the
- * record's properties. Leaner than LogTape's own JSON-lines formatter (no
- * message rendering), which matters at two audit records per connection.
+ * A record's message with its `{placeholders}` filled in. A message without
+ * any (every audit record) is used as it is, which matters at two audit
+ * records per connection.
+ */
+export function renderMessage(record: LogRecord): string {
+  const raw = record.rawMessage;
+  if (typeof raw === "string" && !raw.includes("{")) return raw;
+  return record.message.map((part) => typeof part === "string" ? part : show(part)).join("");
+}
+
+function show(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Error) return value.message;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/**
+ * One JSON object per line: `time`, `level`, `logger`, `msg` (rendered),
+ * then the record's properties. Leaner than LogTape's own JSON-lines
+ * formatter, which matters at two audit records per connection.
  */
 export function jsonLine(record: LogRecord): string {
   return JSON.stringify({
     time: new Date(record.timestamp).toISOString(),
     level: record.level,
     logger: record.category.join("."),
-    msg: typeof record.rawMessage === "string" ? record.rawMessage : record.message.join(""),
+    msg: renderMessage(record),
     ...record.properties,
   }) + "\n";
+}
+
+const LEVELS: Readonly<Record<LogLevel, string>> = {
+  trace: "TRC",
+  debug: "DBG",
+  info: "INF",
+  warning: "WRN",
+  error: "ERR",
+  fatal: "FTL",
+};
+
+/**
+ * One line for people (`LOG_FORMAT=text`): time, level, logger, the
+ * rendered message, then every property the message did not show, as
+ * `key=value` (strings quoted only when they hold spaces or quotes).
+ */
+export function textLine(record: LogRecord): string {
+  const raw = typeof record.rawMessage === "string" ? record.rawMessage : "";
+  const fields = Object.entries(record.properties)
+    .filter(([key]) => !raw.includes(`{${key}}`))
+    .map(([key, value]) => {
+      const text = show(value);
+      return `${key}=${
+        typeof value === "string" && /[\s"=]/.test(text) ? JSON.stringify(text) : text
+      }`;
+    });
+  const time = new Date(record.timestamp).toISOString().replace("T", " ").replace("Z", "");
+  const head = `${time} [${LEVELS[record.level]}] ${record.category.join("·")}: ${
+    renderMessage(record)
+  }`;
+  return (fields.length === 0 ? head : `${head} ${fields.join(" ")}`) + "\n";
 }
 
 /**

@@ -10,7 +10,6 @@
  */
 import { denoUpgrade, type Upgrader } from "./edge/types.ts";
 import { CloseCode } from "./codes.ts";
-import { apiDedupeKey } from "./core/dedupe.ts";
 import { encodeRoomMessage } from "./protocols/native/protocol.ts";
 import type { Metrics } from "./metrics.ts";
 import type { PresenceTracker } from "./core/presence/mod.ts";
@@ -195,11 +194,7 @@ export async function createServer(options: ServerOptions): Promise<RealtimeServ
     async publish(room, payload, publishOptions = {}) {
       const { from = "server", idempotencyKey } = publishOptions;
       const frame = encodeRoomMessage(room, JSON.stringify(payload), from, clock.now());
-      return await rooms.publish(
-        room,
-        frame,
-        idempotencyKey === undefined ? {} : { dedupeKey: apiDedupeKey(from, idempotencyKey) },
-      );
+      return await services.apiPublish(room, frame, { from, idempotencyKey });
     },
     stats: () => ({
       connections: connections.size,

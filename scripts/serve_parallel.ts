@@ -12,6 +12,7 @@
 import { ConfigError, configErrorLines, loadConfigFromEnv } from "../lib/config.ts";
 import { plaintextWarning, readTlsFiles } from "../lib/edge/tls.ts";
 import { errorMessage } from "../lib/errors.ts";
+import { portInUseLine } from "../lib/_config_port.ts";
 
 let config;
 try {
@@ -37,6 +38,12 @@ try {
   await readTlsFiles(config);
 } catch (err) {
   console.error(`config error: ${errorMessage(err)}`);
+  Deno.exit(1);
+}
+// Once here: otherwise every isolate reports it, or (deno serve) keeps running without the port.
+const inUse = portInUseLine(config.server);
+if (inUse !== undefined) {
+  console.error(`config error: ${inUse}`);
   Deno.exit(1);
 }
 const main = new URL("../main.ts", import.meta.url).pathname;

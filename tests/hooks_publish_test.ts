@@ -108,17 +108,26 @@ Deno.test("publish hook: rejects one message, rewrites another, keeps the publis
 });
 
 Deno.test("rpc: a round trip through the backend, its errors, and no backend", async () => {
-  await using backend = startHookBackend(HOOK_SECRET, (call) => {
+  await using backend = startHookBackend(HOOK_SECRET, async (call) => {
     if (call.json.method === "sum") {
       const [a, b] = call.json.payload as number[];
       return answer({ payload: { sum: a! + b! } });
     }
     if (call.json.method === "bad") return answer({ payload: undefined, nope: 1 });
-    return answer({ error: { message: "unknown method" } });
+    if (call.json.method === "empty") {
+      return answer({ error: { code: "cart_empty", message: "the cart is empty" } });
+    }
+    if (call.json.method === "plain") return answer({ error: { message: "no luck" } });
+    if (call.json.method === "mine") {
+      return answer({ error: { code: "forbidden", message: "not your cart" } });
+    }
+    if (call.json.method === "slow") await sleep(400);
+    return answer({ error: { code: "not_found", message: "unknown method" } });
   });
   await using ts = await startServer({
     HOOK_RPC_URL: `${backend.url}/rpc`,
     WEBHOOK_SECRET: HOOK_SECRET,
+    HOOK_TIMEOUT_MS: "150",
   });
   const alice = await connectAs(ts, "alice");
   try {
@@ -128,12 +137,29 @@ Deno.test("rpc: a round trip through the backend, its errors, and no backend", a
     assert.ok(call.signed);
     assert.equal(call.json.method, "sum");
     assert.equal(call.json.userId, "alice");
-    const unknown = await alice.request({ type: "rpc", method: "nope", payload: null, id: "r2" });
-    assert.equal(unknown.type, "error");
-    assert.equal(unknown.message, "unknown method");
-    const bad = await alice.request({ type: "rpc", method: "bad", payload: null, id: "r3" });
+    const rpc = (method: string, id: string) =>
+      alice.request({ type: "rpc", method, payload: null, id });
+    // The backend's own code reaches the client when it is one of ours.
+    assert.deepEqual(await rpc("nope", "r2"), {
+      type: "error",
+      code: "not_found",
+      message: "unknown method",
+      id: "r2",
+    });
+    assert.deepEqual(
+      [(await rpc("mine", "r4")).code, (await rpc("mine", "r4b")).message],
+      ["forbidden", "not your cart"],
+    );
+    // Any other code, or none: `rpc_error`, the app's code kept before its message.
+    const empty = await rpc("empty", "r5");
+    assert.deepEqual([empty.code, empty.message], ["rpc_error", "cart_empty: the cart is empty"]);
+    const plain = await rpc("plain", "r6");
+    assert.deepEqual([plain.code, plain.message, plain.id], ["rpc_error", "no luck", "r6"]);
+    const bad = await rpc("bad", "r3");
     assert.equal(bad.type, "error");
     assert.equal(bad.code, "unavailable", "a wrong shape is a failed call");
+    const slow = await rpc("slow", "r7");
+    assert.deepEqual([slow.code, slow.id], ["unavailable", "r7"], "a timeout is unavailable");
   } finally {
     await alice.close();
   }
@@ -141,7 +167,8 @@ Deno.test("rpc: a round trip through the backend, its errors, and no backend", a
   const bob = await connectAs(none, "bob");
   try {
     const reply = await bob.request({ type: "rpc", method: "sum", payload: [1], id: "r" });
-    assert.equal(reply.code, "bad_request");
+    assert.equal(reply.code, "not_found");
+    assert.match(String(reply.message), /HOOK_RPC_URL/);
   } finally {
     await bob.close();
   }

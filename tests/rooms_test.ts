@@ -89,11 +89,11 @@ Deno.test("policy file errors are clear", () => {
   assert.throws(() => RoomPolicy.parse("{"), /Cannot parse room policy/);
   assert.throws(
     () => RoomPolicy.parse(JSON.stringify({ rooms: [{ room: "x", users: "everyone" }] })),
-    /rooms\.0\.users/,
+    /rule 1 \(room "x"\): users: must be "\*"/,
   );
   assert.throws(
     () => RoomPolicy.parse(JSON.stringify({ rooms: [{ room: "x", typo: 1 }] })),
-    /rooms\.0/,
+    /rule 1 \(room "x"\): Unrecognized key: "typo"/,
   );
 });
 

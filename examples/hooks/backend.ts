@@ -61,7 +61,7 @@ const answers: Record<string, (req: HookRequest) => unknown> = {
   "/rpc": ({ userId, method }) =>
     method === "groups"
       ? { payload: Object.keys(GROUPS).filter((g) => GROUPS[g]!.includes(userId)) }
-      : { error: { message: `unknown method ${JSON.stringify(method)}` } },
+      : { error: { code: "not_found", message: `unknown method ${JSON.stringify(method)}` } },
 };
 
 Deno.serve({ port: PORT, hostname: "127.0.0.1" }, async (req) => {

@@ -12,11 +12,11 @@
 import type { AuditSink } from "../audit.ts";
 import { ErrorCode } from "../codes.ts";
 import type { HookCaller } from "../hooks/caller.ts";
-import { claimsOf, PublishAnswer, RpcAnswer } from "../hooks/contract.ts";
+import { claimsOf, PublishAnswer, RPC_ERROR_CODES, RpcAnswer } from "../hooks/contract.ts";
 import type { JsonValue } from "../protocols/native/protocol.ts";
 import type { JoinAsker } from "./join_hook.ts";
 import { relayProblem, utf8ByteLength } from "./json.ts";
-import { refused } from "./refusals.ts";
+import { type Refused, refused } from "./refusals.ts";
 import type { RoomAccess, RoomPolicy } from "./room_policy.ts";
 import type { Answer, Outcome, SessionLimits } from "./types.ts";
 
@@ -85,11 +85,13 @@ export class BackendHooks {
   /** Calls the RPC hook: its payload, or an error to answer with the request's id. */
   async rpc(session: Publisher, method: string, payload: JsonValue): Promise<Outcome<JsonValue>> {
     const caller = this.#o.rpc;
-    if (caller === undefined) return refused(ErrorCode.BadRequest, "no RPC backend is configured");
+    if (caller === undefined) {
+      return refused(ErrorCode.NotFound, "no RPC backend is configured (HOOK_RPC_URL)");
+    }
     const result = await caller.call({ ...facts(session), method, payload }, RpcAnswer);
     if (!result.ok) return refused(ErrorCode.Unavailable, "the backend did not answer; try again");
     const answer = result.value;
-    if ("error" in answer) return refused(ErrorCode.BadRequest, answer.error.message);
+    if ("error" in answer) return rpcRefusal(answer.error);
     const problem = this.#payloadProblem(answer.payload);
     if (problem !== undefined) {
       return refused(ErrorCode.Internal, `the backend's payload ${problem}`);
@@ -103,6 +105,14 @@ export class BackendHooks {
     if (bytes > maxMessageBytes) return `is ${bytes} bytes, over ${maxMessageBytes}`;
     return relayProblem(payload, maxPayloadDepth);
   }
+}
+
+/** A backend's RPC error as the client sees it: its code when ours, else `rpc_error`. */
+function rpcRefusal(error: { message: string; code?: string | undefined }): Refused {
+  const { message, code } = error;
+  const known = RPC_ERROR_CODES.find((c) => c === code);
+  if (known !== undefined) return refused(known, message);
+  return refused(ErrorCode.RpcError, code === undefined ? message : `${code}: ${message}`);
 }
 
 function facts(session: Publisher) {

@@ -113,10 +113,23 @@ const compiled = new Map<string, RoomPattern>();
 
 const UserList = z.union([z.literal("*"), z.array(z.string().min(1).max(256)).max(100_000)]);
 
+/**
+ * Characters some room can hold: the native protocol's room names, and the
+ * Pusher front door's channel rooms. A rule naming any other character
+ * could never match, so it is refused rather than ignored.
+ */
+const ROOM_CHARACTERS = /^[A-Za-z0-9_\-.:@/=,;~]*$/;
+
+/** Room name or pattern of a rule: 1–256 characters that some room name can hold, plus `*` and `{sub}`. */
+const RulePattern = z.string().min(1).max(256).refine(
+  (room) => ROOM_CHARACTERS.test(room.replaceAll("{sub}", "").replaceAll("*", "")),
+  "matches no room: room names are made of A-Z a-z 0-9 _ - . : @ / (patterns add * and {sub})",
+);
+
 /** One rule of the policy file. */
 export const RoomRule = z.strictObject({
   /** Room name or pattern (`*`, `{sub}`). */
-  room: z.string().min(1).max(256),
+  room: RulePattern,
   /** Who may join (and publish, unless `publishers` is set): user ids, or `"*"` for every authenticated user. */
   users: UserList.optional(),
   /** When set, only these may publish (they may also join); other `users` are read-only. */
@@ -161,6 +174,37 @@ export const RoomPolicyFile = z.strictObject({
 });
 /** The parsed policy file. */
 export type RoomPolicyFile = z.infer<typeof RoomPolicyFile>;
+
+/** What each rule field must be, for error messages. */
+const EXPECTED: Readonly<Record<string, string>> = {
+  room: 'must be a room name or pattern of 1–256 characters, e.g. "chat:*"',
+  users: 'must be "*" (every authenticated user) or an array of user ids, e.g. ["alice","bob"]',
+  publishers: 'must be "*" or an array of user ids, e.g. ["alice"]',
+  history:
+    'must be false or {"size": 1–10000, "ttlSec": 1–604800}, e.g. {"size":100,"ttlSec":3600}',
+  presence: "must be true or false",
+  webhook: "must be true or false",
+  hook: "must be true or false",
+};
+
+/**
+ * One zod issue of the policy file as a person reads it: rules counted from
+ * one and named by their `room`, the field, and the shape it should have.
+ */
+function describeIssue(file: unknown, issue: z.core.$ZodIssue): string {
+  const [top, index, field] = issue.path;
+  if (top !== "rooms" || typeof index !== "number") {
+    return `${issue.path.join(".") || "(root)"}: ${issue.message}`;
+  }
+  const rule = (file as { rooms: unknown[] }).rooms[index];
+  const room = (rule as { room?: unknown } | null)?.room;
+  const name = typeof room === "string" ? ` (room ${JSON.stringify(room)})` : "";
+  if (field === undefined) return `rule ${index + 1}${name}: ${issue.message}`;
+  const key = String(field);
+  const custom = issue.code === "custom" || issue.code === "unrecognized_keys";
+  const expected = custom ? issue.message : EXPECTED[key] ?? issue.message;
+  return `rule ${index + 1}${name}: ${key}: ${expected}`;
+}
 
 function listed(list: RoomRule["users"], userId: string): boolean {
   return list === "*" || (list !== undefined && list.includes(userId));
@@ -336,10 +380,8 @@ export class RoomPolicy {
     }
     const result = RoomPolicyFile.safeParse(value);
     if (!result.success) {
-      const issue = result.error.issues[0];
-      throw new TypeError(
-        `Cannot load room policy: ${issue?.path.join(".") || "(root)"}: ${issue?.message}`,
-      );
+      const problems = result.error.issues.slice(0, 3).map((issue) => describeIssue(value, issue));
+      throw new TypeError(`Cannot load room policy: ${problems.join("; ")}`);
     }
     return new RoomPolicy(result.data);
   }

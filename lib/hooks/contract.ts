@@ -105,10 +105,32 @@ export const PublishAnswer = z.object({
 /** A publish hook's answer. */
 export type PublishAnswer = z.infer<typeof PublishAnswer>;
 
-/** RPC: `{payload}` or `{error:{message}}`. */
+/** Longest `code` an RPC error may carry. */
+export const MAX_RPC_CODE_LENGTH = 64;
+
+/**
+ * RPC: `{payload}` or `{error:{message, code?}}`. `code` is the backend's:
+ * one of {@linkcode RPC_ERROR_CODES} reaches the client as its code, any
+ * other as `rpc_error` with the code before the message.
+ */
 export const RpcAnswer = z.union([
-  z.object({ error: z.object({ message: Reason }) }),
+  z.object({
+    error: z.object({
+      message: Reason,
+      code: z.string().min(1).max(MAX_RPC_CODE_LENGTH).optional(),
+    }),
+  }),
   z.object({ payload: Json }),
 ]);
+
+/** The codes a backend's RPC error may give the client as they are. */
+export const RPC_ERROR_CODES = [
+  "bad_request",
+  "forbidden",
+  "not_found",
+  "rate_limited",
+  "unavailable",
+  "rpc_error",
+] as const;
 /** An RPC hook's answer. */
 export type RpcAnswer = z.infer<typeof RpcAnswer>;

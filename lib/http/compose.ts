@@ -35,6 +35,7 @@ import type { RevocationStore } from "../store/revocations/types.ts";
 import { createTicketStore, ticketStoreSlice } from "../store/tickets/from_config.ts";
 import type { TicketStore } from "../store/tickets/types.ts";
 import { WriteBatcher } from "../core/write_batcher.ts";
+import { type ApiPublisher, apiPublisher, LiveDedupe } from "../core/live_dedupe.ts";
 import { Connections } from "./connections.ts";
 import { errorMessage } from "../errors.ts";
 import type { WebhookQueue } from "../store/webhooks/types.ts";
@@ -131,6 +132,8 @@ export interface Services {
   readonly historyStore: HistoryStore | undefined;
   readonly presenceStore: PresenceStore | undefined;
   readonly rooms: RoomManager;
+  /** Publishes for callers without a socket, with their idempotency keys (every room). */
+  readonly apiPublish: ApiPublisher;
   readonly presence: PresenceTracker | undefined;
   readonly historyReader: HistoryReader;
   /** Per-user message rate. */
@@ -313,6 +316,10 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     historyStore,
     presenceStore,
     rooms,
+    apiPublish: apiPublisher(
+      rooms,
+      new LiveDedupe({ windowMs: config.history.dedupeWindowMs, clock }),
+    ),
     presence,
     historyReader,
     limiter,

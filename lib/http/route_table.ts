@@ -93,7 +93,7 @@ function adminStatsHandler(deps: RouteTableDeps): (req: Request, ip: string) => 
 /** `/ticket` and the operator APIs. */
 function apiRoutes(deps: RouteTableDeps): Route[] {
   const { config: { auth, admin, limits }, services, shutdownSignal } = deps;
-  const { verifier, audit, clock, revocations, rooms } = services;
+  const { verifier, audit, clock, revocations } = services;
   const counters = services.metrics.counters;
   const ticket = ticketRoutes({
     auth,
@@ -107,7 +107,7 @@ function apiRoutes(deps: RouteTableDeps): Route[] {
     admin,
     limits,
     verifier,
-    rooms,
+    publish: services.apiPublish,
     clock,
     audit,
     counters,

@@ -199,10 +199,35 @@ async function adminRoutes(dir: URL): Promise<Record<string, Route>> {
   };
 }
 
+/** What `GET /` answers when the demo is off: a newcomer following the README lands here. */
+export const DEMO_OFF = "404: the demo page is off. Start the server with DEMO=1 to serve it " +
+  "here (dev mode, without any JWT_* variable, serves it too). The WebSocket is at /ws; see " +
+  "the README's One-minute demo.\n";
+
+/** What `GET /admin` answers when no one may use it. */
+export const ADMIN_OFF = "404: the admin page is off. Set API_KEY (32+ characters) or " +
+  "ADMIN_ROLE to serve it here; it asks for the key or an admin JWT.\n";
+
+/** A plain-text 404 that says how to turn the page on. */
+function explain(text: string): Route {
+  const body = new TextEncoder().encode(text);
+  return (req) =>
+    new Response(req.method === "HEAD" ? null : body, {
+      status: 404,
+      headers: {
+        "content-type": "text/plain; charset=utf-8",
+        "content-length": String(body.byteLength),
+        "cache-control": "no-cache",
+        "x-content-type-options": "nosniff",
+      },
+    });
+}
+
 /**
  * Builds the static routes for this config: `/client.js` always, `/` when
  * `config.server.demo` is set, `/admin` and its assets when `API_KEY` or
- * `ADMIN_ROLE` is set. Reads the files now, once.
+ * `ADMIN_ROLE` is set (otherwise `/` and `/admin` answer a 404 that says how
+ * to turn them on). Reads the files now, once.
  *
  * @example
  * ```ts ignore
@@ -234,7 +259,11 @@ export async function staticRoutes(
   });
   const routes: Record<string, Route> = { "/client.js": serve(client) };
   if (adminEnabled(config.admin)) Object.assign(routes, await adminRoutes(adminDir));
-  if (!config.server.demo) return routes;
+  else routes["/admin"] = explain(ADMIN_OFF);
+  if (!config.server.demo) {
+    routes["/"] = explain(DEMO_OFF);
+    return routes;
+  }
 
   const html = await readAsset(demoUrl, "demo page");
   const hashes = await inlineScriptHashes(new TextDecoder().decode(html));

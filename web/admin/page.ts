@@ -59,7 +59,11 @@ function perSec(read: (s: AdminStats) => number): Read {
 interface Tile {
   id: string;
   label: string;
-  show(now: AdminStats, before: AdminStats | undefined): { text: string; value: number };
+  /** The figure, and an optional small line under it. */
+  show(
+    now: AdminStats,
+    before: AdminStats | undefined,
+  ): { text: string; value: number; note?: string };
   tone?: (now: AdminStats) => "ok" | "bad" | undefined;
 }
 
@@ -83,24 +87,20 @@ const TILES: Tile[] = [
   numberTile("bytes-out", "Bytes out /s", perSec(counter("bytesOut")), formatBytes),
   numberTile("joins", "Joins /s", perSec(counter("joins")), formatRate),
   numberTile("leaves", "Leaves /s", perSec(counter("leaves")), formatRate),
+  // The bus, once: its status and transport, with its gaps and drops (and detail) beneath.
   {
     id: "bus",
     label: "Bus",
     show: (s) => ({
       text: `${s.bus.status} · ${s.bus.transport}`,
       value: s.bus.status === "ok" ? 1 : 0,
+      note: `${formatCount(s.bus.gaps)} gaps · ${formatCount(s.bus.dropped)} dropped${
+        s.bus.detail === undefined ? "" : ` · ${s.bus.detail}`
+      }`,
     }),
-    tone: (s) => s.bus.status === "ok" ? "ok" : "bad",
+    tone: (s) => s.bus.status === "ok" && s.bus.gaps === 0 && s.bus.dropped === 0 ? "ok" : "bad",
   },
-  {
-    ...numberTile("bus-gaps", "Bus gaps", (s) => s.bus.gaps),
-    tone: (s) => s.bus.gaps > 0 ? "bad" : undefined,
-  },
-  {
-    ...numberTile("bus-dropped", "Bus dropped", (s) => s.bus.dropped),
-    tone: (s) => s.bus.dropped > 0 ? "bad" : undefined,
-  },
-  numberTile("uptime", "Uptime", (s) => s.uptimeMs, formatDuration),
+  // Uptime is in the header, beside the instance it belongs to.
 ];
 
 interface ChartSeries {
@@ -145,6 +145,11 @@ const CHARTS: ChartDef[] = [
       { label: "joins", color: "#1f9d55", read: perSec(counter("joins")) },
       { label: "leaves", color: "#d98e04", read: perSec(counter("leaves")) },
     ],
+  },
+  {
+    id: "rooms",
+    title: "Rooms",
+    series: [{ label: "with members here", color: "#4f5bd5", read: (s) => s.rooms }],
   },
   {
     id: "refusals",
@@ -226,6 +231,16 @@ function formatDuration(ms: number): string {
   if (m < 60) return `${m}m ${s % 60}s`;
   const h = Math.floor(m / 60);
   return h < 48 ? `${h}h ${m % 60}m` : `${Math.floor(h / 24)}d ${h % 24}h`;
+}
+
+/** A feed key as people read it: `storeStatus` → "store status", `bus_error` → "bus error". */
+function humanize(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, "$1 $2").replaceAll("_", " ").toLowerCase();
+}
+
+/** A chart's time axis: whole seconds, as a clock. */
+function clockLabel(seconds: number): string {
+  return new Date(seconds * 1000).toLocaleTimeString("en-GB", { hour12: false });
 }
 
 function formatScalar(value: unknown): string {
@@ -318,13 +333,17 @@ let pollTimer: ReturnType<typeof setTimeout> | undefined;
 /** The previous snapshot, for rates; only ever from the same instance as the next one. */
 let previous: AdminStats | undefined;
 
-const tileOutputs = new Map<string, { tile: HTMLElement; output: HTMLOutputElement }>();
+const tileOutputs = new Map<
+  string,
+  { tile: HTMLElement; output: HTMLOutputElement; note: HTMLElement }
+>();
 for (const tile of TILES) {
   const box = element("div", { className: "tile", id: `tile-${tile.id}` });
   const output = element("output");
-  box.append(element("div", { className: "label", text: tile.label }), output);
+  const note = element("div", { className: "note" });
+  box.append(element("div", { className: "label", text: tile.label }), output, note);
   ui.tiles.append(box);
-  tileOutputs.set(tile.id, { tile: box, output });
+  tileOutputs.set(tile.id, { tile: box, output, note });
 }
 
 interface Chart {
@@ -377,7 +396,15 @@ function createCharts(): void {
             ): uPlot.Range.MinMax => [0, Math.max(1, max * 1.15)],
           },
         },
-        axes: [axis, { ...axis, size: 50 }],
+        axes: [
+          // Whole seconds as a clock: no ":32.000" ticks in the first seconds.
+          {
+            ...axis,
+            incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600],
+            values: (_u: uPlot, splits: number[]) => splits.map(clockLabel),
+          },
+          { ...axis, size: 50 },
+        ],
         legend: { live: false },
         cursor: { show: false },
       },
@@ -418,7 +445,6 @@ for (const { key, title } of KEYED_TABLES) {
   keyedTables.set(key, tablePanel(ui.tables, `table-${key}`, title));
 }
 const limitsTable = tablePanel(ui.tables, "table-limits", "Limits and protections");
-const busTable = tablePanel(ui.tables, "table-bus", "Bus");
 
 function keyedRows(now: AdminStats, before: AdminStats | undefined, key: string): string[][] {
   const map = now.keyed[key] ?? {};
@@ -441,17 +467,24 @@ function renderMore(now: AdminStats, before: AdminStats | undefined): void {
     .filter(([name]) => !CHARTED_COUNTERS.has(name) && !LIMIT_COUNTERS.some((c) => c.key === name))
     .map((
       [name, total],
-    ) => [name, formatCount(total), formatRate(perSec(counter(name))(now, before))]);
+    ) => [humanize(name), formatCount(total), formatRate(perSec(counter(name))(now, before))]);
   if (otherCounters.length > 0) {
     panels.push(["counters", "Other counters", ["counter", "total", "/s"], otherCounters]);
   }
   for (const key of Object.keys(now.keyed)) {
     if (keyedTables.has(key)) continue;
-    panels.push([`keyed-${key}`, key, ["key", "total", "/s"], keyedRows(now, before, key)]);
+    panels.push([
+      `keyed-${key}`,
+      humanize(key),
+      ["key", "total", "/s"],
+      keyedRows(now, before, key),
+    ]);
   }
   for (const [name, section] of Object.entries(now.sections)) {
-    const rows = Object.entries(section).map(([field, value]) => [field, formatScalar(value)]);
-    panels.push([`section-${name}`, name, ["figure", "value"], rows]);
+    const rows = Object.entries(section).map((
+      [field, value],
+    ) => [humanize(field), formatScalar(value)]);
+    panels.push([`section-${name}`, humanize(name), ["figure", "value"], rows]);
   }
   // Fields added to the feed later (e.g. to /healthz) before the page learns about them.
   const loose: string[][] = [];
@@ -460,10 +493,10 @@ function renderMore(now: AdminStats, before: AdminStats | undefined): void {
     if (typeof value === "object" && value !== null && !Array.isArray(value)) {
       const rows = Object.entries(value)
         .filter(([, v]) => ["number", "string", "boolean"].includes(typeof v))
-        .map(([k, v]) => [k, formatScalar(v)]);
-      panels.push([`field-${field}`, field, ["figure", "value"], rows]);
+        .map(([k, v]) => [humanize(k), formatScalar(v)]);
+      panels.push([`field-${field}`, humanize(field), ["figure", "value"], rows]);
     } else if (["number", "string", "boolean"].includes(typeof value)) {
-      loose.push([field, formatScalar(value)]);
+      loose.push([humanize(field), formatScalar(value)]);
     }
   }
   if (loose.length > 0) panels.push(["figures", "Other figures", ["figure", "value"], loose]);
@@ -486,15 +519,18 @@ function render(now: AdminStats): void {
     before = undefined;
   }
   previous = now;
-  ui.instance.textContent = `instance ${now.instanceId} · ${now.bus.transport} bus · up ${
+  // The short id (the whole one on hover): a UUID would wrap over several lines on a phone.
+  ui.instance.textContent = `instance ${now.instanceId.slice(0, 8)} · up ${
     formatDuration(now.uptimeMs)
   }`;
+  ui.instance.title = `instance ${now.instanceId}`;
   ui.instance.dataset.instance = now.instanceId;
   for (const tile of TILES) {
     const slot = tileOutputs.get(tile.id);
     if (slot === undefined) continue;
-    const { text, value } = tile.show(now, before);
+    const { text, value, note = "" } = tile.show(now, before);
     slot.output.textContent = text;
+    slot.note.textContent = note;
     slot.output.dataset.value = String(value);
     const tone = tile.tone?.(now);
     if (tone === undefined) delete slot.tile.dataset.tone;
@@ -517,14 +553,6 @@ function render(now: AdminStats): void {
       formatRate(perSec(counter(key))(now, before)),
     ]),
   );
-  const bus = now.bus;
-  fillTable(busTable, ["", ""], [
-    ["status", bus.status],
-    ["transport", bus.transport],
-    ["gaps", formatCount(bus.gaps)],
-    ["dropped", formatCount(bus.dropped)],
-    ...(bus.detail === undefined ? [] : [["detail", bus.detail]]),
-  ]);
   fillTable(
     ui.byMembers,
     ["room", "members", "msg/s"],

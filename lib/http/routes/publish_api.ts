@@ -18,9 +18,9 @@ import {
   ProtoKeyError,
   RoomName,
 } from "../../protocols/native/protocol.ts";
-import { MessageTooLargeError, type PublishOutcome, type RoomManager } from "../../core/rooms.ts";
+import { MessageTooLargeError, type PublishOutcome } from "../../core/rooms.ts";
 import { retryAfter, StoreUnavailableError } from "../../store/types.ts";
-import { apiDedupeKey } from "../../core/dedupe.ts";
+import type { ApiPublisher } from "../../core/live_dedupe.ts";
 import { adminAuthorizer, adminEnabled } from "./_admin_auth.ts";
 
 /** The request body. */
@@ -28,8 +28,9 @@ export const PublishBody = z.strictObject({
   room: RoomName,
   payload: z.custom<unknown>((v) => v !== undefined, "payload is required"),
   /**
-   * History rooms: a retry with the same key within `DEDUP_WINDOW_SEC` is not
-   * delivered again and answers the first publish's offset.
+   * A retry with the same key within `DEDUP_WINDOW_SEC` is not delivered
+   * again: history rooms answer the first publish's offset; rooms without
+   * history are remembered by the isolate that took the call.
    */
   idempotencyKey: z.string().min(1).max(128).optional(),
 });
@@ -41,7 +42,8 @@ export interface PublishApiDeps {
   /** The body's size, depth and arrival deadline. */
   limits: Pick<LimitsConfig, "maxMessageBytes" | "maxPayloadDepth" | "bodyTimeoutMs">;
   verifier: TokenVerifier;
-  rooms: RoomManager;
+  /** Publishes with the caller's idempotency key (lib/core/live_dedupe.ts). */
+  publish: ApiPublisher;
   clock: Clock;
   audit: AuditSink;
   counters: Counters;
@@ -51,7 +53,7 @@ export interface PublishApiDeps {
 
 /** Builds the `POST /api/publish` handler. */
 export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => Promise<Response> {
-  const { admin, limits, rooms, clock, audit, counters } = deps;
+  const { admin, limits, publish, clock, audit, counters } = deps;
   const authorize = adminAuthorizer(deps);
 
   return async (req, ip) => {
@@ -79,13 +81,7 @@ export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => 
     const frame = encodeRoomMessage(room, JSON.stringify(payload), caller.from, clock.now());
     let outcome: PublishOutcome;
     try {
-      outcome = await rooms.publish(
-        room,
-        frame,
-        idempotencyKey === undefined
-          ? {}
-          : { dedupeKey: apiDedupeKey(caller.from, idempotencyKey) },
-      );
+      outcome = await publish(room, frame, { from: caller.from, idempotencyKey });
     } catch (err) {
       if (err instanceof MessageTooLargeError) {
         return apiError(413, "payload_too_large", "message too large for the bus");
@@ -103,11 +99,12 @@ export function publishApi(deps: PublishApiDeps): (req: Request, ip: string) => 
     }
     const { recipients, position, duplicate } = outcome;
     audit.record("publish_api", { from: caller.from, room, recipients, ip, duplicate });
-    if (position === undefined) return json(202, { recipients });
     if (duplicate === true) {
       counters.duplicates++;
-      return json(200, { recipients, offset: position.offset, epoch: position.epoch, duplicate });
+      const at = position === undefined ? {} : { offset: position.offset, epoch: position.epoch };
+      return json(200, { recipients, ...at, duplicate });
     }
+    if (position === undefined) return json(202, { recipients });
     return json(202, { recipients, offset: position.offset, epoch: position.epoch });
   };
 }

@@ -329,8 +329,9 @@ export class RealtimeClient {
   /**
    * Calls the backend over this connection (the server's `HOOK_RPC_URL`):
    * resolves with its answer's payload. Rejects with the server's error
-   * (`bad_request` with the backend's message, `unavailable` when it did not
-   * answer, `rate_limited`), or `disconnected` when the connection dropped
+   * (`rpc_error` or the backend's own code such as `not_found`, with its
+   * message; `unavailable` when it did not answer; `rate_limited`), or
+   * `disconnected` when the connection dropped
    * before the answer: a call is never resent, the backend may have acted.
    *
    * @example

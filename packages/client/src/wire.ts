@@ -30,7 +30,9 @@ export type ErrorCode =
   | "unauthorized"
   | "payload_too_large"
   | "unavailable"
-  | "internal";
+  | "internal"
+  | "not_found"
+  | "rpc_error";
 
 /** WebSocket close codes the server sends. */
 export type CloseCode = 1000 | 1001 | 1008 | 1009 | 1011 | 1012 | 1013 | 4401 | 4403 | 4429;
