@@ -247,6 +247,25 @@ async function openRoomStores(
   return { historyStore, presenceStore };
 }
 
+/** The broker's error sink: a history failure becomes a `bus_error` audit record. */
+function brokerErrors(audit: AuditSink): { onError: (err: unknown, room: string) => void } {
+  return {
+    onError: (err, room) =>
+      audit.record("bus_error", { room, error: `history: ${errorMessage(err)}` }),
+  };
+}
+
+/** The Pusher observer: the app's own, plus Pusher's webhooks when there are any. */
+function pusherObserverOf(
+  pusherHooks: ReturnType<typeof pusherWebhooks>,
+  webhooks: Services["webhooks"],
+  own: ServerOptions["pusherObserver"],
+): ServerOptions["pusherObserver"] {
+  return pusherHooks === undefined || webhooks === undefined
+    ? own
+    : pusherWebhookObserver((event) => webhooks.engine.emit(event), own);
+}
+
 /**
  * Builds every service. Keys are imported and the room policy is loaded
  * here, so configuration mistakes surface at start-up, not at the first
@@ -263,10 +282,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   const pusherApps = await loadApps(config.pusher);
   const stores = await openRoomStores(options, policy, clock, pusherApps.size > 0);
   const { historyStore, presenceStore } = stores;
-  const broker = composeBroker(options.bus ?? new MemoryBus(), historyStore, {
-    onError: (err, room) =>
-      audit.record("bus_error", { room, error: `history: ${errorMessage(err)}` }),
-  });
+  const broker = composeBroker(options.bus ?? new MemoryBus(), historyStore, brokerErrors(audit));
   // With a shared store every Pusher room is held there: the API's channel list is cluster-wide.
   const pusherHooks = pusherWebhooks(pusherApps, { everyRoom: config.store.kind !== "memory" });
   const webhooks = await openWebhooks(config, {
@@ -292,9 +308,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
   const { limiter, handshakeLimiter } = buildLimiters(config, clock, shared?.limits);
   const tickets = options.tickets ?? await openTickets(config, clock, audit);
   const metrics = buildMetrics({ connections, rooms, broker, historyStore, revocations, webhooks });
-  if (shared !== undefined) {
-    metrics.watchLimits(() => shared.limits.up, () => shared.limits.calls);
-  }
+  if (shared !== undefined) metrics.watchLimits(() => shared.limits.up, () => shared.limits.calls);
   const hooks = openHooks(config.hooks, { clock, audit, metrics, policy, limits: config.limits });
   await revocations.start({ bus: broker, rooms, sessions: connections.sessions });
   const pusher = await openPusher(pusherApps, {
@@ -334,9 +348,7 @@ export async function composeServices(options: ServerOptions): Promise<Services>
     webhooks,
     hooks,
     pusher,
-    pusherObserver: pusherHooks === undefined || webhooks === undefined
-      ? options.pusherObserver
-      : pusherWebhookObserver((event) => webhooks.engine.emit(event), options.pusherObserver),
+    pusherObserver: pusherObserverOf(pusherHooks, webhooks, options.pusherObserver),
   };
 }
 
