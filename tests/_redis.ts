@@ -328,23 +328,7 @@ export class SentinelSet implements AsyncDisposable {
   }
 
   async #spawn(binary: string, args: string[], port: number): Promise<void> {
-    const child = new Deno.Command(binary, {
-      args,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    this.#children.set(port, child);
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      try {
-        if (await redisCall(port, ["PING"]) === "PONG") return;
-      } catch {
-        // Not listening yet.
-      }
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    throw new Error(`redis-server ${args.join(" ")} did not answer PING within 10 s`);
+    await spawnRedisProcess(binary, args, port, (child) => this.#children.set(port, child));
   }
 
   async #untilTopologyKnown(): Promise<void> {
@@ -397,4 +381,35 @@ export function startSentinelNode(
     // Empty counts as unset: the sentinels name the primary.
     env: { REDIS_SENTINELS: set.sentinels, REDIS_SENTINEL_NAME: set.name, ...env },
   });
+}
+
+/**
+ * Starts `binary args` (a redis-server, sentinel or cluster node on `port`)
+ * with its output discarded, hands the child to `started` at once (so the
+ * caller can kill it whatever happens next), and resolves once it answers
+ * PING; rejects after 10 s.
+ */
+export async function spawnRedisProcess(
+  binary: string,
+  args: string[],
+  port: number,
+  started: (child: Deno.ChildProcess) => void,
+): Promise<void> {
+  const child = new Deno.Command(binary, {
+    args,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  started(child);
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try {
+      if (await redisCall(port, ["PING"]) === "PONG") return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`${binary} ${args.join(" ")} did not answer PING within 10 s`);
 }

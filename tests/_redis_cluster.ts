@@ -11,7 +11,7 @@
  * @module
  */
 import { freePort } from "./_process.ts";
-import { redisCall, redisServerPath } from "./_redis.ts";
+import { redisCall, redisServerPath, spawnRedisProcess } from "./_redis.ts";
 import { findOnPath } from "./_process.ts";
 
 /** Absolute path of `redis-cli` on PATH, if any. */
@@ -210,32 +210,15 @@ export class RedisCluster implements AsyncDisposable {
   }
 
   async #spawn(binary: string, port: number, nodeTimeoutMs: number): Promise<void> {
-    const child = new Deno.Command(binary, {
-      args: [
-        ...["--port", String(port), "--bind", "127.0.0.1", "--dir", this.#dir],
-        ...["--save", "", "--appendonly", "no"],
-        ...["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`],
-        ...["--cluster-node-timeout", String(nodeTimeoutMs)],
-        ...["--cluster-require-full-coverage", "no"],
-        ...["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"],
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    this.#children.set(port, child);
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      try {
-        if (await redisCall(port, ["PING"]) === "PONG") return;
-      } catch {
-        // Not listening yet.
-      }
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    throw new Error(
-      `redis-server --cluster-enabled on port ${port} did not answer PING within 10 s`,
-    );
+    const args = [
+      ...["--port", String(port), "--bind", "127.0.0.1", "--dir", this.#dir],
+      ...["--save", "", "--appendonly", "no"],
+      ...["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`],
+      ...["--cluster-node-timeout", String(nodeTimeoutMs)],
+      ...["--cluster-require-full-coverage", "no"],
+      ...["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"],
+    ];
+    await spawnRedisProcess(binary, args, port, (child) => this.#children.set(port, child));
   }
 }
 
